@@ -1,0 +1,44 @@
+# The README's two commands: `make demo` and `make test`.  Both install what is missing (Debian
+# packages, the virtualenv) and are quick when everything is already there.
+
+VENV        := .venv
+BIN         := $(VENV)/bin
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := qemu-utils python3-venv
+DEMO_DIR    ?= demo-work
+DEMO_SIZE   ?= 256
+BENCH_SIZE  ?= 4096
+
+.PHONY: setup system-packages demo test bench lint clean
+
+setup: system-packages $(VENV)/.installed
+
+system-packages:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+demo: setup
+	$(BIN)/glasspane demo --dir $(DEMO_DIR) --size $(DEMO_SIZE)
+
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python benchmarks/run.py --size-mib $(BENCH_SIZE)
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) bench-work .pytest_cache .mypy_cache .ruff_cache

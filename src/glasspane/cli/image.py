@@ -1,0 +1,180 @@
+"""`glasspane image info|convert|check|compare`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from glasspane.cli.progress import byte_progress
+from glasspane.images.base import WriteOptions
+from glasspane.images.check import check_image
+from glasspane.images.compare import compare_images
+from glasspane.images.convert import convert as convert_image
+from glasspane.images.detect import ALL_FORMATS
+from glasspane.images.inspect import image_info
+
+stdout = Console()
+FORMAT = click.Choice(ALL_FORMATS, case_sensitive=False)
+
+
+def human(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group()
+def image() -> None:
+    """Inspect, convert, verify and compare disk images and VM archives."""
+
+
+@image.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=FORMAT, help="Skip detection and read as this format.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(file: str, fmt: str | None, as_json: bool) -> None:
+    """Format, sizes, disks inside (XVA/OVA) and backing chain of FILE."""
+    data = image_info(file, fmt)
+    if as_json:
+        emit_json(data)
+        return
+    table = Table(show_header=False, box=None)
+    table.add_row("file", data["path"])
+    table.add_row("format", data["format"])
+    table.add_row("virtual size", f"{human(data['virtual_size'])} ({data['virtual_size']} bytes)")
+    table.add_row("file size", human(data["file_size"]))
+    if "vm" in data:
+        vm = data["vm"]
+        table.add_row("VM", f"{vm['name']}: {vm['vcpus']} vCPU, {vm['memory_mib']} MiB")
+        for d in data["disks"]:
+            table.add_row(f"disk {d['index']}", f"{d['name']}: {d['format']}, "
+                          f"{human(d['virtual_size'])}, {human(d['allocated_size'])} allocated")
+    else:
+        table.add_row("allocated", human(data["allocated_size"]))
+        skip = {"path", "format", "virtual_size", "file_size", "allocated_size", "backing_chain"}
+        for key, value in data.items():
+            if key not in skip and value is not None:
+                table.add_row(key.replace("_", " "), str(value))
+        for level, parent in enumerate(data.get("backing_chain", []), 1):
+            table.add_row(f"parent {level}", f"{parent['path']} ({parent['format']})")
+    stdout.print(table)
+
+
+@image.command()
+@click.argument("src", type=click.Path(dir_okay=False))
+@click.argument("dst", type=click.Path(dir_okay=False))
+@click.option("--to", "to", type=FORMAT, help="Output format (default: from DST's extension).")
+@click.option("--from", "src_format", type=FORMAT, help="Input format (default: detected).")
+@click.option("--disk", type=int, help="Only this disk of an XVA/OVA (0-based, see info).")
+@click.option("--compress", is_flag=True, help="Compress qcow2 clusters.")
+@click.option("--vhd-type", type=click.Choice(["dynamic", "fixed"]), default="dynamic",
+              show_default=True)
+@click.option("--vhd-flavour", type=click.Choice(["xenserver", "qemu"]), default="xenserver",
+              show_default=True,
+              help="xenserver: exact size, creator 'tap' (XenServer, XCP-ng, CloudStack); "
+                   "qemu: size rounded to CHS geometry (Virtual PC, qemu).")
+@click.option("--xva-checksum", type=click.Choice(["sha1", "xxhash"]), default="sha1",
+              show_default=True, help="sha1 imports everywhere; xxhash needs XAPI from 2019 on.")
+@click.option("--name", "vm_name", help="VM name for XVA/OVA output.")
+@click.option("--vcpus", type=click.IntRange(1, 1024), help="vCPUs for XVA/OVA output.")
+@click.option("--memory", "memory_mib", type=click.IntRange(16, 1 << 24),
+              help="Memory in MiB for XVA/OVA output.")
+@click.option("--force", is_flag=True, help="Replace DST if it exists.")
+@click.option("--verify", is_flag=True, help="Compare every output with the source after.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
+def convert(src: str, dst: str, to: str | None, src_format: str | None, disk: int | None,
+            compress: bool, vhd_type: str, vhd_flavour: str, xva_checksum: str,
+            vm_name: str | None, vcpus: int | None, memory_mib: int | None, force: bool,
+            verify: bool, quiet: bool, as_json: bool) -> None:
+    """Convert SRC to DST, any format to any format; all disks of an XVA/OVA, or one."""
+    options = WriteOptions(compress=compress, vhd_type=vhd_type, vhd_flavour=vhd_flavour,
+                           xva_checksum=xva_checksum, vm_name=vm_name, vcpus=vcpus,
+                           memory_mib=memory_mib)
+    began = time.monotonic()
+    with byte_progress(not quiet and not as_json) as start:
+        outputs = convert_image(src, dst, to=to, src_format=src_format, disk=disk,
+                                options=options, overwrite=force, start=start)
+    elapsed = time.monotonic() - began
+    verified: list[str] = []
+    if verify:
+        verified = _verify(src, outputs, disk)
+    if as_json:
+        emit_json({"outputs": [vars(o) for o in outputs], "seconds": round(elapsed, 3),
+                   "verified": verified})
+        return
+    for o in outputs:
+        click.echo(f"wrote {o.path}: {o.format}, {human(o.virtual_size)} virtual, "
+                   f"{human(o.file_size)} on disk, in {elapsed:.1f} s")
+    for line in verified:
+        click.echo(line)
+
+
+def _verify(src: str, outputs: list[Any], disk: int | None) -> list[str]:
+    lines = []
+    if len(outputs) == 1:
+        results = compare_images(src, outputs[0].path, disk)
+        lines += [f"verified {outputs[0].path}: {r.describe()}" for r in results]
+        failed = [r for r in results if not r.identical]
+    else:
+        failed = []
+        for index, o in enumerate(outputs):
+            r = compare_images(src, o.path, index if disk is None else disk)[0]
+            lines.append(f"verified {o.path}: {r.describe()}")
+            if not r.identical:
+                failed.append(r)
+    if failed:
+        for line in lines:
+            click.echo(line, err=True)
+        raise click.ClickException("verification failed: the output differs from the source")
+    return lines
+
+
+@image.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=FORMAT, help="Skip detection and read as this format.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def check(file: str, fmt: str | None, as_json: bool) -> None:
+    """Check FILE's structure and checksums; exit 1 when a problem is found."""
+    report = check_image(file, fmt)
+    if as_json:
+        emit_json({"path": report.path, "format": report.format, "ok": report.ok,
+                   "problems": [vars(p) for p in report.problems]})
+    elif report.ok:
+        click.echo(f"{file}: {report.format}: no problems found")
+    else:
+        click.echo(f"{file}: {len(report.problems)} problem(s):")
+        for p in report.problems:
+            click.echo(f"  {p}")
+    if not report.ok:
+        sys.exit(1)
+
+
+@image.command()
+@click.argument("a", type=click.Path(dir_okay=False))
+@click.argument("b", type=click.Path(dir_okay=False))
+@click.option("--disk", type=int, help="Compare only this disk of XVA/OVA files.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def compare(a: str, b: str, disk: int | None, as_json: bool) -> None:
+    """Same guest-visible content in A and B (any formats)?  Exit 0 if so, 1 if not."""
+    results = compare_images(a, b, disk)
+    if as_json:
+        emit_json([vars(r) for r in results])
+    else:
+        for r in results:
+            click.echo(r.describe())
+    if not all(r.identical for r in results):
+        sys.exit(1)

@@ -1,0 +1,68 @@
+"""Entry point: builds the command tree and turns the project's exception tree into one-line
+errors and exit codes (the traceback only under --debug)."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from glasspane import __version__
+from glasspane.cli.image import image
+from glasspane.errors import GlasspaneError
+
+INTERNAL_ERROR = 70
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="glasspane")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def cli(debug: bool) -> None:
+    """glasspane: build VM templates once, deliver them to every hypervisor, and manage hosts,
+    VMs and their containers from one place."""
+
+
+cli.add_command(image)
+
+
+@cli.command()
+@click.option("--dir", "workdir", type=click.Path(file_okay=False), default=None,
+              help="Where to put the demo files (default: a new temporary directory).")
+@click.option("--size", "size_mib", type=click.IntRange(16, 65536), default=256,
+              show_default=True, help="Size of the sample disk in MiB.")
+def demo(workdir: str | None, size_mib: int) -> None:
+    """Convert a generated sample disk through every format and verify each result."""
+    from glasspane.cli.demo import run_demo
+    run_demo(workdir, size_mib)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        code = cli.main(args=args, prog_name="glasspane", standalone_mode=False)
+    except GlasspaneError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"glasspane: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("glasspane: interrupted; partial outputs were removed", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"glasspane: internal error: {type(exc).__name__}: {exc} "
+                   "(run again with --debug for the traceback and report it)", err=True)
+        sys.exit(INTERNAL_ERROR)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

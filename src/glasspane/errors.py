@@ -1,0 +1,100 @@
+"""The project's exception tree.
+
+Every backend failure (a malformed image, a subprocess, later libvirt, XenAPI, SSH) is translated
+once, where it happens, into one of these classes.  The CLI and the API map the tree to exit codes
+and HTTP statuses in one place each.
+
+    GlasspaneError
+     ├─ UsageError                 the request itself is wrong (unknown format, bad option)
+     ├─ ImageError                 a disk image or VM archive cannot be used
+     │   ├─ FormatError            structure is invalid: names file, structure and offset
+     │   │   └─ ChecksumError      content does not match its recorded checksum
+     │   ├─ UnsupportedFeature     valid, but uses a feature glasspane does not implement
+     │   └─ LimitExceeded          declared sizes beyond what glasspane accepts
+     └─ OutputError                an output cannot be written (exists, no space, ...)
+"""
+
+from __future__ import annotations
+
+
+class GlasspaneError(Exception):
+    """Base of every error glasspane raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class UsageError(GlasspaneError):
+    """The request is wrong: unknown format, impossible option combination."""
+
+    exit_code = 2
+
+
+class ImageError(GlasspaneError):
+    """A disk image or VM archive cannot be used."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, path: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return where + super().__str__()
+
+
+class FormatError(ImageError):
+    """The file's structure is invalid; carries the structure and the byte offset."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        structure: str | None = None,
+        offset: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, path=path, hint=hint)
+        self.structure = structure
+        self.offset = offset
+
+    def __str__(self) -> str:
+        parts = []
+        if self.path:
+            parts.append(self.path)
+        if self.structure:
+            parts.append(self.structure)
+        if self.offset is not None:
+            parts.append(f"offset {self.offset}")
+        where = ", ".join(parts) + ": " if parts else ""
+        text = where + self.message
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class ChecksumError(FormatError):
+    """Content does not match the checksum recorded beside it."""
+
+
+class UnsupportedFeature(ImageError):
+    """The image is valid but uses a feature glasspane does not implement."""
+
+
+class LimitExceeded(ImageError):
+    """A declared size or count is beyond what glasspane accepts (guards against absurd input)."""
+
+
+class OutputError(GlasspaneError):
+    """An output cannot be written."""
+
+    exit_code = 4

@@ -1,0 +1,118 @@
+"""OVA: a tar holding an OVF descriptor first, then the disk files it references (VMDK
+streamOptimized when glasspane writes one), and a manifest of SHA-256 digests at the end."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+
+from glasspane.errors import FormatError
+from glasspane.images import ovf, tar
+from glasspane.images.base import ByteSink, Problem, ProgressFn, WriteOptions
+from glasspane.images.extents import Extent
+from glasspane.images.source import ByteSource
+from glasspane.images.vm import VmDisk, VmImage, VmSettings
+from glasspane.images.vmdk import VmdkWriter
+
+
+class OvaArchive:
+    def __init__(self, source: ByteSource) -> None:
+        self.source = source
+        self.path = source.path
+        self.members = {m.name: m for m in tar.iter_members(source) if m.kind == "file"}
+        descriptors = [m for m in self.members.values() if m.name.endswith(".ovf")]
+        if not descriptors:
+            raise FormatError("no .ovf descriptor in the archive", path=self.path,
+                              structure="OVA")
+        d = descriptors[0]
+        if d.size > ovf.MAX_OVF:
+            raise FormatError(f"OVF descriptor of {d.size} bytes", path=self.path,
+                              structure="OVA")
+        self.descriptor_member = d
+        self.descriptor = ovf.parse_ovf(source.pread(d.offset, d.size, "OVF descriptor"),
+                                        self.path)
+
+    def vm(self) -> VmImage:
+        from glasspane.images.detect import open_disk_source
+        disks = []
+        for d in self.descriptor.disks:
+            member = self.members.get(d.href)
+            if member is None:
+                raise FormatError(f"disk file {d.href!r} named by the descriptor is not in the "
+                                  "archive", path=self.path, structure="OVA")
+            region = self.source.region(member.offset, member.size, d.href)
+            disks.append(VmDisk(d.href, open_disk_source(region)))
+        desc = self.descriptor
+        return VmImage(desc.name, desc.vcpus, desc.memory_mib, disks, "ova", self.path,
+                       source=self.source, archive_check=self.check)
+
+    def check(self) -> list[Problem]:
+        """Verify the manifest's digests, if there is a manifest."""
+        problems: list[Problem] = []
+        for m in self.members.values():
+            if not m.name.endswith(".mf"):
+                continue
+            text = self.source.pread(m.offset, m.size, "OVA manifest").decode("utf-8",
+                                                                              "replace")
+            for line in text.splitlines():
+                if "=" not in line or "(" not in line:
+                    continue
+                algo, rest = line.split("(", 1)
+                name, _, digest = rest.partition(")=")
+                target = self.members.get(name.strip())
+                if target is None:
+                    problems.append(Problem("OVA manifest", f"names missing file {name}"))
+                    continue
+                h = hashlib.new(algo.strip().lower())
+                for pos in range(0, target.size, 4 << 20):
+                    n = min(4 << 20, target.size - pos)
+                    h.update(self.source.pread(target.offset + pos, n, name))
+                if h.hexdigest() != digest.strip().lower():
+                    problems.append(Problem(f"OVA member {name}", f"{algo.strip()} digest "
+                                            "differs from the manifest", target.header_offset))
+        return problems
+
+
+def write_ova(sink: ByteSink, settings: VmSettings,
+              disks: list[tuple[int, Iterable[Extent]]], progress: ProgressFn) -> None:
+    stem = _safe_stem(settings.name)
+    hrefs = [f"{stem}-disk{i + 1}.vmdk" for i in range(len(disks))]
+    desc = ovf.OvfDescriptor(settings.name, settings.vcpus, settings.memory_mib,
+                             [ovf.OvfDisk(f"vmdisk{i + 1}", hrefs[i], size)
+                              for i, (size, _) in enumerate(disks)])
+    xml = ovf.build_ovf(desc)
+    ovf_name = f"{stem}.ovf"
+    digests = [(ovf_name, hashlib.sha256(xml).hexdigest())]
+    sink.append(tar.header(ovf_name, len(xml)) + xml + tar.padding(len(xml)))
+    for href, (size, extents) in zip(hrefs, disks, strict=True):
+        header_at = sink.append(bytes(tar.BLOCK))
+        member = ByteSink(sink.fd, href, sink.base + header_at + tar.BLOCK)
+        VmdkWriter(member, size, WriteOptions()).write(extents, progress)
+        length = member.end
+        # The member's size is known only now: patch its header in place.
+        sink.pwrite(tar.header(href, length), header_at)
+        sink.end = header_at + tar.BLOCK + length
+        sink.append(tar.padding(length))
+        digests.append((href, _sha256_of(sink, header_at + tar.BLOCK, length)))
+    manifest = "".join(f"SHA256({name})= {digest}\n" for name, digest in digests).encode()
+    mf_name = f"{stem}.mf"
+    sink.append(tar.header(mf_name, len(manifest)) + manifest + tar.padding(len(manifest)))
+    sink.append(tar.END_OF_ARCHIVE)
+
+
+def _sha256_of(sink: ByteSink, offset: int, length: int) -> str:
+    h = hashlib.sha256()
+    pos = 0
+    while pos < length:
+        n = min(4 << 20, length - pos)
+        h.update(os.pread(sink.fd, n, sink.base + offset + pos))
+        pos += n
+    return h.hexdigest()
+
+
+def _safe_stem(name: str) -> str:
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
+    return stem[:60] or "vm"
+
+
