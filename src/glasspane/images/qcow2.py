@@ -116,8 +116,7 @@ class Qcow2Image(DiskImage):
                                  "qcow2 backing file name").decode("utf-8", "replace")
         if depth >= MAX_CHAIN_DEPTH:
             raise self._fail(f"backing chain deeper than {MAX_CHAIN_DEPTH}", "qcow2 backing file")
-        path = name if os.path.isabs(name) else os.path.join(
-            os.path.dirname(os.path.abspath(self.path)), name)
+        path = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(self.path)), name))
         if not os.path.isfile(path):
             raise self._fail(f"backing file {name!r} not found (looked at {path})",
                              "qcow2 backing file", hdr.backing_file_offset)

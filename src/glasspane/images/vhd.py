@@ -133,7 +133,7 @@ class VhdImage(DiskImage):
                 name = name.removeprefix("file://")
             else:
                 name = raw.decode("utf-16-le", errors="replace").rstrip("\0").replace("\\", "/")
-            candidates.append(name if os.path.isabs(name) else os.path.join(here, name))
+            candidates.append(os.path.normpath(os.path.join(here, name)))
         if hdr.parent_name:
             candidates.append(os.path.join(here, os.path.basename(hdr.parent_name)))
         for cand in candidates:
@@ -268,8 +268,8 @@ def _read_fixed(src: ByteSource, start: int, end: int) -> Iterator[Extent]:
 def make_footer(size: int, disk_type: int, flavour: str, data_offset: int) -> vf.Footer:
     """A footer as XenServer's vhd-util (exact size, creator "tap") or qemu writes it."""
     if flavour == "qemu":
-        cyl, heads, spt = vf.chs_geometry(size)
-        size = max(size, cyl * heads * spt * vf.SECTOR)
+        cyl, heads, spt = _covering_geometry(size)
+        size = cyl * heads * spt * vf.SECTOR
         creator, version, host_os = b"qemu", 0x00050003, int.from_bytes(b"Wi2k", "big")
     else:
         cyl, heads, spt = vf.chs_geometry(size)
@@ -285,9 +285,21 @@ def vhd_disk_size(size: int, flavour: str) -> int:
     """The virtual size a written VHD will have for `size` bytes of input."""
     size = -(-size // vf.SECTOR) * vf.SECTOR
     if flavour == "qemu":
-        cyl, heads, spt = vf.chs_geometry(size)
-        return max(size, cyl * heads * spt * vf.SECTOR)
+        cyl, heads, spt = _covering_geometry(size)
+        return cyl * heads * spt * vf.SECTOR
     return size
+
+
+def _covering_geometry(size: int) -> tuple[int, int, int]:
+    """The first CHS geometry that holds `size` bytes, as qemu's vpc driver searches for it:
+    the spec's algorithm rounds down, so the sector count is raised until it fits."""
+    sectors = -(-size // vf.SECTOR)
+    extra = 0
+    while True:
+        cyl, heads, spt = vf.chs_geometry((sectors + extra) * vf.SECTOR)
+        if cyl * heads * spt >= sectors or spt == 255:
+            return cyl, heads, spt
+        extra += 1
 
 
 class VhdWriter(DiskWriter):

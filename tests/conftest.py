@@ -1,0 +1,36 @@
+"""Shared fixtures.  Unit tests must not shell out; tests that use qemu-img are marked
+`integration` and get it from the `qemu_img` fixture, which fails (never skips) when it is
+missing, so that a missing install step cannot hide behind a green run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from glasspane.images.sample import write_sample
+
+SAMPLE_SIZE = (24 << 20) + 3 * 512  # not a multiple of any block size, on purpose
+
+
+@pytest.fixture(scope="session")
+def qemu_img() -> str:
+    path = shutil.which("qemu-img")
+    if path is None:
+        pytest.fail("qemu-img is missing: `make test` installs Debian's qemu-utils")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sample") / "sample.raw"
+    write_sample(str(path), SAMPLE_SIZE)
+    return path
+
+
+@pytest.fixture(scope="session")
+def qemu_images(tmp_path_factory: pytest.TempPathFactory, qemu_img: str) -> dict[str, Path]:
+    from tests.images.make_test_images import make_images
+    directory = tmp_path_factory.mktemp("qemu-images")
+    return {k: Path(v) for k, v in make_images(str(directory), SAMPLE_SIZE).items()}
