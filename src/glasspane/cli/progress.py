@@ -23,8 +23,9 @@ stderr = Console(stderr=True)
 
 @contextmanager
 def byte_progress(enabled: bool) -> Iterator[StartFn]:
-    """Yields a `start(total, label)` function as the image services expect."""
-    if not enabled:
+    """Yields a `start(total, label)` function as the image services expect.  Bars are drawn
+    only on a terminal: in logs and pipes they would be noise."""
+    if not enabled or not stderr.is_terminal:
         yield lambda total, label: (lambda n: None)
         return
     columns = (TextColumn("[bold]{task.description}"), BarColumn(),

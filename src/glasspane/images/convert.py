@@ -82,14 +82,14 @@ def convert(src: str, dst: str, *, to: str | None = None, src_format: str | None
 
 def _convert_disk(image: DiskImage, dst: str, fmt: str, options: WriteOptions,
                   outputs: AtomicOutputs, start: StartFn, stem: str) -> list[ConvertedOutput]:
+    sink = outputs.create(dst)
     progress = start(image.virtual_size, os.path.basename(dst))
     if fmt in VM_FORMATS:
         settings = VmSettings(options.vm_name or stem, options.vcpus or DEFAULT_VCPUS,
                               options.memory_mib or DEFAULT_MEMORY_MIB, [stem])
-        _write_vm(fmt, outputs.create(dst), settings,
-                  [(image.virtual_size, image.extents())], progress, options)
+        _write_vm(fmt, sink, settings, [(image.virtual_size, image.extents())], progress,
+                  options)
         return [ConvertedOutput(dst, fmt, image.virtual_size, 0)]
-    sink = outputs.create(dst)
     writer_for(fmt, sink, image.virtual_size, options).write(image.extents(), progress)
     return [ConvertedOutput(dst, fmt, image.virtual_size, 0)]
 
@@ -105,19 +105,21 @@ def _convert_vm(vm: VmImage, dst: str, fmt: str, disk: int | None, options: Writ
     if not disks:
         raise UsageError(f"{vm.path} has no disks to convert")
     total = sum(d.image.virtual_size for d in disks)
-    progress = start(total, os.path.basename(dst))
     if fmt in VM_FORMATS:
+        sink = outputs.create(dst)
+        progress = start(total, os.path.basename(dst))
         settings = VmSettings(options.vm_name or vm.name, options.vcpus or vm.vcpus,
                               options.memory_mib or vm.memory_mib, [d.name for d in disks])
-        _write_vm(fmt, outputs.create(dst), settings,
+        _write_vm(fmt, sink, settings,
                   [(d.image.virtual_size, d.image.extents()) for d in disks], progress, options)
         return [ConvertedOutput(dst, fmt, total, 0)]
     assert fmt in DISK_FORMATS
+    paths = [dst] if len(disks) == 1 else [_numbered(dst, i) for i in range(len(disks))]
+    sinks = [outputs.create(path) for path in paths]
+    progress = start(total, os.path.basename(dst))
     results = []
-    for i, d in enumerate(disks):
-        path = dst if len(disks) == 1 else _numbered(dst, i)
-        writer_for(fmt, outputs.create(path), d.image.virtual_size, options).write(
-            d.image.extents(), progress)
+    for path, sink, d in zip(paths, sinks, disks, strict=True):
+        writer_for(fmt, sink, d.image.virtual_size, options).write(d.image.extents(), progress)
         results.append(ConvertedOutput(path, fmt, d.image.virtual_size, 0))
     return results
 

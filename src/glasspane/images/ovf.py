@@ -76,15 +76,27 @@ def unit_shift(units: str | None, default: int) -> int:
 
 def parse_ovf(raw: bytes, path: str) -> OvfDescriptor:
     try:
+        return _interpret(_parse_xml(raw, path), path)
+    except ValueError as exc:
+        raise FormatError(f"OVF descriptor holds a malformed number: {exc}", path=path,
+                          structure="OVF descriptor") from None
+
+
+def _parse_xml(raw: bytes, path: str) -> Element:
+    try:
         root = SafeET.fromstring(raw, forbid_dtd=True, forbid_entities=True,
                                  forbid_external=True)
     except DefusedXmlException as exc:
         raise FormatError(f"OVF descriptor uses a forbidden XML construct "
                           f"({type(exc).__name__})", path=path, structure="OVF descriptor",
                           hint="DTDs and entities are refused: the file may be hostile") from None
-    except SafeET.ParseError as exc:
+    except (SafeET.ParseError, LookupError, ValueError) as exc:
         raise FormatError(f"OVF descriptor is not well-formed XML: {exc}", path=path,
                           structure="OVF descriptor") from None
+    return root  # type: ignore[no-any-return]
+
+
+def _interpret(root: Element, path: str) -> OvfDescriptor:
     if _local(root.tag) != "Envelope":
         raise FormatError(f"root element is {_local(root.tag)}, expected Envelope", path=path,
                           structure="OVF descriptor")

@@ -37,9 +37,12 @@ class Qcow2Image(DiskImage):
         if blob[:4] != qf.MAGIC:
             raise FormatError(f"bad magic {blob[:4]!r}", path=source.path,
                               structure="qcow2 header", offset=0)
-        if len(blob) < qf.V2_HEADER_SIZE:
-            raise FormatError("truncated header", path=source.path, structure="qcow2 header",
-                              offset=0)
+        version = int.from_bytes(blob[4:8], "big") if len(blob) >= 8 else 0
+        needed = qf.V3_HEADER_SIZE if version >= 3 else qf.V2_HEADER_SIZE
+        if len(blob) < needed:
+            raise FormatError(f"truncated: the version {version} header needs {needed} bytes, "
+                              f"the file has {len(blob)}", path=source.path,
+                              structure="qcow2 header", offset=0)
         hdr = qf.Qcow2Header.unpack(blob)
         self.header = hdr
         super().__init__(source, check_virtual_size(hdr.size, source.path, "qcow2 header", 24))

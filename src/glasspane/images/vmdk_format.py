@@ -103,6 +103,8 @@ def parse_descriptor(text: str) -> Descriptor:
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
+        if any(ord(c) < 32 and c != "\t" for c in stripped):
+            raise DescriptorError(number, stripped)
         m = _LINE_EXTENT.match(stripped)
         if m:
             desc.extents.append((m.group(1), int(m.group(2)), m.group(3), m.group(4) or ""))
@@ -111,6 +113,9 @@ def parse_descriptor(text: str) -> Descriptor:
         if not m:
             raise DescriptorError(number, stripped)
         desc.values[m.group(1)] = m.group(2)
+    version = desc.values.get("version", "1")
+    if not version.isdigit():
+        raise DescriptorError(0, f"version={version}")
     return desc
 
 

@@ -168,9 +168,10 @@ class XvaArchive:
         disks = [VmDisk(d.name, XvaDisk(self.source, d.ref, d.virtual_size,
                                         self.chunks.get(d.ref, [])))
                  for d in self.disk_records]
-        memory = int(rec.get("memory_static_max", 0) or 0) >> 20
+        memory = meta.int_field(rec, "memory_static_max", 0, self.path) >> 20
         return VmImage(name=str(rec.get("name_label", "")),
-                       vcpus=int(rec.get("VCPUs_max", 1) or 1), memory_mib=memory or 1024,
+                       vcpus=meta.int_field(rec, "VCPUs_max", 1, self.path),
+                       memory_mib=memory or 1024,
                        disks=disks, format_name="xva", path=self.path, source=self.source,
                        details=self.details(), archive_check=self.check)
 

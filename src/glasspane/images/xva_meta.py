@@ -54,13 +54,17 @@ def parse_ova_xml(raw: bytes, path: str) -> dict[str, Any]:
         raise FormatError(f"ova.xml uses a forbidden XML construct ({type(exc).__name__})",
                           path=path, structure="ova.xml",
                           hint="DTDs and entities are refused: the file may be hostile") from None
-    except SafeET.ParseError as exc:
+    except (SafeET.ParseError, LookupError, ValueError) as exc:
         raise FormatError(f"ova.xml is not well-formed XML: {exc}", path=path,
                           structure="ova.xml") from None
     if root.tag != "value":
         raise FormatError(f"ova.xml root is <{root.tag}>, expected <value>", path=path,
                           structure="ova.xml")
-    doc = parse_value(root)
+    try:
+        doc = parse_value(root)
+    except ValueError as exc:
+        raise FormatError(f"ova.xml holds a malformed value: {exc}", path=path,
+                          structure="ova.xml") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("objects"), list):
         raise FormatError("ova.xml has no 'objects' list", path=path, structure="ova.xml")
     return doc
@@ -100,6 +104,15 @@ def disks_of(doc: dict[str, Any], path: str) -> tuple[dict[str, Any], list[XvaDi
                                    str(vbd.get("userdevice", "0"))))
     disks.sort(key=lambda d: (int(d.userdevice) if d.userdevice.isdigit() else 99, d.ref))
     return vm, disks
+
+
+def int_field(record: dict[str, Any], name: str, default: int, path: str) -> int:
+    value = record.get(name) or default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise FormatError(f"VM field {name} is {value!r}, not a number", path=path,
+                          structure="ova.xml") from None
 
 
 def _snap(obj: dict[str, Any]) -> dict[str, Any]:
