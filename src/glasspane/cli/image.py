@@ -94,12 +94,14 @@ def info(file: str, fmt: str | None, as_json: bool) -> None:
               help="Memory in MiB for XVA/OVA output.")
 @click.option("--force", is_flag=True, help="Replace DST if it exists.")
 @click.option("--verify", is_flag=True, help="Compare every output with the source after.")
+@click.option("--sync/--no-sync", default=True, show_default=True,
+              help="fsync outputs before renaming them into place.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
 def convert(src: str, dst: str, to: str | None, src_format: str | None, disk: int | None,
             compress: bool, vhd_type: str, vhd_flavour: str, xva_checksum: str,
             vm_name: str | None, vcpus: int | None, memory_mib: int | None, force: bool,
-            verify: bool, quiet: bool, as_json: bool) -> None:
+            verify: bool, sync: bool, quiet: bool, as_json: bool) -> None:
     """Convert SRC to DST, any format to any format; all disks of an XVA/OVA, or one."""
     options = WriteOptions(compress=compress, vhd_type=vhd_type, vhd_flavour=vhd_flavour,
                            xva_checksum=xva_checksum, vm_name=vm_name, vcpus=vcpus,
@@ -107,7 +109,7 @@ def convert(src: str, dst: str, to: str | None, src_format: str | None, disk: in
     began = time.monotonic()
     with byte_progress(not quiet and not as_json) as start:
         outputs = convert_image(src, dst, to=to, src_format=src_format, disk=disk,
-                                options=options, overwrite=force, start=start)
+                                options=options, overwrite=force, sync=sync, start=start)
     elapsed = time.monotonic() - began
     verified: list[str] = []
     if verify:

@@ -9,6 +9,7 @@ import traceback
 import click
 
 from glasspane import __version__
+from glasspane.allocator import tune_allocator
 from glasspane.cli.image import image
 from glasspane.errors import GlasspaneError
 
@@ -40,6 +41,7 @@ def demo(workdir: str | None, size_mib: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    tune_allocator()
     try:
         code = cli.main(args=args, prog_name="glasspane", standalone_mode=False)
     except GlasspaneError as exc:

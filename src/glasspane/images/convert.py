@@ -53,7 +53,8 @@ def _no_progress(total: int, label: str) -> ProgressFn:
 
 def convert(src: str, dst: str, *, to: str | None = None, src_format: str | None = None,
             disk: int | None = None, options: WriteOptions | None = None,
-            overwrite: bool = False, start: StartFn = _no_progress) -> list[ConvertedOutput]:
+            overwrite: bool = False, sync: bool = True,
+            start: StartFn = _no_progress) -> list[ConvertedOutput]:
     """Convert `src` into `dst`; returns what was written.  `start(total, label)` is called
     once with the number of guest bytes to process and returns the progress callback."""
     options = options or WriteOptions()
@@ -65,7 +66,7 @@ def convert(src: str, dst: str, *, to: str | None = None, src_format: str | None
         raise UsageError(f"{dst} is the source itself")
     image = open_image(src, src_format)
     try:
-        with AtomicOutputs(overwrite) as outputs:
+        with AtomicOutputs(overwrite, sync) as outputs:
             if isinstance(image, VmImage):
                 results = _convert_vm(image, dst, fmt, disk, options, outputs, start)
             elif disk not in (None, 0):

@@ -33,12 +33,16 @@ def zeros(length: int) -> bytes:
 
 def is_zero(data: bytes | bytearray | memoryview) -> bool:
     """True when every byte of `data` is zero."""
+    if isinstance(data, memoryview):
+        # memoryview equality compares element by element in Python; bytes use memcmp.
+        data = data.tobytes()
     n = len(data)
     step = len(_ZEROS)
     if n <= step:
         return data == _ZEROS[:n]
     view = memoryview(data)
-    return all(bytes(view[i:i + step]) == _ZEROS[:min(step, n - i)] for i in range(0, n, step))
+    return all(view[i:i + step].tobytes() == _ZEROS[:min(step, n - i)]
+               for i in range(0, n, step))
 
 
 def iter_blocks(extents: Iterable[Extent], block_size: int, size: int

@@ -15,8 +15,10 @@ class AtomicOutputs:
     """Context manager: `create(path)` gives a sink; all are renamed on success, removed on
     failure (including Ctrl-C)."""
 
-    def __init__(self, overwrite: bool = False) -> None:
+    def __init__(self, overwrite: bool = False, sync: bool = True) -> None:
         self.overwrite = overwrite
+        # fsync before the rename, so that a crash never leaves a renamed but incomplete file.
+        self.sync = sync
         self._pending: list[tuple[int, str, str]] = []
 
     def create(self, path: str) -> ByteSink:
@@ -47,7 +49,8 @@ class AtomicOutputs:
     def _commit(self) -> None:
         try:
             for fd, _temp, _path in self._pending:
-                os.fsync(fd)
+                if self.sync:
+                    os.fsync(fd)
             for fd, temp, path in self._pending:
                 os.close(fd)
                 os.replace(temp, path)

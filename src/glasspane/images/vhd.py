@@ -17,6 +17,7 @@ from glasspane.images.extents import Extent, iter_blocks, split_zero_runs, track
 from glasspane.images.source import ByteSource
 
 MAX_CHAIN_DEPTH = 64
+HOLE_GRANULARITY = 64 << 10
 
 
 def read_footer(src: ByteSource) -> vf.Footer:
@@ -318,7 +319,7 @@ class VhdWriter(DiskWriter):
     def _write_fixed(self, extents: Iterable[Extent], progress: ProgressFn, size: int,
                      flavour: str) -> None:
         for ext in extents:
-            for piece in split_zero_runs(ext, 64 << 10):
+            for piece in split_zero_runs(ext, HOLE_GRANULARITY):
                 if piece.data is not None:
                     self.sink.pwrite(piece.data, piece.offset)
             progress(ext.length)
@@ -343,8 +344,12 @@ class VhdWriter(DiskWriter):
         for index, data in iter_blocks(tracked(extents, progress), bs, self.virtual_size):
             bat[index] = pos // vf.SECTOR
             self.sink.pwrite(bitmap, pos)
-            self.sink.pwrite(data.ljust(bs, b"\0") if len(data) < bs else data,
-                             pos + len(bitmap))
+            # Zero parts of the block are left as holes in the file: they read back as zeros
+            # and cost neither writes nor space, as in qemu's and blktap's own files.
+            block_at = pos + len(bitmap) - index * bs
+            for piece in split_zero_runs(Extent(index * bs, len(data), data), HOLE_GRANULARITY):
+                if piece.data is not None:
+                    self.sink.pwrite(piece.data, block_at + piece.offset)
             pos += len(bitmap) + bs
         footer = make_footer(size, vf.TYPE_DYNAMIC, flavour, 512)
         header = vf.Header(vf.HEADER_COOKIE, vf.NO_DATA_OFFSET, table_offset, 0x00010000,
