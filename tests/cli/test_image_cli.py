@@ -62,6 +62,7 @@ def test_progress_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch, sample_raw:
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=120)
     monkeypatch.setattr(progress, "stderr", console)
+    assert progress.stderr_console() is console
     from glasspane.images.convert import convert
     with progress.byte_progress(True) as start:
         convert(str(sample_raw), str(tmp_path / "p.qcow2"), start=start)

@@ -8,8 +8,6 @@ import time
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from glasspane.cli.progress import byte_progress
 from glasspane.images.base import WriteOptions
@@ -19,7 +17,6 @@ from glasspane.images.convert import convert as convert_image
 from glasspane.images.detect import ALL_FORMATS
 from glasspane.images.inspect import image_info
 
-stdout = Console()
 FORMAT = click.Choice(ALL_FORMATS, case_sensitive=False)
 
 
@@ -51,6 +48,8 @@ def info(file: str, fmt: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
+    from rich.console import Console
+    from rich.table import Table
     table = Table(show_header=False, box=None)
     table.add_row("file", data["path"])
     table.add_row("format", data["format"])
@@ -70,7 +69,7 @@ def info(file: str, fmt: str | None, as_json: bool) -> None:
                 table.add_row(key.replace("_", " "), str(value))
         for level, parent in enumerate(data.get("backing_chain", []), 1):
             table.add_row(f"parent {level}", f"{parent['path']} ({parent['format']})")
-    stdout.print(table)
+    Console().print(table)
 
 
 @image.command()

@@ -4,7 +4,6 @@ errors and exit codes (the traceback only under --debug)."""
 from __future__ import annotations
 
 import sys
-import traceback
 
 import click
 
@@ -46,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=args, prog_name="glasspane", standalone_mode=False)
     except GlasspaneError as exc:
         if debug:
+            import traceback
             traceback.print_exc()
         click.echo(f"glasspane: error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except Exception as exc:
         if debug:
+            import traceback
             traceback.print_exc()
         click.echo(f"glasspane: internal error: {type(exc).__name__}: {exc} "
                    "(run again with --debug for the traceback and report it)", err=True)

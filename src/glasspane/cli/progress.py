@@ -4,33 +4,47 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from typing import TYPE_CHECKING
 
 from glasspane.images.base import ProgressFn
 from glasspane.images.convert import StartFn
 
-stderr = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# rich is imported on first use: scripts running with --quiet should not pay for it.
+stderr: Console | None = None
+
+
+def stderr_console() -> Console:
+    global stderr  # noqa: PLW0603 - one console per process
+    if stderr is None:
+        from rich.console import Console
+        stderr = Console(stderr=True)
+    return stderr
 
 
 @contextmanager
 def byte_progress(enabled: bool) -> Iterator[StartFn]:
     """Yields a `start(total, label)` function as the image services expect.  Bars are drawn
     only on a terminal: in logs and pipes they would be noise."""
-    if not enabled or not stderr.is_terminal:
+    if not enabled:
         yield lambda total, label: (lambda n: None)
         return
+    if not stderr_console().is_terminal:
+        yield lambda total, label: (lambda n: None)
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
     columns = (TextColumn("[bold]{task.description}"), BarColumn(),
                DownloadColumn(binary_units=True), TransferSpeedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=stderr, transient=False) as progress:
+    with Progress(*columns, console=stderr_console(), transient=False) as progress:
         def start(total: int, label: str) -> ProgressFn:
             task = progress.add_task(label, total=total)
             return lambda n: progress.advance(task, n)

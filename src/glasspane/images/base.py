@@ -116,24 +116,56 @@ class DiskImage(ABC):
 
 
 class ByteSink:
-    """Positional writes into a file, optionally offset by `base` (a member of an archive)."""
+    """Positional writes into a file, optionally offset by `base` (a member of an archive).
+
+    Writes that continue where the previous one ended are gathered and issued as one pwritev,
+    without copying: writers emit many small contiguous pieces (clusters, tar headers, grain
+    markers).  The caller must not modify a buffer after handing it over, and must call
+    `flush()` before reading the file back.
+    """
+
+    GATHER_BYTES = 4 << 20
+    GATHER_BUFFERS = 256
 
     def __init__(self, fd: int, path: str, base: int = 0) -> None:
         self.fd = fd
         self.path = path
         self.base = base
         self.end = 0  # highest byte written, relative to base
+        self._pending: list[bytes | bytearray | memoryview] = []
+        self._pending_at = 0
+        self._pending_len = 0
 
     def pwrite(self, data: bytes | bytearray | memoryview, offset: int) -> None:
-        view = memoryview(data)
-        pos = 0
+        length = len(data)
+        if not length:
+            return
+        if self._pending and offset != self._pending_at + self._pending_len:
+            self.flush()
+        if not self._pending:
+            self._pending_at = offset
+        self._pending.append(data)
+        self._pending_len += length
+        self.end = max(self.end, offset + length)
+        if self._pending_len >= self.GATHER_BYTES or len(self._pending) >= self.GATHER_BUFFERS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        buffers, at, total = self._pending, self._pending_at, self._pending_len
+        self._pending, self._pending_len = [], 0
         try:
-            while pos < len(view):
-                pos += os.pwrite(self.fd, view[pos:], self.base + offset + pos)
+            written = os.pwritev(self.fd, buffers, self.base + at)
+            if written < total:  # a short write: finish the rest piece by piece
+                rest = memoryview(b"".join(bytes(b) for b in buffers))[written:]
+                pos = written
+                while rest:
+                    n = os.pwrite(self.fd, rest, self.base + at + pos)
+                    rest, pos = rest[n:], pos + n
         except OSError as exc:
-            raise OutputError(f"{self.path}: write failed at offset {offset}: {exc.strerror}"
+            raise OutputError(f"{self.path}: write failed at offset {at}: {exc.strerror}"
                               ) from exc
-        self.end = max(self.end, offset + len(view))
 
     def append(self, data: bytes | bytearray | memoryview) -> int:
         """Write at the current end; returns the offset written at."""
@@ -143,6 +175,7 @@ class ByteSink:
 
     def truncate(self, length: int) -> None:
         """Set the size (relative to base): extends with a hole."""
+        self.flush()
         try:
             os.ftruncate(self.fd, self.base + length)
         except OSError as exc:
@@ -174,6 +207,11 @@ class DiskWriter(ABC):
         self.virtual_size = virtual_size
         self.options = options
 
-    @abstractmethod
     def write(self, extents: Iterable[Extent], progress: ProgressFn) -> None:
         """Consume `extents` (in order, covering the disk) and finish the file."""
+        self._write(extents, progress)
+        self.sink.flush()
+
+    @abstractmethod
+    def _write(self, extents: Iterable[Extent], progress: ProgressFn) -> None:
+        """The format's own writing; gathered writes are flushed by `write`."""

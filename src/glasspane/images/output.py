@@ -20,6 +20,7 @@ class AtomicOutputs:
         # fsync before the rename, so that a crash never leaves a renamed but incomplete file.
         self.sync = sync
         self._pending: list[tuple[int, str, str]] = []
+        self._sinks: list[ByteSink] = []
 
     def create(self, path: str) -> ByteSink:
         if os.path.exists(path) and not self.overwrite:
@@ -34,7 +35,9 @@ class AtomicOutputs:
         except OSError as exc:
             raise OutputError(f"{path}: cannot create: {exc.strerror}") from exc
         self._pending.append((fd, temp, path))
-        return ByteSink(fd, path)
+        sink = ByteSink(fd, path)
+        self._sinks.append(sink)
+        return sink
 
     def __enter__(self) -> AtomicOutputs:
         return self
@@ -48,6 +51,8 @@ class AtomicOutputs:
 
     def _commit(self) -> None:
         try:
+            for sink in self._sinks:
+                sink.flush()
             for fd, _temp, _path in self._pending:
                 if self.sync:
                     os.fsync(fd)
@@ -58,6 +63,7 @@ class AtomicOutputs:
             self._discard()
             raise OutputError(f"cannot finish output: {exc.strerror}") from exc
         self._pending.clear()
+        self._sinks.clear()
 
     def _discard(self) -> None:
         for fd, temp, _path in self._pending:
@@ -66,3 +72,4 @@ class AtomicOutputs:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
         self._pending.clear()
+        self._sinks.clear()

@@ -89,6 +89,7 @@ def write_ova(sink: ByteSink, settings: VmSettings,
         header_at = sink.append(bytes(tar.BLOCK))
         member = ByteSink(sink.fd, href, sink.base + header_at + tar.BLOCK)
         VmdkWriter(member, size, WriteOptions()).write(extents, progress)
+        member.flush()
         length = member.end
         # The member's size is known only now: patch its header in place.
         sink.pwrite(tar.header(href, length), header_at)
@@ -99,9 +100,11 @@ def write_ova(sink: ByteSink, settings: VmSettings,
     mf_name = f"{stem}.mf"
     sink.append(tar.header(mf_name, len(manifest)) + manifest + tar.padding(len(manifest)))
     sink.append(tar.END_OF_ARCHIVE)
+    sink.flush()
 
 
 def _sha256_of(sink: ByteSink, offset: int, length: int) -> str:
+    sink.flush()
     h = hashlib.sha256()
     pos = 0
     while pos < length:

@@ -277,7 +277,7 @@ class Qcow2Writer(DiskWriter):
     format_name = "qcow2"
     cluster_bits = 16
 
-    def write(self, extents: Iterable[Extent], progress: ProgressFn) -> None:
+    def _write(self, extents: Iterable[Extent], progress: ProgressFn) -> None:
         cs = 1 << self.cluster_bits
         l2_entries = cs // 8
         size = self.virtual_size

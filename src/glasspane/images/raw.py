@@ -57,7 +57,7 @@ class RawImage(DiskImage):
 class RawWriter(DiskWriter):
     format_name = "raw"
 
-    def write(self, extents: Iterable[Extent], progress: ProgressFn) -> None:
+    def _write(self, extents: Iterable[Extent], progress: ProgressFn) -> None:
         for ext in extents:
             for piece in split_zero_runs(ext, HOLE_GRANULARITY):
                 if piece.data is not None:

@@ -306,7 +306,7 @@ def _covering_geometry(size: int) -> tuple[int, int, int]:
 class VhdWriter(DiskWriter):
     format_name = "vhd"
 
-    def write(self, extents: Iterable[Extent], progress: ProgressFn) -> None:
+    def _write(self, extents: Iterable[Extent], progress: ProgressFn) -> None:
         flavour = self.options.vhd_flavour
         if flavour not in ("xenserver", "qemu"):
             raise UnsupportedFeature(f"unknown VHD flavour {flavour!r} (xenserver or qemu)")

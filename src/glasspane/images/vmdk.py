@@ -196,7 +196,7 @@ class VmdkWriter(DiskWriter):
     format_name = "vmdk"
     grain_sectors = 128
 
-    def write(self, extents: Iterable[Extent], progress: ProgressFn) -> None:
+    def _write(self, extents: Iterable[Extent], progress: ProgressFn) -> None:
         gb = self.grain_sectors * SECTOR
         capacity = -(-self.virtual_size // SECTOR)
         extent_name = os.path.basename(self.sink.path)

@@ -61,7 +61,7 @@ class XvaDisk(DiskImage):
                 wanted.append(c)
             i += 1
         pos = start
-        for chunk, data in ordered_map(self._read_chunk, wanted, workers=2, window=4):
+        for chunk, data in ordered_map(self._read_chunk, wanted, workers=2, window=8):
             a = max(start, chunk.offset)
             b = min(end, chunk.offset + len(data))
             if a > pos:
@@ -205,11 +205,14 @@ def write_xva(sink: ByteSink, settings: VmSettings,
         for number, data, digest in ordered_map(
                 lambda item: (item[0], item[1], checksum_hex(ext, item[1])),
                 _with_ends(iter_blocks(tracked(extents, progress), CHUNK, size), size),
-                workers=2, window=6):
+                workers=2, window=8):
             name = f"{ref}/{number:08d}"
-            sink.append(tar.header(name, len(data)) + data + tar.padding(len(data)))
-            sink.append(tar.header(name + ext, len(digest)) + digest + tar.padding(len(digest)))
+            for piece in (tar.header(name, len(data)), data, tar.padding(len(data)),
+                          tar.header(name + ext, len(digest)), digest,
+                          tar.padding(len(digest))):
+                sink.append(piece)
     sink.append(tar.END_OF_ARCHIVE)
+    sink.flush()
 
 
 def _with_ends(blocks: Iterator[tuple[int, bytes]], size: int) -> Iterator[tuple[int, bytes]]:
