@@ -89,7 +89,10 @@ def _slice(ext: Extent, start: int, end: int) -> bytes | None:
     """The bytes of [start, end) from `ext`, or None when they are all zeros."""
     if ext.data is None:
         return None
-    piece = ext.data[start - ext.offset:end - ext.offset]
+    if start == ext.offset and end == ext.end:
+        piece = ext.data
+    else:
+        piece = ext.data[start - ext.offset:end - ext.offset]
     return None if is_zero(piece) else piece
 
 

@@ -3,16 +3,19 @@
 A disk is described by `Extent`s in increasing offset order that together cover the requested
 range: each either carries its bytes or says "zeros" (``data is None``).  Zero extents can be
 terabytes long without costing memory; data extents are bounded by the reader's block size.
+
+Writers regroup the stream into their own blocks as `Span`s: windows into the readers' buffers,
+so that data is neither copied to be tested for zeros nor to be written.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-# One shared buffer of zeros: slices of bytes are compared with memcmp, far faster than a
-# Python-level scan, and the buffer is never written.
-_ZEROS = bytes(4 << 20)
+Buffer = bytes | bytearray | memoryview
+_CACHED_ZEROS_LIMIT = 4 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,36 +29,91 @@ class Extent:
         return self.offset + self.length
 
 
+@functools.lru_cache(maxsize=32)
+def _cached_zeros(length: int) -> bytes:
+    return bytes(length)
+
+
 def zeros(length: int) -> bytes:
-    """A bytes object of `length` zeros, shared when small enough."""
-    return _ZEROS[:length] if length <= len(_ZEROS) else bytes(length)
+    """`length` zero bytes; the few sizes writers use over and over are allocated once."""
+    return _cached_zeros(length) if length <= _CACHED_ZEROS_LIMIT else bytes(length)
 
 
-def is_zero(data: bytes | bytearray | memoryview) -> bool:
-    """True when every byte of `data` is zero."""
+def is_zero(data: Buffer) -> bool:
+    """True when every byte of `data` is zero (memcmp speed, no copy for bytes)."""
     if isinstance(data, memoryview):
-        # memoryview equality compares element by element in Python; bytes use memcmp.
         data = data.tobytes()
-    n = len(data)
-    step = len(_ZEROS)
-    if n <= step:
-        return data == _ZEROS[:n]
-    view = memoryview(data)
-    return all(view[i:i + step].tobytes() == _ZEROS[:min(step, n - i)]
-               for i in range(0, n, step))
+    return data.startswith(zeros(len(data)))
+
+
+class Span:
+    """`length` bytes of `buf` from `start`: a zero-copy window for writers."""
+
+    __slots__ = ("buf", "length", "start")
+
+    def __init__(self, buf: bytes | bytearray, start: int = 0, length: int | None = None) -> None:
+        self.buf = buf
+        self.start = start
+        self.length = len(buf) - start if length is None else length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def region_is_zero(self, start: int, end: int) -> bool:
+        """Whether [start, end) of this span (relative offsets) is all zeros."""
+        return self.buf.startswith(zeros(end - start), self.start + start)
+
+    def is_zero(self) -> bool:
+        return self.region_is_zero(0, self.length)
+
+    def view(self) -> Buffer:
+        if self.start == 0 and self.length == len(self.buf):
+            return self.buf
+        return memoryview(self.buf)[self.start:self.start + self.length]
+
+    def padded(self, size: int) -> Buffer:
+        """The span extended with zeros to `size` bytes (a short last block)."""
+        if self.length >= size:
+            return self.view()
+        return bytes(self.view()) + zeros(size - self.length)
+
+    def data_runs(self, at: int, granularity: int) -> Iterator[tuple[int, Buffer]]:
+        """(absolute offset, bytes) of the non-zero runs, for a span placed at offset `at`;
+        zero runs of whole `granularity`-aligned granules are left out (holes)."""
+        view = memoryview(self.buf)[self.start:self.start + self.length]
+        run_start: int | None = None
+        pos = 0
+        while pos < self.length:
+            nxt = min(self.length, ((at + pos) // granularity + 1) * granularity - at)
+            if self.region_is_zero(pos, nxt):
+                if run_start is not None:
+                    yield at + run_start, view[run_start:pos]
+                    run_start = None
+            elif run_start is None:
+                run_start = pos
+            pos = nxt
+        if run_start is not None:
+            yield at + run_start, view[run_start:]
+
+
+def data_runs(ext: Extent, granularity: int) -> Iterator[tuple[int, Buffer]]:
+    """The non-zero runs of an extent: what a sparse writer has to write."""
+    if ext.data is not None:
+        yield from Span(ext.data).data_runs(ext.offset, granularity)
 
 
 def iter_blocks(extents: Iterable[Extent], block_size: int, size: int
-                ) -> Iterator[tuple[int, bytes]]:
-    """Regroup an extent stream into aligned blocks: yields (block index, bytes) for each block
-    holding at least one non-zero byte, in increasing order.  The last block may be short."""
+                ) -> Iterator[tuple[int, Span]]:
+    """Regroup an extent stream into aligned blocks: yields (block index, span) for each block
+    holding at least one non-zero byte, in increasing order.  The last block may be short.
+    Blocks that arrive whole are windows into the reader's buffer; others are assembled."""
     cur_index = -1
     buf: bytearray | None = None
     for ext in extents:
         data = ext.data
         if data is None:
             continue
-        view = memoryview(data)
+        whole = Span(data)
         pos = ext.offset
         end = ext.end
         while pos < end:
@@ -63,69 +121,23 @@ def iter_blocks(extents: Iterable[Extent], block_size: int, size: int
             bstart = index * block_size
             bend = min(bstart + block_size, size)
             take = min(end, bend) - pos
+            rel = pos - ext.offset
             if pos == bstart and take == bend - bstart:
                 if buf is not None and not is_zero(buf):
-                    yield cur_index, bytes(buf)
+                    yield cur_index, Span(buf)
                 buf, cur_index = None, -1
-                piece = data if take == len(data) else bytes(view[pos - ext.offset:
-                                                                   pos - ext.offset + take])
-                if not is_zero(piece):
-                    yield index, piece
+                if not whole.region_is_zero(rel, rel + take):
+                    yield index, Span(data, rel, take)
             else:
                 if index != cur_index:
                     if buf is not None and not is_zero(buf):
-                        yield cur_index, bytes(buf)
+                        yield cur_index, Span(buf)
                     buf, cur_index = bytearray(bend - bstart), index
                 assert buf is not None
-                rel = pos - ext.offset
-                buf[pos - bstart:pos - bstart + take] = view[rel:rel + take]
+                buf[pos - bstart:pos - bstart + take] = memoryview(data)[rel:rel + take]
             pos += take
     if buf is not None and not is_zero(buf):
-        yield cur_index, bytes(buf)
-
-
-def split_zero_runs(ext: Extent, granularity: int) -> Iterator[Extent]:
-    """Split a data extent into data and zero extents at `granularity`-aligned boundaries, so a
-    sparse writer can leave holes for the zero parts."""
-    if ext.data is None:
-        yield ext
-        return
-    view = memoryview(ext.data)
-    run_start = ext.offset
-    run_zero: bool | None = None
-    pos = ext.offset
-    while pos < ext.end:
-        nxt = min(ext.end, (pos // granularity + 1) * granularity)
-        zero = is_zero(view[pos - ext.offset:nxt - ext.offset])
-        if run_zero is not None and zero != run_zero:
-            yield _piece(ext, view, run_start, pos, run_zero)
-            run_start = pos
-        run_zero = zero
-        pos = nxt
-    if run_zero is not None:
-        yield _piece(ext, view, run_start, ext.end, run_zero)
-
-
-def _piece(ext: Extent, view: memoryview, start: int, end: int, zero: bool) -> Extent:
-    if zero:
-        return Extent(start, end - start, None)
-    if start == ext.offset and end == ext.end:
-        return ext
-    return Extent(start, end - start, bytes(view[start - ext.offset:end - ext.offset]))
-
-
-def clip(extents: Iterable[Extent], start: int, end: int) -> Iterator[Extent]:
-    """Restrict an extent stream to [start, end)."""
-    for ext in extents:
-        if ext.end <= start or ext.offset >= end:
-            continue
-        a, b = max(ext.offset, start), min(ext.end, end)
-        if a == ext.offset and b == ext.end:
-            yield ext
-        elif ext.data is None:
-            yield Extent(a, b - a, None)
-        else:
-            yield Extent(a, b - a, ext.data[a - ext.offset:b - ext.offset])
+        yield cur_index, Span(buf)
 
 
 def tracked(extents: Iterable[Extent], progress: Callable[[int], None]) -> Iterator[Extent]:

@@ -13,7 +13,7 @@ from typing import Any
 from glasspane.errors import FormatError, LimitExceeded, UnsupportedFeature
 from glasspane.images import qcow2_format as qf
 from glasspane.images.base import DiskImage, DiskWriter, Problem, ProgressFn, check_virtual_size
-from glasspane.images.extents import Extent, iter_blocks, tracked
+from glasspane.images.extents import Buffer, Extent, Span, iter_blocks, tracked
 from glasspane.images.parallel import ordered_map
 from glasspane.images.source import ByteSource
 
@@ -301,7 +301,7 @@ class Qcow2Writer(DiskWriter):
         compress = self.options.compress
         blocks = iter_blocks(tracked(extents, progress), cs, size)
         for index, payload in ordered_map(self._pack_cluster, blocks) if compress else (
-                (i, (d, False)) for i, d in blocks):
+                (i, (span.view(), False)) for i, span in blocks):
             data, compressed = payload
             li = index // l2_entries
             if li != l2_index:
@@ -329,10 +329,9 @@ class Qcow2Writer(DiskWriter):
         self.sink.pwrite(hdr.pack() + bytes(8), 0)
         self.sink.truncate(self._end)
 
-    def _pack_cluster(self, item: tuple[int, bytes]) -> tuple[int, tuple[bytes, bool]]:
-        index, data = item
-        if len(data) < self._cs:
-            data = data.ljust(self._cs, b"\0")
+    def _pack_cluster(self, item: tuple[int, Span]) -> tuple[int, tuple[Buffer, bool]]:
+        index, span = item
+        data = span.padded(self._cs)
         co = zlib.compressobj(6, zlib.DEFLATED, -12)
         packed = co.compress(data) + co.flush()
         # As qemu does: keep a cluster that does not shrink uncompressed.

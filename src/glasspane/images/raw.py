@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterable, Iterator
 
 from glasspane.images.base import DiskImage, DiskWriter, ProgressFn
-from glasspane.images.extents import Extent, split_zero_runs
+from glasspane.images.extents import Extent, data_runs
 
 READ_BLOCK = 2 << 20
 # Zero runs shorter than this are written as data: punching 4 KiB holes costs more than it saves.
@@ -59,9 +59,8 @@ class RawWriter(DiskWriter):
 
     def _write(self, extents: Iterable[Extent], progress: ProgressFn) -> None:
         for ext in extents:
-            for piece in split_zero_runs(ext, HOLE_GRANULARITY):
-                if piece.data is not None:
-                    self.sink.pwrite(piece.data, piece.offset)
+            for offset, data in data_runs(ext, HOLE_GRANULARITY):
+                self.sink.pwrite(data, offset)
             progress(ext.length)
         self.sink.truncate(self.virtual_size)
 

@@ -13,7 +13,7 @@ from typing import Any
 from glasspane.errors import ChecksumError, FormatError, UnsupportedFeature
 from glasspane.images import vhd_format as vf
 from glasspane.images.base import DiskImage, DiskWriter, Problem, ProgressFn, check_virtual_size
-from glasspane.images.extents import Extent, iter_blocks, split_zero_runs, tracked
+from glasspane.images.extents import Extent, data_runs, iter_blocks, tracked
 from glasspane.images.source import ByteSource
 
 MAX_CHAIN_DEPTH = 64
@@ -319,9 +319,8 @@ class VhdWriter(DiskWriter):
     def _write_fixed(self, extents: Iterable[Extent], progress: ProgressFn, size: int,
                      flavour: str) -> None:
         for ext in extents:
-            for piece in split_zero_runs(ext, HOLE_GRANULARITY):
-                if piece.data is not None:
-                    self.sink.pwrite(piece.data, piece.offset)
+            for offset, data in data_runs(ext, HOLE_GRANULARITY):
+                self.sink.pwrite(data, offset)
             progress(ext.length)
         self.sink.truncate(size)
         footer = make_footer(size, vf.TYPE_FIXED, flavour, vf.NO_DATA_OFFSET)
@@ -341,15 +340,14 @@ class VhdWriter(DiskWriter):
         bitmap = b"\xff" * vf.bitmap_bytes(bs)
         bat = [vf.BAT_UNUSED] * entries
         pos = data_start
-        for index, data in iter_blocks(tracked(extents, progress), bs, self.virtual_size):
+        for index, span in iter_blocks(tracked(extents, progress), bs, self.virtual_size):
             bat[index] = pos // vf.SECTOR
             self.sink.pwrite(bitmap, pos)
             # Zero parts of the block are left as holes in the file: they read back as zeros
             # and cost neither writes nor space, as in qemu's and blktap's own files.
-            block_at = pos + len(bitmap) - index * bs
-            for piece in split_zero_runs(Extent(index * bs, len(data), data), HOLE_GRANULARITY):
-                if piece.data is not None:
-                    self.sink.pwrite(piece.data, block_at + piece.offset)
+            block_at = pos + len(bitmap)
+            for offset, data in span.data_runs(block_at, HOLE_GRANULARITY):
+                self.sink.pwrite(data, offset)
             pos += len(bitmap) + bs
         footer = make_footer(size, vf.TYPE_DYNAMIC, flavour, 512)
         header = vf.Header(vf.HEADER_COOKIE, vf.NO_DATA_OFFSET, table_offset, 0x00010000,

@@ -14,7 +14,7 @@ from typing import Any
 from glasspane.errors import FormatError, LimitExceeded, UnsupportedFeature
 from glasspane.images import vmdk_format as vm
 from glasspane.images.base import DiskImage, DiskWriter, Problem, ProgressFn, check_virtual_size
-from glasspane.images.extents import Extent, iter_blocks, tracked
+from glasspane.images.extents import Extent, Span, iter_blocks, tracked
 from glasspane.images.parallel import ordered_map
 from glasspane.images.source import ByteSource
 
@@ -244,8 +244,7 @@ class VmdkWriter(DiskWriter):
         return self.sink.append(raw) // SECTOR
 
 
-def _deflate_grain(item: tuple[int, bytes]) -> tuple[int, bytes]:
-    index, data = item
+def _deflate_grain(item: tuple[int, Span]) -> tuple[int, bytes]:
+    index, span = item
     # A short last grain is padded: readers (qemu among them) expect whole grains.
-    grain = VmdkWriter.grain_sectors * SECTOR
-    return index, zlib.compress(data.ljust(grain, b"\0") if len(data) < grain else data, 6)
+    return index, zlib.compress(span.padded(VmdkWriter.grain_sectors * SECTOR), 6)

@@ -19,7 +19,7 @@ from glasspane.errors import ChecksumError, FormatError, LimitExceeded
 from glasspane.images import tar
 from glasspane.images import xva_meta as meta
 from glasspane.images.base import ByteSink, DiskImage, Problem, ProgressFn, check_virtual_size
-from glasspane.images.extents import Extent, iter_blocks, tracked, zeros
+from glasspane.images.extents import Buffer, Extent, Span, iter_blocks, tracked, zeros
 from glasspane.images.parallel import ordered_map
 from glasspane.images.source import ByteSource
 from glasspane.images.vm import VmDisk, VmImage, VmSettings
@@ -29,7 +29,7 @@ MAX_CHUNK = 64 << 20
 _CHUNK_NAME = re.compile(r"^(Ref:[^/]+)/(\d+)(\.checksum|\.xxhash)?$")
 
 
-def checksum_hex(kind: str, data: bytes) -> bytes:
+def checksum_hex(kind: str, data: Buffer) -> bytes:
     if kind == ".xxhash":
         return b"%016X" % xxhash.xxh64_intdigest(data)
     return hashlib.sha1(data).hexdigest().encode()
@@ -203,7 +203,7 @@ def write_xva(sink: ByteSink, settings: VmSettings,
     for disk_index, (size, extents) in enumerate(disks):
         ref = meta.vdi_ref(disk_index)
         for number, data, digest in ordered_map(
-                lambda item: (item[0], item[1], checksum_hex(ext, item[1])),
+                lambda item: (item[0], item[1].view(), checksum_hex(ext, item[1].view())),
                 _with_ends(iter_blocks(tracked(extents, progress), CHUNK, size), size),
                 workers=2, window=8):
             name = f"{ref}/{number:08d}"
@@ -215,7 +215,7 @@ def write_xva(sink: ByteSink, settings: VmSettings,
     sink.flush()
 
 
-def _with_ends(blocks: Iterator[tuple[int, bytes]], size: int) -> Iterator[tuple[int, bytes]]:
+def _with_ends(blocks: Iterator[tuple[int, Span]], size: int) -> Iterator[tuple[int, Span]]:
     """XAPI always writes the first and the last chunk, and its importer relies on the first
     one to know the chunk length: insert them as zeros when the data has none."""
     if size == 0:
@@ -224,12 +224,12 @@ def _with_ends(blocks: Iterator[tuple[int, bytes]], size: int) -> Iterator[tuple
     seen_first = False
     for index, data in blocks:
         if not seen_first and index != 0:
-            yield 0, zeros(min(CHUNK, size))
+            yield 0, Span(zeros(min(CHUNK, size)))
         seen_first = True
         yield index, data
         if index == last:
             return
     if not seen_first:
-        yield 0, zeros(min(CHUNK, size))
+        yield 0, Span(zeros(min(CHUNK, size)))
     if last != 0:
-        yield last, zeros(size - last * CHUNK)
+        yield last, Span(zeros(size - last * CHUNK))
