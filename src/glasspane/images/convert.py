@@ -18,6 +18,7 @@ from glasspane.images.detect import (
 )
 from glasspane.images.extents import Extent
 from glasspane.images.output import AtomicOutputs
+from glasspane.images.parallel import prefetched
 from glasspane.images.vm import DEFAULT_MEMORY_MIB, DEFAULT_VCPUS, VmImage, VmSettings
 
 StartFn = Callable[[int, str], ProgressFn]
@@ -88,10 +89,10 @@ def _convert_disk(image: DiskImage, dst: str, fmt: str, options: WriteOptions,
     if fmt in VM_FORMATS:
         settings = VmSettings(options.vm_name or stem, options.vcpus or DEFAULT_VCPUS,
                               options.memory_mib or DEFAULT_MEMORY_MIB, [stem])
-        _write_vm(fmt, sink, settings, [(image.virtual_size, image.extents())], progress,
+        _write_vm(fmt, sink, settings, [(image.virtual_size, _stream(image))], progress,
                   options)
         return [ConvertedOutput(dst, fmt, image.virtual_size, 0)]
-    writer_for(fmt, sink, image.virtual_size, options).write(image.extents(), progress)
+    writer_for(fmt, sink, image.virtual_size, options).write(_stream(image), progress)
     return [ConvertedOutput(dst, fmt, image.virtual_size, 0)]
 
 
@@ -112,7 +113,7 @@ def _convert_vm(vm: VmImage, dst: str, fmt: str, disk: int | None, options: Writ
         settings = VmSettings(options.vm_name or vm.name, options.vcpus or vm.vcpus,
                               options.memory_mib or vm.memory_mib, [d.name for d in disks])
         _write_vm(fmt, sink, settings,
-                  [(d.image.virtual_size, d.image.extents()) for d in disks], progress, options)
+                  [(d.image.virtual_size, _stream(d.image)) for d in disks], progress, options)
         return [ConvertedOutput(dst, fmt, total, 0)]
     assert fmt in DISK_FORMATS
     paths = [dst] if len(disks) == 1 else [_numbered(dst, i) for i in range(len(disks))]
@@ -120,9 +121,14 @@ def _convert_vm(vm: VmImage, dst: str, fmt: str, disk: int | None, options: Writ
     progress = start(total, os.path.basename(dst))
     results = []
     for path, sink, d in zip(paths, sinks, disks, strict=True):
-        writer_for(fmt, sink, d.image.virtual_size, options).write(d.image.extents(), progress)
+        writer_for(fmt, sink, d.image.virtual_size, options).write(_stream(d.image), progress)
         results.append(ConvertedOutput(path, fmt, d.image.virtual_size, 0))
     return results
+
+
+def _stream(image: DiskImage) -> Iterable[Extent]:
+    """The image's extents, read ahead in a thread so reading overlaps writing."""
+    return prefetched(image.extents())
 
 
 def _numbered(dst: str, index: int) -> str:
