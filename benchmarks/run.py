@@ -109,10 +109,11 @@ def main() -> None:
     raw = work / "disk.raw"
     print(f"generating a {args.size_mib} MiB sample disk in {work} ...", flush=True)
     write_sample(str(raw), args.size_mib << 20)
-    for name in ("disk.xva", "disk.vhd"):
-        subprocess.run([glasspane, "image", "convert", "-q", "--force", str(raw),
+    for name, extra in (("disk.xva", []), ("disk-xxhash.xva", ["--xva-checksum", "xxhash"]),
+                        ("disk.vhd", [])):
+        subprocess.run([glasspane, "image", "convert", "-q", "--force", *extra, str(raw),
                         str(work / name)], check=True)
-    for name in ("disk.raw", "disk.xva", "disk.vhd"):
+    for name in ("disk.raw", "disk.xva", "disk-xxhash.xva", "disk.vhd"):
         warm(work / name)
 
     def gp(src: str, dst: str) -> list[list[str]]:
@@ -124,15 +125,18 @@ def main() -> None:
     cases: list[tuple[str, list[list[str]], str, list[list[str]] | None, list[Path]]] = []
     cp_floor = [["cp", "--sparse=always", "disk.raw", "out"]]
 
-    # XVA -> raw: the tar -x + xva-img workflow, and the floor of a sparse copy.
-    xva_peer = None
-    if xva_img:
-        xva_peer = [["mkdir", "-p", "xva-x"], ["tar", "-xf", "disk.xva", "-C", "xva-x"],
-                    [xva_img, "-s", "disk-export", "xva-x/Ref:100/", "out"]]
-    cases.append(("XVA -> raw", gp("disk.xva", "out.raw"), "tar -x + xva-img -s disk-export",
-                  xva_peer, [out, work / "out.raw", work / "xva-x"]))
-    cases.append(("XVA -> raw", gp("disk.xva", "out.raw"), "cp --sparse=always (floor)",
-                  cp_floor, [out, work / "out.raw"]))
+    # XVA -> raw, for both checksum kinds (XAPI writes .xxhash since 2019, .checksum before):
+    # the tar -x + xva-img workflow, and the floor of a sparse copy of the same data.
+    for kind, xva in (("xxhash", "disk-xxhash.xva"), ("SHA-1", "disk.xva")):
+        title = f"XVA ({kind}) -> raw"
+        xva_peer = None
+        if xva_img:
+            xva_peer = [["mkdir", "-p", "xva-x"], ["tar", "-xf", xva, "-C", "xva-x"],
+                        [xva_img, "-s", "disk-export", "xva-x/Ref:100/", "out"]]
+        cases.append((title, gp(xva, "out.raw"), "tar -x + xva-img -s disk-export", xva_peer,
+                      [out, work / "out.raw", work / "xva-x"]))
+        cases.append((title, gp(xva, "out.raw"), "cp --sparse=always (floor)", cp_floor,
+                      [out, work / "out.raw"]))
     if qemu_img:
         cases.append(("raw -> dynamic VHD", gp("disk.raw", "out.vhd"),
                       "qemu-img convert -O vpc",

@@ -119,7 +119,8 @@ def convert(src: str, dst: str, to: str | None, src_format: str | None, disk: in
         return
     for o in outputs:
         click.echo(f"wrote {o.path}: {o.format}, {human(o.virtual_size)} virtual, "
-                   f"{human(o.file_size)} on disk, in {elapsed:.1f} s")
+                   f"{human(o.file_size)} file, {human(o.allocated)} allocated, "
+                   f"in {elapsed:.1f} s")
     for line in verified:
         click.echo(line)
 

@@ -30,6 +30,7 @@ class ConvertedOutput:
     format: str
     virtual_size: int
     file_size: int
+    allocated: int = 0  # bytes the file occupies: less than file_size where it has holes
 
 
 def writer_for(fmt: str, sink: ByteSink, size: int, options: WriteOptions) -> DiskWriter:
@@ -78,7 +79,8 @@ def convert(src: str, dst: str, *, to: str | None = None, src_format: str | None
     finally:
         image.close()
     for r in results:
-        r.file_size = os.path.getsize(r.path)
+        st = os.stat(r.path)
+        r.file_size, r.allocated = st.st_size, st.st_blocks * 512
     return results
 
 
