@@ -22,7 +22,8 @@ OVF2 = b"""<?xml version="1.0" encoding="UTF-8"?>
     xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData">
   <References><File ovf:id="f1" ovf:href="root.vmdk"/></References>
   <DiskSection><Info>disks</Info>
-    <Disk ovf:diskId="d1" ovf:fileRef="f1" ovf:capacity="24" ovf:capacityAllocationUnits="byte * 2^20"/>
+    <Disk ovf:diskId="d1" ovf:fileRef="f1" ovf:capacity="24"
+          ovf:capacityAllocationUnits="byte * 2^20"/>
   </DiskSection>
   <VirtualSystem ovf:id="appliance">
     <Info>a VM</Info><Name>appliance</Name>
@@ -81,5 +82,5 @@ def test_ova_naming_a_missing_disk(tmp_path: Path) -> None:
         info = tarfile.TarInfo("appliance.ovf")
         info.size = len(OVF2)
         tar.addfile(info, io.BytesIO(OVF2))
-    with pytest.raises(FormatError, match="root.vmdk"):
+    with pytest.raises(FormatError, match=r"root\.vmdk"):
         open_image(str(path))
