@@ -102,13 +102,17 @@ def data_runs(ext: Extent, granularity: int) -> Iterator[tuple[int, Buffer]]:
         yield from Span(ext.data).data_runs(ext.offset, granularity)
 
 
-def iter_blocks(extents: Iterable[Extent], block_size: int, size: int
-                ) -> Iterator[tuple[int, Span]]:
-    """Regroup an extent stream into aligned blocks: yields (block index, span) for each block
-    holding at least one non-zero byte, in increasing order.  The last block may be short.
-    Blocks that arrive whole are windows into the reader's buffer; others are assembled."""
+def iter_block_runs(extents: Iterable[Extent], block_size: int, size: int
+                    ) -> Iterator[tuple[int, int, Span]]:
+    """Regroup an extent stream into aligned blocks: yields (first block index, block count,
+    span) for runs of consecutive blocks holding at least one non-zero byte each, in
+    increasing order.  Blocks that arrive whole are windows into the reader's buffer and are
+    grouped into runs; blocks pieced together from several extents come one at a time.  The
+    disk's last block may be short."""
     cur_index = -1
     buf: bytearray | None = None
+    run: list[int] | None = None  # [first index, count, start in data]
+    run_data: bytes = b""
     for ext in extents:
         data = ext.data
         if data is None:
@@ -124,20 +128,53 @@ def iter_blocks(extents: Iterable[Extent], block_size: int, size: int
             rel = pos - ext.offset
             if pos == bstart and take == bend - bstart:
                 if buf is not None and not is_zero(buf):
-                    yield cur_index, Span(buf)
+                    yield cur_index, 1, Span(buf)
                 buf, cur_index = None, -1
-                if not whole.region_is_zero(rel, rel + take):
-                    yield index, Span(data, rel, take)
+                if whole.region_is_zero(rel, rel + take):
+                    if run is not None:
+                        yield _run_span(run, run_data, block_size)
+                        run = None
+                elif run is not None and run[0] + run[1] == index:
+                    run[1] += 1
+                else:
+                    if run is not None:
+                        yield _run_span(run, run_data, block_size)
+                    run, run_data = [index, 1, rel], data
             else:
+                if run is not None:
+                    yield _run_span(run, run_data, block_size)
+                    run = None
                 if index != cur_index:
                     if buf is not None and not is_zero(buf):
-                        yield cur_index, Span(buf)
+                        yield cur_index, 1, Span(buf)
                     buf, cur_index = bytearray(bend - bstart), index
                 assert buf is not None
                 buf[pos - bstart:pos - bstart + take] = memoryview(data)[rel:rel + take]
             pos += take
+        if run is not None:
+            yield _run_span(run, run_data, block_size)
+            run = None
     if buf is not None and not is_zero(buf):
-        yield cur_index, Span(buf)
+        yield cur_index, 1, Span(buf)
+
+
+def _run_span(run: list[int], data: bytes, block_size: int) -> tuple[int, int, Span]:
+    first, count, start = run
+    length = min(count * block_size, len(data) - start)
+    return first, count, Span(data, start, length)
+
+
+def iter_blocks(extents: Iterable[Extent], block_size: int, size: int
+                ) -> Iterator[tuple[int, Span]]:
+    """Like `iter_block_runs`, one block at a time: (block index, span)."""
+    for first, count, span in iter_block_runs(extents, block_size, size):
+        if count == 1:
+            yield first, span
+            continue
+        for k in range(count):
+            start = k * block_size
+            yield first + k, Span(span.buf, span.start + start,
+                                  min(block_size, span.length - start))
 
 
 def tracked(extents: Iterable[Extent], progress: Callable[[int], None]) -> Iterator[Extent]:

@@ -13,7 +13,7 @@ from typing import Any
 from glasspane.errors import FormatError, LimitExceeded, UnsupportedFeature
 from glasspane.images import qcow2_format as qf
 from glasspane.images.base import DiskImage, DiskWriter, Problem, ProgressFn, check_virtual_size
-from glasspane.images.extents import Buffer, Extent, Span, iter_blocks, tracked
+from glasspane.images.extents import Buffer, Extent, Span, iter_block_runs, iter_blocks, tracked
 from glasspane.images.parallel import ordered_map
 from glasspane.images.source import ByteSource
 
@@ -293,34 +293,15 @@ class Qcow2Writer(DiskWriter):
         l1_offset = rt_offset + rt_clusters * cs
         self._end = l1_offset + l1_clusters * cs
         self._count(0, self._end)
-        l1 = [0] * l1_size
-        l2: array.array[int] | None = None
-        l2_index = -1
-        l2_offset = 0
-
-        compress = self.options.compress
-        blocks = iter_blocks(tracked(extents, progress), cs, size)
-        for index, payload in ordered_map(self._pack_cluster, blocks) if compress else (
-                (i, (span.view(), False)) for i, span in blocks):
-            data, compressed = payload
-            li = index // l2_entries
-            if li != l2_index:
-                if l2 is not None:
-                    self._flush_l2(l2, l2_offset)
-                l2_index, l2 = li, array.array("Q", bytes(cs))
-                l2_offset = self._alloc(cs)
-                l1[li] = l2_offset | qf.OFLAG_COPIED
-            assert l2 is not None
-            if compressed:
-                at = self._alloc_bytes(len(data))
-                self.sink.pwrite(data, at)
-                l2[index % l2_entries] = qf.compressed_entry(at, len(data), self.cluster_bits)
-            else:
-                at = self._alloc(cs)
-                self.sink.pwrite(data, at)
-                l2[index % l2_entries] = at | qf.OFLAG_COPIED
-        if l2 is not None:
-            self._flush_l2(l2, l2_offset)
+        self._l1 = l1 = [0] * l1_size
+        self._l2: array.array[int] | None = None
+        self._l2_index = -1
+        self._l2_offset = 0
+        if self.options.compress:
+            self._write_compressed(tracked(extents, progress))
+        else:
+            self._write_plain(tracked(extents, progress))
+        self._flush_current_l2()
         self._end = -(-self._end // cs) * cs
         self.sink.pwrite(b"".join(e.to_bytes(8, "big") for e in l1), l1_offset)
         self._write_refcounts(rt_offset, rt_clusters)
@@ -328,6 +309,52 @@ class Qcow2Writer(DiskWriter):
                              rt_offset, rt_clusters, 0, 0, 0, 0, 0, 4, qf.V3_HEADER_SIZE)
         self.sink.pwrite(hdr.pack() + bytes(8), 0)
         self.sink.truncate(self._end)
+
+    def _flush_current_l2(self) -> None:
+        if self._l2 is not None:
+            self._flush_l2(self._l2, self._l2_offset)
+
+    def _table_for(self, index: int) -> array.array[int]:
+        """The L2 table holding cluster `index`, allocated (after the previous one is written
+        out) when the stream enters its range."""
+        li = index // (self._cs // 8)
+        if li != self._l2_index or self._l2 is None:
+            self._flush_current_l2()
+            self._l2_index, self._l2 = li, array.array("Q", bytes(self._cs))
+            self._l2_offset = self._alloc(self._cs)
+            self._l1[li] = self._l2_offset | qf.OFLAG_COPIED
+        return self._l2
+
+    def _write_plain(self, extents: Iterable[Extent]) -> None:
+        """Uncompressed: runs of data clusters are appended with one write each."""
+        cs, per_table = self._cs, self._cs // 8
+        for first, count, span in iter_block_runs(extents, cs, self.virtual_size):
+            k = 0
+            while k < count:
+                index = first + k
+                table = self._table_for(index)
+                n = min(count - k, per_table - index % per_table)
+                at = self._alloc(n * cs)
+                self.sink.pwrite(Span(span.buf, span.start + k * cs,
+                                      min(n * cs, span.length - k * cs)).view(), at)
+                slot = index % per_table
+                for j in range(n):
+                    table[slot + j] = (at + j * cs) | qf.OFLAG_COPIED
+                k += n
+
+    def _write_compressed(self, extents: Iterable[Extent]) -> None:
+        blocks = iter_blocks(extents, self._cs, self.virtual_size)
+        per_table = self._cs // 8
+        for index, (data, compressed) in ordered_map(self._pack_cluster, blocks):
+            table = self._table_for(index)
+            if compressed:
+                at = self._alloc_bytes(len(data))
+                entry = qf.compressed_entry(at, len(data), self.cluster_bits)
+            else:
+                at = self._alloc(self._cs)
+                entry = at | qf.OFLAG_COPIED
+            self.sink.pwrite(data, at)
+            table[index % per_table] = entry
 
     def _pack_cluster(self, item: tuple[int, Span]) -> tuple[int, tuple[Buffer, bool]]:
         index, span = item
@@ -341,8 +368,13 @@ class Qcow2Writer(DiskWriter):
 
     def _count(self, start: int, end: int) -> None:
         first, last = start // self._cs, (end - 1) // self._cs
-        if len(self.refcounts) <= last:
-            self.refcounts.extend([0] * (last + 1 - len(self.refcounts)))
+        have = len(self.refcounts)
+        if first >= have:  # appending whole new clusters: the common case, done in bulk
+            self.refcounts.extend(array.array("H", bytes(2 * (first - have))))
+            self.refcounts.extend(array.array("H", [1]) * (last + 1 - first))
+            return
+        if have <= last:
+            self.refcounts.extend(array.array("H", bytes(2 * (last + 1 - have))))
         for c in range(first, last + 1):
             self.refcounts[c] += 1
 
