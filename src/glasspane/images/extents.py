@@ -77,9 +77,12 @@ class Span:
             return self.view()
         return bytes(self.view()) + zeros(size - self.length)
 
-    def data_runs(self, at: int, granularity: int) -> Iterator[tuple[int, Buffer]]:
-        """(absolute offset, bytes) of the non-zero runs, for a span placed at offset `at`;
-        zero runs of whole `granularity`-aligned granules are left out (holes)."""
+    def data_runs(self, at: int, granularity: int, write_at: int | None = None
+                  ) -> Iterator[tuple[int, Buffer]]:
+        """(offset, bytes) of the non-zero runs of a span that holds guest offset `at`;
+        granules are aligned on guest offsets, so the zero runs left out (holes) are those of
+        the guest's data.  Offsets are guest offsets, or file offsets from `write_at`."""
+        shift = (at if write_at is None else write_at) - at
         view = memoryview(self.buf)[self.start:self.start + self.length]
         run_start: int | None = None
         pos = 0
@@ -87,13 +90,13 @@ class Span:
             nxt = min(self.length, ((at + pos) // granularity + 1) * granularity - at)
             if self.region_is_zero(pos, nxt):
                 if run_start is not None:
-                    yield at + run_start, view[run_start:pos]
+                    yield at + shift + run_start, view[run_start:pos]
                     run_start = None
             elif run_start is None:
                 run_start = pos
             pos = nxt
         if run_start is not None:
-            yield at + run_start, view[run_start:]
+            yield at + shift + run_start, view[run_start:]
 
 
 def data_runs(ext: Extent, granularity: int) -> Iterator[tuple[int, Buffer]]:

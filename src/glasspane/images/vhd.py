@@ -266,6 +266,13 @@ def _read_fixed(src: ByteSource, start: int, end: int) -> Iterator[Extent]:
         pos += n
 
 
+def _data_aligned(pos: int, bitmap_size: int) -> int:
+    """The first block position from `pos` whose data (after its bitmap) starts on a 4 KiB
+    boundary: the guest's pages then map onto whole filesystem blocks, so zero ranges become
+    holes and I/O stays aligned."""
+    return -(-(pos + bitmap_size) // 4096) * 4096 - bitmap_size
+
+
 def make_footer(size: int, disk_type: int, flavour: str, data_offset: int) -> vf.Footer:
     """A footer as XenServer's vhd-util (exact size, creator "tap") or qemu writes it."""
     if flavour == "qemu":
@@ -339,16 +346,16 @@ class VhdWriter(DiskWriter):
             data_start += vf.SECTOR + batmap_sectors * vf.SECTOR
         bitmap = b"\xff" * vf.bitmap_bytes(bs)
         bat = [vf.BAT_UNUSED] * entries
-        pos = data_start
+        pos = _data_aligned(data_start, len(bitmap))
         for index, span in iter_blocks(tracked(extents, progress), bs, self.virtual_size):
             bat[index] = pos // vf.SECTOR
             self.sink.pwrite(bitmap, pos)
             # Zero parts of the block are left as holes in the file: they read back as zeros
             # and cost neither writes nor space, as in qemu's and blktap's own files.
-            block_at = pos + len(bitmap)
-            for offset, data in span.data_runs(block_at, HOLE_GRANULARITY):
+            for offset, data in span.data_runs(index * bs, HOLE_GRANULARITY,
+                                               pos + len(bitmap)):
                 self.sink.pwrite(data, offset)
-            pos += len(bitmap) + bs
+            pos = _data_aligned(pos + len(bitmap) + bs, len(bitmap))
         footer = make_footer(size, vf.TYPE_DYNAMIC, flavour, 512)
         header = vf.Header(vf.HEADER_COOKIE, vf.NO_DATA_OFFSET, table_offset, 0x00010000,
                            entries, bs, 0, bytes(16), 0, "", ())
