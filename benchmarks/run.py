@@ -65,17 +65,31 @@ def clean(paths: list[Path]) -> None:
             path.unlink()
 
 
+def reset(cleanup: list[Path], inputs: list[Path]) -> None:
+    """The same start for every run: previous outputs gone, the page cache emptied (as root;
+    a full page cache makes whoever writes next pay for reclaiming it) and the inputs read
+    back into it."""
+    clean(cleanup)
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("1\n")
+    except OSError:
+        pass  # not root: the inputs are still warmed below
+    for path in inputs:
+        warm(path)
+
+
 def duel(repeat: int, ours: list[list[str]], peer_label: str, peer: list[list[str]] | None,
-         cwd: Path, cleanup: list[Path]) -> tuple[Run, Run | None]:
+         cwd: Path, cleanup: list[Path], inputs: list[Path]) -> tuple[Run, Run | None]:
     """Alternate glasspane and the peer `repeat` times and keep each one's fastest run: on a
     shared machine the minimum is the measurement least disturbed by the neighbours."""
     mine: list[Run] = []
     theirs: list[Run] = []
     for _ in range(repeat):
-        clean(cleanup)
+        reset(cleanup, inputs)
         mine.append(measure("glasspane", ours, cwd))
         if peer is not None:
-            clean(cleanup)
+            reset(cleanup, inputs)
             theirs.append(measure(peer_label, peer, cwd))
     clean(cleanup)
     best = min(mine, key=lambda r: r.seconds)
@@ -113,8 +127,6 @@ def main() -> None:
                         ("disk.vhd", [])):
         subprocess.run([glasspane, "image", "convert", "-q", "--force", *extra, str(raw),
                         str(work / name)], check=True)
-    for name in ("disk.raw", "disk.xva", "disk-xxhash.xva", "disk.vhd"):
-        warm(work / name)
 
     def gp(src: str, dst: str) -> list[list[str]]:
         # --no-sync: qemu-img convert's default cache mode ("unsafe") does not fsync either.
@@ -161,7 +173,8 @@ def main() -> None:
 
     for title, ours, peer_label, peer, cleanup in cases:
         print(f"measuring {title} ...", flush=True)
-        mine, theirs = duel(args.repeat, ours, peer_label, peer, work, cleanup)
+        inputs = [work / arg for arg in ours[0] if (work / arg).is_file()]
+        mine, theirs = duel(args.repeat, ours, peer_label, peer, work, cleanup, inputs)
         rows.append((title, mine, theirs, peer_label))
 
     table = render(rows, args.size_mib)
