@@ -15,6 +15,7 @@ and put it on PATH or in $XVA_IMG); `cp --sparse=always` as the floor of any raw
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -71,10 +72,8 @@ def reset(cleanup: list[Path], inputs: list[Path]) -> None:
     back into it."""
     clean(cleanup)
     os.sync()
-    try:
+    with contextlib.suppress(OSError):  # not root: the inputs are still warmed below
         Path("/proc/sys/vm/drop_caches").write_text("1\n")
-    except OSError:
-        pass  # not root: the inputs are still warmed below
     for path in inputs:
         warm(path)
 
