@@ -66,10 +66,10 @@ def clean(paths: list[Path]) -> None:
             path.unlink()
 
 
-def reset(cleanup: list[Path], inputs: list[Path]) -> None:
-    """The same start for every run: previous outputs gone, the page cache emptied (as root;
-    a full page cache makes whoever writes next pay for reclaiming it) and the inputs read
-    back into it."""
+def fresh_start(cleanup: list[Path], inputs: list[Path]) -> None:
+    """Once per case: previous outputs gone and the page cache emptied (as root), then the
+    inputs read back into it.  A page cache left full by earlier cases makes whoever writes
+    next pay for reclaiming it, which swings single runs by 2-3x."""
     clean(cleanup)
     os.sync()
     with contextlib.suppress(OSError):  # not root: the inputs are still warmed below
@@ -79,16 +79,24 @@ def reset(cleanup: list[Path], inputs: list[Path]) -> None:
 
 
 def duel(repeat: int, ours: list[list[str]], peer_label: str, peer: list[list[str]] | None,
-         cwd: Path, cleanup: list[Path], inputs: list[Path]) -> tuple[Run, Run | None]:
+         cwd: Path, cleanup: list[Path]) -> tuple[Run, Run | None]:
     """Alternate glasspane and the peer `repeat` times and keep each one's fastest run: on a
-    shared machine the minimum is the measurement least disturbed by the neighbours."""
+    shared machine the minimum is the measurement least disturbed by the neighbours.  One
+    untimed run of each first brings programs and libraries back into the page cache."""
+    contenders = [ours] + ([peer] if peer is not None else [])
+    inputs = sorted({cwd / arg for cmds in contenders for cmd in cmds for arg in cmd
+                     if (cwd / arg).is_file()})
+    fresh_start(cleanup, inputs)
+    for commands in contenders:
+        measure("warm-up", commands, cwd)
+        clean(cleanup)
     mine: list[Run] = []
     theirs: list[Run] = []
     for _ in range(repeat):
-        reset(cleanup, inputs)
+        clean(cleanup)
         mine.append(measure("glasspane", ours, cwd))
         if peer is not None:
-            reset(cleanup, inputs)
+            clean(cleanup)
             theirs.append(measure(peer_label, peer, cwd))
     clean(cleanup)
     best = min(mine, key=lambda r: r.seconds)
@@ -172,8 +180,7 @@ def main() -> None:
 
     for title, ours, peer_label, peer, cleanup in cases:
         print(f"measuring {title} ...", flush=True)
-        inputs = [work / arg for arg in ours[0] if (work / arg).is_file()]
-        mine, theirs = duel(args.repeat, ours, peer_label, peer, work, cleanup, inputs)
+        mine, theirs = duel(args.repeat, ours, peer_label, peer, work, cleanup)
         rows.append((title, mine, theirs, peer_label))
 
     table = render(rows, args.size_mib)
