@@ -4,14 +4,20 @@
 VENV        := .venv
 BIN         := $(VENV)/bin
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := qemu-utils python3-venv
+# qemu-utils: the image toolkit's peer in tests; qemu-system-x86 + libvirt: the local host;
+# libvirt-dev, pkg-config, gcc, python3-dev: to build the libvirt-python binding.
+APT_PACKAGES := qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-dev pkg-config \
+                gcc libc6-dev python3-dev python3-venv
 DEMO_DIR    ?= demo-work
 DEMO_SIZE   ?= 256
 BENCH_SIZE  ?= 4096
 
-.PHONY: setup system-packages demo test bench lint clean
+.PHONY: setup system-packages services demo test bench lint clean
 
-setup: system-packages $(VENV)/.installed
+setup: system-packages $(VENV)/.installed services
+
+services: system-packages
+	@scripts/ensure-libvirtd
 
 system-packages:
 	@missing=""; \

@@ -11,7 +11,10 @@ and HTTP statuses in one place each.
      │   │   └─ ChecksumError      content does not match its recorded checksum
      │   ├─ UnsupportedFeature     valid, but uses a feature glasspane does not implement
      │   └─ LimitExceeded          declared sizes beyond what glasspane accepts
-     └─ OutputError                an output cannot be written (exists, no space, ...)
+     ├─ OutputError                an output cannot be written (exists, no space, ...)
+     ├─ NotFound                   a named host, VM or template does not exist
+     └─ HostError                  a hypervisor host refused or failed an operation
+         └─ HostUnreachable        the host cannot be reached at all
 """
 
 from __future__ import annotations
@@ -98,3 +101,24 @@ class OutputError(GlasspaneError):
     """An output cannot be written."""
 
     exit_code = 4
+
+
+class NotFound(GlasspaneError):
+    """A named object (host, VM, template) does not exist."""
+
+    exit_code = 6
+
+
+class HostError(GlasspaneError):
+    """A hypervisor host refused or failed an operation; names the host."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, *, host: str | None = None, hint: str | None = None
+                 ) -> None:
+        super().__init__(f"host {host}: {message}" if host else message, hint=hint)
+        self.host = host
+
+
+class HostUnreachable(HostError):
+    """The host cannot be reached (connection refused, no route, bad credentials)."""

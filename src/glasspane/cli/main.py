@@ -9,6 +9,7 @@ import click
 
 from glasspane import __version__
 from glasspane.allocator import tune_allocator
+from glasspane.cli.host import host
 from glasspane.cli.image import image
 from glasspane.errors import GlasspaneError
 
@@ -24,6 +25,7 @@ def cli(debug: bool) -> None:
 
 
 cli.add_command(image)
+cli.add_command(host)
 
 
 @cli.command()

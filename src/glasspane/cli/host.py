@@ -1,0 +1,82 @@
+"""`glasspane host add|list|info|remove`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import click
+
+from glasspane.hosts import service
+from glasspane.hosts.registry import DRIVERS, HostRegistry
+from glasspane.settings import Settings
+
+
+def _emit(data: object) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+@click.group()
+def host() -> None:
+    """Hypervisor hosts: local or remote QEMU/KVM through libvirt."""
+
+
+@host.command("add")
+@click.argument("name")
+@click.argument("uri")
+@click.option("--driver", type=click.Choice(DRIVERS), default="libvirt", show_default=True)
+@click.option("--no-check", is_flag=True, help="Register without connecting first.")
+def add(name: str, uri: str, driver: str, no_check: bool) -> None:
+    """Register host NAME at URI (qemu:///system, qemu+ssh://root@kvm1/system, ...)."""
+    record = service.add_host(Settings.load(), name, uri, driver, check=not no_check)
+    click.echo(f"added host {record.name}: {record.uri}")
+
+
+@host.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_hosts(as_json: bool) -> None:
+    """The registered hosts."""
+    records = HostRegistry(Settings.load().config_dir).all()
+    if as_json:
+        _emit([dataclasses.asdict(r) for r in records])
+        return
+    width = max(len(r.name) for r in records)
+    for r in records:
+        click.echo(f"{r.name:<{width}}  {r.driver:<8} {r.uri}")
+
+
+@host.command("info")
+@click.argument("name", default="local")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(name: str, as_json: bool) -> None:
+    """CPU, memory, storage, acceleration and VMs of host NAME (default: local)."""
+    facts = service.host_info(Settings.load(), name)
+    if as_json:
+        _emit(dataclasses.asdict(facts))
+        return
+    lines = [
+        ("host", f"{facts.name} ({facts.uri}, {facts.driver})"),
+        ("hostname", facts.hostname),
+        ("hypervisor", facts.hypervisor),
+        ("CPU", f"{facts.cpus} x {facts.cpu_model}"),
+        ("memory", f"{facts.memory_mib} MiB, {facts.free_memory_mib} MiB free"),
+        ("acceleration", f"{facts.acceleration.kind}: {facts.acceleration.reason}"),
+    ]
+    for pool in facts.storage:
+        lines.append((f"storage {pool.name}", f"{pool.path or '-'}: {pool.available >> 30} GiB "
+                      f"free of {pool.capacity >> 30} GiB"
+                      + ("" if pool.active else " (inactive)")))
+    lines.append(("VMs", str(len(facts.vms)) if facts.vms else "none"))
+    for vm in facts.vms:
+        lines.append(("", f"{vm.name}: {vm.power_state}"))
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        click.echo(f"{key:<{width}}  {value}")
+
+
+@host.command("remove")
+@click.argument("name")
+def remove(name: str) -> None:
+    """Forget host NAME (its VMs are not touched)."""
+    HostRegistry(Settings.load().config_dir).remove(name)
+    click.echo(f"removed host {name}")

@@ -1,0 +1,34 @@
+"""Host operations shared by the CLI and (later) the API."""
+
+from __future__ import annotations
+
+from glasspane.hosts.registry import HostRecord, HostRegistry
+from glasspane.hypervisors.base import HostInfo, HypervisorDriver
+from glasspane.settings import Settings
+
+
+def connect(record: HostRecord, settings: Settings) -> HypervisorDriver:
+    """A driver connected to the host; raises HostUnreachable."""
+    from glasspane.hypervisors.libvirt_driver import LibvirtDriver
+    return LibvirtDriver(record.name, record.uri, settings.cache_dir)
+
+
+def add_host(settings: Settings, name: str, uri: str, driver: str = "libvirt",
+             check: bool = True) -> HostRecord:
+    """Register a host; with `check`, only once a connection to it has succeeded."""
+    record = HostRecord(name, uri, driver)
+    registry = HostRegistry(settings.config_dir)
+    registry.check_new(record)
+    if check:
+        connect(record, settings).close()
+    registry.add(record)
+    return record
+
+
+def host_info(settings: Settings, name: str) -> HostInfo:
+    record = HostRegistry(settings.config_dir).get(name)
+    driver = connect(record, settings)
+    try:
+        return driver.host_info()
+    finally:
+        driver.close()

@@ -1,0 +1,32 @@
+"""Where glasspane keeps its files: configuration, data and cache directories.
+
+XDG locations by default, each overridable by an environment variable (GLASSPANE_CONFIG_DIR,
+GLASSPANE_DATA_DIR, GLASSPANE_CACHE_DIR), which is also how tests keep to their own directories.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _xdg(variable: str, fallback: str) -> Path:
+    base = os.environ.get(variable) or os.path.join(os.path.expanduser("~"), fallback)
+    return Path(base) / "glasspane"
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_dir: Path
+    data_dir: Path
+    cache_dir: Path
+
+    @classmethod
+    def load(cls) -> Settings:
+        env = os.environ.get
+        return cls(
+            config_dir=Path(env("GLASSPANE_CONFIG_DIR") or _xdg("XDG_CONFIG_HOME", ".config")),
+            data_dir=Path(env("GLASSPANE_DATA_DIR") or _xdg("XDG_DATA_HOME", ".local/share")),
+            cache_dir=Path(env("GLASSPANE_CACHE_DIR") or _xdg("XDG_CACHE_HOME", ".cache")),
+        )
