@@ -1,7 +1,8 @@
 """Where glasspane keeps its files: configuration, data and cache directories.
 
 XDG locations by default, each overridable by an environment variable (GLASSPANE_CONFIG_DIR,
-GLASSPANE_DATA_DIR, GLASSPANE_CACHE_DIR), which is also how tests keep to their own directories.
+GLASSPANE_DATA_DIR, GLASSPANE_CACHE_DIR, GLASSPANE_TEMPLATE_STORAGE), which is also how tests
+keep to their own directories and storage.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class Settings:
     config_dir: Path
     data_dir: Path
     cache_dir: Path
+    template_storage: str = "glasspane-templates"  # the storage on each host for templates
 
     @classmethod
     def load(cls) -> Settings:
@@ -29,4 +31,5 @@ class Settings:
             config_dir=Path(env("GLASSPANE_CONFIG_DIR") or _xdg("XDG_CONFIG_HOME", ".config")),
             data_dir=Path(env("GLASSPANE_DATA_DIR") or _xdg("XDG_DATA_HOME", ".local/share")),
             cache_dir=Path(env("GLASSPANE_CACHE_DIR") or _xdg("XDG_CACHE_HOME", ".cache")),
+            template_storage=env("GLASSPANE_TEMPLATE_STORAGE") or "glasspane-templates",
         )

@@ -11,6 +11,7 @@ from glasspane import __version__
 from glasspane.allocator import tune_allocator
 from glasspane.cli.host import host
 from glasspane.cli.image import image
+from glasspane.cli.template import template
 from glasspane.errors import GlasspaneError
 
 INTERNAL_ERROR = 70
@@ -26,6 +27,7 @@ def cli(debug: bool) -> None:
 
 cli.add_command(image)
 cli.add_command(host)
+cli.add_command(template)
 
 
 @cli.command()

@@ -3,6 +3,7 @@ VMs, storage), free of any one hypervisor's terms."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -23,6 +24,15 @@ class StorageInfo:
     allocation: int
     available: int
     active: bool
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    name: str
+    path: str
+    capacity: int      # guest-visible size
+    allocation: int    # bytes used on the host
+    format: str
 
 
 @dataclass(frozen=True)
@@ -58,5 +68,24 @@ class HypervisorDriver(Protocol):
     def host_info(self) -> HostInfo: ...
 
     def list_vms(self) -> list[VmSummary]: ...
+
+    def list_storage(self) -> list[StorageInfo]: ...
+
+    def ensure_storage(self, name: str) -> StorageInfo:
+        """The directory storage `name` on the host, created and started if missing."""
+        ...
+
+    def list_volumes(self, storage: str) -> list[VolumeInfo]: ...
+
+    def upload_volume(self, storage: str, volume: str, source: str,
+                      progress: Callable[[int], None]) -> VolumeInfo:
+        """Copy the local file `source` into a new volume; nothing is left on failure."""
+        ...
+
+    def delete_volume(self, storage: str, volume: str) -> None: ...
+
+    def volume_users(self, path: str) -> list[str]:
+        """What depends on the file at `path`: VMs whose disks use it, volumes backed by it."""
+        ...
 
     def close(self) -> None: ...

@@ -7,15 +7,18 @@ this module sees libvirt's vocabulary.
 from __future__ import annotations
 
 import contextlib
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape, quoteattr
 
 import defusedxml.ElementTree as SafeET
 import libvirt
 
 from glasspane.errors import HostError, HostUnreachable
 from glasspane.hypervisors.accel import probe_acceleration
-from glasspane.hypervisors.base import Acceleration, HostInfo, StorageInfo, VmSummary
+from glasspane.hypervisors.base import Acceleration, HostInfo, StorageInfo, VmSummary, VolumeInfo
 
 # libvirt prints every error to stderr unless a handler is registered; ours are raised instead.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
@@ -30,6 +33,10 @@ _STATES = {
     libvirt.VIR_DOMAIN_CRASHED: "crashed",
     libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended",
 }
+
+
+# Where glasspane's directory storage lives on a host (libvirt's own image directory).
+STORAGE_ROOT = "/var/lib/libvirt/images"
 
 
 def is_local_uri(uri: str) -> bool:
@@ -67,7 +74,8 @@ class LibvirtDriver:
             hostname=self._call("reading the hostname", self._conn.getHostname),
             hypervisor=f"QEMU {major}.{minor}.{micro}", cpu_model=str(model), cpus=int(cpus),
             memory_mib=int(memory_mib), free_memory_mib=int(free) >> 20,
-            acceleration=self.acceleration(), storage=self.storage(), vms=self.list_vms())
+            acceleration=self.acceleration(), storage=self.list_storage(),
+            vms=self.list_vms())
 
     def acceleration(self) -> Acceleration:
         if is_local_uri(self.uri):
@@ -78,7 +86,7 @@ class LibvirtDriver:
             return Acceleration("tcg", f"the host's libvirt offers no KVM: {_message(exc)}")
         return Acceleration("kvm", "the host's libvirt offers KVM (not probed from here)")
 
-    def storage(self) -> list[StorageInfo]:
+    def list_storage(self) -> list[StorageInfo]:
         out = []
         for pool in self._call("listing storage pools", self._conn.listAllStoragePools):
             state, capacity, allocation, available = self._call(
@@ -95,6 +103,97 @@ class LibvirtDriver:
             state = self._call(f"reading the state of VM {dom.name()}", dom.state)[0]
             out.append(VmSummary(dom.name(), dom.UUIDString(), _STATES.get(state, "unknown")))
         return sorted(out, key=lambda v: v.name)
+
+    # ---- storage ------------------------------------------------------------------------
+
+    def _pool(self, storage: str) -> Any:
+        try:
+            return self._conn.storagePoolLookupByName(storage)
+        except libvirt.libvirtError:
+            raise HostError(f"no storage named {storage!r}", host=self.name) from None
+
+    def ensure_storage(self, name: str) -> StorageInfo:
+        try:
+            pool = self._conn.storagePoolLookupByName(name)
+        except libvirt.libvirtError:
+            path = os.path.join(STORAGE_ROOT, name)
+            xml = (f"<pool type='dir'><name>{escape(name)}</name>"
+                   f"<target><path>{escape(path)}</path></target></pool>")
+            pool = self._call(f"defining storage {name}", self._conn.storagePoolDefineXML, xml)
+            self._call(f"creating the directory of storage {name}", pool.build, 0)
+            self._call(f"enabling storage {name} at boot", pool.setAutostart, 1)
+        if not pool.isActive():
+            self._call(f"starting storage {name}", pool.create, 0)
+        return next(s for s in self.list_storage() if s.name == name)
+
+    def list_volumes(self, storage: str) -> list[VolumeInfo]:
+        pool = self._pool(storage)
+        self._call(f"refreshing storage {storage}", pool.refresh, 0)
+        vols = self._call(f"listing volumes of {storage}", pool.listAllVolumes)
+        return sorted((self._volume_info(v) for v in vols), key=lambda v: v.name)
+
+    def _volume_info(self, vol: Any) -> VolumeInfo:
+        _, capacity, allocation = self._call(f"reading volume {vol.name()}", vol.info)
+        root = SafeET.fromstring(self._call(f"reading volume {vol.name()}", vol.XMLDesc, 0))
+        fmt = root.find("target/format")
+        return VolumeInfo(vol.name(), vol.path(), capacity, allocation,
+                          fmt.get("type", "raw") if fmt is not None else "raw")
+
+    def upload_volume(self, storage: str, volume: str, source: str,
+                      progress: Callable[[int], None]) -> VolumeInfo:
+        pool = self._pool(storage)
+        size = os.path.getsize(source)
+        # Created as raw with the file's exact size; the refresh below lets libvirt see the
+        # format the uploaded bytes really have.
+        xml = (f"<volume><name>{escape(volume)}</name><capacity unit='bytes'>{size}</capacity>"
+               f"<target><format type={quoteattr('raw')}/></target></volume>")
+        vol = self._call(f"creating volume {volume} in {storage}", pool.createXML, xml, 0)
+        try:
+            self._send(vol, source, size, progress)
+        except BaseException:
+            with contextlib.suppress(libvirt.libvirtError):
+                vol.delete(0)
+            raise
+        self._call(f"refreshing storage {storage}", pool.refresh, 0)
+        return self._volume_info(self._call(f"finding volume {volume}",
+                                            pool.storageVolLookupByName, volume))
+
+    def _send(self, vol: Any, source: str, size: int, progress: Callable[[int], None]) -> None:
+        stream = self._call("opening an upload stream", self._conn.newStream, 0)
+        try:
+            self._call(f"starting the upload of {vol.name()}", vol.upload, stream, 0, size, 0)
+            with open(source, "rb") as f:
+                while chunk := f.read(4 << 20):
+                    sent = 0
+                    while sent < len(chunk):
+                        sent += self._call(f"uploading {vol.name()}", stream.send, chunk[sent:])
+                    progress(len(chunk))
+            self._call(f"finishing the upload of {vol.name()}", stream.finish)
+        except BaseException:
+            with contextlib.suppress(libvirt.libvirtError):
+                stream.abort()
+            raise
+
+    def delete_volume(self, storage: str, volume: str) -> None:
+        pool = self._pool(storage)
+        vol = self._call(f"finding volume {volume}", pool.storageVolLookupByName, volume)
+        self._call(f"deleting volume {volume}", vol.delete, 0)
+
+    def volume_users(self, path: str) -> list[str]:
+        users = []
+        for dom in self._call("listing VMs", self._conn.listAllDomains):
+            root = SafeET.fromstring(self._call(f"reading VM {dom.name()}", dom.XMLDesc, 0))
+            files = {e.get("file") for e in root.iter("source")}
+            if path in files:
+                users.append(f"VM {dom.name()}")
+        for pool in self._call("listing storage pools", self._conn.listAllStoragePools):
+            if not pool.isActive():
+                continue
+            for vol in self._call(f"listing volumes of {pool.name()}", pool.listAllVolumes):
+                root = SafeET.fromstring(self._call("reading a volume", vol.XMLDesc, 0))
+                if root.findtext("backingStore/path") == path:
+                    users.append(f"volume {vol.path()}")
+        return users
 
     def close(self) -> None:
         with contextlib.suppress(libvirt.libvirtError):

@@ -49,14 +49,14 @@ def writer_for(fmt: str, sink: ByteSink, size: int, options: WriteOptions) -> Di
     raise UsageError(f"no disk writer for {fmt!r}")
 
 
-def _no_progress(total: int, label: str) -> ProgressFn:
+def no_progress(total: int, label: str) -> ProgressFn:
     return lambda n: None
 
 
 def convert(src: str, dst: str, *, to: str | None = None, src_format: str | None = None,
             disk: int | None = None, options: WriteOptions | None = None,
             overwrite: bool = False, sync: bool = True,
-            start: StartFn = _no_progress) -> list[ConvertedOutput]:
+            start: StartFn = no_progress) -> list[ConvertedOutput]:
     """Convert `src` into `dst`; returns what was written.  `start(total, label)` is called
     once with the number of guest bytes to process and returns the progress callback."""
     options = options or WriteOptions()

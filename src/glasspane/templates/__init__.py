@@ -1,0 +1,1 @@
+"""Templates: base disk images stored on a host, from which VMs are cloned."""

@@ -1,0 +1,99 @@
+"""Template operations shared by the CLI and (later) the API.
+
+A template is a qcow2 volume `NAME.qcow2` in the host's template storage.  `import` accepts any
+format the image toolkit reads (an XVA exported from XenServer included: the XenServer-to-KVM
+path), converts it to qcow2 locally and uploads it through the hypervisor, so the same path
+serves local and remote hosts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+
+from glasspane.errors import NotFound, UsageError
+from glasspane.hosts.registry import HostRegistry
+from glasspane.hosts.service import connect
+from glasspane.hypervisors.base import HypervisorDriver, VolumeInfo
+from glasspane.images.convert import StartFn, convert, no_progress
+from glasspane.settings import Settings
+
+SUFFIX = ".qcow2"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    name: str
+    host: str
+    path: str
+    virtual_size: int
+    allocation: int
+    format: str
+
+    @classmethod
+    def of(cls, host: str, vol: VolumeInfo) -> TemplateInfo:
+        return cls(vol.name.removesuffix(SUFFIX), host, vol.path, vol.capacity, vol.allocation,
+                   vol.format)
+
+
+def _driver(settings: Settings, host: str) -> HypervisorDriver:
+    return connect(HostRegistry(settings.config_dir).get(host), settings)
+
+
+def _templates(driver: HypervisorDriver, settings: Settings, host: str) -> list[TemplateInfo]:
+    if not any(s.name == settings.template_storage for s in driver.list_storage()):
+        return []
+    return [TemplateInfo.of(host, v) for v in driver.list_volumes(settings.template_storage)
+            if v.name.endswith(SUFFIX)]
+
+
+def list_templates(settings: Settings, host: str = "local") -> list[TemplateInfo]:
+    driver = _driver(settings, host)
+    try:
+        return _templates(driver, settings, host)
+    finally:
+        driver.close()
+
+
+def import_template(settings: Settings, name: str, source: str, host: str = "local",
+                    disk: int | None = None, start: StartFn = no_progress) -> TemplateInfo:
+    """Store `source` (any supported format; an XVA/OVA's disk `disk`, default its first) as
+    template `name` on `host`."""
+    if not _NAME.match(name):
+        raise UsageError(f"invalid template name {name!r}",
+                         hint="letters, digits, '.', '_' and '-'")
+    driver = _driver(settings, host)
+    try:
+        if any(t.name == name for t in _templates(driver, settings, host)):
+            raise UsageError(f"template {name!r} already exists on host {host}",
+                             hint="remove it first, or choose another name")
+        driver.ensure_storage(settings.template_storage)
+        settings.cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="import-", dir=settings.cache_dir) as work:
+            local = f"{work}/{name}{SUFFIX}"
+            convert(source, local, to="qcow2", disk=disk if disk is not None else 0,
+                    sync=False, start=start)
+            progress = start(os.path.getsize(local), f"upload to {host}")
+            vol = driver.upload_volume(settings.template_storage, name + SUFFIX, local, progress)
+        return TemplateInfo.of(host, vol)
+    finally:
+        driver.close()
+
+
+def remove_template(settings: Settings, name: str, host: str = "local") -> None:
+    """Delete template `name`; refused while a VM or a volume depends on it."""
+    driver = _driver(settings, host)
+    try:
+        found = [t for t in _templates(driver, settings, host) if t.name == name]
+        if not found:
+            raise NotFound(f"no template named {name!r} on host {host}")
+        users = driver.volume_users(found[0].path)
+        if users:
+            raise UsageError(f"template {name!r} is in use by {', '.join(users)}",
+                             hint="destroy those first")
+        driver.delete_volume(settings.template_storage, name + SUFFIX)
+    finally:
+        driver.close()
