@@ -6,8 +6,9 @@ BIN         := $(VENV)/bin
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # qemu-utils: the image toolkit's peer in tests; qemu-system-x86 + libvirt: the local host;
 # libvirt-dev, pkg-config, gcc, python3-dev: to build the libvirt-python binding.
+# mmdebstrap, e2fsprogs: the Debian guest image (built once per machine, cached by recipe).
 APT_PACKAGES := qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-dev pkg-config \
-                gcc libc6-dev python3-dev python3-venv
+                gcc libc6-dev python3-dev python3-venv mmdebstrap e2fsprogs
 DEMO_DIR    ?= demo-work
 DEMO_SIZE   ?= 256
 BENCH_SIZE  ?= 4096

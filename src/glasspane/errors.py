@@ -13,6 +13,7 @@ and HTTP statuses in one place each.
      │   └─ LimitExceeded          declared sizes beyond what glasspane accepts
      ├─ OutputError                an output cannot be written (exists, no space, ...)
      ├─ NotFound                   a named host, VM or template does not exist
+     ├─ CommandFailed              an external program failed (names the command line)
      └─ HostError                  a hypervisor host refused or failed an operation
          └─ HostUnreachable        the host cannot be reached at all
 """
@@ -122,3 +123,17 @@ class HostError(GlasspaneError):
 
 class HostUnreachable(HostError):
     """The host cannot be reached (connection refused, no route, bad credentials)."""
+
+
+class CommandFailed(GlasspaneError):
+    """An external program failed; carries its command line and the end of its output."""
+
+    exit_code = 7
+
+    def __init__(self, message: str, *, command: str, output: str = "",
+                 hint: str | None = None) -> None:
+        tail = " | ".join(output.strip().splitlines()[-3:])
+        super().__init__(f"{message}: `{command}` failed" + (f": {tail}" if tail else ""),
+                         hint=hint)
+        self.command = command
+        self.output = output

@@ -111,3 +111,19 @@ def test_bad_imports_leave_nothing(capsys: pytest.CaptureFixture[str], storage: 
     assert not list((settings.cache_dir).glob("import-*"))
     r = run_cli(capsys, "template", "remove", "nope")
     assert r.code == 6
+
+
+def test_template_from_debian(capsys: pytest.CaptureFixture[str], storage: str,
+                              monkeypatch: pytest.MonkeyPatch,
+                              libvirt_conn: libvirt.virConnect) -> None:
+    monkeypatch.delenv("GLASSPANE_CACHE_DIR")  # the machine's image cache: built once
+    r = run_cli(capsys, "template", "from-debian", "-q", "debian12")
+    assert r.code == 0, r.err
+    [info] = json.loads(run_cli(capsys, "template", "list", "--json").out)
+    assert info["name"] == "debian12" and info["virtual_size"] == 3 << 30
+    pool = libvirt_conn.storagePoolLookupByName(storage)
+    assert sorted(pool.listVolumes()) == ["debian12.initrd", "debian12.qcow2",
+                                          "debian12.vmlinuz"]
+    assert run_cli(capsys, "template", "remove", "debian12").code == 0
+    pool.refresh(0)
+    assert pool.listVolumes() == []

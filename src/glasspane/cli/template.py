@@ -32,6 +32,22 @@ def import_(name: str, file: str, host: str, disk: int | None, quiet: bool) -> N
                f"{human(info.virtual_size)} virtual, {human(info.allocation)} stored")
 
 
+@template.command("from-debian")
+@click.argument("name")
+@click.option("--host", default="local", show_default=True)
+@click.option("--suite", default="bookworm", show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def from_debian(name: str, host: str, suite: str, quiet: bool) -> None:
+    """Build a Debian template from Debian's mirror alone (cached by its recipe)."""
+    if not quiet:
+        click.echo(f"building or reusing the Debian {suite} image (about two minutes the "
+                   "first time) ...", err=True)
+    with byte_progress(not quiet) as start:
+        info = service.template_from_debian(Settings.load(), name, host, suite, start)
+    click.echo(f"imported template {info.name} on {info.host}: {info.path}, "
+               f"{human(info.virtual_size)} virtual, {human(info.allocation)} stored")
+
+
 @template.command("list")
 @click.option("--host", default="local", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -21,6 +21,8 @@ from glasspane.images.convert import StartFn, convert, no_progress
 from glasspane.settings import Settings
 
 SUFFIX = ".qcow2"
+# A template that boots directly from its kernel carries them as volumes beside its disk.
+BOOT_SUFFIXES = (".vmlinuz", ".initrd")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
@@ -50,6 +52,11 @@ def _templates(driver: HypervisorDriver, settings: Settings, host: str) -> list[
             if v.name.endswith(SUFFIX)]
 
 
+def _boot_volumes(driver: HypervisorDriver, settings: Settings, name: str) -> list[str]:
+    wanted = {name + suffix for suffix in BOOT_SUFFIXES}
+    return [v.name for v in driver.list_volumes(settings.template_storage) if v.name in wanted]
+
+
 def list_templates(settings: Settings, host: str = "local") -> list[TemplateInfo]:
     driver = _driver(settings, host)
     try:
@@ -59,9 +66,11 @@ def list_templates(settings: Settings, host: str = "local") -> list[TemplateInfo
 
 
 def import_template(settings: Settings, name: str, source: str, host: str = "local",
-                    disk: int | None = None, start: StartFn = no_progress) -> TemplateInfo:
+                    disk: int | None = None, start: StartFn = no_progress,
+                    kernel: str | None = None, initrd: str | None = None) -> TemplateInfo:
     """Store `source` (any supported format; an XVA/OVA's disk `disk`, default its first) as
-    template `name` on `host`."""
+    template `name` on `host`, with the kernel and initrd it boots from if it has no
+    bootloader.  On failure nothing of the template is left on the host."""
     if not _NAME.match(name):
         raise UsageError(f"invalid template name {name!r}",
                          hint="letters, digits, '.', '_' and '-'")
@@ -76,9 +85,20 @@ def import_template(settings: Settings, name: str, source: str, host: str = "loc
             local = f"{work}/{name}{SUFFIX}"
             convert(source, local, to="qcow2", disk=disk if disk is not None else 0,
                     sync=False, start=start)
-            progress = start(os.path.getsize(local), f"upload to {host}")
-            vol = driver.upload_volume(settings.template_storage, name + SUFFIX, local, progress)
-        return TemplateInfo.of(host, vol)
+            uploads = [(local, name + SUFFIX)]
+            uploads += [(path, name + suffix) for path, suffix in
+                        ((kernel, ".vmlinuz"), (initrd, ".initrd")) if path]
+            progress = start(sum(os.path.getsize(p) for p, _ in uploads), f"upload to {host}")
+            done: list[str] = []
+            try:
+                for path, volume in uploads:
+                    driver.upload_volume(settings.template_storage, volume, path, progress)
+                    done.append(volume)
+            except BaseException:
+                for volume in done:
+                    driver.delete_volume(settings.template_storage, volume)
+                raise
+        return next(t for t in _templates(driver, settings, host) if t.name == name)
     finally:
         driver.close()
 
@@ -94,6 +114,16 @@ def remove_template(settings: Settings, name: str, host: str = "local") -> None:
         if users:
             raise UsageError(f"template {name!r} is in use by {', '.join(users)}",
                              hint="destroy those first")
-        driver.delete_volume(settings.template_storage, name + SUFFIX)
+        for volume in [name + SUFFIX, *_boot_volumes(driver, settings, name)]:
+            driver.delete_volume(settings.template_storage, volume)
     finally:
         driver.close()
+
+
+def template_from_debian(settings: Settings, name: str, host: str = "local",
+                         suite: str = "bookworm", start: StartFn = no_progress) -> TemplateInfo:
+    """Build (or reuse from the cache) the Debian guest image and store it as a template."""
+    from glasspane.guests.debian_image import debian_image
+    image = debian_image(settings.cache_dir, suite, start)
+    return import_template(settings, name, str(image.disk), host, start=start,
+                           kernel=str(image.kernel), initrd=str(image.initrd))

@@ -1,0 +1,1 @@
+"""Reaching into guests, and building guest images."""
