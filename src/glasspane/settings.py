@@ -1,8 +1,8 @@
 """Where glasspane keeps its files: configuration, data and cache directories.
 
 XDG locations by default, each overridable by an environment variable (GLASSPANE_CONFIG_DIR,
-GLASSPANE_DATA_DIR, GLASSPANE_CACHE_DIR, GLASSPANE_TEMPLATE_STORAGE), which is also how tests
-keep to their own directories and storage.
+GLASSPANE_DATA_DIR, GLASSPANE_CACHE_DIR, GLASSPANE_TEMPLATE_STORAGE, GLASSPANE_VM_STORAGE),
+which is also how tests keep to their own directories and storage.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class Settings:
     data_dir: Path
     cache_dir: Path
     template_storage: str = "glasspane-templates"  # the storage on each host for templates
+    vm_storage: str = "glasspane-vms"              # and for VMs' disks and seeds
 
     @classmethod
     def load(cls) -> Settings:
@@ -32,4 +33,5 @@ class Settings:
             data_dir=Path(env("GLASSPANE_DATA_DIR") or _xdg("XDG_DATA_HOME", ".local/share")),
             cache_dir=Path(env("GLASSPANE_CACHE_DIR") or _xdg("XDG_CACHE_HOME", ".cache")),
             template_storage=env("GLASSPANE_TEMPLATE_STORAGE") or "glasspane-templates",
+            vm_storage=env("GLASSPANE_VM_STORAGE") or "glasspane-vms",
         )

@@ -3,6 +3,8 @@ configuration and cache live in the test's own directories."""
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,3 +32,30 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("GLASSPANE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("GLASSPANE_CACHE_DIR", str(tmp_path / "cache"))
     return Settings.load()
+
+
+def _remove_pool(conn: libvirt.virConnect, name: str) -> None:
+    try:
+        pool = conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError:
+        return
+    path = pool.XMLDesc(0).split("<path>")[1].split("</path>")[0]
+    if pool.isActive():
+        pool.refresh(0)
+        for vol in pool.listAllVolumes():
+            vol.delete(0)
+        pool.destroy()
+    pool.undefine()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def storage(settings: Settings, libvirt_conn: libvirt.virConnect,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Template and VM storage of the test's own, removed afterwards."""
+    name = f"gp-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("GLASSPANE_TEMPLATE_STORAGE", name)
+    monkeypatch.setenv("GLASSPANE_VM_STORAGE", name + "-vms")
+    yield name
+    _remove_pool(libvirt_conn, name + "-vms")
+    _remove_pool(libvirt_conn, name)

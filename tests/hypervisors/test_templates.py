@@ -4,10 +4,8 @@ refused while something depends on it."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import libvirt
@@ -18,25 +16,6 @@ from tests.cli.runner import run_cli
 from tests.images.helpers import assert_same, convert_to
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def storage(settings: Settings, libvirt_conn: libvirt.virConnect,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A template storage of the test's own, removed afterwards."""
-    name = f"gp-test-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("GLASSPANE_TEMPLATE_STORAGE", name)
-    yield name
-    try:
-        pool = libvirt_conn.storagePoolLookupByName(name)
-    except libvirt.libvirtError:
-        return
-    path = pool.XMLDesc(0).split("<path>")[1].split("</path>")[0]
-    for vol in pool.listAllVolumes():
-        vol.delete(0)
-    pool.destroy()
-    pool.undefine()
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from glasspane.allocator import tune_allocator
 from glasspane.cli.host import host
 from glasspane.cli.image import image
 from glasspane.cli.template import template
+from glasspane.cli.vm import vm
 from glasspane.errors import GlasspaneError
 
 INTERNAL_ERROR = 70
@@ -28,6 +29,7 @@ def cli(debug: bool) -> None:
 cli.add_command(image)
 cli.add_command(host)
 cli.add_command(template)
+cli.add_command(vm)
 
 
 @cli.command()

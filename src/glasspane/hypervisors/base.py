@@ -43,6 +43,21 @@ class VmSummary:
 
 
 @dataclass(frozen=True)
+class VmSpec:
+    """What a driver needs to make and start a VM."""
+
+    name: str
+    cpus: int
+    memory_mib: int
+    disk: str             # path of the VM's disk on the host
+    seed: str | None      # path of the cloud-init seed ISO on the host
+    kernel: str | None    # direct kernel boot, for templates without a bootloader
+    initrd: str | None
+    cmdline: str | None
+    network: str = "default"
+
+
+@dataclass(frozen=True)
 class HostInfo:
     name: str
     uri: str
@@ -83,6 +98,21 @@ class HypervisorDriver(Protocol):
         ...
 
     def delete_volume(self, storage: str, volume: str) -> None: ...
+
+    def create_disk(self, storage: str, volume: str, backing: str, capacity: int
+                    ) -> VolumeInfo:
+        """A copy-on-write disk over the file `backing` (a linked clone)."""
+        ...
+
+    def create_vm(self, spec: VmSpec) -> None:
+        """Define and start the VM; nothing is left on failure."""
+        ...
+
+    def vm_addresses(self, name: str) -> list[str]: ...
+
+    def destroy_vm(self, name: str) -> None:
+        """Stop the VM at once and forget it (its disks are the caller's)."""
+        ...
 
     def volume_users(self, path: str) -> list[str]:
         """What depends on the file at `path`: VMs whose disks use it, volumes backed by it."""

@@ -16,9 +16,17 @@ from xml.sax.saxutils import escape, quoteattr
 import defusedxml.ElementTree as SafeET
 import libvirt
 
-from glasspane.errors import HostError, HostUnreachable
+from glasspane.errors import HostError, HostUnreachable, NotFound
 from glasspane.hypervisors.accel import probe_acceleration
-from glasspane.hypervisors.base import Acceleration, HostInfo, StorageInfo, VmSummary, VolumeInfo
+from glasspane.hypervisors.base import (
+    Acceleration,
+    HostInfo,
+    StorageInfo,
+    VmSpec,
+    VmSummary,
+    VolumeInfo,
+)
+from glasspane.hypervisors.libvirt_domain import domain_xml
 
 # libvirt prints every error to stderr unless a handler is registered; ours are raised instead.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
@@ -178,6 +186,63 @@ class LibvirtDriver:
         pool = self._pool(storage)
         vol = self._call(f"finding volume {volume}", pool.storageVolLookupByName, volume)
         self._call(f"deleting volume {volume}", vol.delete, 0)
+
+    def create_disk(self, storage: str, volume: str, backing: str, capacity: int
+                    ) -> VolumeInfo:
+        pool = self._pool(storage)
+        xml = (f"<volume><name>{escape(volume)}</name>"
+               f"<capacity unit='bytes'>{capacity}</capacity>"
+               f"<target><format type='qcow2'/></target><backingStore>"
+               f"<path>{escape(backing)}</path><format type='qcow2'/></backingStore></volume>")
+        vol = self._call(f"creating disk {volume}", pool.createXML, xml, 0)
+        return self._volume_info(vol)
+
+    def _ensure_network(self, name: str) -> None:
+        try:
+            net = self._conn.networkLookupByName(name)
+        except libvirt.libvirtError:
+            raise HostError(f"no network named {name!r}", host=self.name) from None
+        if not net.isActive():
+            self._call(f"starting network {name}", net.create)
+            self._call(f"enabling network {name} at boot", net.setAutostart, 1)
+
+    def create_vm(self, spec: VmSpec) -> None:
+        self._ensure_network(spec.network)
+        xml = domain_xml(spec, self.acceleration().kind)
+        dom = self._call(f"defining VM {spec.name}", self._conn.defineXML, xml)
+        try:
+            self._call(f"starting VM {spec.name}", dom.create)
+        except BaseException:
+            with contextlib.suppress(libvirt.libvirtError):
+                dom.undefine()
+            raise
+
+    def _domain(self, name: str) -> Any:
+        try:
+            return self._conn.lookupByName(name)
+        except libvirt.libvirtError:
+            raise NotFound(f"no VM named {name!r} on host {self.name}") from None
+
+    def vm_addresses(self, name: str) -> list[str]:
+        dom = self._domain(name)
+        root = SafeET.fromstring(self._call(f"reading VM {name}", dom.XMLDesc, 0))
+        addresses = []
+        for iface in root.iter("interface"):
+            mac = iface.find("mac")
+            net = iface.find("source")
+            if mac is None or net is None or not net.get("network"):
+                continue
+            network = self._call("finding the VM's network", self._conn.networkLookupByName,
+                                 net.get("network"))
+            for lease in self._call("reading DHCP leases", network.DHCPLeases, mac.get("address")):
+                addresses.append(str(lease["ipaddr"]))
+        return addresses
+
+    def destroy_vm(self, name: str) -> None:
+        dom = self._domain(name)
+        if dom.isActive():
+            self._call(f"stopping VM {name}", dom.destroy)
+        self._call(f"forgetting VM {name}", dom.undefine)
 
     def volume_users(self, path: str) -> list[str]:
         users = []

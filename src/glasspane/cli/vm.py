@@ -1,0 +1,81 @@
+"""`glasspane vm create|list|destroy`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import click
+
+from glasspane.hosts.registry import HostRegistry
+from glasspane.hosts.service import connect
+from glasspane.settings import Settings
+from glasspane.vms import service
+
+
+@click.group()
+def vm() -> None:
+    """VMs: linked clones of templates, personalized by cloud-init."""
+
+
+def _read(path: str | None) -> str | None:
+    return Path(path).read_text() if path else None
+
+
+@vm.command()
+@click.argument("name")
+@click.option("--template", required=True, help="Template to clone.")
+@click.option("--host", default="local", show_default=True)
+@click.option("--cpus", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option("--memory", "memory_mib", type=click.IntRange(128, 1 << 20), default=512,
+              show_default=True, help="MiB.")
+@click.option("--disk", "disk_gib", type=click.IntRange(1, 65536),
+              help="Disk size in GiB (default: the template's).")
+@click.option("--ssh-key", "ssh_keys", multiple=True, type=click.Path(dir_okay=False),
+              help="Public key file for the default user (repeatable).")
+@click.option("--user-data", type=click.Path(dir_okay=False), help="cloud-init user-data.")
+@click.option("--network-config", type=click.Path(dir_okay=False),
+              help="cloud-init network-config.")
+@click.option("--timeout", type=float, default=300, show_default=True,
+              help="Seconds to wait for SSH to answer.")
+def create(name: str, template: str, host: str, cpus: int, memory_mib: int,
+           disk_gib: int | None, ssh_keys: tuple[str, ...], user_data: str | None,
+           network_config: str | None, timeout: float) -> None:
+    """Create VM NAME from a template, start it and wait until SSH answers."""
+    request = service.VmRequest(name, template, cpus, memory_mib, disk_gib,
+                                [Path(k).read_text().strip() for k in ssh_keys],
+                                _read(user_data), _read(network_config))
+    created = service.create_vm(Settings.load(), request, host, timeout)
+    address = created.addresses[0] if created.addresses else "?"
+    click.echo(f"created VM {created.name} on {created.host}: {address} ({created.ssh})")
+
+
+@vm.command("list")
+@click.option("--host", default="local", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_vms(host: str, as_json: bool) -> None:
+    """VMs on a host, with their power state and addresses."""
+    settings = Settings.load()
+    driver = connect(HostRegistry(settings.config_dir).get(host), settings)
+    try:
+        rows = [dict(dataclasses.asdict(v),
+                     addresses=driver.vm_addresses(v.name) if v.power_state == "running"
+                     else [])
+                for v in driver.list_vms()]
+    finally:
+        driver.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['name']}  {row['power_state']}  {' '.join(row['addresses'])}")
+
+
+@vm.command()
+@click.argument("name")
+@click.option("--host", default="local", show_default=True)
+def destroy(name: str, host: str) -> None:
+    """Stop VM NAME at once and delete it with its disk and seed."""
+    service.destroy_vm(Settings.load(), name, host)
+    click.echo(f"destroyed VM {name}")

@@ -1,0 +1,1 @@
+"""VMs: made from templates, personalized with cloud-init, managed on any host."""

@@ -1,0 +1,139 @@
+"""Creating and destroying VMs; shared by the CLI and (later) the API.
+
+`create_vm` makes a linked clone of a template, attaches a cloud-init NoCloud seed, starts the
+VM and waits until SSH answers.  Each step registers how to undo itself; a failure unwinds them
+in reverse, so a failed creation leaves no domain, disk or seed behind.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from glasspane.errors import UsageError
+from glasspane.guests.cloudinit import Seed, write_seed_iso
+from glasspane.guests.readiness import ssh_banner, wait_for
+from glasspane.hosts.registry import HostRegistry
+from glasspane.hosts.service import connect
+from glasspane.hypervisors.base import HypervisorDriver, VmSpec
+from glasspane.settings import Settings
+from glasspane.templates.service import SUFFIX
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")  # also the guest's hostname
+DEFAULT_CMDLINE = "root=LABEL=root rw console=ttyS0"
+
+
+@dataclass
+class VmRequest:
+    name: str
+    template: str
+    cpus: int = 2
+    memory_mib: int = 512
+    disk_gib: int | None = None
+    ssh_keys: list[str] = field(default_factory=list)
+    user_data: str | None = None
+    network_config: str | None = None
+
+
+@dataclass(frozen=True)
+class CreatedVm:
+    name: str
+    host: str
+    addresses: list[str]
+    ssh: str
+
+
+class _Undo:
+    def __init__(self) -> None:
+        self.steps: list[Callable[[], None]] = []
+
+    def push(self, step: Callable[[], None]) -> None:
+        self.steps.append(step)
+
+    def unwind(self) -> None:
+        for step in reversed(self.steps):
+            try:
+                step()
+            except Exception:  # noqa: S112 - keep unwinding; the original error matters
+                continue
+
+
+def _template_files(driver: HypervisorDriver, settings: Settings, template: str
+                    ) -> dict[str, str]:
+    vols = {v.name: v for v in driver.list_volumes(settings.template_storage)}
+    if template + SUFFIX not in vols:
+        raise UsageError(f"no template named {template!r}",
+                         hint="`glasspane template list` shows them")
+    files = {"disk": vols[template + SUFFIX].path,
+             "capacity": str(vols[template + SUFFIX].capacity)}
+    for suffix in (".vmlinuz", ".initrd"):
+        if template + suffix in vols:
+            files[suffix] = vols[template + suffix].path
+    return files
+
+
+def create_vm(settings: Settings, request: VmRequest, host: str = "local",
+              timeout: float = 300) -> CreatedVm:
+    if not _NAME.match(request.name):
+        raise UsageError(f"invalid VM name {request.name!r}",
+                         hint="lowercase letters, digits and '-' (it becomes the hostname)")
+    driver = connect(HostRegistry(settings.config_dir).get(host), settings)
+    undo = _Undo()
+    try:
+        if any(v.name == request.name for v in driver.list_vms()):
+            raise UsageError(f"a VM named {request.name!r} already exists on host {host}")
+        files = _template_files(driver, settings, request.template)
+        driver.ensure_storage(settings.vm_storage)
+        capacity = max(int(files["capacity"]), (request.disk_gib or 0) << 30)
+        disk = driver.create_disk(settings.vm_storage, f"{request.name}{SUFFIX}",
+                                  files["disk"], capacity)
+        undo.push(lambda: driver.delete_volume(settings.vm_storage, disk.name))
+        seed_volume = _upload_seed(driver, settings, request, undo)
+        spec = VmSpec(request.name, request.cpus, request.memory_mib, disk.path, seed_volume,
+                      files.get(".vmlinuz"), files.get(".initrd"),
+                      DEFAULT_CMDLINE if ".vmlinuz" in files else None)
+        driver.create_vm(spec)
+        undo.push(lambda: driver.destroy_vm(request.name))
+        address = wait_for(f"an address for VM {request.name}",
+                           lambda: next(iter(driver.vm_addresses(request.name)), None),
+                           timeout, host)
+        banner = wait_for(f"SSH on VM {request.name} ({address})",
+                          lambda: ssh_banner(address), timeout, host)
+        return CreatedVm(request.name, host, driver.vm_addresses(request.name), banner)
+    except BaseException:
+        undo.unwind()
+        raise
+    finally:
+        driver.close()
+
+
+def _upload_seed(driver: HypervisorDriver, settings: Settings, request: VmRequest,
+                 undo: _Undo) -> str:
+    seed = Seed(f"{request.name}-{uuid.uuid4().hex[:12]}", request.name, request.ssh_keys,
+                request.user_data, request.network_config)
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="seed-", dir=settings.cache_dir) as work:
+        iso = Path(work) / "seed.iso"
+        write_seed_iso(seed, iso)
+        volume = f"{request.name}-seed.iso"
+        info = driver.upload_volume(settings.vm_storage, volume, str(iso), lambda n: None)
+    undo.push(lambda: driver.delete_volume(settings.vm_storage, volume))
+    return info.path
+
+
+def destroy_vm(settings: Settings, name: str, host: str = "local") -> None:
+    """Stop and forget the VM, and delete its disk and seed."""
+    driver = connect(HostRegistry(settings.config_dir).get(host), settings)
+    try:
+        driver.destroy_vm(name)
+        if not any(s.name == settings.vm_storage for s in driver.list_storage()):
+            return
+        for volume in driver.list_volumes(settings.vm_storage):
+            if volume.name in (f"{name}{SUFFIX}", f"{name}-seed.iso"):
+                driver.delete_volume(settings.vm_storage, volume.name)
+    finally:
+        driver.close()
