@@ -22,14 +22,24 @@ write_files:
 """
 
 
+TEST_VMS = ("web-1", "slow-1", "life-1")
+
+
 @pytest.fixture
 def template(capsys: pytest.CaptureFixture[str], storage: str,
-             monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+             monkeypatch: pytest.MonkeyPatch, libvirt_conn: libvirt.virConnect
+             ) -> Iterator[str]:
     with monkeypatch.context() as m:
         m.delenv("GLASSPANE_CACHE_DIR")  # the machine's image cache: built once
         r = run_cli(capsys, "template", "from-debian", "-q", "deb")
     assert r.code == 0, r.err
     yield "deb"
+    # A failed test may leave its VM: remove it before its storage goes.
+    for dom in libvirt_conn.listAllDomains():
+        if dom.name() in TEST_VMS:
+            if dom.isActive():
+                dom.destroy()
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
 
 
 @pytest.fixture
@@ -89,3 +99,41 @@ def test_failed_creation_rolls_back(capsys: pytest.CaptureFixture[str], template
     assert r.code == 2 and "no template named 'nope'" in r.err
     r = run_cli(capsys, "vm", "create", "Bad_Name", "--template", template)
     assert r.code == 2 and "invalid VM name" in r.err
+
+
+def wait_ssh(address: str, timeout: float = 180) -> None:
+    from glasspane.guests.readiness import ssh_banner, wait_for
+    wait_for(f"SSH on {address}", lambda: ssh_banner(address), timeout, "test")
+
+
+def test_lifecycle(capsys: pytest.CaptureFixture[str], template: str, ssh_key: Path) -> None:
+    r = run_cli(capsys, "vm", "create", "life-1", "--template", template,
+                "--ssh-key", f"{ssh_key}.pub")
+    assert r.code == 0, r.err
+    info = json.loads(run_cli(capsys, "vm", "info", "--json", "life-1").out)
+    address = info["addresses"][0]
+    assert info["power_state"] == "running" and info["disk"].endswith("life-1.qcow2")
+    ssh(ssh_key, address, "timeout 120 sh -c 'until [ -e /var/lib/cloud/instance/boot-finished ];"
+                          " do sleep 1; done'")
+
+    assert "paused" in run_cli(capsys, "vm", "pause", "life-1").out
+    assert "running" in run_cli(capsys, "vm", "resume", "life-1").out
+
+    ssh(ssh_key, address, "echo before | sudo tee /etc/marker >/dev/null; sync")
+    assert run_cli(capsys, "vm", "snapshot", "life-1", "clean").code == 0
+    ssh(ssh_key, address, "echo after | sudo tee /etc/marker >/dev/null; sync")
+    assert run_cli(capsys, "vm", "revert", "life-1", "clean").code == 0
+    wait_ssh(address)
+    assert ssh(ssh_key, address, "cat /etc/marker").strip() == "before"
+    assert "clean" in json.loads(run_cli(capsys, "vm", "info", "--json", "life-1").out)[
+        "snapshots"]
+
+    r = run_cli(capsys, "vm", "shutdown", "life-1", "--timeout", "120")
+    assert r.code == 0 and r.out.strip() == "VM life-1: halted", r.out
+    assert "running" in run_cli(capsys, "vm", "start", "life-1").out
+    wait_ssh(address)
+    assert ssh(ssh_key, address, "cat /etc/marker").strip() == "before"
+    assert "systemd" in run_cli(capsys, "vm", "console", "life-1", "--lines", "400").out
+    assert run_cli(capsys, "vm", "destroy", "life-1").code == 0
+    r = run_cli(capsys, "vm", "info", "life-1")
+    assert r.code == 6 and "no VM named 'life-1'" in r.err

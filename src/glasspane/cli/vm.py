@@ -79,3 +79,74 @@ def destroy(name: str, host: str) -> None:
     """Stop VM NAME at once and delete it with its disk and seed."""
     service.destroy_vm(Settings.load(), name, host)
     click.echo(f"destroyed VM {name}")
+
+
+def _simple_action(action: str, doc: str) -> None:
+    @vm.command(action, help=doc)
+    @click.argument("name")
+    @click.option("--host", default="local", show_default=True)
+    def command(name: str, host: str) -> None:
+        state = service.vm_action(Settings.load(), name, action, host)
+        click.echo(f"VM {name}: {state}")
+
+
+for _action, _doc in (("start", "Start VM NAME."), ("reboot", "Reboot VM NAME."),
+                      ("pause", "Pause VM NAME (its vCPUs stop)."),
+                      ("resume", "Resume a paused VM NAME.")):
+    _simple_action(_action, _doc)
+
+
+@vm.command()
+@click.argument("name")
+@click.option("--host", default="local", show_default=True)
+@click.option("--timeout", type=float, default=90, show_default=True,
+              help="Seconds to wait for the guest before powering it off.")
+def shutdown(name: str, host: str, timeout: float) -> None:
+    """Shut VM NAME down gracefully; power it off after --timeout."""
+    graceful = service.shutdown_vm(Settings.load(), name, host, timeout)
+    forced = f" (forced: the guest ignored shutdown for {timeout:.0f} s)"
+    click.echo(f"VM {name}: halted" + ("" if graceful else forced))
+
+
+@vm.command()
+@click.argument("name")
+@click.argument("snapshot")
+@click.option("--host", default="local", show_default=True)
+def snapshot(name: str, snapshot: str, host: str) -> None:
+    """Take snapshot SNAPSHOT of VM NAME (disk and, if running, memory)."""
+    service.snapshot_vm(Settings.load(), name, snapshot, host)
+    click.echo(f"VM {name}: snapshot {snapshot} taken")
+
+
+@vm.command()
+@click.argument("name")
+@click.argument("snapshot")
+@click.option("--host", default="local", show_default=True)
+def revert(name: str, snapshot: str, host: str) -> None:
+    """Return VM NAME to SNAPSHOT."""
+    service.revert_vm(Settings.load(), name, snapshot, host)
+    click.echo(f"VM {name}: reverted to {snapshot}")
+
+
+@vm.command()
+@click.argument("name")
+@click.option("--host", default="local", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(name: str, host: str, as_json: bool) -> None:
+    """Power state, addresses, disk, snapshots and console log of VM NAME."""
+    details = service.vm_info(Settings.load(), name, host)
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(details), indent=2))
+        return
+    for key, value in dataclasses.asdict(details).items():
+        shown = " ".join(value) if isinstance(value, list) else value
+        click.echo(f"{key.replace('_', ' '):<12} {shown if shown else '-'}")
+
+
+@vm.command()
+@click.argument("name")
+@click.option("--host", default="local", show_default=True)
+@click.option("--lines", type=int, default=50, show_default=True)
+def console(name: str, host: str, lines: int) -> None:
+    """The end of VM NAME's serial console."""
+    click.echo(service.console_log(Settings.load(), name, host, lines))

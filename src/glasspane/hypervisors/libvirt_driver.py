@@ -16,7 +16,7 @@ from xml.sax.saxutils import escape, quoteattr
 import defusedxml.ElementTree as SafeET
 import libvirt
 
-from glasspane.errors import HostError, HostUnreachable, NotFound
+from glasspane.errors import HostError, HostUnreachable, NotFound, UsageError
 from glasspane.hypervisors.accel import probe_acceleration
 from glasspane.hypervisors.base import (
     Acceleration,
@@ -238,11 +238,42 @@ class LibvirtDriver:
                 addresses.append(str(lease["ipaddr"]))
         return addresses
 
+    def vm_state(self, name: str) -> str:
+        dom = self._domain(name)
+        return _STATES.get(self._call(f"reading the state of VM {name}", dom.state)[0],
+                           "unknown")
+
+    def vm_action(self, name: str, action: str) -> None:
+        dom = self._domain(name)
+        calls = {"start": dom.create, "reboot": lambda: dom.reboot(0), "pause": dom.suspend,
+                 "resume": dom.resume, "poweroff": dom.destroy, "shutdown": dom.shutdown}
+        if action not in calls:
+            raise UsageError(f"unknown VM action {action!r}")
+        self._call(f"{action} of VM {name}", calls[action])
+
+    def snapshot_vm(self, name: str, snapshot: str) -> None:
+        dom = self._domain(name)
+        xml = f"<domainsnapshot><name>{escape(snapshot)}</name></domainsnapshot>"
+        self._call(f"snapshot {snapshot} of VM {name}", dom.snapshotCreateXML, xml, 0)
+
+    def revert_vm(self, name: str, snapshot: str) -> None:
+        dom = self._domain(name)
+        try:
+            snap = dom.snapshotLookupByName(snapshot, 0)
+        except libvirt.libvirtError:
+            raise NotFound(f"VM {name} has no snapshot named {snapshot!r}") from None
+        self._call(f"revert of VM {name} to {snapshot}", dom.revertToSnapshot, snap, 0)
+
+    def list_snapshots(self, name: str) -> list[str]:
+        dom = self._domain(name)
+        return sorted(self._call(f"listing snapshots of VM {name}", dom.snapshotListNames, 0))
+
     def destroy_vm(self, name: str) -> None:
         dom = self._domain(name)
         if dom.isActive():
             self._call(f"stopping VM {name}", dom.destroy)
-        self._call(f"forgetting VM {name}", dom.undefine)
+        flags = libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+        self._call(f"forgetting VM {name}", dom.undefineFlags, flags)
 
     def volume_users(self, path: str) -> list[str]:
         users = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,3 +138,91 @@ def destroy_vm(settings: Settings, name: str, host: str = "local") -> None:
                 driver.delete_volume(settings.vm_storage, volume.name)
     finally:
         driver.close()
+
+
+def _with_driver(settings: Settings, host: str) -> HypervisorDriver:
+    return connect(HostRegistry(settings.config_dir).get(host), settings)
+
+
+def vm_action(settings: Settings, name: str, action: str, host: str = "local") -> str:
+    """start | reboot | pause | resume | snapshot-free actions; returns the new state."""
+    driver = _with_driver(settings, host)
+    try:
+        driver.vm_action(name, action)
+        return driver.vm_state(name)
+    finally:
+        driver.close()
+
+
+def shutdown_vm(settings: Settings, name: str, host: str = "local", timeout: float = 90
+                ) -> bool:
+    """Ask the guest to shut down; power it off if it has not after `timeout` s.  Returns
+    whether the shutdown was graceful."""
+    driver = _with_driver(settings, host)
+    try:
+        if driver.vm_state(name) == "halted":
+            return True
+        driver.vm_action(name, "shutdown")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if driver.vm_state(name) == "halted":
+                return True
+            time.sleep(1)
+        driver.vm_action(name, "poweroff")
+        return False
+    finally:
+        driver.close()
+
+
+def snapshot_vm(settings: Settings, name: str, snapshot: str, host: str = "local") -> None:
+    driver = _with_driver(settings, host)
+    try:
+        driver.snapshot_vm(name, snapshot)
+    finally:
+        driver.close()
+
+
+def revert_vm(settings: Settings, name: str, snapshot: str, host: str = "local") -> None:
+    driver = _with_driver(settings, host)
+    try:
+        driver.revert_vm(name, snapshot)
+    finally:
+        driver.close()
+
+
+@dataclass(frozen=True)
+class VmDetails:
+    name: str
+    host: str
+    power_state: str
+    addresses: list[str]
+    snapshots: list[str]
+    disk: str | None
+    console_log: str
+
+
+def vm_info(settings: Settings, name: str, host: str = "local") -> VmDetails:
+    from glasspane.hypervisors.libvirt_domain import serial_log
+    driver = _with_driver(settings, host)
+    try:
+        state = driver.vm_state(name)
+        disks = [v.path for v in driver.list_volumes(settings.vm_storage)
+                 if v.name == f"{name}{SUFFIX}"] if any(
+            s.name == settings.vm_storage for s in driver.list_storage()) else []
+        return VmDetails(name, host, state,
+                         driver.vm_addresses(name) if state == "running" else [],
+                         driver.list_snapshots(name), disks[0] if disks else None,
+                         serial_log(name))
+    finally:
+        driver.close()
+
+
+def console_log(settings: Settings, name: str, host: str = "local", lines: int = 50) -> str:
+    """The end of the VM's serial console (local hosts: the log file libvirt writes)."""
+    details = vm_info(settings, name, host)
+    try:
+        text = Path(details.console_log).read_text(errors="replace")
+    except OSError as exc:
+        raise UsageError(f"cannot read the console of VM {name}: {exc.strerror}",
+                         hint="console logs are readable on the VM's own host") from None
+    return "\n".join(text.splitlines()[-lines:])
