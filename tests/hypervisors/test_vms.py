@@ -22,17 +22,17 @@ write_files:
 """
 
 
-TEST_VMS = ("web-1", "slow-1", "life-1")
+TEST_VMS = ("web-1", "slow-1", "life-1", "multi-1", "multi-2")
 
 
 @pytest.fixture
-def template(capsys: pytest.CaptureFixture[str], storage: str,
-             monkeypatch: pytest.MonkeyPatch, libvirt_conn: libvirt.virConnect
-             ) -> Iterator[str]:
+def template(storage: str, monkeypatch: pytest.MonkeyPatch,
+             libvirt_conn: libvirt.virConnect) -> Iterator[str]:
+    from glasspane.settings import Settings
+    from glasspane.templates.service import template_from_debian
     with monkeypatch.context() as m:
         m.delenv("GLASSPANE_CACHE_DIR")  # the machine's image cache: built once
-        r = run_cli(capsys, "template", "from-debian", "-q", "deb")
-    assert r.code == 0, r.err
+        template_from_debian(Settings.load(), "deb")
     yield "deb"
     # A failed test may leave its VM: remove it before its storage goes.
     for dom in libvirt_conn.listAllDomains():
@@ -137,3 +137,43 @@ def test_lifecycle(capsys: pytest.CaptureFixture[str], template: str, ssh_key: P
     assert run_cli(capsys, "vm", "destroy", "life-1").code == 0
     r = run_cli(capsys, "vm", "info", "life-1")
     assert r.code == 6 and "no VM named 'life-1'" in r.err
+
+
+def test_count_in_parallel_and_ssh(capfd: pytest.CaptureFixture[str], template: str,
+                                   ssh_key: Path) -> None:
+    r = run_cli(capfd, "vm", "create", "multi", "--count", "2", "--template", template,
+                "--ssh-key", f"{ssh_key}.pub", "--memory", "384")
+    assert r.code == 0, r.err
+    assert "created VM multi-1" in r.out and "created VM multi-2" in r.out
+    names = {v["name"] for v in json.loads(run_cli(capfd, "vm", "list", "--json").out)}
+    assert names == {"multi-1", "multi-2"}
+    r = run_cli(capfd, "vm", "ssh", "multi-2", "-i", str(ssh_key), "--", "hostname")
+    assert r.code == 0 and r.out.strip().splitlines()[-1] == "multi-2", r.out + r.err
+    r = run_cli(capfd, "vm", "ssh", "multi-2", "-i", str(ssh_key), "--", "exit", "3")
+    assert r.code == 3
+    for name in ("multi-1", "multi-2"):
+        assert run_cli(capfd, "vm", "destroy", name).code == 0
+
+
+def test_full_copy_disk(template: str, storage: str, settings: object,
+                        libvirt_conn: libvirt.virConnect) -> None:
+    from glasspane.hosts.registry import LOCAL
+    from glasspane.hosts.service import connect
+    from glasspane.images.compare import compare_images
+    from glasspane.settings import Settings
+
+    current = Settings.load()
+    driver = connect(LOCAL, current)
+    try:
+        base = next(v for v in driver.list_volumes(storage) if v.name == "deb.qcow2")
+        driver.ensure_storage(current.vm_storage)
+        copy = driver.create_disk(current.vm_storage, "full.qcow2", base.path, 5 << 30,
+                                  linked=False)
+        assert copy.capacity == 5 << 30
+        assert "backingStore" not in libvirt_conn.storageVolLookupByPath(copy.path).XMLDesc(0) \
+            or "<backingStore/>" in libvirt_conn.storageVolLookupByPath(copy.path).XMLDesc(0)
+        [result] = compare_images(base.path, copy.path)
+        assert result.identical, result.describe()
+        driver.delete_volume(current.vm_storage, "full.qcow2")
+    finally:
+        driver.close()

@@ -39,16 +39,34 @@ def _read(path: str | None) -> str | None:
               help="cloud-init network-config.")
 @click.option("--timeout", type=float, default=300, show_default=True,
               help="Seconds to wait for SSH to answer.")
+@click.option("--count", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="Create NAME-1 .. NAME-N in parallel.")
+@click.option("--full", is_flag=True, help="A full copy of the template, not a linked clone.")
 def create(name: str, template: str, host: str, cpus: int, memory_mib: int,
            disk_gib: int | None, ssh_keys: tuple[str, ...], user_data: str | None,
-           network_config: str | None, timeout: float) -> None:
+           network_config: str | None, timeout: float, count: int, full: bool) -> None:
     """Create VM NAME from a template, start it and wait until SSH answers."""
-    request = service.VmRequest(name, template, cpus, memory_mib, disk_gib,
-                                [Path(k).read_text().strip() for k in ssh_keys],
-                                _read(user_data), _read(network_config))
-    created = service.create_vm(Settings.load(), request, host, timeout)
-    address = created.addresses[0] if created.addresses else "?"
-    click.echo(f"created VM {created.name} on {created.host}: {address} ({created.ssh})")
+    keys = [Path(k).read_text().strip() for k in ssh_keys]
+    names = [name] if count == 1 else [f"{name}-{i}" for i in range(1, count + 1)]
+    requests = [service.VmRequest(n, template, cpus, memory_mib, disk_gib, keys,
+                                  _read(user_data), _read(network_config), not full)
+                for n in names]
+    settings = Settings.load()
+    if count == 1:
+        results: list[service.CreatedVm | Exception] = [
+            service.create_vm(settings, requests[0], host, timeout)]
+    else:
+        results = service.create_vms(settings, requests, host, timeout)
+    failed = 0
+    for request, result in zip(requests, results, strict=True):
+        if isinstance(result, Exception):
+            failed += 1
+            click.echo(f"glasspane: error: VM {request.name}: {result}", err=True)
+            continue
+        address = result.addresses[0] if result.addresses else "?"
+        click.echo(f"created VM {result.name} on {result.host}: {address} ({result.ssh})")
+    if failed:
+        raise click.exceptions.Exit(5)
 
 
 @vm.command("list")
@@ -150,3 +168,16 @@ def info(name: str, host: str, as_json: bool) -> None:
 def console(name: str, host: str, lines: int) -> None:
     """The end of VM NAME's serial console."""
     click.echo(service.console_log(Settings.load(), name, host, lines))
+
+
+@vm.command(context_settings={"ignore_unknown_options": True})
+@click.argument("name")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("--host", default="local", show_default=True)
+@click.option("--user", default="debian", show_default=True)
+@click.option("--identity", "-i", type=click.Path(dir_okay=False), help="Private key file.")
+def ssh(name: str, command: tuple[str, ...], host: str, user: str, identity: str | None) -> None:
+    """SSH into VM NAME, or run `-- COMMAND` there; exits with ssh's status."""
+    import subprocess
+    args = service.ssh_command(Settings.load(), name, host, user, identity, command)
+    raise click.exceptions.Exit(subprocess.call(args))

@@ -99,9 +99,10 @@ class HypervisorDriver(Protocol):
 
     def delete_volume(self, storage: str, volume: str) -> None: ...
 
-    def create_disk(self, storage: str, volume: str, backing: str, capacity: int
-                    ) -> VolumeInfo:
-        """A copy-on-write disk over the file `backing` (a linked clone)."""
+    def create_disk(self, storage: str, volume: str, backing: str, capacity: int,
+                    linked: bool = True) -> VolumeInfo:
+        """A disk made from the file `backing`: copy-on-write over it (a linked clone), or a
+        full copy; grown to `capacity` bytes."""
         ...
 
     def create_vm(self, spec: VmSpec) -> None:

@@ -187,14 +187,28 @@ class LibvirtDriver:
         vol = self._call(f"finding volume {volume}", pool.storageVolLookupByName, volume)
         self._call(f"deleting volume {volume}", vol.delete, 0)
 
-    def create_disk(self, storage: str, volume: str, backing: str, capacity: int
-                    ) -> VolumeInfo:
+    def create_disk(self, storage: str, volume: str, backing: str, capacity: int,
+                    linked: bool = True) -> VolumeInfo:
         pool = self._pool(storage)
+        if linked:
+            xml = (f"<volume><name>{escape(volume)}</name>"
+                   f"<capacity unit='bytes'>{capacity}</capacity>"
+                   f"<target><format type='qcow2'/></target><backingStore>"
+                   f"<path>{escape(backing)}</path><format type='qcow2'/></backingStore>"
+                   f"</volume>")
+            vol = self._call(f"creating disk {volume}", pool.createXML, xml, 0)
+            return self._volume_info(vol)
+        source = self._call(f"finding {backing}", self._conn.storageVolLookupByPath, backing)
         xml = (f"<volume><name>{escape(volume)}</name>"
-               f"<capacity unit='bytes'>{capacity}</capacity>"
-               f"<target><format type='qcow2'/></target><backingStore>"
-               f"<path>{escape(backing)}</path><format type='qcow2'/></backingStore></volume>")
-        vol = self._call(f"creating disk {volume}", pool.createXML, xml, 0)
+               f"<target><format type='qcow2'/></target></volume>")
+        vol = self._call(f"copying {backing} to {volume}", pool.createXMLFrom, xml, source, 0)
+        try:
+            if capacity > self._volume_info(vol).capacity:
+                self._call(f"growing disk {volume}", vol.resize, capacity, 0)
+        except BaseException:
+            with contextlib.suppress(libvirt.libvirtError):
+                vol.delete(0)
+            raise
         return self._volume_info(vol)
 
     def _ensure_network(self, name: str) -> None:

@@ -38,6 +38,7 @@ class VmRequest:
     ssh_keys: list[str] = field(default_factory=list)
     user_data: str | None = None
     network_config: str | None = None
+    linked: bool = True
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def create_vm(settings: Settings, request: VmRequest, host: str = "local",
         driver.ensure_storage(settings.vm_storage)
         capacity = max(int(files["capacity"]), (request.disk_gib or 0) << 30)
         disk = driver.create_disk(settings.vm_storage, f"{request.name}{SUFFIX}",
-                                  files["disk"], capacity)
+                                  files["disk"], capacity, request.linked)
         undo.push(lambda: driver.delete_volume(settings.vm_storage, disk.name))
         seed_volume = _upload_seed(driver, settings, request, undo)
         spec = VmSpec(request.name, request.cpus, request.memory_mib, disk.path, seed_volume,
@@ -226,3 +227,35 @@ def console_log(settings: Settings, name: str, host: str = "local", lines: int =
         raise UsageError(f"cannot read the console of VM {name}: {exc.strerror}",
                          hint="console logs are readable on the VM's own host") from None
     return "\n".join(text.splitlines()[-lines:])
+
+
+MAX_PARALLEL_CREATES = 4
+
+
+def create_vms(settings: Settings, requests: list[VmRequest], host: str = "local",
+               timeout: float = 300) -> list[CreatedVm | Exception]:
+    """Create several VMs at once, at most MAX_PARALLEL_CREATES at a time; one failing (and
+    rolling back) does not stop the others.  Results in the order of `requests`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(request: VmRequest) -> CreatedVm | Exception:
+        try:
+            return create_vm(settings, request, host, timeout)
+        except Exception as exc:  # reported per VM by the caller
+            return exc
+
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_CREATES, len(requests))) as pool:
+        return list(pool.map(one, requests))
+
+
+def ssh_command(settings: Settings, name: str, host: str = "local", user: str = "debian",
+                identity: str | None = None, command: tuple[str, ...] = ()) -> list[str]:
+    """The ssh command line that reaches VM `name` (as an argument list, never a string)."""
+    details = vm_info(settings, name, host)
+    if not details.addresses:
+        raise UsageError(f"VM {name} has no address (it is {details.power_state})",
+                         hint="start it first")
+    args = ["ssh", "-o", "StrictHostKeyChecking=accept-new"]
+    if identity:
+        args += ["-i", identity]
+    return [*args, f"{user}@{details.addresses[0]}", *command]
