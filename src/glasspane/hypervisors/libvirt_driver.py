@@ -124,15 +124,32 @@ class LibvirtDriver:
         try:
             pool = self._conn.storagePoolLookupByName(name)
         except libvirt.libvirtError:
-            path = os.path.join(STORAGE_ROOT, name)
-            xml = (f"<pool type='dir'><name>{escape(name)}</name>"
-                   f"<target><path>{escape(path)}</path></target></pool>")
-            pool = self._call(f"defining storage {name}", self._conn.storagePoolDefineXML, xml)
-            self._call(f"creating the directory of storage {name}", pool.build, 0)
-            self._call(f"enabling storage {name} at boot", pool.setAutostart, 1)
+            pool = self._define_storage(name)
         if not pool.isActive():
-            self._call(f"starting storage {name}", pool.create, 0)
+            try:
+                pool.create(0)
+            except libvirt.libvirtError as exc:
+                if not pool.isActive():  # another client may have started it meanwhile
+                    raise HostError(f"starting storage {name} failed: {_message(exc)}",
+                                    host=self.name) from None
         return next(s for s in self.list_storage() if s.name == name)
+
+    def _define_storage(self, name: str) -> Any:
+        path = os.path.join(STORAGE_ROOT, name)
+        xml = (f"<pool type='dir'><name>{escape(name)}</name>"
+               f"<target><path>{escape(path)}</path></target></pool>")
+        try:
+            pool = self._conn.storagePoolDefineXML(xml)
+        except libvirt.libvirtError as exc:
+            # Several creations in parallel may race to define it: the loser uses the winner's.
+            try:
+                return self._conn.storagePoolLookupByName(name)
+            except libvirt.libvirtError:
+                raise HostError(f"defining storage {name} failed: {_message(exc)}",
+                                host=self.name) from None
+        self._call(f"creating the directory of storage {name}", pool.build, 0)
+        self._call(f"enabling storage {name} at boot", pool.setAutostart, 1)
+        return pool
 
     def list_volumes(self, storage: str) -> list[VolumeInfo]:
         pool = self._pool(storage)

@@ -11,7 +11,8 @@ import re
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,38 +130,36 @@ def _upload_seed(driver: HypervisorDriver, settings: Settings, request: VmReques
 
 def destroy_vm(settings: Settings, name: str, host: str = "local") -> None:
     """Stop and forget the VM, and delete its disk and seed."""
-    driver = connect(HostRegistry(settings.config_dir).get(host), settings)
-    try:
+    with _driver(settings, host) as driver:
         driver.destroy_vm(name)
         if not any(s.name == settings.vm_storage for s in driver.list_storage()):
             return
         for volume in driver.list_volumes(settings.vm_storage):
             if volume.name in (f"{name}{SUFFIX}", f"{name}-seed.iso"):
                 driver.delete_volume(settings.vm_storage, volume.name)
+
+
+@contextmanager
+def _driver(settings: Settings, host: str) -> Iterator[HypervisorDriver]:
+    driver = connect(HostRegistry(settings.config_dir).get(host), settings)
+    try:
+        yield driver
     finally:
         driver.close()
-
-
-def _with_driver(settings: Settings, host: str) -> HypervisorDriver:
-    return connect(HostRegistry(settings.config_dir).get(host), settings)
 
 
 def vm_action(settings: Settings, name: str, action: str, host: str = "local") -> str:
-    """start | reboot | pause | resume | snapshot-free actions; returns the new state."""
-    driver = _with_driver(settings, host)
-    try:
+    """start | reboot | pause | resume; returns the new power state."""
+    with _driver(settings, host) as driver:
         driver.vm_action(name, action)
         return driver.vm_state(name)
-    finally:
-        driver.close()
 
 
 def shutdown_vm(settings: Settings, name: str, host: str = "local", timeout: float = 90
                 ) -> bool:
     """Ask the guest to shut down; power it off if it has not after `timeout` s.  Returns
     whether the shutdown was graceful."""
-    driver = _with_driver(settings, host)
-    try:
+    with _driver(settings, host) as driver:
         if driver.vm_state(name) == "halted":
             return True
         driver.vm_action(name, "shutdown")
@@ -171,24 +170,16 @@ def shutdown_vm(settings: Settings, name: str, host: str = "local", timeout: flo
             time.sleep(1)
         driver.vm_action(name, "poweroff")
         return False
-    finally:
-        driver.close()
 
 
 def snapshot_vm(settings: Settings, name: str, snapshot: str, host: str = "local") -> None:
-    driver = _with_driver(settings, host)
-    try:
+    with _driver(settings, host) as driver:
         driver.snapshot_vm(name, snapshot)
-    finally:
-        driver.close()
 
 
 def revert_vm(settings: Settings, name: str, snapshot: str, host: str = "local") -> None:
-    driver = _with_driver(settings, host)
-    try:
+    with _driver(settings, host) as driver:
         driver.revert_vm(name, snapshot)
-    finally:
-        driver.close()
 
 
 @dataclass(frozen=True)
@@ -204,8 +195,7 @@ class VmDetails:
 
 def vm_info(settings: Settings, name: str, host: str = "local") -> VmDetails:
     from glasspane.hypervisors.libvirt_domain import serial_log
-    driver = _with_driver(settings, host)
-    try:
+    with _driver(settings, host) as driver:
         state = driver.vm_state(name)
         disks = [v.path for v in driver.list_volumes(settings.vm_storage)
                  if v.name == f"{name}{SUFFIX}"] if any(
@@ -214,8 +204,6 @@ def vm_info(settings: Settings, name: str, host: str = "local") -> VmDetails:
                          driver.vm_addresses(name) if state == "running" else [],
                          driver.list_snapshots(name), disks[0] if disks else None,
                          serial_log(name))
-    finally:
-        driver.close()
 
 
 def console_log(settings: Settings, name: str, host: str = "local", lines: int = 50) -> str:
@@ -244,6 +232,8 @@ def create_vms(settings: Settings, requests: list[VmRequest], host: str = "local
         except Exception as exc:  # reported per VM by the caller
             return exc
 
+    with _driver(settings, host) as driver:  # shared storage made once, before the fan-out
+        driver.ensure_storage(settings.vm_storage)
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_CREATES, len(requests))) as pool:
         return list(pool.map(one, requests))
 
