@@ -99,6 +99,9 @@ def test_failed_creation_rolls_back(capsys: pytest.CaptureFixture[str], template
     assert r.code == 2 and "no template named 'nope'" in r.err
     r = run_cli(capsys, "vm", "create", "Bad_Name", "--template", template)
     assert r.code == 2 and "invalid VM name" in r.err
+    r = run_cli(capsys, "vm", "shutdown", "ghost-a", "ghost-b")
+    assert r.code == 5
+    assert "VM ghost-a: no VM named 'ghost-a'" in r.err and "VM ghost-b:" in r.err
 
 
 def wait_ssh(address: str, timeout: float = 180) -> None:
@@ -151,8 +154,8 @@ def test_count_in_parallel_and_ssh(capfd: pytest.CaptureFixture[str], template: 
     assert r.code == 0 and r.out.strip().splitlines()[-1] == "multi-2", r.out + r.err
     r = run_cli(capfd, "vm", "ssh", "multi-2", "-i", str(ssh_key), "--", "exit", "3")
     assert r.code == 3
-    for name in ("multi-1", "multi-2"):
-        assert run_cli(capfd, "vm", "destroy", name).code == 0
+    r = run_cli(capfd, "vm", "destroy", "multi-1", "multi-2")
+    assert r.code == 0 and "VM multi-1: destroyed" in r.out and "VM multi-2: destroyed" in r.out
 
 
 def test_full_copy_disk(template: str, storage: str, settings: object,

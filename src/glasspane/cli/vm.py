@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -90,40 +91,60 @@ def list_vms(host: str, as_json: bool) -> None:
         click.echo(f"{row['name']}  {row['power_state']}  {' '.join(row['addresses'])}")
 
 
+def _each(names: tuple[str, ...], action: Callable[[str], str]) -> None:
+    """Apply `action` to every VM in parallel; one line per VM, exit 5 if any failed."""
+    failed = 0
+    for name, result in service.on_each(list(names), action):
+        if isinstance(result, Exception):
+            failed += 1
+            click.echo(f"glasspane: error: VM {name}: {result}", err=True)
+        else:
+            click.echo(f"VM {name}: {result}")
+    if failed:
+        raise click.exceptions.Exit(5)
+
+
 @vm.command()
-@click.argument("name")
+@click.argument("names", nargs=-1, required=True)
 @click.option("--host", default="local", show_default=True)
-def destroy(name: str, host: str) -> None:
-    """Stop VM NAME at once and delete it with its disk and seed."""
-    service.destroy_vm(Settings.load(), name, host)
-    click.echo(f"destroyed VM {name}")
+def destroy(names: tuple[str, ...], host: str) -> None:
+    """Stop the VMs NAMES at once and delete them with their disks and seeds."""
+    settings = Settings.load()
+
+    def one(name: str) -> str:
+        service.destroy_vm(settings, name, host)
+        return "destroyed"
+    _each(names, one)
 
 
 def _simple_action(action: str, doc: str) -> None:
     @vm.command(action, help=doc)
-    @click.argument("name")
+    @click.argument("names", nargs=-1, required=True)
     @click.option("--host", default="local", show_default=True)
-    def command(name: str, host: str) -> None:
-        state = service.vm_action(Settings.load(), name, action, host)
-        click.echo(f"VM {name}: {state}")
+    def command(names: tuple[str, ...], host: str) -> None:
+        settings = Settings.load()
+        _each(names, lambda name: service.vm_action(settings, name, action, host))
 
 
-for _action, _doc in (("start", "Start VM NAME."), ("reboot", "Reboot VM NAME."),
-                      ("pause", "Pause VM NAME (its vCPUs stop)."),
-                      ("resume", "Resume a paused VM NAME.")):
+for _action, _doc in (("start", "Start the VMs NAMES."), ("reboot", "Reboot the VMs NAMES."),
+                      ("pause", "Pause the VMs NAMES (their vCPUs stop)."),
+                      ("resume", "Resume the paused VMs NAMES.")):
     _simple_action(_action, _doc)
 
 
 @vm.command()
-@click.argument("name")
+@click.argument("names", nargs=-1, required=True)
 @click.option("--host", default="local", show_default=True)
 @click.option("--timeout", type=float, default=90, show_default=True,
-              help="Seconds to wait for the guest before powering it off.")
-def shutdown(name: str, host: str, timeout: float) -> None:
-    """Shut VM NAME down gracefully; power it off after --timeout."""
-    graceful = service.shutdown_vm(Settings.load(), name, host, timeout)
-    forced = f" (forced: the guest ignored shutdown for {timeout:.0f} s)"
-    click.echo(f"VM {name}: halted" + ("" if graceful else forced))
+              help="Seconds to wait for each guest before powering it off.")
+def shutdown(names: tuple[str, ...], host: str, timeout: float) -> None:
+    """Shut the VMs NAMES down gracefully; power off any still up after --timeout."""
+    settings = Settings.load()
+    forced = f"halted (forced: the guest ignored shutdown for {timeout:.0f} s)"
+
+    def one(name: str) -> str:
+        return "halted" if service.shutdown_vm(settings, name, host, timeout) else forced
+    _each(names, one)
 
 
 @vm.command()

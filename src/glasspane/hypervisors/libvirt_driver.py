@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ _STATES = {
 }
 
 
+# How long to wait for uploads into a pool to finish before it can be rescanned.
+REFRESH_PATIENCE = 600.0
 # Where glasspane's directory storage lives on a host (libvirt's own image directory).
 STORAGE_ROOT = "/var/lib/libvirt/images"
 
@@ -151,11 +154,34 @@ class LibvirtDriver:
         self._call(f"enabling storage {name} at boot", pool.setAutostart, 1)
         return pool
 
+    def _refresh(self, pool: Any) -> None:
+        """Rescan a pool.  libvirt refuses while an upload into it runs (several VMs being
+        created at once): wait for it rather than fail."""
+        deadline = time.monotonic() + REFRESH_PATIENCE
+        while True:
+            try:
+                pool.refresh(0)
+                return
+            except libvirt.libvirtError as exc:
+                busy = "asynchronous jobs" in (exc.get_error_message() or "")
+                if not busy or time.monotonic() > deadline:
+                    raise HostError(f"refreshing storage {pool.name()} failed: "
+                                    f"{_message(exc)}", host=self.name) from None
+                time.sleep(0.5)
+
     def list_volumes(self, storage: str) -> list[VolumeInfo]:
         pool = self._pool(storage)
-        self._call(f"refreshing storage {storage}", pool.refresh, 0)
+        self._refresh(pool)
         vols = self._call(f"listing volumes of {storage}", pool.listAllVolumes)
-        return sorted((self._volume_info(v) for v in vols), key=lambda v: v.name)
+        out = []
+        for vol in vols:
+            try:
+                out.append(self._volume_info(vol))
+            except HostError:
+                # Deleted since the listing (by a parallel destroy): not there any more.
+                if vol.name() in pool.listVolumes():
+                    raise
+        return sorted(out, key=lambda v: v.name)
 
     def _volume_info(self, vol: Any) -> VolumeInfo:
         _, capacity, allocation = self._call(f"reading volume {vol.name()}", vol.info)
@@ -179,7 +205,7 @@ class LibvirtDriver:
             with contextlib.suppress(libvirt.libvirtError):
                 vol.delete(0)
             raise
-        self._call(f"refreshing storage {storage}", pool.refresh, 0)
+        self._refresh(pool)
         return self._volume_info(self._call(f"finding volume {volume}",
                                             pool.storageVolLookupByName, volume))
 
@@ -201,7 +227,10 @@ class LibvirtDriver:
 
     def delete_volume(self, storage: str, volume: str) -> None:
         pool = self._pool(storage)
-        vol = self._call(f"finding volume {volume}", pool.storageVolLookupByName, volume)
+        try:
+            vol = pool.storageVolLookupByName(volume)
+        except libvirt.libvirtError:
+            raise NotFound(f"no volume {volume!r} in storage {storage}") from None
         self._call(f"deleting volume {volume}", vol.delete, 0)
 
     def create_disk(self, storage: str, volume: str, backing: str, capacity: int,

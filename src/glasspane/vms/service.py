@@ -12,11 +12,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
-from glasspane.errors import UsageError
+from glasspane.errors import NotFound, UsageError
 from glasspane.guests.cloudinit import Seed, write_seed_iso
 from glasspane.guests.readiness import ssh_banner, wait_for
 from glasspane.hosts.registry import HostRegistry
@@ -134,9 +135,9 @@ def destroy_vm(settings: Settings, name: str, host: str = "local") -> None:
         driver.destroy_vm(name)
         if not any(s.name == settings.vm_storage for s in driver.list_storage()):
             return
-        for volume in driver.list_volumes(settings.vm_storage):
-            if volume.name in (f"{name}{SUFFIX}", f"{name}-seed.iso"):
-                driver.delete_volume(settings.vm_storage, volume.name)
+        for volume in (f"{name}{SUFFIX}", f"{name}-seed.iso"):
+            with suppress(NotFound):
+                driver.delete_volume(settings.vm_storage, volume)
 
 
 @contextmanager
@@ -218,6 +219,24 @@ def console_log(settings: Settings, name: str, host: str = "local", lines: int =
 
 
 MAX_PARALLEL_CREATES = 4
+MAX_PARALLEL_ACTIONS = 8
+
+T = TypeVar("T")
+
+
+def on_each(names: list[str], action: Callable[[str], T]) -> list[tuple[str, T | Exception]]:
+    """Run `action` for each VM name in parallel (bounded); a failure is that VM's result,
+    never the others'."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(name: str) -> tuple[str, T | Exception]:
+        try:
+            return name, action(name)
+        except Exception as exc:  # reported per VM by the caller
+            return name, exc
+
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL_ACTIONS, len(names)))) as pool:
+        return list(pool.map(one, names))
 
 
 def create_vms(settings: Settings, requests: list[VmRequest], host: str = "local",
