@@ -43,6 +43,11 @@ def _qemu_verdict(original: str, output: str) -> str:
     return "identical" if result.returncode == 0 else f"DIFFERS (rc {result.returncode})"
 
 
+def _kind(name: str) -> str:
+    stem, ext = os.path.splitext(name)
+    return ext[1:] + (" (compressed)" if "compressed" in stem else "")
+
+
 def run_demo(workdir: str | None, size_mib: int) -> None:
     console = Console()
     workdir = workdir or tempfile.mkdtemp(prefix="glasspane-demo-")
@@ -51,8 +56,8 @@ def run_demo(workdir: str | None, size_mib: int) -> None:
     console.print(f"[bold]glasspane demo[/]: a {size_mib} MiB sample disk through every format, "
                   f"in {workdir}")
     write_sample(original, size_mib << 20)
-    table = Table(title="conversions")
-    for column in ("step", "file size", "seconds", "glasspane compare", "qemu-img compare"):
+    table = Table(title="every format, each output compared with the original disk")
+    for column in ("conversion", "allocated", "seconds", "glasspane", "qemu-img"):
         table.add_column(column)
     failures = 0
     for src, dst, options in STEPS:
@@ -66,7 +71,8 @@ def run_demo(workdir: str | None, size_mib: int) -> None:
         failures += not ok
         qemu = _qemu_verdict(original, dst_path)
         failures += qemu.startswith("DIFFERS")
-        table.add_row(f"{src} -> {dst}", human(os.path.getsize(dst_path)), f"{seconds:.2f}",
+        label = f"{_kind(src)} -> {_kind(dst)}"
+        table.add_row(label, human(os.stat(dst_path).st_blocks * 512), f"{seconds:.2f}",
                       "identical" if ok else results[0].describe(), qemu)
     console.print(table)
     if failures:
