@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from glasspane.errors import FormatError, ImageError, UnsupportedFeature, UsageError
+from glasspane.errors import UnsupportedFeature, UsageError
 from glasspane.images.base import DiskImage
 from glasspane.images.source import ByteSource
 from glasspane.images.vm import VmImage
@@ -92,13 +92,3 @@ def require_format(name: str) -> str:
         raise UsageError(f"unknown format {name!r} (one of {', '.join(ALL_FORMATS)})")
     return name
 
-
-__all__ = [
-    "FormatError",
-    "ImageError",
-    "format_from_extension",
-    "open_disk",
-    "open_image",
-    "probe",
-    "require_format",
-]

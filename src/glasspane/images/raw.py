@@ -64,8 +64,3 @@ class RawWriter(DiskWriter):
             progress(ext.length)
         self.sink.truncate(self.virtual_size)
 
-
-def open_raw(source_path: str) -> RawImage:
-    from glasspane.images.source import ByteSource
-    src = ByteSource.open(source_path)
-    return RawImage(src, src.size)
