@@ -9,8 +9,6 @@ from pathlib import Path
 
 import click
 
-from glasspane.hosts.registry import HostRegistry
-from glasspane.hosts.service import connect
 from glasspane.settings import Settings
 from glasspane.vms import service
 
@@ -75,20 +73,14 @@ def create(name: str, template: str, host: str, cpus: int, memory_mib: int,
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_vms(host: str, as_json: bool) -> None:
     """VMs on a host, with their power state and addresses."""
-    settings = Settings.load()
-    driver = connect(HostRegistry(settings.config_dir).get(host), settings)
-    try:
-        rows = [dict(dataclasses.asdict(v),
-                     addresses=driver.vm_addresses(v.name) if v.power_state == "running"
-                     else [])
-                for v in driver.list_vms()]
-    finally:
-        driver.close()
+    rows = service.list_vms(Settings.load(), host)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        click.echo(f"{row['name']}  {row['power_state']}  {' '.join(row['addresses'])}")
+        addresses = row["addresses"]
+        assert isinstance(addresses, list)
+        click.echo(f"{row['name']}  {row['power_state']}  {' '.join(addresses)}")
 
 
 def _each(names: tuple[str, ...], action: Callable[[str], str]) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from glasspane.hosts.registry import HostRecord, HostRegistry
 from glasspane.hypervisors.base import HostInfo, HypervisorDriver
 from glasspane.settings import Settings
@@ -11,6 +14,20 @@ def connect(record: HostRecord, settings: Settings) -> HypervisorDriver:
     """A driver connected to the host; raises HostUnreachable."""
     from glasspane.hypervisors.libvirt_driver import LibvirtDriver
     return LibvirtDriver(record.name, record.uri, settings.cache_dir)
+
+
+@contextmanager
+def host_driver(settings: Settings, host: str) -> Iterator[HypervisorDriver]:
+    """A connection to the registered host named `host`, closed afterwards."""
+    driver = connect(HostRegistry(settings.config_dir).get(host), settings)
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+def has_storage(driver: HypervisorDriver, name: str) -> bool:
+    return any(s.name == name for s in driver.list_storage())
 
 
 def add_host(settings: Settings, name: str, uri: str, driver: str = "libvirt",
@@ -26,9 +43,5 @@ def add_host(settings: Settings, name: str, uri: str, driver: str = "libvirt",
 
 
 def host_info(settings: Settings, name: str) -> HostInfo:
-    record = HostRegistry(settings.config_dir).get(name)
-    driver = connect(record, settings)
-    try:
+    with host_driver(settings, name) as driver:
         return driver.host_info()
-    finally:
-        driver.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import array
 import os
-import sys
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -16,17 +15,11 @@ from glasspane.images.base import DiskImage, DiskWriter, Problem, ProgressFn, ch
 from glasspane.images.extents import Buffer, Extent, Span, iter_block_runs, iter_blocks, tracked
 from glasspane.images.parallel import ordered_map
 from glasspane.images.source import ByteSource
+from glasspane.images.tables import pack_table, read_table
 
 MAX_L1_BYTES = 32 << 20
 MAX_CHAIN_DEPTH = 64
 MERGE_LIMIT = 2 << 20  # contiguous host clusters are read together up to this size
-
-
-def _be64(raw: bytes) -> array.array[int]:
-    arr = array.array("Q", raw)
-    if sys.byteorder == "little":
-        arr.byteswap()
-    return arr
 
 
 class Qcow2Image(DiskImage):
@@ -50,7 +43,7 @@ class Qcow2Image(DiskImage):
         self.cluster_size = hdr.cluster_size
         self.l2_entries = self.cluster_size // 8
         l1_raw = source.pread(hdr.l1_table_offset, hdr.l1_size * 8, "qcow2 L1 table")
-        self.l1 = _be64(l1_raw)
+        self.l1 = read_table(l1_raw, 8, "big")
         self._l2_cache: tuple[int, array.array[int]] | None = None
         self.backing_format: str | None = None
         self._read_extensions(blob)
@@ -142,7 +135,8 @@ class Qcow2Image(DiskImage):
         if offset < cs or hdr.l1_table_offset <= offset < l1_end:
             raise self._fail(f"L2 table offset {offset} points into the header or the L1 table",
                              f"qcow2 L1 entry {l1_index}", hdr.l1_table_offset + l1_index * 8)
-        table = _be64(self.source.pread(offset, cs, f"qcow2 L2 table {l1_index}"))
+        table = read_table(self.source.pread(offset, cs, f"qcow2 L2 table {l1_index}"), 8,
+                           "big")
         self._l2_cache = (offset, table)
         return table
 
@@ -303,7 +297,7 @@ class Qcow2Writer(DiskWriter):
             self._write_plain(tracked(extents, progress))
         self._flush_current_l2()
         self._end = -(-self._end // cs) * cs
-        self.sink.pwrite(b"".join(e.to_bytes(8, "big") for e in l1), l1_offset)
+        self.sink.pwrite(pack_table(l1, 8, "big"), l1_offset)
         self._write_refcounts(rt_offset, rt_clusters)
         hdr = qf.Qcow2Header(3, 0, 0, self.cluster_bits, size, 0, l1_size, l1_offset,
                              rt_offset, rt_clusters, 0, 0, 0, 0, 0, 4, qf.V3_HEADER_SIZE)
@@ -394,10 +388,7 @@ class Qcow2Writer(DiskWriter):
         return at
 
     def _flush_l2(self, table: array.array[int], offset: int) -> None:
-        out = array.array("Q", table)
-        if sys.byteorder == "little":
-            out.byteswap()
-        self.sink.pwrite(out.tobytes(), offset)
+        self.sink.pwrite(pack_table(table, 8, "big"), offset)
 
     def _write_refcounts(self, rt_offset: int, rt_clusters: int) -> None:
         cs = self._cs
@@ -414,9 +405,7 @@ class Qcow2Writer(DiskWriter):
         self._end = rb_offset + blocks * cs
         table = bytearray(rt_clusters * cs)
         for b in range(blocks):
-            counts = array.array("H", self.refcounts[b * per_block:(b + 1) * per_block])
-            if sys.byteorder == "little":
-                counts.byteswap()
-            self.sink.pwrite(counts.tobytes(), rb_offset + b * cs)
+            counts = self.refcounts[b * per_block:(b + 1) * per_block]
+            self.sink.pwrite(pack_table(counts, 2, "big"), rb_offset + b * cs)
             table[b * 8:b * 8 + 8] = (rb_offset + b * cs).to_bytes(8, "big")
         self.sink.pwrite(bytes(table), rt_offset)

@@ -3,9 +3,7 @@ in the XenServer flavour that blktap's vhd-util writes, or the qemu/Virtual PC f
 
 from __future__ import annotations
 
-import array
 import os
-import sys
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -15,6 +13,7 @@ from glasspane.images import vhd_format as vf
 from glasspane.images.base import DiskImage, DiskWriter, Problem, ProgressFn, check_virtual_size
 from glasspane.images.extents import Extent, data_runs, iter_blocks, tracked
 from glasspane.images.source import ByteSource
+from glasspane.images.tables import pack_table, read_table
 
 MAX_CHAIN_DEPTH = 64
 HOLE_GRANULARITY = 64 << 10
@@ -49,7 +48,7 @@ class VhdImage(DiskImage):
         self.footer = read_footer(source)
         super().__init__(source, self.footer.current_size)
         self.header: vf.Header | None = None
-        self.bat = array.array("I")
+        self.bat = read_table(b"", 4, "big")
         if self.footer.disk_type == vf.TYPE_FIXED:
             if self.virtual_size > source.size - vf.SECTOR:
                 raise FormatError(
@@ -98,7 +97,7 @@ class VhdImage(DiskImage):
             raise FormatError(f"BAT of {bat_bytes} bytes extends past the end of the file",
                               path=src.path, structure="VHD BAT", offset=hdr.table_offset)
         raw = src.pread(hdr.table_offset, bat_bytes, "VHD BAT")
-        self.bat = _be32_array(raw)
+        self.bat = read_table(raw, 4, "big")
         self.header = hdr
         self._bitmap_size = vf.bitmap_bytes(bs)
         self._validate_bat()
@@ -226,15 +225,6 @@ class VhdImage(DiskImage):
         return problems
 
 
-def _be32_array(raw: bytes) -> array.array[int]:
-    arr = array.array("I", raw)
-    if arr.itemsize != 4:  # pragma: no cover - exotic platforms
-        raise UnsupportedFeature("platform without 32-bit unsigned ints")
-    if sys.byteorder == "little":
-        arr.byteswap()
-    return arr
-
-
 def _bitmap_runs(bitmap: bytes, first: int, stop: int) -> Iterator[tuple[int, int, bool]]:
     """Runs of equal bits (MSB first) in sector numbers [first, stop)."""
     a, b = first // 8, -(-stop // 8)
@@ -359,7 +349,7 @@ class VhdWriter(DiskWriter):
         footer = make_footer(size, vf.TYPE_DYNAMIC, flavour, 512)
         header = vf.Header(vf.HEADER_COOKIE, vf.NO_DATA_OFFSET, table_offset, 0x00010000,
                            entries, bs, 0, bytes(16), 0, "", ())
-        packed_bat = b"".join(e.to_bytes(4, "big") for e in bat).ljust(bat_bytes, b"\xff")
+        packed_bat = pack_table(bat, 4, "big").ljust(bat_bytes, b"\xff")
         self.sink.pwrite(footer.pack(), 0)
         self.sink.pwrite(header.pack(), 512)
         self.sink.pwrite(packed_bat, table_offset)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import array
 import os
-import sys
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -17,15 +16,9 @@ from glasspane.images.base import DiskImage, DiskWriter, Problem, ProgressFn, ch
 from glasspane.images.extents import Extent, Span, iter_blocks, tracked
 from glasspane.images.parallel import ordered_map
 from glasspane.images.source import ByteSource
+from glasspane.images.tables import pack_table, read_table
 
 SECTOR = vm.SECTOR
-
-
-def _le32(raw: bytes) -> array.array[int]:
-    arr = array.array("I", raw)
-    if sys.byteorder == "big":  # pragma: no cover
-        arr.byteswap()
-    return arr
 
 
 class VmdkImage(DiskImage):
@@ -49,7 +42,8 @@ class VmdkImage(DiskImage):
         self.grain_bytes = hdr.grain_size * SECTOR
         self.gt_span = self.grain_bytes * hdr.gtes_per_gt
         n_gd = -(-self.virtual_size // self.gt_span) if self.virtual_size else 0
-        self.gd = _le32(source.pread(hdr.gd_offset * SECTOR, n_gd * 4, "VMDK grain directory"))
+        self.gd = read_table(source.pread(hdr.gd_offset * SECTOR, n_gd * 4,
+                                          "VMDK grain directory"), 4, "little")
         self._gt_cache: tuple[int, array.array[int]] | None = None
 
     def _fail(self, message: str, structure: str, offset: int | None = None) -> FormatError:
@@ -117,8 +111,9 @@ class VmdkImage(DiskImage):
         if sector * SECTOR < SECTOR:
             raise self._fail(f"grain table {index} points into the header",
                              f"VMDK grain directory entry {index}")
-        table = _le32(self.source.pread(sector * SECTOR, self.header.gtes_per_gt * 4,
-                                        f"VMDK grain table {index}"))
+        raw = self.source.pread(sector * SECTOR, self.header.gtes_per_gt * 4,
+                                f"VMDK grain table {index}")
+        table = read_table(raw, 4, "little")
         self._gt_cache = (sector, table)
         return table
 
@@ -229,7 +224,7 @@ class VmdkWriter(DiskWriter):
             table[index % 512] = at // SECTOR
         if table is not None:
             gd[table_index] = self._write_table(table)
-        gd_bytes = b"".join(x.to_bytes(4, "little") for x in gd)
+        gd_bytes = pack_table(gd, 4, "little")
         gd_sectors = max(1, -(-len(gd_bytes) // SECTOR))
         self.sink.append(vm.meta_marker(gd_sectors, vm.MARKER_GD))
         gd_at = self.sink.append(gd_bytes.ljust(gd_sectors * SECTOR, b"\0"))
@@ -239,7 +234,7 @@ class VmdkWriter(DiskWriter):
         self.sink.append(vm.meta_marker(0, vm.MARKER_EOS))
 
     def _write_table(self, table: list[int]) -> int:
-        raw = b"".join(x.to_bytes(4, "little") for x in table)
+        raw = pack_table(table, 4, "little")
         self.sink.append(vm.meta_marker(len(raw) // SECTOR, vm.MARKER_GT))
         return self.sink.append(raw) // SECTOR
 

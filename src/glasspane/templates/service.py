@@ -14,8 +14,7 @@ import tempfile
 from dataclasses import dataclass
 
 from glasspane.errors import NotFound, UsageError
-from glasspane.hosts.registry import HostRegistry
-from glasspane.hosts.service import connect
+from glasspane.hosts.service import has_storage, host_driver
 from glasspane.hypervisors.base import HypervisorDriver, VolumeInfo
 from glasspane.images.convert import StartFn, convert, no_progress
 from glasspane.settings import Settings
@@ -41,12 +40,8 @@ class TemplateInfo:
                    vol.format)
 
 
-def _driver(settings: Settings, host: str) -> HypervisorDriver:
-    return connect(HostRegistry(settings.config_dir).get(host), settings)
-
-
 def _templates(driver: HypervisorDriver, settings: Settings, host: str) -> list[TemplateInfo]:
-    if not any(s.name == settings.template_storage for s in driver.list_storage()):
+    if not has_storage(driver, settings.template_storage):
         return []
     return [TemplateInfo.of(host, v) for v in driver.list_volumes(settings.template_storage)
             if v.name.endswith(SUFFIX)]
@@ -58,11 +53,8 @@ def _boot_volumes(driver: HypervisorDriver, settings: Settings, name: str) -> li
 
 
 def list_templates(settings: Settings, host: str = "local") -> list[TemplateInfo]:
-    driver = _driver(settings, host)
-    try:
+    with host_driver(settings, host) as driver:
         return _templates(driver, settings, host)
-    finally:
-        driver.close()
 
 
 def import_template(settings: Settings, name: str, source: str, host: str = "local",
@@ -74,8 +66,7 @@ def import_template(settings: Settings, name: str, source: str, host: str = "loc
     if not _NAME.match(name):
         raise UsageError(f"invalid template name {name!r}",
                          hint="letters, digits, '.', '_' and '-'")
-    driver = _driver(settings, host)
-    try:
+    with host_driver(settings, host) as driver:
         if any(t.name == name for t in _templates(driver, settings, host)):
             raise UsageError(f"template {name!r} already exists on host {host}",
                              hint="remove it first, or choose another name")
@@ -99,14 +90,11 @@ def import_template(settings: Settings, name: str, source: str, host: str = "loc
                     driver.delete_volume(settings.template_storage, volume)
                 raise
         return next(t for t in _templates(driver, settings, host) if t.name == name)
-    finally:
-        driver.close()
 
 
 def remove_template(settings: Settings, name: str, host: str = "local") -> None:
     """Delete template `name`; refused while a VM or a volume depends on it."""
-    driver = _driver(settings, host)
-    try:
+    with host_driver(settings, host) as driver:
         found = [t for t in _templates(driver, settings, host) if t.name == name]
         if not found:
             raise NotFound(f"no template named {name!r} on host {host}")
@@ -116,8 +104,6 @@ def remove_template(settings: Settings, name: str, host: str = "local") -> None:
                              hint="destroy those first")
         for volume in [name + SUFFIX, *_boot_volumes(driver, settings, name)]:
             driver.delete_volume(settings.template_storage, volume)
-    finally:
-        driver.close()
 
 
 def template_from_debian(settings: Settings, name: str, host: str = "local",

@@ -7,12 +7,13 @@ in reverse, so a failed creation leaves no domain, disk or seed behind.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -20,8 +21,7 @@ from typing import TypeVar
 from glasspane.errors import NotFound, UsageError
 from glasspane.guests.cloudinit import Seed, write_seed_iso
 from glasspane.guests.readiness import ssh_banner, wait_for
-from glasspane.hosts.registry import HostRegistry
-from glasspane.hosts.service import connect
+from glasspane.hosts.service import has_storage, host_driver
 from glasspane.hypervisors.base import HypervisorDriver, VmSpec
 from glasspane.settings import Settings
 from glasspane.templates.service import SUFFIX
@@ -85,7 +85,12 @@ def create_vm(settings: Settings, request: VmRequest, host: str = "local",
     if not _NAME.match(request.name):
         raise UsageError(f"invalid VM name {request.name!r}",
                          hint="lowercase letters, digits and '-' (it becomes the hostname)")
-    driver = connect(HostRegistry(settings.config_dir).get(host), settings)
+    with host_driver(settings, host) as driver:
+        return _create(settings, driver, request, host, timeout)
+
+
+def _create(settings: Settings, driver: HypervisorDriver, request: VmRequest, host: str,
+            timeout: float) -> CreatedVm:
     undo = _Undo()
     try:
         if any(v.name == request.name for v in driver.list_vms()):
@@ -111,8 +116,6 @@ def create_vm(settings: Settings, request: VmRequest, host: str = "local",
     except BaseException:
         undo.unwind()
         raise
-    finally:
-        driver.close()
 
 
 def _upload_seed(driver: HypervisorDriver, settings: Settings, request: VmRequest,
@@ -131,27 +134,18 @@ def _upload_seed(driver: HypervisorDriver, settings: Settings, request: VmReques
 
 def destroy_vm(settings: Settings, name: str, host: str = "local") -> None:
     """Stop and forget the VM, and delete its disk and seed."""
-    with _driver(settings, host) as driver:
+    with host_driver(settings, host) as driver:
         driver.destroy_vm(name)
-        if not any(s.name == settings.vm_storage for s in driver.list_storage()):
+        if not has_storage(driver, settings.vm_storage):
             return
         for volume in (f"{name}{SUFFIX}", f"{name}-seed.iso"):
             with suppress(NotFound):
                 driver.delete_volume(settings.vm_storage, volume)
 
 
-@contextmanager
-def _driver(settings: Settings, host: str) -> Iterator[HypervisorDriver]:
-    driver = connect(HostRegistry(settings.config_dir).get(host), settings)
-    try:
-        yield driver
-    finally:
-        driver.close()
-
-
 def vm_action(settings: Settings, name: str, action: str, host: str = "local") -> str:
     """start | reboot | pause | resume; returns the new power state."""
-    with _driver(settings, host) as driver:
+    with host_driver(settings, host) as driver:
         driver.vm_action(name, action)
         return driver.vm_state(name)
 
@@ -160,7 +154,7 @@ def shutdown_vm(settings: Settings, name: str, host: str = "local", timeout: flo
                 ) -> bool:
     """Ask the guest to shut down; power it off if it has not after `timeout` s.  Returns
     whether the shutdown was graceful."""
-    with _driver(settings, host) as driver:
+    with host_driver(settings, host) as driver:
         if driver.vm_state(name) == "halted":
             return True
         driver.vm_action(name, "shutdown")
@@ -174,12 +168,12 @@ def shutdown_vm(settings: Settings, name: str, host: str = "local", timeout: flo
 
 
 def snapshot_vm(settings: Settings, name: str, snapshot: str, host: str = "local") -> None:
-    with _driver(settings, host) as driver:
+    with host_driver(settings, host) as driver:
         driver.snapshot_vm(name, snapshot)
 
 
 def revert_vm(settings: Settings, name: str, snapshot: str, host: str = "local") -> None:
-    with _driver(settings, host) as driver:
+    with host_driver(settings, host) as driver:
         driver.revert_vm(name, snapshot)
 
 
@@ -194,13 +188,22 @@ class VmDetails:
     console_log: str
 
 
+def list_vms(settings: Settings, host: str = "local") -> list[dict[str, object]]:
+    """The host's VMs with their power state, and addresses for the running ones."""
+    with host_driver(settings, host) as driver:
+        return [dict(dataclasses.asdict(v),
+                     addresses=driver.vm_addresses(v.name) if v.power_state == "running"
+                     else [])
+                for v in driver.list_vms()]
+
+
 def vm_info(settings: Settings, name: str, host: str = "local") -> VmDetails:
     from glasspane.hypervisors.libvirt_domain import serial_log
-    with _driver(settings, host) as driver:
+    with host_driver(settings, host) as driver:
         state = driver.vm_state(name)
         disks = [v.path for v in driver.list_volumes(settings.vm_storage)
-                 if v.name == f"{name}{SUFFIX}"] if any(
-            s.name == settings.vm_storage for s in driver.list_storage()) else []
+                 if v.name == f"{name}{SUFFIX}"] if has_storage(driver, settings.vm_storage) \
+            else []
         return VmDetails(name, host, state,
                          driver.vm_addresses(name) if state == "running" else [],
                          driver.list_snapshots(name), disks[0] if disks else None,
@@ -251,7 +254,7 @@ def create_vms(settings: Settings, requests: list[VmRequest], host: str = "local
         except Exception as exc:  # reported per VM by the caller
             return exc
 
-    with _driver(settings, host) as driver:  # shared storage made once, before the fan-out
+    with host_driver(settings, host) as driver:  # shared storage made once, before the fan-out
         driver.ensure_storage(settings.vm_storage)
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_CREATES, len(requests))) as pool:
         return list(pool.map(one, requests))
