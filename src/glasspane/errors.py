@@ -1,8 +1,8 @@
 """The project's exception tree.
 
-Every backend failure (a malformed image, a subprocess, later libvirt, XenAPI, SSH) is translated
-once, where it happens, into one of these classes.  The CLI and the API map the tree to exit codes
-and HTTP statuses in one place each.
+Every backend failure (a malformed image, a subprocess, libvirt, SSH, a container engine) is
+translated once, where it happens, into one of these classes.  The CLI and the API map the tree
+to exit codes and HTTP statuses in one place each.
 
     GlasspaneError
      ├─ UsageError                 the request itself is wrong (unknown format, bad option)
@@ -15,7 +15,10 @@ and HTTP statuses in one place each.
      ├─ NotFound                   a named host, VM or template does not exist
      ├─ CommandFailed              an external program failed (names the command line)
      └─ HostError                  a hypervisor host refused or failed an operation
-         └─ HostUnreachable        the host cannot be reached at all
+         ├─ HostUnreachable        the host cannot be reached at all
+         └─ GuestError             reaching into a VM failed: names the host and the VM
+             ├─ GuestUnreachable   SSH to the VM refused, dropped or timed out
+             └─ EngineError        the VM's container engine refused or failed a request
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class GlasspaneError(Exception):
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.detail = message  # without the "host H: VM V:" prefixes subclasses add
         self.hint = hint
 
     def __str__(self) -> str:
@@ -137,3 +141,21 @@ class CommandFailed(GlasspaneError):
                          hint=hint)
         self.command = command
         self.output = output
+
+
+class GuestError(HostError):
+    """Reaching into a VM failed; names the host and the VM."""
+
+    def __init__(self, message: str, *, host: str, vm: str, hint: str | None = None) -> None:
+        GlasspaneError.__init__(self, f"host {host}, VM {vm}: {message}", hint=hint)
+        self.host = host
+        self.vm = vm
+        self.detail = message
+
+
+class GuestUnreachable(GuestError):
+    """SSH to the VM was refused, dropped or timed out."""
+
+
+class EngineError(GuestError):
+    """The container engine in the VM refused or failed a request."""

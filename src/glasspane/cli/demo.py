@@ -13,8 +13,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from glasspane.cli.image import human
 from glasspane.cli.progress import byte_progress
+from glasspane.cli.table import human
 from glasspane.images.base import WriteOptions
 from glasspane.images.compare import compare_images
 from glasspane.images.convert import convert

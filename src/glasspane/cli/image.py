@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from glasspane.cli.progress import byte_progress
+from glasspane.cli.table import human
 from glasspane.images.base import WriteOptions
 from glasspane.images.check import check_image
 from glasspane.images.compare import compare_images
@@ -18,15 +19,6 @@ from glasspane.images.detect import ALL_FORMATS
 from glasspane.images.inspect import image_info
 
 FORMAT = click.Choice(ALL_FORMATS, case_sensitive=False)
-
-
-def human(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(n)
 
 
 def emit_json(data: Any) -> None:
@@ -180,3 +172,21 @@ def compare(a: str, b: str, disk: int | None, as_json: bool) -> None:
             click.echo(r.describe())
     if not all(r.identical for r in results):
         sys.exit(1)
+
+
+@image.command()
+@click.argument("vm")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--host", default="local", show_default=True, help="The VM's host.")
+def load(vm: str, file: str, host: str) -> None:
+    """Load a container image archive FILE (`docker save` / `podman save` output) into VM's
+    engine, streamed over SSH: no registry needed."""
+    from pathlib import Path
+
+    from glasspane.containers.deploy import load_image
+    from glasspane.settings import Settings
+    path = Path(file)
+    with byte_progress(True) as start:
+        loaded = load_image(Settings.load(), host, vm, path,
+                            start(path.stat().st_size, f"loading into {vm}"))
+    click.echo(f"VM {vm}: loaded {', '.join(loaded) or 'an untagged image'}")

@@ -9,6 +9,8 @@ import click
 
 from glasspane import __version__
 from glasspane.allocator import tune_allocator
+from glasspane.cli.app import app
+from glasspane.cli.container import container
 from glasspane.cli.host import host
 from glasspane.cli.image import image
 from glasspane.cli.template import template
@@ -30,6 +32,8 @@ cli.add_command(image)
 cli.add_command(host)
 cli.add_command(template)
 cli.add_command(vm)
+cli.add_command(container)
+cli.add_command(app)
 
 
 @cli.command()

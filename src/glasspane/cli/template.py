@@ -7,8 +7,8 @@ import json
 
 import click
 
-from glasspane.cli.image import human
 from glasspane.cli.progress import byte_progress
+from glasspane.cli.table import human
 from glasspane.settings import Settings
 from glasspane.templates import service
 

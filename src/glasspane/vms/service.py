@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from glasspane.errors import NotFound, UsageError
 from glasspane.guests.cloudinit import Seed, write_seed_iso
+from glasspane.guests.keys import management_public_key
 from glasspane.guests.readiness import ssh_banner, wait_for
 from glasspane.hosts.service import has_storage, host_driver
 from glasspane.hypervisors.base import HypervisorDriver, VmSpec
@@ -120,7 +121,9 @@ def _create(settings: Settings, driver: HypervisorDriver, request: VmRequest, ho
 
 def _upload_seed(driver: HypervisorDriver, settings: Settings, request: VmRequest,
                  undo: _Undo) -> str:
-    seed = Seed(f"{request.name}-{uuid.uuid4().hex[:12]}", request.name, request.ssh_keys,
+    # glasspane's own key beside the user's: containers and provisioning go through it.
+    keys = [*request.ssh_keys, management_public_key(settings)]
+    seed = Seed(f"{request.name}-{uuid.uuid4().hex[:12]}", request.name, keys,
                 request.user_data, request.network_config)
     settings.cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="seed-", dir=settings.cache_dir) as work:

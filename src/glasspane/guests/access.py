@@ -1,0 +1,73 @@
+"""Which VMs can be reached, and how: the hypervisor says where each running VM is (its
+address) and who it is (its UUID); glasspane's key and known_hosts say how to log in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from glasspane.errors import GuestError, NotFound
+from glasspane.guests.keys import management_key
+from glasspane.guests.ssh import SshTarget
+from glasspane.hosts.registry import HostRegistry
+from glasspane.hosts.service import host_driver
+from glasspane.hypervisors.base import HypervisorDriver
+from glasspane.settings import Settings
+
+
+def known_hosts(settings: Settings) -> Path:
+    return settings.data_dir / "ssh_known_hosts"
+
+
+def _target(settings: Settings, host: str, vm: str, uuid: str, address: str) -> SshTarget:
+    return SshTarget(host, vm, uuid, address, settings.ssh_user, management_key(settings),
+                     known_hosts(settings))
+
+
+def guest_target(settings: Settings, host: str, vm: str) -> SshTarget:
+    """How to reach VM `vm` on `host`; GuestError when it is not running or has no address."""
+    with host_driver(settings, host) as driver:
+        summary = next((v for v in driver.list_vms() if v.name == vm), None)
+        if summary is None:
+            raise NotFound(f"no VM named {vm!r} on host {host}",
+                           hint="`glasspane vm list` shows them")
+        if summary.power_state != "running":
+            raise GuestError(f"the VM is {summary.power_state}", host=host, vm=vm,
+                             hint=f"`glasspane vm start {vm}` first")
+        addresses = driver.vm_addresses(vm)
+        if not addresses:
+            raise GuestError("the VM has no address yet", host=host, vm=vm,
+                             hint="wait for its network to come up")
+        return _target(settings, host, vm, summary.uuid, addresses[0])
+
+
+def running_targets(settings: Settings, hosts: list[str] | None = None
+                    ) -> tuple[list[SshTarget], list[tuple[str, str | None, Exception]]]:
+    """Every running VM with an address on the given hosts (default: all registered), and
+    the (host, VM or None, error) of each host or VM that could not be looked at."""
+    names = hosts if hosts is not None else [r.name for r in HostRegistry(settings.config_dir)
+                                             .all()]
+    targets: list[SshTarget] = []
+    failures: list[tuple[str, str | None, Exception]] = []
+    for host in names:
+        try:
+            with host_driver(settings, host) as driver:
+                targets += _host_targets(settings, host, driver, failures)
+        except Exception as exc:  # one host down must not hide the others' VMs
+            failures.append((host, None, exc))
+    return targets, failures
+
+
+def _host_targets(settings: Settings, host: str, driver: HypervisorDriver,
+                  failures: list[tuple[str, str | None, Exception]]) -> list[SshTarget]:
+    found = []
+    for summary in driver.list_vms():
+        if summary.power_state != "running":
+            continue
+        addresses = driver.vm_addresses(summary.name)
+        if not addresses:
+            failures.append((host, summary.name,
+                             GuestError("the VM has no address yet", host=host,
+                                        vm=summary.name)))
+            continue
+        found.append(_target(settings, host, summary.name, summary.uuid, addresses[0]))
+    return found

@@ -1,0 +1,174 @@
+"""Kept SSH connections into VMs.
+
+One OpenSSH master connection per VM (ControlMaster), started on first use and kept for
+CONTROL_PERSIST seconds of idleness, across glasspane processes: every command and every
+relay channel afterwards rides on it, so only the first call pays for TCP, key exchange and
+authentication.  OpenSSH rather than a Python SSH implementation: it is what every guest's sshd
+is tested against, and it honours the administrator's ssh_config (ProxyJump to reach VMs on a
+remote host's private network).
+
+Host keys are trusted on first use and remembered per VM identity (HostKeyAlias = the VM's
+UUID) in glasspane's own known_hosts: a VM recreated at a recycled address is a new host, and
+a known VM whose key changes is refused.
+
+Remote commands are argument lists; they are quoted with shlex.join for the remote shell, never
+assembled from strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import stat
+import subprocess
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from glasspane.errors import GuestUnreachable, UsageError
+from glasspane.locks import file_lock
+
+CONTROL_PERSIST = 600  # seconds an idle master stays up
+CONNECT_TIMEOUT = 10
+# A dead peer (VM paused, network gone) is noticed within 5 s x 3 rather than TCP's minutes.
+KEEPALIVE = ("-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3")
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    host: str           # glasspane's name of the VM's host, for messages
+    vm: str
+    vm_uuid: str
+    address: str
+    user: str
+    identity: Path
+    known_hosts: Path
+
+    @property
+    def identity_key(self) -> str:
+        return f"{self.user}@{self.address}/{self.vm_uuid}"
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a directory only we may enter (control sockets live there)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise UsageError(f"{path} is not a directory of ours",
+                         hint="set GLASSPANE_RUNTIME_DIR to a private directory")
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        os.chmod(path, 0o700)
+    return path
+
+
+def _classify(target: SshTarget, stderr: str) -> GuestUnreachable:
+    """One clear error for each way an SSH connection fails."""
+    where = f"{target.user}@{target.address}"
+    text = stderr.strip()
+    if "Permission denied" in text:
+        return GuestUnreachable(
+            f"SSH at {where} refused glasspane's key", host=target.host, vm=target.vm,
+            hint="VMs created by glasspane have it; for others add "
+                 f"{target.identity}.pub to the user's authorized_keys")
+    if "IDENTIFICATION HAS CHANGED" in text or "Host key verification failed" in text:
+        return GuestUnreachable(
+            f"the SSH host key of {where} is not the one glasspane saw first",
+            host=target.host, vm=target.vm,
+            hint=f"if the VM was reinstalled, remove glasspane-{target.vm_uuid} from "
+                 f"{target.known_hosts}")
+    if "Connection refused" in text:
+        return GuestUnreachable(f"nothing listens for SSH at {target.address}",
+                                host=target.host, vm=target.vm,
+                                hint="is sshd running in the VM?")
+    if "timed out" in text or "No route" in text or "unreachable" in text:
+        return GuestUnreachable(f"SSH at {target.address} did not answer", host=target.host,
+                                vm=target.vm, hint="is the VM up and its network configured?")
+    last = text.splitlines()[-1] if text else "the connection closed"
+    return GuestUnreachable(f"SSH to {where} failed: {last}", host=target.host, vm=target.vm)
+
+
+class SshConnection:
+    """The kept connection to one VM; thread-safe."""
+
+    def __init__(self, target: SshTarget, runtime_dir: Path) -> None:
+        self.target = target
+        digest = hashlib.sha256(target.identity_key.encode()).hexdigest()[:16]
+        base = private_dir(runtime_dir)
+        self.control = base / f"ssh-{digest}"
+        self._log = base / f"ssh-{digest}.log"
+        self._lock = threading.Lock()
+
+    def _options(self) -> list[str]:
+        t = self.target
+        return ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}",
+                *KEEPALIVE, "-o", "StrictHostKeyChecking=accept-new",
+                "-o", f"UserKnownHostsFile={t.known_hosts}",
+                "-o", f"HostKeyAlias=glasspane-{t.vm_uuid}", "-o", "IdentitiesOnly=yes",
+                "-i", str(t.identity), "-o", f"ControlPath={self.control}", "-l", t.user]
+
+    def _alive(self) -> bool:
+        if not self.control.exists():
+            return False
+        check = subprocess.run(["ssh", "-o", f"ControlPath={self.control}", "-O", "check",
+                                self.target.address], capture_output=True, timeout=10,
+                               check=False)
+        return check.returncode == 0
+
+    def connect(self) -> None:
+        """Make sure a master connection is up (starting one takes the SSH handshake)."""
+        with self._lock, file_lock(self.control.with_name(self.control.name + ".lock")):
+            if self._alive():
+                return
+            self.control.unlink(missing_ok=True)  # the socket of a master that died
+            self.target.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+            with open(self._log, "w+b") as log:
+                try:
+                    # -f: back to us once authenticated; the master lives on in the background.
+                    done = subprocess.run(
+                        [*self._options(), "-M", "-N", "-f",
+                         "-o", f"ControlPersist={CONTROL_PERSIST}", self.target.address],
+                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                        timeout=CONNECT_TIMEOUT * 3, check=False)
+                except subprocess.TimeoutExpired:
+                    raise GuestUnreachable(
+                        f"SSH at {self.target.address} did not complete its handshake",
+                        host=self.target.host, vm=self.target.vm) from None
+                if done.returncode != 0:
+                    log.seek(0)
+                    raise _classify(self.target, log.read().decode(errors="replace"))
+
+    def _command(self, command: Sequence[str]) -> list[str]:
+        return [*self._options(), "-o", "ControlMaster=no", self.target.address, "--",
+                shlex.join(command)]
+
+    def run(self, command: Sequence[str], *, input_data: bytes | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+        """Run `command` in the VM; its exit status is the caller's to judge, but a broken
+        connection raises GuestUnreachable."""
+        self.connect()
+        try:
+            done = subprocess.run(self._command(command), input=input_data,
+                                  capture_output=True, timeout=timeout, check=False,
+                                  stdin=None if input_data is not None else subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise GuestUnreachable(f"`{shlex.join(command)}` did not finish within "
+                                   f"{timeout:.0f} s", host=self.target.host,
+                                   vm=self.target.vm) from None
+        if done.returncode == 255:  # ssh's own failure, not the command's
+            raise _classify(self.target, done.stderr.decode(errors="replace"))
+        return done
+
+    def open(self, command: Sequence[str], stderr: IO[bytes]) -> subprocess.Popen[bytes]:
+        """Start `command` in the VM with its standard input and output as pipes to us."""
+        self.connect()
+        return subprocess.Popen(self._command(command), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=stderr)
+
+    def close(self) -> None:
+        """Stop the master (and with it every channel riding on it)."""
+        if self.control.exists():
+            subprocess.run(["ssh", "-o", f"ControlPath={self.control}", "-O", "exit",
+                            self.target.address], capture_output=True, timeout=10, check=False)

@@ -1,0 +1,67 @@
+"""A real container image built in the test, with no registry: a docker-archive tarball (the
+format `docker save` writes and `docker load` / `podman load` read) whose one layer holds
+Debian's static busybox, with `sh`, `httpd` and a few other applets linked to it."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import time
+from pathlib import Path
+
+BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static, installed by `make test`
+APPLETS = ("sh", "httpd", "echo", "cat", "sleep", "ls", "env", "wget", "ps", "top")
+
+
+def _add(layer: tarfile.TarFile, name: str, data: bytes | None = None, *, mode: int = 0o644,
+         link: str | None = None, directory: bool = False) -> None:
+    info = tarfile.TarInfo(name)
+    info.mtime = int(time.time())
+    info.mode = mode
+    if directory:
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o755
+    elif link is not None:
+        info.type = tarfile.SYMTYPE
+        info.linkname = link
+    else:
+        info.size = len(data or b"")
+    layer.addfile(info, io.BytesIO(data) if data is not None else None)
+
+
+def busybox_layer(index_html: str) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as layer:
+        for directory in ("bin", "www", "tmp", "etc"):
+            _add(layer, directory, directory=True)
+        _add(layer, "bin/busybox", BUSYBOX.read_bytes(), mode=0o755)
+        for applet in APPLETS:
+            _add(layer, f"bin/{applet}", link="busybox")
+        _add(layer, "www/index.html", index_html.encode())
+        _add(layer, "etc/passwd", b"root:x:0:0:root:/:/bin/sh\n")
+    return buffer.getvalue()
+
+
+def write_image_tarball(path: Path, tag: str, index_html: str = "hello from busybox\n",
+                        command: tuple[str, ...] = ("httpd", "-f", "-v", "-p", "8080",
+                                                    "-h", "/www")) -> Path:
+    layer = busybox_layer(index_html)
+    diff_id = hashlib.sha256(layer).hexdigest()
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": list(command), "Env": ["PATH=/bin"], "WorkingDir": "/",
+                   "ExposedPorts": {"8080/tcp": {}}},
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
+        "history": [{"created_by": "glasspane tests: busybox-static"}],
+    }).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [tag],
+                            "Layers": [f"{diff_id}/layer.tar"]}]).encode()
+    with tarfile.open(path, "w") as archive:
+        _add(archive, f"{diff_id}", directory=True)
+        _add(archive, f"{diff_id}/layer.tar", layer)
+        _add(archive, config_name, config)
+        _add(archive, "manifest.json", manifest)
+    return path
