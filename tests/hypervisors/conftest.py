@@ -4,6 +4,7 @@ configuration and cache live in the test's own directories."""
 from __future__ import annotations
 
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,15 +27,34 @@ def libvirt_conn() -> Iterator[libvirt.virConnect]:
     conn.close()
 
 
+def isolate(monkeypatch: pytest.MonkeyPatch, base: Path) -> Path:
+    """Point glasspane's directories into `base`; the runtime directory (SSH control sockets,
+    whose paths must stay short) is a new one under /tmp, returned for the teardown."""
+    monkeypatch.setenv("GLASSPANE_CONFIG_DIR", str(base / "config"))
+    monkeypatch.setenv("GLASSPANE_DATA_DIR", str(base / "data"))
+    monkeypatch.setenv("GLASSPANE_CACHE_DIR", str(base / "cache"))
+    runtime = Path(tempfile.mkdtemp(prefix="gp-rt-"))
+    monkeypatch.setenv("GLASSPANE_RUNTIME_DIR", str(runtime))
+    return runtime
+
+
+def release(runtime: Path) -> None:
+    """Close the kept connections of a test's glasspane and remove its runtime directory."""
+    from glasspane.containers import sessions
+    from glasspane.guests.ssh import stop_masters
+    sessions.close_all()
+    stop_masters(runtime)
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("GLASSPANE_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("GLASSPANE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("GLASSPANE_CACHE_DIR", str(tmp_path / "cache"))
-    return Settings.load()
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    runtime = isolate(monkeypatch, tmp_path)
+    yield Settings.load()
+    release(runtime)
 
 
-def _remove_pool(conn: libvirt.virConnect, name: str) -> None:
+def remove_pool(conn: libvirt.virConnect, name: str) -> None:
     try:
         pool = conn.storagePoolLookupByName(name)
     except libvirt.libvirtError:
@@ -57,5 +77,5 @@ def storage(settings: Settings, libvirt_conn: libvirt.virConnect,
     monkeypatch.setenv("GLASSPANE_TEMPLATE_STORAGE", name)
     monkeypatch.setenv("GLASSPANE_VM_STORAGE", name + "-vms")
     yield name
-    _remove_pool(libvirt_conn, name + "-vms")
-    _remove_pool(libvirt_conn, name)
+    remove_pool(libvirt_conn, name + "-vms")
+    remove_pool(libvirt_conn, name)

@@ -18,8 +18,21 @@ uid=$(id -u)
 if [ "$uid" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n";
 else SUDO=none; fi
 echo "sudo=${SUDO:-root}"
+owner() {
+  case "$1" in
+    /run/podman/podman.sock) echo podman.socket ;;
+    /var/run/docker.sock) echo docker.socket docker.service ;;
+  esac
+}
+stale() {  # a socket file left behind by a unit that is stopped
+  command -v systemctl >/dev/null 2>&1 || return 1
+  for u in $(owner "$1"); do systemctl is-active --quiet "$u" && return 1; done
+  for u in $(owner "$1"); do [ -n "$(systemctl is-enabled "$u" 2>/dev/null)" ] && return 0; done
+  return 1
+}
 probe() {
   for s in /var/run/docker.sock /run/podman/podman.sock "/run/user/$uid/podman/podman.sock"; do
+    if stale "$s"; then echo "stopped=$s"; continue; fi
     if [ -S "$s" ]; then
       if [ -r "$s" ] && [ -w "$s" ]; then echo "socket=$s"; echo "access=direct"; return 0; fi
       if [ "$SUDO" != none ]; then echo "socket=$s"; echo "access=sudo"; return 0; fi
@@ -34,7 +47,7 @@ if ! probe && command -v systemctl >/dev/null 2>&1; then
   for unit in docker.socket docker.service podman.socket; do
     state=$(systemctl is-enabled "$unit" 2>/dev/null) || true
     case "$state" in
-      masked) echo "masked=$unit" ;;
+      masked|masked-runtime) echo "masked=$unit" ;;
       enabled|disabled|static|indirect|generated|enabled-runtime)
         if [ "$SUDO" = none ]; then echo "cannot-start=$unit"
         elif $SUDO systemctl start "$unit" 2>/dev/null; then

@@ -18,7 +18,8 @@ def known_hosts(settings: Settings) -> Path:
     return settings.data_dir / "ssh_known_hosts"
 
 
-def _target(settings: Settings, host: str, vm: str, uuid: str, address: str) -> SshTarget:
+def ssh_target(settings: Settings, host: str, vm: str, uuid: str, address: str) -> SshTarget:
+    """Logging in to the VM as the templates' user with glasspane's key."""
     return SshTarget(host, vm, uuid, address, settings.ssh_user, management_key(settings),
                      known_hosts(settings))
 
@@ -37,7 +38,7 @@ def guest_target(settings: Settings, host: str, vm: str) -> SshTarget:
         if not addresses:
             raise GuestError("the VM has no address yet", host=host, vm=vm,
                              hint="wait for its network to come up")
-        return _target(settings, host, vm, summary.uuid, addresses[0])
+        return ssh_target(settings, host, vm, summary.uuid, addresses[0])
 
 
 def running_targets(settings: Settings, hosts: list[str] | None = None
@@ -69,5 +70,5 @@ def _host_targets(settings: Settings, host: str, driver: HypervisorDriver,
                              GuestError("the VM has no address yet", host=host,
                                         vm=summary.name)))
             continue
-        found.append(_target(settings, host, summary.name, summary.uuid, addresses[0]))
+        found.append(ssh_target(settings, host, summary.name, summary.uuid, addresses[0]))
     return found

@@ -49,7 +49,8 @@ class SshTarget:
 
     @property
     def identity_key(self) -> str:
-        return f"{self.user}@{self.address}/{self.vm_uuid}"
+        """What makes two connections interchangeable (and names the control socket)."""
+        return f"{self.user}@{self.address}/{self.vm_uuid}/{self.identity}"
 
 
 def private_dir(path: Path) -> Path:
@@ -172,3 +173,14 @@ class SshConnection:
         if self.control.exists():
             subprocess.run(["ssh", "-o", f"ControlPath={self.control}", "-O", "exit",
                             self.target.address], capture_output=True, timeout=10, check=False)
+
+
+def stop_masters(runtime_dir: Path) -> int:
+    """Stop every kept master connection under `runtime_dir`; how many there were."""
+    stopped = 0
+    for control in runtime_dir.glob("ssh-*") if runtime_dir.is_dir() else []:
+        if control.is_socket():
+            subprocess.run(["ssh", "-o", f"ControlPath={control}", "-O", "exit", "glasspane"],
+                           capture_output=True, timeout=10, check=False)
+            stopped += 1
+    return stopped

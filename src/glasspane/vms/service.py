@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from glasspane.errors import NotFound, UsageError
+from glasspane.guests.access import ssh_target
 from glasspane.guests.cloudinit import Seed, write_seed_iso
 from glasspane.guests.keys import management_public_key
-from glasspane.guests.readiness import ssh_banner, wait_for
+from glasspane.guests.readiness import ssh_banner, wait_cloud_init, wait_for
+from glasspane.guests.ssh import SshConnection
 from glasspane.hosts.service import has_storage, host_driver
 from glasspane.hypervisors.base import HypervisorDriver, VmSpec
 from glasspane.settings import Settings
@@ -113,6 +115,10 @@ def _create(settings: Settings, driver: HypervisorDriver, request: VmRequest, ho
                            timeout, host)
         banner = wait_for(f"SSH on VM {request.name} ({address})",
                           lambda: ssh_banner(address), timeout, host)
+        uuid_ = next(v.uuid for v in driver.list_vms() if v.name == request.name)
+        # Ready means ready for glasspane too: its key installed, the user-data applied.
+        wait_cloud_init(SshConnection(ssh_target(settings, host, request.name, uuid_, address),
+                                      settings.runtime_dir), timeout)
         return CreatedVm(request.name, host, driver.vm_addresses(request.name), banner)
     except BaseException:
         undo.unwind()
