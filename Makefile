@@ -7,13 +7,15 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # qemu-utils: the image toolkit's peer in tests; qemu-system-x86 + libvirt: the local host;
 # libvirt-dev, pkg-config, gcc, python3-dev: to build the libvirt-python binding.
 # mmdebstrap, e2fsprogs: the Debian guest image (built once per machine, cached by recipe).
+# openssh-client: glasspane's way into VMs; busybox-static: the container image the tests build.
 APT_PACKAGES := qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-dev pkg-config \
-                gcc libc6-dev python3-dev python3-venv mmdebstrap e2fsprogs
+                gcc libc6-dev python3-dev python3-venv mmdebstrap e2fsprogs openssh-client \
+                busybox-static
 DEMO_DIR    ?= demo-work
 DEMO_SIZE   ?= 256
 BENCH_SIZE  ?= 4096
 
-.PHONY: setup system-packages services demo test bench lint clean
+.PHONY: setup system-packages services demo test bench bench-images bench-containers lint clean
 
 setup: system-packages $(VENV)/.installed services
 
@@ -44,8 +46,13 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-bench: setup
+bench: bench-images bench-containers
+
+bench-images: setup
 	$(BIN)/python benchmarks/run.py --size-mib $(BENCH_SIZE)
+
+bench-containers: setup
+	$(BIN)/python benchmarks/containers.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) bench-work .pytest_cache .mypy_cache .ruff_cache

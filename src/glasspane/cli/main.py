@@ -13,6 +13,7 @@ from glasspane.cli.app import app
 from glasspane.cli.container import container
 from glasspane.cli.host import host
 from glasspane.cli.image import image
+from glasspane.cli.serve import serve, user
 from glasspane.cli.template import template
 from glasspane.cli.vm import vm
 from glasspane.errors import GlasspaneError
@@ -34,6 +35,8 @@ cli.add_command(template)
 cli.add_command(vm)
 cli.add_command(container)
 cli.add_command(app)
+cli.add_command(serve)
+cli.add_command(user)
 
 
 @cli.command()

@@ -83,39 +83,53 @@ def _template_files(driver: HypervisorDriver, settings: Settings, template: str
     return files
 
 
+Report = Callable[[int, str], None]
+
+
+def _quiet(percent: int, message: str) -> None:
+    del percent, message
+
+
 def create_vm(settings: Settings, request: VmRequest, host: str = "local",
-              timeout: float = 300) -> CreatedVm:
+              timeout: float = 300, report: Report = _quiet) -> CreatedVm:
+    """`report(percent, step)` hears of each step (the API's task progress)."""
     if not _NAME.match(request.name):
         raise UsageError(f"invalid VM name {request.name!r}",
                          hint="lowercase letters, digits and '-' (it becomes the hostname)")
     with host_driver(settings, host) as driver:
-        return _create(settings, driver, request, host, timeout)
+        return _create(settings, driver, request, host, timeout, report)
 
 
 def _create(settings: Settings, driver: HypervisorDriver, request: VmRequest, host: str,
-            timeout: float) -> CreatedVm:
+            timeout: float, report: Report) -> CreatedVm:
     undo = _Undo()
     try:
         if any(v.name == request.name for v in driver.list_vms()):
             raise UsageError(f"a VM named {request.name!r} already exists on host {host}")
         files = _template_files(driver, settings, request.template)
+        report(5, "making the disk")
         driver.ensure_storage(settings.vm_storage)
         capacity = max(int(files["capacity"]), (request.disk_gib or 0) << 30)
         disk = driver.create_disk(settings.vm_storage, f"{request.name}{SUFFIX}",
                                   files["disk"], capacity, request.linked)
         undo.push(lambda: driver.delete_volume(settings.vm_storage, disk.name))
+        report(15, "writing the cloud-init seed")
         seed_volume = _upload_seed(driver, settings, request, undo)
         spec = VmSpec(request.name, request.cpus, request.memory_mib, disk.path, seed_volume,
                       files.get(".vmlinuz"), files.get(".initrd"),
                       DEFAULT_CMDLINE if ".vmlinuz" in files else None)
+        report(25, "starting the VM")
         driver.create_vm(spec)
         undo.push(lambda: driver.destroy_vm(request.name))
+        report(35, "waiting for an address")
         address = wait_for(f"an address for VM {request.name}",
                            lambda: next(iter(driver.vm_addresses(request.name)), None),
                            timeout, host)
+        report(50, f"waiting for SSH at {address}")
         banner = wait_for(f"SSH on VM {request.name} ({address})",
                           lambda: ssh_banner(address), timeout, host)
         uuid_ = next(v.uuid for v in driver.list_vms() if v.name == request.name)
+        report(70, "waiting for cloud-init to finish")
         # Ready means ready for glasspane too: its key installed, the user-data applied.
         wait_cloud_init(SshConnection(ssh_target(settings, host, request.name, uuid_, address),
                                       settings.runtime_dir), timeout)

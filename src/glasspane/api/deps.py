@@ -1,0 +1,93 @@
+"""What every request can depend on: the services (database, settings, event bus, syncer) and
+the authenticated user with a role check.  Tokens come in the Authorization header (the CLI,
+scripts) or the HttpOnly cookie set at login (the page); a cookie-authenticated request that
+changes anything must also carry the X-Glasspane header, which no other site can make a
+browser send (CSRF)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Depends, HTTPException, Request
+
+from glasspane.inventory.db import Database
+from glasspane.inventory.events import EventBus
+from glasspane.inventory.sync import Syncer
+from glasspane.inventory.users import role_allows, user_for_token
+from glasspane.settings import Settings
+
+COOKIE = "glasspane_token"
+CSRF_HEADER = "x-glasspane"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    database: Database
+    bus: EventBus
+    syncer: Syncer
+    instance: str
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    name: str
+    role: str
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def _token(request: Request) -> tuple[str | None, bool]:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip(), False
+    cookie = request.cookies.get(COOKIE)
+    return cookie, cookie is not None
+
+
+def authenticated(request: Request, found: Services = Depends(services)) -> CurrentUser:
+    secret, from_cookie = _token(request)
+    if not secret:
+        raise HTTPException(401, "authentication required: log in or send a bearer token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    if from_cookie and request.method not in ("GET", "HEAD", "OPTIONS") and \
+            request.headers.get(CSRF_HEADER) != "1":
+        raise HTTPException(403, "a cookie-authenticated change needs the X-Glasspane: 1 "
+                                 "header")
+    with found.database.session() as session:
+        user = user_for_token(session, secret)
+        if user is None:
+            raise HTTPException(401, "invalid or expired token",
+                                headers={"WWW-Authenticate": "Bearer"})
+        current = CurrentUser(user.name, user.role)
+    request.state.user = current.name
+    return current
+
+
+def require(role: str) -> Callable[..., CurrentUser]:
+    """A dependency admitting users whose role includes `role`."""
+    def check(user: CurrentUser = Depends(authenticated)) -> CurrentUser:
+        if not role_allows(user.role, role):
+            raise HTTPException(403, f"{user.name} is a {user.role}; this needs {role}")
+        return user
+    return check
+
+
+viewer = require("viewer")
+operator = require("operator")
+admin = require("admin")
+
+
+def audit_as(request: Request, action: str, object_type: str, object_name: str,
+             detail: str = "") -> None:
+    """Name what this request does, for the audit middleware to record with its outcome."""
+    request.state.audit = (action, object_type, object_name, detail)
+
+
+def page(limit: int, offset: int, total: int, items: list[Any]) -> dict[str, Any]:
+    return {"total": total, "limit": limit, "offset": offset, "items": items}

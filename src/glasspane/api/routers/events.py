@@ -1,0 +1,66 @@
+"""Live events as Server-Sent Events, resumable with Last-Event-ID."""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from glasspane.api.deps import CurrentUser, Services, services, viewer
+from glasspane.inventory.events import events_after, latest_event_id
+
+router = APIRouter(tags=["events"])
+KEEPALIVE = 15.0
+# Ids are assigned at insert and become visible at commit, so a later id can be seen before
+# an earlier one: each read looks this far back and skips what it already sent.
+LOOKBACK = 256
+
+
+@router.get("/events", response_class=StreamingResponse)
+async def events(request: Request, _: CurrentUser = Depends(viewer),
+                 found: Services = Depends(services),
+                 last_event_id: int | None = Header(None, ge=0),
+                 after: int | None = Query(None, ge=0, description="start after this id")
+                 ) -> StreamingResponse:
+    """Every event from now (or after Last-Event-ID / `after`) as it happens."""
+    def read(since: int) -> list[tuple[int, str, str]]:
+        with found.database.session() as session:
+            return [(e.id, e.kind, json.dumps({"id": e.id, "kind": e.kind,
+                                               "object_type": e.object_type,
+                                               "object_name": e.object_name,
+                                               "at": e.at.isoformat(), "data": e.data}))
+                    for e in events_after(session, since)]
+
+    def latest() -> int:
+        with found.database.session() as session:
+            return latest_event_id(session)
+
+    start = last_event_id if last_event_id is not None else after
+    if start is None:
+        start = await run_in_threadpool(latest)
+
+    async def stream() -> AsyncIterator[str]:
+        sent: deque[int] = deque(maxlen=LOOKBACK * 4)
+        seen = set()
+        high = start
+        yield "retry: 2000\n\n"
+        while not await request.is_disconnected():
+            rows = await run_in_threadpool(read, max(start, high - LOOKBACK))
+            fresh = [r for r in rows if r[0] not in seen and r[0] > start]
+            for event_id, kind, data in fresh:
+                if len(sent) == sent.maxlen:
+                    seen.discard(sent[0])
+                sent.append(event_id)
+                seen.add(event_id)
+                high = max(high, event_id)
+                yield f"id: {event_id}\nevent: {kind}\ndata: {data}\n\n"
+            if not fresh and not await found.bus.wait(KEEPALIVE):
+                yield ": keep-alive\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache",
+                                      "X-Accel-Buffering": "no"})

@@ -1,0 +1,82 @@
+"""Users and their API tokens (admins only)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from glasspane.api.deps import CurrentUser, Services, admin, audit_as, services
+from glasspane.errors import UsageError
+from glasspane.inventory.models import ApiToken, User
+from glasspane.inventory.users import ROLES, add_user, get_user, issue_token
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+class NewUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=8, max_length=1024)
+    role: str = Field(pattern="^(" + "|".join(ROLES) + ")$")
+
+
+class NewToken(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    days: int | None = Field(default=None, ge=1, le=3650)
+
+
+def _view(user: User) -> dict[str, object]:
+    return {"name": user.name, "role": user.role, "disabled": user.disabled,
+            "created_at": user.created_at.isoformat()}
+
+
+@router.get("")
+def list_users(_: CurrentUser = Depends(admin), found: Services = Depends(services)
+               ) -> list[dict[str, object]]:
+    with found.database.session() as session:
+        return [_view(u) for u in session.scalars(select(User).order_by(User.name))]
+
+
+@router.post("", status_code=201)
+def create_user(body: NewUser, request: Request, _: CurrentUser = Depends(admin),
+                found: Services = Depends(services)) -> dict[str, object]:
+    audit_as(request, "user.add", "user", body.name, f"role {body.role}")
+    with found.database.session() as session:
+        return _view(add_user(session, body.name, body.password, body.role))
+
+
+@router.delete("/{name}")
+def delete_user(name: str, request: Request, current: CurrentUser = Depends(admin),
+                found: Services = Depends(services)) -> dict[str, str]:
+    audit_as(request, "user.remove", "user", name)
+    if name == current.name:
+        raise UsageError("you cannot remove yourself", hint="another admin can")
+    with found.database.session() as session:
+        session.delete(get_user(session, name))
+    return {"status": "removed"}
+
+
+@router.post("/{name}/tokens", status_code=201)
+def create_token(name: str, body: NewToken, request: Request, _: CurrentUser = Depends(admin),
+                 found: Services = Depends(services)) -> dict[str, object]:
+    """A new API token for user NAME; the secret is in this answer and nowhere else."""
+    audit_as(request, "token.add", "user", name, body.name)
+    with found.database.session() as session:
+        user = get_user(session, name)
+        secret = issue_token(session, user, body.name,
+                             dt.timedelta(days=body.days) if body.days else None)
+    return {"user": name, "name": body.name, "token": secret}
+
+
+@router.get("/{name}/tokens")
+def list_tokens(name: str, _: CurrentUser = Depends(admin),
+                found: Services = Depends(services)) -> list[dict[str, object]]:
+    with found.database.session() as session:
+        user = get_user(session, name)
+        return [{"name": t.name, "prefix": t.prefix, "created_at": t.created_at.isoformat(),
+                 "expires_at": t.expires_at.isoformat() if t.expires_at else None}
+                for t in session.scalars(select(ApiToken).where(ApiToken.user_id == user.id))]

@@ -1,0 +1,1 @@
+"""The inventory: SQL models, migrations, sync from the drivers, tasks, events, audit."""

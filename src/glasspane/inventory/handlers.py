@@ -1,0 +1,113 @@
+"""What each kind of task does: the same service functions the CLI calls, with progress, and
+the inventory brought up to date for the object afterwards (whatever the outcome), so that the
+pane shows the truth as soon as the task ends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from glasspane.containers import deploy
+from glasspane.containers import service as containers
+from glasspane.hosts.registry import HostRegistry
+from glasspane.inventory.db import Database
+from glasspane.inventory.sync import sync_containers, sync_host
+from glasspane.inventory.tasks import TaskContext, handler
+from glasspane.settings import Settings
+from glasspane.vms import service as vms
+
+VM_ACTIONS = ("start", "shutdown", "reboot", "pause", "resume")
+CONTAINER_ACTIONS = (*containers.ACTIONS, "remove")
+
+_settings: dict[str, Settings] = {}
+
+
+def configure(settings: Settings) -> None:
+    """The settings the handlers act with (the server's)."""
+    _settings["current"] = settings
+
+
+def _current() -> Settings:
+    return _settings.get("current") or Settings.load()
+
+
+def _refresh_host(database: Database, host: str, with_containers: bool = False) -> None:
+    settings = _current()
+    sync_host(database, settings, HostRegistry(settings.config_dir).get(host))
+    if with_containers:
+        sync_containers(database, settings)
+
+
+@handler("vm.create")
+def create_vm(context: TaskContext) -> dict[str, Any]:
+    p = context.params
+    request = vms.VmRequest(p["name"], p["template"], p.get("cpus", 2),
+                            p.get("memory_mib", 512), p.get("disk_gib"),
+                            list(p.get("ssh_keys", [])), p.get("user_data"))
+    try:
+        created = vms.create_vm(_current(), request, p["host"], report=context.progress)
+    finally:
+        _refresh_host(context.database, p["host"])
+    return {"name": created.name, "host": created.host, "addresses": created.addresses}
+
+
+@handler("vm.action")
+def vm_action(context: TaskContext) -> dict[str, Any]:
+    p = context.params
+    context.progress(10, f"{p['action']} {p['name']}")
+    try:
+        if p["action"] == "shutdown":
+            graceful = vms.shutdown_vm(_current(), p["name"], p["host"], p.get("timeout", 90))
+            state = "halted"
+            result = {"power_state": state, "graceful": graceful}
+        else:
+            result = {"power_state": vms.vm_action(_current(), p["name"], p["action"],
+                                                   p["host"])}
+    finally:
+        _refresh_host(context.database, p["host"])
+    return result
+
+
+@handler("vm.snapshot")
+def vm_snapshot(context: TaskContext) -> dict[str, Any]:
+    p = context.params
+    vms.snapshot_vm(_current(), p["name"], p["snapshot"], p["host"])
+    return {"snapshot": p["snapshot"]}
+
+
+@handler("vm.destroy")
+def vm_destroy(context: TaskContext) -> dict[str, Any]:
+    p = context.params
+    try:
+        vms.destroy_vm(_current(), p["name"], p["host"])
+    finally:
+        _refresh_host(context.database, p["host"])
+    return {"destroyed": p["name"]}
+
+
+@handler("container.action")
+def container_action(context: TaskContext) -> dict[str, Any]:
+    p = context.params
+    settings = _current()
+    try:
+        if p["action"] == "remove":
+            containers.remove(settings, p["host"], p["vm"], p["name"], p.get("force", False))
+            result: dict[str, Any] = {"removed": p["name"]}
+        else:
+            result = {"state": containers.act(settings, p["host"], p["vm"], p["name"],
+                                              p["action"])}
+    finally:
+        sync_containers(context.database, settings)
+    return result
+
+
+@handler("container.run")
+def container_run(context: TaskContext) -> dict[str, Any]:
+    p = context.params
+    request = deploy.RunRequest(p["image"], p.get("name"), p.get("command"),
+                                list(p.get("ports", [])), list(p.get("env", [])),
+                                list(p.get("volumes", [])), p.get("restart"),
+                                dict(p.get("labels", {})))
+    try:
+        return deploy.run(_current(), p["host"], p["vm"], request)
+    finally:
+        sync_containers(context.database, _current())

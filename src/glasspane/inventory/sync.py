@@ -1,0 +1,216 @@
+"""Keeping the inventory true: hosts, their VMs and templates from the drivers, containers from
+the VMs' engines over the kept SSH connections.  Each pass compares what it sees with what the
+database holds and writes only the differences, each as an event.  A host that cannot be
+reached is marked unreachable and keeps its VMs (shown as last seen), never deleted; a VM whose
+engine cannot be asked keeps its containers, with the error beside them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from glasspane.containers.service import ContainerRow, list_containers
+from glasspane.hosts.registry import HostRecord, HostRegistry
+from glasspane.hosts.service import host_driver
+from glasspane.inventory.db import Database
+from glasspane.inventory.events import publish
+from glasspane.inventory.models import Container, Host, Template, Vm, utcnow
+from glasspane.settings import Settings
+from glasspane.templates.service import SUFFIX
+
+log = logging.getLogger("glasspane.sync")
+
+
+def _host_row(session: Session, record: HostRecord) -> Host:
+    host = session.scalar(select(Host).where(Host.name == record.name))
+    if host is None:
+        host = Host(name=record.name, uri=record.uri, driver=record.driver)
+        session.add(host)
+        session.flush()
+        publish(session, "host.added", "host", record.name, uri=record.uri)
+    return host
+
+
+def sync_hosts(database: Database, settings: Settings) -> None:
+    """One pass over every registered host (and forget hosts no longer registered)."""
+    records = HostRegistry(settings.config_dir).all()
+    for record in records:
+        sync_host(database, settings, record)
+    with database.session() as session:
+        names = {r.name for r in records}
+        for host in session.scalars(select(Host)):
+            if host.name not in names:
+                session.delete(host)
+                publish(session, "host.removed", "host", host.name)
+
+
+def sync_host(database: Database, settings: Settings, record: HostRecord) -> None:
+    try:
+        with host_driver(settings, record.name) as driver:
+            info = driver.host_info()
+            seen = []
+            for summary in driver.list_vms():
+                addresses = driver.vm_addresses(summary.name) \
+                    if summary.power_state == "running" else []
+                seen.append((summary, addresses))
+            templates = [v for v in driver.list_volumes(settings.template_storage)
+                         if v.name.endswith(SUFFIX)] \
+                if any(s.name == settings.template_storage for s in driver.list_storage()) \
+                else []
+    except Exception as exc:  # any failure to look: unreachable, with the reason
+        with database.session() as session:
+            host = _host_row(session, record)
+            if host.state != "unreachable" or host.error != str(exc):
+                host.state, host.error, host.updated_at = "unreachable", str(exc), utcnow()
+                publish(session, "host.state", "host", host.name, state="unreachable",
+                        error=str(exc))
+        return
+    with database.session() as session:
+        host = _host_row(session, record)
+        host.last_seen = utcnow()
+        host.info = {"hypervisor": info.hypervisor, "cpus": info.cpus,
+                     "memory_mib": info.memory_mib, "acceleration": info.acceleration.kind}
+        if host.state != "ok":
+            host.state, host.error, host.updated_at = "ok", None, utcnow()
+            publish(session, "host.state", "host", host.name, state="ok")
+        _merge_vms(session, host, seen)
+        _merge_templates(session, host, [(v.name.removesuffix(SUFFIX), v.capacity,
+                                          v.allocation) for v in templates])
+
+
+def _merge_vms(session: Session, host: Host, seen: list[tuple[Any, list[str]]]) -> None:
+    known = {vm.name: vm for vm in session.scalars(select(Vm).where(Vm.host_id == host.id))}
+    for summary, addresses in seen:
+        vm = known.pop(summary.name, None)
+        if vm is None:
+            vm = Vm(host_id=host.id, name=summary.name, uuid=summary.uuid,
+                    power_state=summary.power_state, addresses=addresses)
+            session.add(vm)
+            publish(session, "vm.added", "vm", f"{host.name}/{summary.name}",
+                    power_state=summary.power_state, addresses=addresses)
+            continue
+        if vm.uuid != summary.uuid:  # same name, a new VM: its containers are not ours
+            session.query(Container).filter(Container.vm_id == vm.id).delete()
+            vm.uuid = summary.uuid
+        if vm.power_state != summary.power_state or vm.addresses != addresses:
+            vm.power_state, vm.addresses, vm.updated_at = (summary.power_state, addresses,
+                                                           utcnow())
+            publish(session, "vm.state", "vm", f"{host.name}/{summary.name}",
+                    power_state=summary.power_state, addresses=addresses)
+    for name, gone in known.items():
+        session.delete(gone)
+        publish(session, "vm.removed", "vm", f"{host.name}/{name}")
+
+
+def _merge_templates(session: Session, host: Host, seen: list[tuple[str, int, int]]) -> None:
+    known = {t.name: t for t in session.scalars(select(Template)
+                                                .where(Template.host_id == host.id))}
+    for name, size, allocation in seen:
+        template = known.pop(name, None)
+        if template is None:
+            session.add(Template(host_id=host.id, name=name, virtual_size=size,
+                                 allocation=allocation))
+            publish(session, "template.added", "template", f"{host.name}/{name}")
+        else:
+            template.virtual_size, template.allocation = size, allocation
+    for name, gone in known.items():
+        session.delete(gone)
+        publish(session, "template.removed", "template", f"{host.name}/{name}")
+
+
+def sync_containers(database: Database, settings: Settings, timeout: float = 20) -> None:
+    """Ask every running VM's engine (in parallel, over kept connections) for its
+    containers."""
+    listing = list_containers(settings, all_=True, timeout=timeout)
+    by_vm: dict[tuple[str, str], list[ContainerRow]] = {}
+    for row in listing.containers:
+        by_vm.setdefault((row.host, row.vm), []).append(row)
+    failed = {(f.host, f.vm): f.error for f in listing.failures if f.vm}
+    with database.session() as session:
+        for vm, host_name in session.execute(select(Vm, Host.name).join(Host)).tuples():
+            key = (host_name, vm.name)
+            if key in failed:
+                if vm.containers_error != failed[key]:
+                    vm.containers_error = failed[key]
+                    publish(session, "vm.containers_error", "vm", f"{host_name}/{vm.name}",
+                            error=failed[key])
+                continue
+            if vm.power_state != "running":
+                continue
+            vm.containers_error = None
+            _merge_containers(session, host_name, vm, by_vm.get(key, []))
+
+
+def _merge_containers(session: Session, host_name: str, vm: Vm, rows: list[ContainerRow]
+                      ) -> None:
+    known = {c.name: c for c in session.scalars(select(Container)
+                                                .where(Container.vm_id == vm.id))}
+    prefix = f"{host_name}/{vm.name}/"
+    for row in rows:
+        container = known.pop(row.name, None)
+        if container is None:
+            session.add(Container(vm_id=vm.id, engine_id=row.id, name=row.name,
+                                  image=row.image, state=row.state, status=row.status,
+                                  ports=row.ports, app=row.app, created=row.created))
+            publish(session, "container.added", "container", prefix + row.name,
+                    state=row.state, image=row.image)
+            continue
+        changed = (container.state, container.engine_id, container.ports, container.image) != \
+            (row.state, row.id, row.ports, row.image)
+        container.status = row.status
+        if changed:
+            container.state, container.engine_id = row.state, row.id
+            container.ports, container.image, container.app = row.ports, row.image, row.app
+            container.updated_at = utcnow()
+            publish(session, "container.state", "container", prefix + row.name,
+                    state=row.state)
+    for name, gone in known.items():
+        session.delete(gone)
+        publish(session, "container.removed", "container", prefix + name)
+
+
+class Syncer:
+    """Background passes: hosts every `interval` s, containers every `container_interval`
+    s; `poke()` runs a pass now (after an action)."""
+
+    def __init__(self, database: Database, settings: Settings, interval: float = 10,
+                 container_interval: float = 15) -> None:
+        self.database, self.settings = database, settings
+        self.interval, self.container_interval = interval, container_interval
+        self._stop = threading.Event()
+        self._poke = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="glasspane-sync")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._poke.set()
+        self._thread.join(timeout=30)
+
+    def poke(self) -> None:
+        self._poke.set()
+
+    def run_once(self) -> None:
+        sync_hosts(self.database, self.settings)
+        sync_containers(self.database, self.settings)
+
+    def _loop(self) -> None:
+        last_containers = 0.0
+        import time
+        while not self._stop.is_set():
+            try:
+                sync_hosts(self.database, self.settings)
+                if self._poke.is_set() or \
+                        time.monotonic() - last_containers >= self.container_interval:
+                    sync_containers(self.database, self.settings)
+                    last_containers = time.monotonic()
+            except Exception:
+                log.exception("inventory sync")
+            self._poke.clear()
+            self._poke.wait(self.interval)
