@@ -7,10 +7,11 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # qemu-utils: the image toolkit's peer in tests; qemu-system-x86 + libvirt: the local host;
 # libvirt-dev, pkg-config, gcc, python3-dev: to build the libvirt-python binding.
 # mmdebstrap, e2fsprogs: the Debian guest image (built once per machine, cached by recipe).
-# openssh-client: glasspane's way into VMs; busybox-static: the container image the tests build.
+# openssh-client: glasspane's way into VMs; busybox-static: the container image the tests build;
+# postgresql: the shared inventory database the tests run against (beside SQLite).
 APT_PACKAGES := qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-dev pkg-config \
                 gcc libc6-dev python3-dev python3-venv mmdebstrap e2fsprogs openssh-client \
-                busybox-static
+                busybox-static postgresql
 DEMO_DIR    ?= demo-work
 DEMO_SIZE   ?= 256
 BENCH_SIZE  ?= 4096
@@ -21,6 +22,7 @@ setup: system-packages $(VENV)/.installed services
 
 services: system-packages
 	@scripts/ensure-libvirtd
+	@scripts/ensure-postgres
 
 system-packages:
 	@missing=""; \

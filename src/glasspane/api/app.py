@@ -129,6 +129,7 @@ def create_app(settings: Settings, database: Database, *, background: bool = Tru
                   openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs", redoc_url=None)
     app.state.services = found
     app.state.worker = worker
+    app.state.login_limiter = auth.LoginLimiter()
     for module in (auth, users, inventory, actions, tasks, events, audit):
         app.include_router(module.router, prefix=API)
 

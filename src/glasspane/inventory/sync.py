@@ -131,7 +131,7 @@ def sync_containers(database: Database, settings: Settings, timeout: float = 20)
         by_vm.setdefault((row.host, row.vm), []).append(row)
     failed = {(f.host, f.vm): f.error for f in listing.failures if f.vm}
     with database.session() as session:
-        for vm, host_name in session.execute(select(Vm, Host.name).join(Host)).tuples():
+        for vm, host_name in session.execute(select(Vm, Host.name).join(Host)):
             key = (host_name, vm.name)
             if key in failed:
                 if vm.containers_error != failed[key]:

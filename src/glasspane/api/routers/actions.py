@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from glasspane.api.deps import CurrentUser, Services, audit_as, operator, services
+from glasspane.api.deps import CurrentUser, Services, audit_as, audited, operator, services
 from glasspane.api.routers.inventory import find_vm
 from glasspane.containers.deploy import RunRequest
 from glasspane.errors import NotFound
@@ -72,7 +72,7 @@ def _submit(request: Request, found: Services, user: CurrentUser, kind: str,
     return task
 
 
-@router.post("/vms", status_code=202)
+@router.post("/vms", status_code=202, dependencies=[audited("vm.create", "vm")])
 def create_vm(body: NewVm, request: Request, user: CurrentUser = Depends(operator),
               found: Services = Depends(services)) -> dict[str, Any]:
     with found.database.session() as session:
@@ -93,7 +93,8 @@ def create_vm(body: NewVm, request: Request, user: CurrentUser = Depends(operato
                    body.model_dump(), "vm.create")
 
 
-@router.post("/vms/{host}/{name}/actions/{action}", status_code=202)
+@router.post("/vms/{host}/{name}/actions/{action}", status_code=202,
+             dependencies=[audited("vm.{action}", "vm", "{host}/{name}")])
 def vm_action(host: str, name: str, action: str, request: Request,
               body: VmAction | None = None, user: CurrentUser = Depends(operator),
               found: Services = Depends(services)) -> dict[str, Any]:
@@ -108,7 +109,8 @@ def vm_action(host: str, name: str, action: str, request: Request,
                     "timeout": (body or VmAction()).timeout}, f"vm.{action}")
 
 
-@router.post("/vms/{host}/{name}/snapshots", status_code=202)
+@router.post("/vms/{host}/{name}/snapshots", status_code=202,
+             dependencies=[audited("vm.snapshot", "vm", "{host}/{name}")])
 def vm_snapshot(host: str, name: str, body: Snapshot, request: Request,
                 user: CurrentUser = Depends(operator),
                 found: Services = Depends(services)) -> dict[str, Any]:
@@ -118,7 +120,8 @@ def vm_snapshot(host: str, name: str, body: Snapshot, request: Request,
                    {"host": host, "name": name, "snapshot": body.name}, "vm.snapshot")
 
 
-@router.delete("/vms/{host}/{name}", status_code=202)
+@router.delete("/vms/{host}/{name}", status_code=202,
+               dependencies=[audited("vm.destroy", "vm", "{host}/{name}")])
 def destroy_vm(host: str, name: str, request: Request, user: CurrentUser = Depends(operator),
                found: Services = Depends(services)) -> dict[str, Any]:
     with found.database.session() as session:
@@ -137,7 +140,8 @@ def _find_container(found: Services, host: str, vm: str, name: str) -> Container
         return container
 
 
-@router.post("/containers/{host}/{vm}/{name}/actions/{action}", status_code=202)
+@router.post("/containers/{host}/{vm}/{name}/actions/{action}", status_code=202,
+             dependencies=[audited("container.{action}", "container", "{host}/{vm}/{name}")])
 def container_action(host: str, vm: str, name: str, action: str, request: Request,
                      user: CurrentUser = Depends(operator),
                      found: Services = Depends(services)) -> dict[str, Any]:
@@ -154,7 +158,8 @@ def container_action(host: str, vm: str, name: str, action: str, request: Reques
                    f"container.{action}")
 
 
-@router.post("/containers/{host}/{vm}", status_code=202)
+@router.post("/containers/{host}/{vm}", status_code=202,
+             dependencies=[audited("container.run", "container", "{host}/{vm}")])
 def run_container(host: str, vm: str, body: NewContainer, request: Request,
                   user: CurrentUser = Depends(operator),
                   found: Services = Depends(services)) -> dict[str, Any]:

@@ -10,7 +10,15 @@ from collections import defaultdict, deque
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from glasspane.api.deps import COOKIE, CurrentUser, Services, audit_as, authenticated, services
+from glasspane.api.deps import (
+    COOKIE,
+    CurrentUser,
+    Services,
+    audit_as,
+    audited,
+    authenticated,
+    services,
+)
 from glasspane.inventory.users import SESSION_HOURS, authenticate, issue_token, revoke_token
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -24,7 +32,7 @@ class Login(BaseModel):
     password: str = Field(min_length=1, max_length=1024)
 
 
-class _Limiter:
+class LoginLimiter:
     """At most MAX_FAILURES failed logins per client address and user name per WINDOW s."""
 
     def __init__(self) -> None:
@@ -48,8 +56,6 @@ class _Limiter:
             self._failures.pop(key, None)
 
 
-limiter = _Limiter()
-
 
 @router.post("/login")
 def login(body: Login, request: Request, response: Response,
@@ -58,6 +64,7 @@ def login(body: Login, request: Request, response: Response,
     key = (request.client.host if request.client else "?", body.name)
     audit_as(request, "login", "user", body.name)
     request.state.user = body.name
+    limiter: LoginLimiter = request.app.state.login_limiter  # one per application
     wait = limiter.retry_after(key)
     if wait:
         raise HTTPException(429, f"too many failed logins; try again in {wait} s",
@@ -77,7 +84,7 @@ def login(body: Login, request: Request, response: Response,
             "expires_in": int(lifetime.total_seconds())}
 
 
-@router.post("/logout")
+@router.post("/logout", dependencies=[audited("logout", "user")])
 def logout(request: Request, response: Response, user: CurrentUser = Depends(authenticated),
            found: Services = Depends(services)) -> dict[str, str]:
     audit_as(request, "logout", "user", user.name)

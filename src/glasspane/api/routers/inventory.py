@@ -46,7 +46,8 @@ def container_view(c: Container, host_name: str, vm_name: str) -> dict[str, Any]
 def _paged(session: Any, query: Any, limit: int, offset: int
            ) -> tuple[int, list[Any]]:
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    return int(total or 0), list(session.execute(query.limit(limit).offset(offset)).tuples())
+    rows = session.execute(query.limit(limit).offset(offset))
+    return int(total or 0), [tuple(row) for row in rows]
 
 
 @router.get("/hosts")

@@ -7,7 +7,16 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import func, select
 
-from glasspane.api.deps import CurrentUser, Services, audit_as, operator, page, services, viewer
+from glasspane.api.deps import (
+    CurrentUser,
+    Services,
+    audit_as,
+    audited,
+    operator,
+    page,
+    services,
+    viewer,
+)
 from glasspane.errors import NotFound
 from glasspane.inventory import tasks
 from glasspane.inventory.models import Task
@@ -40,7 +49,7 @@ def get_task(task_id: int, _: CurrentUser = Depends(viewer),
         return tasks.task_view(task)
 
 
-@router.post("/{task_id}/cancel")
+@router.post("/{task_id}/cancel", dependencies=[audited("task.cancel", "task", "{task_id}")])
 def cancel_task(task_id: int, request: Request, _: CurrentUser = Depends(operator),
                 found: Services = Depends(services)) -> dict[str, Any]:
     audit_as(request, "task.cancel", "task", str(task_id))

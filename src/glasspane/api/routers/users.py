@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from glasspane.api.deps import CurrentUser, Services, admin, audit_as, services
+from glasspane.api.deps import CurrentUser, Services, admin, audit_as, audited, services
 from glasspane.errors import UsageError
 from glasspane.inventory.models import ApiToken, User
 from glasspane.inventory.users import ROLES, add_user, get_user, issue_token
@@ -41,7 +41,7 @@ def list_users(_: CurrentUser = Depends(admin), found: Services = Depends(servic
         return [_view(u) for u in session.scalars(select(User).order_by(User.name))]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, dependencies=[audited("user.add", "user")])
 def create_user(body: NewUser, request: Request, _: CurrentUser = Depends(admin),
                 found: Services = Depends(services)) -> dict[str, object]:
     audit_as(request, "user.add", "user", body.name, f"role {body.role}")
@@ -49,7 +49,7 @@ def create_user(body: NewUser, request: Request, _: CurrentUser = Depends(admin)
         return _view(add_user(session, body.name, body.password, body.role))
 
 
-@router.delete("/{name}")
+@router.delete("/{name}", dependencies=[audited("user.remove", "user", "{name}")])
 def delete_user(name: str, request: Request, current: CurrentUser = Depends(admin),
                 found: Services = Depends(services)) -> dict[str, str]:
     audit_as(request, "user.remove", "user", name)
@@ -60,7 +60,8 @@ def delete_user(name: str, request: Request, current: CurrentUser = Depends(admi
     return {"status": "removed"}
 
 
-@router.post("/{name}/tokens", status_code=201)
+@router.post("/{name}/tokens", status_code=201,
+             dependencies=[audited("token.add", "user", "{name}")])
 def create_token(name: str, body: NewToken, request: Request, _: CurrentUser = Depends(admin),
                  found: Services = Depends(services)) -> dict[str, object]:
     """A new API token for user NAME; the secret is in this answer and nowhere else."""
