@@ -8,10 +8,11 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # libvirt-dev, pkg-config, gcc, python3-dev: to build the libvirt-python binding.
 # mmdebstrap, e2fsprogs: the Debian guest image (built once per machine, cached by recipe).
 # openssh-client: glasspane's way into VMs; busybox-static: the container image the tests build;
-# postgresql: the shared inventory database the tests run against (beside SQLite).
+# postgresql: the shared inventory database the tests run against (beside SQLite);
+# chromium: the browser the page's tests drive (Playwright uses it; it never downloads one).
 APT_PACKAGES := qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-dev pkg-config \
                 gcc libc6-dev python3-dev python3-venv mmdebstrap e2fsprogs openssh-client \
-                busybox-static postgresql
+                busybox-static postgresql chromium
 DEMO_DIR    ?= demo-work
 DEMO_SIZE   ?= 256
 BENCH_SIZE  ?= 4096

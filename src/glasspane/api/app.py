@@ -8,17 +8,19 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glasspane import __version__
 from glasspane.api.deps import Services
-from glasspane.api.routers import actions, audit, auth, events, inventory, tasks, users
+from glasspane.api.routers import actions, audit, auth, events, inventory, live, tasks, users
 from glasspane.errors import (
     CommandFailed,
     GlasspaneError,
@@ -130,8 +132,15 @@ def create_app(settings: Settings, database: Database, *, background: bool = Tru
     app.state.services = found
     app.state.worker = worker
     app.state.login_limiter = auth.LoginLimiter()
-    for module in (auth, users, inventory, actions, tasks, events, audit):
+    for module in (auth, users, inventory, live, actions, tasks, events, audit):
         app.include_router(module.router, prefix=API)
+
+    static = Path(__file__).resolve().parent.parent / "web" / "static"
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(static / "index.html", headers={"Cache-Control": "no-cache"})
 
     @app.get(f"{API}/health", tags=["health"])
     def health() -> dict[str, Any]:

@@ -31,6 +31,7 @@ from glasspane.templates.service import SUFFIX
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")  # also the guest's hostname
 DEFAULT_CMDLINE = "root=LABEL=root rw console=ttyS0"
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]")
 
 
 @dataclass
@@ -241,6 +242,8 @@ def console_log(settings: Settings, name: str, host: str = "local", lines: int =
     except OSError as exc:
         raise UsageError(f"cannot read the console of VM {name}: {exc.strerror}",
                          hint="console logs are readable on the VM's own host") from None
+    # Terminal colours and carriage returns are for a terminal, not for a log view.
+    text = _ANSI.sub("", text).replace("\r", "")
     return "\n".join(text.splitlines()[-lines:])
 
 

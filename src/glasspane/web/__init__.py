@@ -1,0 +1,1 @@
+"""The pane: one static page (HTML, CSS, plain JavaScript; nothing fetched from elsewhere)."""

@@ -1,0 +1,169 @@
+"""The page in real Chromium (Debian's, driven by Playwright; no browser is downloaded) against
+a real `glasspane serve` with a real VM running a real container: log in, see the tree, stop
+the container and watch its badge change live, create a VM from the form and watch its task
+finish, and a viewer whose buttons are disabled and whose API calls are refused.
+Screenshots are kept in test-artifacts/ (or $GLASSPANE_ARTIFACTS)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import libvirt
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from glasspane.settings import Settings
+from tests.api.conftest import Server, serve
+from tests.containers.image_tarball import write_image_tarball
+from tests.hypervisors.conftest import URI, isolate, release, remove_pool
+
+pytestmark = pytest.mark.integration
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("GLASSPANE_ARTIFACTS",
+                                Path(__file__).resolve().parents[2] / "test-artifacts"))
+PASSWORDS = {"ada": "admin-password", "vera": "viewer-password"}
+VMS = ("pane-1", "pane-2")
+
+
+@dataclass
+class Pane:
+    server: Server
+    settings: Settings
+
+
+@pytest.fixture(scope="module")
+def pane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pane]:
+    from glasspane.api.app import create_app
+    from glasspane.containers import deploy
+    from glasspane.inventory.db import Database
+    from glasspane.inventory.users import add_user
+    from glasspane.templates.service import template_from_debian
+    from glasspane.vms.service import VmRequest, create_vm, destroy_vm
+    patch = pytest.MonkeyPatch()
+    base = tmp_path_factory.mktemp("pane")
+    runtime = isolate(patch, base)
+    patch.delenv("GLASSPANE_CACHE_DIR")  # the machine's guest image cache
+    storage = f"gp-web-{uuid.uuid4().hex[:8]}"
+    patch.setenv("GLASSPANE_TEMPLATE_STORAGE", storage)
+    patch.setenv("GLASSPANE_VM_STORAGE", storage + "-vms")
+    settings = Settings.load()
+    server = None
+    try:
+        template_from_debian(settings, "deb")
+        create_vm(settings, VmRequest("pane-1", "deb"))
+        image = write_image_tarball(base / "web.tar", "localhost/gp-web:1", "pane\n")
+        deploy.load_image(settings, "local", "pane-1", image)
+        deploy.run(settings, "local", "pane-1", deploy.RunRequest("localhost/gp-web:1",
+                                                                   name="web"))
+        database = Database.open(settings, f"sqlite:///{base / 'inventory.db'}")
+        with database.session() as session:
+            add_user(session, "ada", PASSWORDS["ada"], "admin")
+            add_user(session, "vera", PASSWORDS["vera"], "viewer")
+        server = serve(create_app(settings, database, sync_interval=2))
+        yield Pane(server, settings)
+    finally:
+        if server is not None:
+            server.stop()
+        for name in VMS:
+            with suppress(Exception):
+                destroy_vm(settings, name)
+        release(runtime)
+        conn = libvirt.open(URI)
+        remove_pool(conn, storage + "-vms")
+        remove_pool(conn, storage)
+        conn.close()
+        patch.undo()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    with sync_playwright() as playwright:
+        # --no-sandbox: Chromium's sandbox refuses to run as root, as CI does.
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def log_in(browser: Browser, pane: Pane, name: str) -> Page:
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(pane.server.url + "/")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", PASSWORDS[name])
+    page.click("#login-form button[type=submit]")
+    role = "admin" if name == "ada" else "viewer"
+    expect(page.locator("#whoami")).to_have_text(f"{name} ({role})")
+    expect(page.locator("#live")).to_have_text("live", timeout=15_000)
+    assert not errors, errors
+    return page
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def node(page: Page, key: str) -> str:
+    return f'.node[data-key="{key}"]'
+
+
+def test_tree_live_container_stop_and_new_vm(pane: Pane, browser: Browser) -> None:
+    page = log_in(browser, pane, "ada")
+    page.click(node(page, "host:local"))
+    expect(page.locator(node(page, "vm:local/pane-1") + " .badge")).to_have_text(
+        "running", timeout=30_000)
+    page.click(node(page, "vm:local/pane-1"))
+    container = node(page, "container:local/pane-1/web")
+    expect(page.locator(container + " .badge")).to_have_text("running", timeout=60_000)
+    page.click(container)
+    expect(page.locator("#details h1")).to_have_text("Container web")
+    expect(page.locator("#logs")).not_to_have_text("…", timeout=30_000)
+    shot(page, "1-tree-with-container")
+
+    page.click("#details button[data-action=stop]")
+    expect(page.locator('#tasks li[data-state="succeeded"]')).to_have_count(1, timeout=60_000)
+    # The badge changes from the event stream, without reloading the page.
+    expect(page.locator(container + " .badge")).to_have_text("exited", timeout=30_000)
+    shot(page, "2-container-stopped")
+
+    page.click("#new-vm-button")
+    page.fill("#new-vm-form input[name=name]", "pane-2")
+    page.select_option("#new-vm-template", "deb")
+    page.fill("#new-vm-form input[name=memory_mib]", "384")
+    page.click("#create-vm")
+    task = page.locator('#tasks li:has-text("vm.create local/pane-2")')
+    expect(task).to_have_count(1)
+    expect(task.locator("progress")).not_to_have_attribute("value", "0", timeout=60_000)
+    shot(page, "3-vm-being-created")
+    expect(task).to_have_attribute("data-state", "succeeded", timeout=300_000)
+    expect(page.locator(node(page, "vm:local/pane-2") + " .badge")).to_have_text(
+        "running", timeout=30_000)
+    shot(page, "4-new-vm-running")
+    page.close()
+
+
+def test_viewer_sees_but_cannot_act(pane: Pane, browser: Browser) -> None:
+    page = log_in(browser, pane, "vera")
+    page.click(node(page, "host:local"))
+    page.click(node(page, "vm:local/pane-1"))
+    expect(page.locator("#details h1")).to_have_text("VM pane-1")
+    for action in ("shutdown", "reboot", "snapshot", "destroy"):
+        expect(page.locator(f"#details button[data-action={action}]")).to_be_disabled()
+    expect(page.locator("#new-vm-button")).to_be_disabled()
+    shot(page, "5-viewer")
+    page.close()
+    with httpx.Client(base_url=pane.server.url) as client:
+        token = client.post("/api/v1/auth/login",
+                            json={"name": "vera", "password": PASSWORDS["vera"]}).json()["token"]
+        refused = client.post("/api/v1/vms/local/pane-1/actions/reboot",
+                              headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 403 and "needs operator" in refused.json()["detail"]
