@@ -16,6 +16,7 @@ APT_PACKAGES := qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-dev pkg
 DEMO_DIR    ?= demo-work
 DEMO_SIZE   ?= 256
 BENCH_SIZE  ?= 4096
+LISTEN      ?= 127.0.0.1:8080
 
 .PHONY: setup system-packages services demo test bench bench-images bench-containers lint clean
 
@@ -41,6 +42,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	$(BIN)/glasspane demo --dir $(DEMO_DIR) --size $(DEMO_SIZE)
+	$(BIN)/glasspane serve --listen $(LISTEN) --bootstrap-admin
 
 test: setup
 	$(BIN)/pytest

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from glasspane.settings import Settings
+
+if TYPE_CHECKING:
+    from glasspane.inventory.db import Database
 
 database_option = click.option(
     "--database", "database_url", envvar="GLASSPANE_DATABASE_URL",
@@ -20,7 +24,11 @@ database_option = click.option(
 @database_option
 @click.option("--sync-interval", type=click.FloatRange(1, 3600), default=10,
               show_default=True, help="Seconds between inventory passes.")
-def serve(listen: str, database_url: str | None, sync_interval: float) -> None:
+@click.option("--bootstrap-admin", is_flag=True,
+              help="With no users yet, create `admin` with a random password written to "
+                   "CONFIG_DIR/admin-password (mode 0600).")
+def serve(listen: str, database_url: str | None, sync_interval: float,
+          bootstrap_admin: bool) -> None:
     """Serve the REST API, live events and the page, keeping the inventory in sync."""
     import socket
 
@@ -33,11 +41,35 @@ def serve(listen: str, database_url: str | None, sync_interval: float) -> None:
         raise click.BadParameter(f"{listen!r} is not ADDRESS:PORT", param_hint="--listen")
     settings = Settings.load()
     database = Database.open(settings, database_url)
+    if bootstrap_admin:
+        _bootstrap_admin(settings, database)
     app = create_app(settings, database, instance=f"{socket.gethostname()}:{port}",
                      sync_interval=sync_interval)
     click.echo(f"glasspane serving http://{address}:{port}/ "
                f"({'PostgreSQL' if database.is_postgres else 'SQLite'})", err=True)
     uvicorn.run(app, host=address, port=int(port), log_level="warning")
+
+
+def _bootstrap_admin(settings: Settings, database: Database) -> None:
+    import os
+    import secrets
+
+    from sqlalchemy import func, select
+
+    from glasspane.inventory.models import User
+    from glasspane.inventory.users import add_user
+    with database.session() as session:
+        if session.scalar(select(func.count()).select_from(User)):
+            return
+        password = secrets.token_urlsafe(12)
+        settings.config_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = settings.config_dir / "admin-password"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(password + "\n")
+        add_user(session, "admin", password, "admin")
+    click.echo(f"created user admin; its password is in {path} (readable by you only)",
+               err=True)
 
 
 @click.group()

@@ -1,0 +1,117 @@
+"""The inventory converges to the truth on the real libvirtd: a domain changed behind
+glasspane's back with libvirt itself (what virsh does), a host that becomes unreachable (marked,
+its VMs kept) and comes back, and a restart of glasspane (a new process, the same database)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import libvirt
+import pytest
+from sqlalchemy import select
+
+from glasspane.hosts.registry import HostRecord, HostRegistry
+from glasspane.inventory.db import Database
+from glasspane.inventory.models import Event, Host, Vm
+from glasspane.inventory.sync import sync_hosts
+from glasspane.settings import Settings
+from tests.hypervisors.conftest import URI
+
+pytestmark = pytest.mark.integration
+
+# A domain with no disk: it runs (the firmware looks for something to boot) and costs nothing.
+DOMAIN = """<domain type='qemu'>
+  <name>{name}</name><memory unit='MiB'>32</memory><vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices><graphics type='vnc' autoport='yes' listen='127.0.0.1'/></devices>
+</domain>"""
+
+
+@pytest.fixture
+def domain() -> Iterator[libvirt.virDomain]:
+    conn = libvirt.open(URI)
+    name = f"gp-sync-{uuid.uuid4().hex[:8]}"
+    dom = conn.defineXML(DOMAIN.format(name=name))
+    dom.create()
+    yield dom
+    try:
+        if dom.isActive():
+            dom.destroy()
+        dom.undefine()
+    except libvirt.libvirtError:
+        pass
+    conn.close()
+
+
+def vm_state(database: Database, host: str, name: str) -> str | None:
+    with database.session() as session:
+        vm = session.scalar(select(Vm).join(Host).where(Host.name == host, Vm.name == name))
+        return vm.power_state if vm else None
+
+
+def events_for(database: Database, name: str) -> list[str]:
+    with database.session() as session:
+        return [e.kind for e in session.scalars(select(Event).where(
+            Event.object_name == f"local/{name}").order_by(Event.id))]
+
+
+def test_changes_behind_glasspanes_back(settings: Settings, database: Database,
+                                        domain: libvirt.virDomain) -> None:
+    name = domain.name()
+    sync_hosts(database, settings)
+    assert vm_state(database, "local", name) == "running"
+    domain.suspend()
+    sync_hosts(database, settings)
+    assert vm_state(database, "local", name) == "paused"
+    domain.resume()
+    domain.destroy()
+    sync_hosts(database, settings)
+    assert vm_state(database, "local", name) == "halted"
+    domain.undefine()
+    sync_hosts(database, settings)
+    assert vm_state(database, "local", name) is None
+    assert events_for(database, name) == ["vm.added", "vm.state", "vm.state", "vm.removed"]
+
+
+def test_unreachable_host_is_marked_not_dropped_and_comes_back(
+        settings: Settings, database: Database, domain: libvirt.virDomain) -> None:
+    registry = HostRegistry(settings.config_dir)
+    # Another name for the same libvirtd, reached through its socket path.
+    good = "qemu+unix:///system?socket=/var/run/libvirt/libvirt-sock"
+    registry.add(HostRecord("far", good))
+    sync_hosts(database, settings)
+    assert vm_state(database, "far", domain.name()) == "running"
+
+    registry.remove("far")
+    registry.add(HostRecord("far", "qemu+unix:///system?socket=/nonexistent/libvirt-sock"))
+    sync_hosts(database, settings)
+    with database.session() as session:
+        far = session.scalar(select(Host).where(Host.name == "far"))
+        assert far is not None and far.state == "unreachable"
+        assert far.error and "nonexistent" in far.error
+    assert vm_state(database, "far", domain.name()) == "running"  # kept, as last seen
+
+    registry.remove("far")
+    registry.add(HostRecord("far", good))
+    domain.suspend()
+    sync_hosts(database, settings)
+    with database.session() as session:
+        far = session.scalar(select(Host).where(Host.name == "far"))
+        assert far is not None and far.state == "ok" and far.error is None
+    assert vm_state(database, "far", domain.name()) == "paused"
+
+
+def test_a_restarted_glasspane_converges_without_duplicates(
+        settings: Settings, database: Database, database_url: str,
+        domain: libvirt.virDomain) -> None:
+    sync_hosts(database, settings)
+    domain.suspend()  # changed while glasspane is down
+    restarted = Database.open(settings, database_url)
+    try:
+        sync_hosts(restarted, settings)
+        with restarted.session() as session:
+            rows = list(session.scalars(select(Vm).where(Vm.name == domain.name())))
+        assert len(rows) == 1 and rows[0].power_state == "paused"
+    finally:
+        restarted.close()
