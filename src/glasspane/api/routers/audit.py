@@ -17,7 +17,7 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 def list_audit(_: CurrentUser = Depends(admin), found: Services = Depends(services),
                user: str | None = Query(None, max_length=64),
                action: str | None = Query(None, max_length=64),
-               limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)
+               limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=10_000_000)
                ) -> dict[str, Any]:
     query = select(AuditEntry).order_by(AuditEntry.id.desc())
     if user:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy import func, select
 
 from glasspane.api.deps import (
@@ -22,12 +22,13 @@ from glasspane.inventory import tasks
 from glasspane.inventory.models import Task
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
+TaskId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # what every database's INTEGER holds
 
 
 @router.get("")
 def list_tasks(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
                state: str | None = Query(None, max_length=16),
-               limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)
+               limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0, le=10_000_000)
                ) -> dict[str, Any]:
     query = select(Task).order_by(Task.id.desc())
     if state:
@@ -40,7 +41,7 @@ def list_tasks(_: CurrentUser = Depends(viewer), found: Services = Depends(servi
 
 
 @router.get("/{task_id}")
-def get_task(task_id: int, _: CurrentUser = Depends(viewer),
+def get_task(task_id: TaskId, _: CurrentUser = Depends(viewer),
              found: Services = Depends(services)) -> dict[str, Any]:
     with found.database.session() as session:
         task = session.get(Task, task_id)
@@ -50,7 +51,7 @@ def get_task(task_id: int, _: CurrentUser = Depends(viewer),
 
 
 @router.post("/{task_id}/cancel", dependencies=[audited("task.cancel", "task", "{task_id}")])
-def cancel_task(task_id: int, request: Request, _: CurrentUser = Depends(operator),
+def cancel_task(task_id: TaskId, request: Request, _: CurrentUser = Depends(operator),
                 found: Services = Depends(services)) -> dict[str, Any]:
     audit_as(request, "task.cancel", "task", str(task_id))
     return tasks.request_cancel(found.database, task_id)
