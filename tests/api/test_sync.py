@@ -115,3 +115,25 @@ def test_a_restarted_glasspane_converges_without_duplicates(
         assert len(rows) == 1 and rows[0].power_state == "paused"
     finally:
         restarted.close()
+
+
+def test_lifecycle_events_update_the_inventory_between_polls(
+        settings: Settings, database: Database, domain: libvirt.virDomain) -> None:
+    import time
+
+    from glasspane.inventory.sync import Syncer
+    syncer = Syncer(database, settings, interval=3600, container_interval=3600)
+    syncer.start()
+    try:
+        deadline = time.monotonic() + 30
+        while vm_state(database, "local", domain.name()) != "running":
+            assert time.monotonic() < deadline, "the first pass did not happen"
+            time.sleep(0.2)
+        assert syncer.watcher.watching("local")
+        domain.suspend()  # the next poll is an hour away: only the event can tell
+        deadline = time.monotonic() + 15
+        while vm_state(database, "local", domain.name()) != "paused":
+            assert time.monotonic() < deadline, "the lifecycle event did not arrive"
+            time.sleep(0.2)
+    finally:
+        syncer.stop()

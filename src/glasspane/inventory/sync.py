@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from sqlalchemy import select
@@ -179,7 +180,10 @@ class Syncer:
 
     def __init__(self, database: Database, settings: Settings, interval: float = 10,
                  container_interval: float = 15) -> None:
+        from glasspane.hypervisors.libvirt_events import LibvirtWatcher
         self.database, self.settings = database, settings
+        # Lifecycle events make a pass run at once; the interval is then only the safety net.
+        self.watcher = LibvirtWatcher(lambda host: self.poke())
         self.interval, self.container_interval = interval, container_interval
         self._stop = threading.Event()
         self._poke = threading.Event()
@@ -192,6 +196,12 @@ class Syncer:
         self._stop.set()
         self._poke.set()
         self._thread.join(timeout=30)
+        self.watcher.close()
+
+    def _watch_hosts(self) -> None:
+        for record in HostRegistry(self.settings.config_dir).all():
+            if record.driver == "libvirt":
+                self.watcher.watch(record.name, record.uri)
 
     def poke(self) -> None:
         self._poke.set()
@@ -202,15 +212,15 @@ class Syncer:
 
     def _loop(self) -> None:
         last_containers = 0.0
-        import time
         while not self._stop.is_set():
+            poked = self._poke.is_set()
+            self._poke.clear()  # before the pass: a poke during it asks for another one
             try:
+                self._watch_hosts()
                 sync_hosts(self.database, self.settings)
-                if self._poke.is_set() or \
-                        time.monotonic() - last_containers >= self.container_interval:
+                if poked or time.monotonic() - last_containers >= self.container_interval:
                     sync_containers(self.database, self.settings)
                     last_containers = time.monotonic()
             except Exception:
                 log.exception("inventory sync")
-            self._poke.clear()
             self._poke.wait(self.interval)
