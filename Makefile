@@ -18,7 +18,8 @@ DEMO_SIZE   ?= 256
 BENCH_SIZE  ?= 4096
 LISTEN      ?= 127.0.0.1:8080
 
-.PHONY: setup system-packages services demo test bench bench-images bench-containers lint clean
+.PHONY: setup system-packages services demo test bench bench-images bench-containers bench-pane \
+        lint clean
 
 setup: system-packages $(VENV)/.installed services
 
@@ -51,13 +52,17 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-bench: bench-images bench-containers
+bench: bench-images bench-containers bench-pane
 
 bench-images: setup
 	$(BIN)/python benchmarks/run.py --size-mib $(BENCH_SIZE)
 
 bench-containers: setup
 	$(BIN)/python benchmarks/containers.py
+
+bench-pane: setup
+	@dpkg -s wrk >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk
+	$(BIN)/python benchmarks/pane.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) bench-work .pytest_cache .mypy_cache .ruff_cache
