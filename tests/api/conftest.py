@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import libvirt
 import psycopg
 import pytest
 import uvicorn
@@ -26,7 +27,7 @@ from glasspane.api.app import create_app
 from glasspane.inventory.db import Database
 from glasspane.inventory.users import add_user
 from glasspane.settings import Settings
-from tests.hypervisors.conftest import isolate, release
+from tests.hypervisors.conftest import URI, isolate, release
 
 PG_ADMIN = os.environ.get("GLASSPANE_TEST_PG",
                           "postgresql://glasspane:glasspane@127.0.0.1:5432/postgres")
@@ -139,3 +140,27 @@ def read_events(url: str, headers: dict[str, str], until: Any, timeout: float = 
                 if until(events):
                     break
     return events
+
+
+# A domain with no disk: it runs (the firmware looks for something to boot) and costs nothing.
+DOMAIN = """<domain type='qemu'>
+  <name>{name}</name><memory unit='MiB'>32</memory><vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices><graphics type='vnc' autoport='yes' listen='127.0.0.1'/></devices>
+</domain>"""
+
+
+@pytest.fixture
+def domain() -> Iterator[libvirt.virDomain]:
+    conn = libvirt.open(URI)
+    name = f"gp-sync-{uuid.uuid4().hex[:8]}"
+    dom = conn.defineXML(DOMAIN.format(name=name))
+    dom.create()
+    yield dom
+    try:
+        if dom.isActive():
+            dom.destroy()
+        dom.undefine()
+    except libvirt.libvirtError:
+        pass
+    conn.close()

@@ -4,9 +4,6 @@ its VMs kept) and comes back, and a restart of glasspane (a new process, the sam
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import libvirt
 import pytest
 from sqlalchemy import select
@@ -16,32 +13,8 @@ from glasspane.inventory.db import Database
 from glasspane.inventory.models import Event, Host, Vm
 from glasspane.inventory.sync import sync_hosts
 from glasspane.settings import Settings
-from tests.hypervisors.conftest import URI
 
 pytestmark = pytest.mark.integration
-
-# A domain with no disk: it runs (the firmware looks for something to boot) and costs nothing.
-DOMAIN = """<domain type='qemu'>
-  <name>{name}</name><memory unit='MiB'>32</memory><vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
-  <devices><graphics type='vnc' autoport='yes' listen='127.0.0.1'/></devices>
-</domain>"""
-
-
-@pytest.fixture
-def domain() -> Iterator[libvirt.virDomain]:
-    conn = libvirt.open(URI)
-    name = f"gp-sync-{uuid.uuid4().hex[:8]}"
-    dom = conn.defineXML(DOMAIN.format(name=name))
-    dom.create()
-    yield dom
-    try:
-        if dom.isActive():
-            dom.destroy()
-        dom.undefine()
-    except libvirt.libvirtError:
-        pass
-    conn.close()
 
 
 def vm_state(database: Database, host: str, name: str) -> str | None:

@@ -9,8 +9,10 @@ from collections.abc import Callable
 
 import click
 
+from glasspane.cli.remote import Remote, remote_of
 from glasspane.cli.table import echo_table, human
 from glasspane.containers import deploy, service
+from glasspane.errors import UsageError
 from glasspane.settings import Settings
 
 host_option = click.option("--host", default="local", show_default=True,
@@ -20,6 +22,20 @@ host_option = click.option("--host", default="local", show_default=True,
 @click.group()
 def container() -> None:
     """Containers run by Docker or Podman inside VMs, reached over SSH."""
+
+
+def _remote_listing(remote: Remote, vm: str | None, host: str | None, all_: bool
+                    ) -> service.Listing:
+    """The server's inventory of containers (kept current by its sync), as a local listing;
+    VMs whose engine the server could not ask are its failures."""
+    items = remote.get("/containers", host=host, vm=vm, limit=1000)["items"]
+    rows = [service.ContainerRow(c["host"], c["vm"], c["id"], c["name"], c["image"],
+                                 c["state"], c["status"], c["ports"], c["created"], c["app"])
+            for c in items if all_ or c["state"] == "running"]
+    vms = remote.get("/vms", host=host, q=vm, limit=1000)["items"]
+    failures = [service.VmFailure(v["host"], v["name"], v["containers_error"]) for v in vms
+                if v["containers_error"] and (vm is None or v["name"] == vm)]
+    return service.Listing(rows, failures)
 
 
 @container.command("list")
@@ -33,7 +49,11 @@ def list_containers(vm: str | None, host: str | None, all_: bool, timeout: float
                     as_json: bool) -> None:
     """Containers in VM, or in every running VM (polled in parallel).  A VM that cannot be
     asked is reported, the others are listed; the exit status is then 5."""
-    listing = service.list_containers(Settings.load(), vm, host, all_, timeout)
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        listing = _remote_listing(remote, vm, host, all_)
+    else:
+        listing = service.list_containers(Settings.load(), vm, host, all_, timeout)
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(listing), indent=2))
     else:
@@ -67,7 +87,10 @@ def engine(vm: str, host: str, as_json: bool) -> None:
 @host_option
 def inspect(vm: str, name: str, host: str) -> None:
     """Everything the engine knows about container NAME in VM (JSON)."""
-    click.echo(json.dumps(service.inspect(Settings.load(), host, vm, name), indent=2))
+    remote = remote_of(click.get_current_context())
+    data = remote.get(f"/containers/{host}/{vm}/{name}/inspect") if remote is not None \
+        else service.inspect(Settings.load(), host, vm, name)
+    click.echo(json.dumps(data, indent=2))
 
 
 def _each(vm: str, names: tuple[str, ...], action: Callable[[str], str]) -> None:
@@ -82,6 +105,12 @@ def _each(vm: str, names: tuple[str, ...], action: Callable[[str], str]) -> None
         raise click.exceptions.Exit(5)
 
 
+def _through(remote: Remote, host: str, vm: str, name: str, action: str) -> str:
+    task = remote.post(f"/containers/{host}/{vm}/{name}/actions/{action}")
+    result = remote.wait(task, quiet=True).get("result") or {}
+    return str(result.get("state") or ("removed" if action == "remove" else "done"))
+
+
 def _action_command(action: str, doc: str) -> None:
     @container.command(action, help=doc)
     @click.argument("vm")
@@ -90,6 +119,10 @@ def _action_command(action: str, doc: str) -> None:
     @click.option("--time", "-t", "grace", type=int, default=10, show_default=True,
                   help="Seconds to wait for a stop before killing (stop, restart).")
     def command(vm: str, names: tuple[str, ...], host: str, grace: int) -> None:
+        remote = remote_of(click.get_current_context())
+        if remote is not None:
+            _each(vm, names, lambda name: _through(remote, host, vm, name, action))
+            return
         settings = Settings.load()
         _each(vm, names, lambda name: service.act(settings, host, vm, name, action, grace))
 
@@ -109,6 +142,10 @@ for _action, _doc in (("start", "Start containers NAMES in VM."),
 @click.option("--force", "-f", is_flag=True, help="Remove running containers too.")
 def remove(vm: str, names: tuple[str, ...], host: str, force: bool) -> None:
     """Remove containers NAMES (and their anonymous volumes) from VM."""
+    remote = remote_of(click.get_current_context())
+    if remote is not None:  # the server's removal always forces
+        _each(vm, names, lambda name: _through(remote, host, vm, name, "remove"))
+        return
     settings = Settings.load()
 
     def one(name: str) -> str:
@@ -125,6 +162,13 @@ def remove(vm: str, names: tuple[str, ...], host: str, force: bool) -> None:
 @click.option("--tail", type=click.IntRange(0), help="Only the last N lines.")
 def logs(vm: str, name: str, host: str, follow: bool, tail: int | None) -> None:
     """The output of container NAME in VM (stdout here, stderr to stderr)."""
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        if follow:
+            raise UsageError("--follow does not work through --server yet")
+        click.echo(remote.get(f"/containers/{host}/{vm}/{name}/logs", tail=tail or 200),
+                   nl=False)
+        return
     for stream, data in service.logs(Settings.load(), host, vm, name, follow, tail):
         out = sys.stderr.buffer if stream == "stderr" else sys.stdout.buffer
         out.write(data)

@@ -7,6 +7,7 @@ import json
 
 import click
 
+from glasspane.cli.remote import remote_of
 from glasspane.hosts import service
 from glasspane.hosts.registry import DRIVERS, HostRegistry
 from glasspane.settings import Settings
@@ -36,6 +37,15 @@ def add(name: str, uri: str, driver: str, no_check: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_hosts(as_json: bool) -> None:
     """The registered hosts."""
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        items = remote.get("/hosts", limit=1000)["items"]
+        if as_json:
+            _emit(items)
+            return
+        for item in items:
+            click.echo(f"{item['name']}  {item['driver']:<8} {item['state']:<11} {item['uri']}")
+        return
     records = HostRegistry(Settings.load().config_dir).all()
     if as_json:
         _emit([dataclasses.asdict(r) for r in records])

@@ -3,6 +3,7 @@ errors and exit codes (the traceback only under --debug)."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -13,10 +14,12 @@ from glasspane.cli.app import app
 from glasspane.cli.container import container
 from glasspane.cli.host import host
 from glasspane.cli.image import image
+from glasspane.cli.remote import REMOTE_COMMANDS
 from glasspane.cli.serve import serve, user
+from glasspane.cli.tasks import login, logout, task
 from glasspane.cli.template import template
 from glasspane.cli.vm import vm
-from glasspane.errors import GlasspaneError
+from glasspane.errors import GlasspaneError, UsageError
 
 INTERNAL_ERROR = 70
 
@@ -24,9 +27,14 @@ INTERNAL_ERROR = 70
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="glasspane")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-def cli(debug: bool) -> None:
+@click.option("--server", envvar="GLASSPANE_SERVER", metavar="URL",
+              help="Act through this glasspane server's API instead of locally "
+                   "(token: GLASSPANE_TOKEN or `glasspane --server URL login USER`).")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, server: str | None) -> None:
     """glasspane: build VM templates once, deliver them to every hypervisor, and manage hosts,
     VMs and their containers from one place."""
+    ctx.obj = {"server": server}
 
 
 cli.add_command(image)
@@ -37,6 +45,31 @@ cli.add_command(container)
 cli.add_command(app)
 cli.add_command(serve)
 cli.add_command(user)
+cli.add_command(task)
+cli.add_command(login)
+cli.add_command(logout)
+
+
+def _check_remote(args: list[str]) -> None:
+    """With --server, only the commands that have an API call may run: never silently act
+    locally when the user asked for a server."""
+    words, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--server":
+            skip = True
+        elif not arg.startswith("-"):
+            words.append(arg)
+    server = "--server" in args or any(a.startswith("--server=") for a in args) or \
+        bool(os.environ.get("GLASSPANE_SERVER"))
+    if not server or not words or "--help" in args or "-h" in args:
+        return
+    noun, verb = words[0], words[1] if len(words) > 1 else None
+    if (noun, None) in REMOTE_COMMANDS or (noun, verb) in REMOTE_COMMANDS:
+        return
+    raise UsageError(f"`glasspane {noun}{' ' + verb if verb else ''}` does not work through "
+                     "--server yet", hint="run it on the server's machine, or without --server")
 
 
 @cli.command()
@@ -55,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     tune_allocator()
     try:
+        _check_remote(args)
         code = cli.main(args=args, prog_name="glasspane", standalone_mode=False)
     except GlasspaneError as exc:
         if debug:

@@ -8,6 +8,7 @@ import json
 import click
 
 from glasspane.cli.progress import byte_progress
+from glasspane.cli.remote import remote_of
 from glasspane.cli.table import human
 from glasspane.settings import Settings
 from glasspane.templates import service
@@ -53,6 +54,16 @@ def from_debian(name: str, host: str, suite: str, quiet: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_(host: str, as_json: bool) -> None:
     """Templates on a host."""
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        items = remote.get("/templates", host=host, limit=1000)["items"]
+        if as_json:
+            click.echo(json.dumps(items, indent=2))
+            return
+        for item in items:
+            click.echo(f"{item['name']}  {human(item['virtual_size'])} virtual  "
+                       f"{human(item['allocation'])} stored")
+        return
     templates = service.list_templates(Settings.load(), host)
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(t) for t in templates], indent=2))

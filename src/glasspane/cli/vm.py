@@ -6,9 +6,11 @@ import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
+from glasspane.cli.remote import Remote, remote_of
 from glasspane.settings import Settings
 from glasspane.vms import service
 
@@ -50,6 +52,10 @@ def create(name: str, template: str, host: str, cpus: int, memory_mib: int,
     requests = [service.VmRequest(n, template, cpus, memory_mib, disk_gib, keys,
                                   _read(user_data), _read(network_config), not full)
                 for n in names]
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        _create_remote(remote, requests, host)
+        return
     settings = Settings.load()
     if count == 1:
         results: list[service.CreatedVm | Exception] = [
@@ -68,12 +74,39 @@ def create(name: str, template: str, host: str, cpus: int, memory_mib: int,
         raise click.exceptions.Exit(5)
 
 
+def _create_remote(remote: Remote, requests: list[service.VmRequest], host: str) -> None:
+    """Submit every creation at once (the server runs them in parallel), then follow each."""
+    tasks = [remote.post("/vms", {"name": r.name, "template": r.template, "host": host,
+                                  "cpus": r.cpus, "memory_mib": r.memory_mib,
+                                  "disk_gib": r.disk_gib, "ssh_keys": r.ssh_keys,
+                                  "user_data": r.user_data}) for r in requests]
+    failed = 0
+    for request, task in zip(requests, tasks, strict=True):
+        try:
+            done = remote.wait(task)
+        except Exception as exc:
+            failed += 1
+            click.echo(f"glasspane: error: VM {request.name}: {exc}", err=True)
+            continue
+        address = (done["result"]["addresses"] or ["?"])[0]
+        click.echo(f"created VM {request.name} on {host}: {address} (task {done['id']})")
+    if failed:
+        raise click.exceptions.Exit(5)
+
+
 @vm.command("list")
 @click.option("--host", default="local", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_vms(host: str, as_json: bool) -> None:
+@click.pass_context
+def list_vms(ctx: click.Context, host: str, as_json: bool) -> None:
     """VMs on a host, with their power state and addresses."""
-    rows = service.list_vms(Settings.load(), host)
+    remote = remote_of(ctx)
+    if remote is not None:
+        rows = [{"name": v["name"], "uuid": v["uuid"], "power_state": v["power_state"],
+                 "addresses": v["addresses"]}
+                for v in remote.get("/vms", host=host, limit=1000)["items"]]
+    else:
+        rows = service.list_vms(Settings.load(), host)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -99,8 +132,14 @@ def _each(names: tuple[str, ...], action: Callable[[str], str]) -> None:
 @vm.command()
 @click.argument("names", nargs=-1, required=True)
 @click.option("--host", default="local", show_default=True)
-def destroy(names: tuple[str, ...], host: str) -> None:
+@click.pass_context
+def destroy(ctx: click.Context, names: tuple[str, ...], host: str) -> None:
     """Stop the VMs NAMES at once and delete them with their disks and seeds."""
+    remote = remote_of(ctx)
+    if remote is not None:
+        _each(names, lambda name: _through(remote, f"/vms/{host}/{name}", method="DELETE")
+              and "destroyed")
+        return
     settings = Settings.load()
 
     def one(name: str) -> str:
@@ -109,11 +148,25 @@ def destroy(names: tuple[str, ...], host: str) -> None:
     _each(names, one)
 
 
+def _through(remote: Remote, path: str, body: dict[str, Any] | None = None,
+             method: str = "POST") -> str:
+    """Run an action on the server as a task and follow it; the task's outcome."""
+    task = remote.call(method, path, json=body)
+    done = remote.wait(task, quiet=True)
+    result = done.get("result") or {}
+    return str(result.get("power_state") or done["state"])
+
+
 def _simple_action(action: str, doc: str) -> None:
     @vm.command(action, help=doc)
     @click.argument("names", nargs=-1, required=True)
     @click.option("--host", default="local", show_default=True)
-    def command(names: tuple[str, ...], host: str) -> None:
+    @click.pass_context
+    def command(ctx: click.Context, names: tuple[str, ...], host: str) -> None:
+        remote = remote_of(ctx)
+        if remote is not None:
+            _each(names, lambda name: _through(remote, f"/vms/{host}/{name}/actions/{action}"))
+            return
         settings = Settings.load()
         _each(names, lambda name: service.vm_action(settings, name, action, host))
 
@@ -129,8 +182,14 @@ for _action, _doc in (("start", "Start the VMs NAMES."), ("reboot", "Reboot the 
 @click.option("--host", default="local", show_default=True)
 @click.option("--timeout", type=float, default=90, show_default=True,
               help="Seconds to wait for each guest before powering it off.")
-def shutdown(names: tuple[str, ...], host: str, timeout: float) -> None:
+@click.pass_context
+def shutdown(ctx: click.Context, names: tuple[str, ...], host: str, timeout: float) -> None:
     """Shut the VMs NAMES down gracefully; power off any still up after --timeout."""
+    remote = remote_of(ctx)
+    if remote is not None:
+        _each(names, lambda name: _through(remote, f"/vms/{host}/{name}/actions/shutdown",
+                                           {"timeout": int(timeout)}))
+        return
     settings = Settings.load()
     forced = f"halted (forced: the guest ignored shutdown for {timeout:.0f} s)"
 
@@ -143,9 +202,14 @@ def shutdown(names: tuple[str, ...], host: str, timeout: float) -> None:
 @click.argument("name")
 @click.argument("snapshot")
 @click.option("--host", default="local", show_default=True)
-def snapshot(name: str, snapshot: str, host: str) -> None:
+@click.pass_context
+def snapshot(ctx: click.Context, name: str, snapshot: str, host: str) -> None:
     """Take snapshot SNAPSHOT of VM NAME (disk and, if running, memory)."""
-    service.snapshot_vm(Settings.load(), name, snapshot, host)
+    remote = remote_of(ctx)
+    if remote is not None:
+        _through(remote, f"/vms/{host}/{name}/snapshots", {"name": snapshot})
+    else:
+        service.snapshot_vm(Settings.load(), name, snapshot, host)
     click.echo(f"VM {name}: snapshot {snapshot} taken")
 
 
@@ -163,13 +227,20 @@ def revert(name: str, snapshot: str, host: str) -> None:
 @click.argument("name")
 @click.option("--host", default="local", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def info(name: str, host: str, as_json: bool) -> None:
+@click.pass_context
+def info(ctx: click.Context, name: str, host: str, as_json: bool) -> None:
     """Power state, addresses, disk, snapshots and console log of VM NAME."""
-    details = service.vm_info(Settings.load(), name, host)
+    remote = remote_of(ctx)
+    if remote is not None:
+        found = remote.get(f"/vms/{host}/{name}")
+        found["containers"] = [c["name"] for c in found["containers"]]
+        data: dict[str, Any] = found
+    else:
+        data = dataclasses.asdict(service.vm_info(Settings.load(), name, host))
     if as_json:
-        click.echo(json.dumps(dataclasses.asdict(details), indent=2))
+        click.echo(json.dumps(data, indent=2))
         return
-    for key, value in dataclasses.asdict(details).items():
+    for key, value in data.items():
         shown = " ".join(value) if isinstance(value, list) else value
         click.echo(f"{key.replace('_', ' '):<12} {shown if shown else '-'}")
 
@@ -178,9 +249,14 @@ def info(name: str, host: str, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--host", default="local", show_default=True)
 @click.option("--lines", type=int, default=50, show_default=True)
-def console(name: str, host: str, lines: int) -> None:
+@click.pass_context
+def console(ctx: click.Context, name: str, host: str, lines: int) -> None:
     """The end of VM NAME's serial console."""
-    click.echo(service.console_log(Settings.load(), name, host, lines))
+    remote = remote_of(ctx)
+    if remote is not None:
+        click.echo(remote.get(f"/vms/{host}/{name}/console", lines=lines))
+    else:
+        click.echo(service.console_log(Settings.load(), name, host, lines))
 
 
 @vm.command(context_settings={"ignore_unknown_options": True})
