@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import libvirt
@@ -79,3 +80,32 @@ def storage(settings: Settings, libvirt_conn: libvirt.virConnect,
     yield name
     remove_pool(libvirt_conn, name + "-vms")
     remove_pool(libvirt_conn, name)
+
+
+@contextmanager
+def guest_world(base: Path, prefix: str, vms: tuple[str, ...]) -> Iterator[Settings]:
+    """A glasspane of the caller's own (directories, storage pools) holding the Debian template
+    `deb`, for module-scoped fixtures that boot real VMs; afterwards the VMs named `vms`, the
+    pools and the kept connections are gone."""
+    from glasspane.templates.service import template_from_debian
+    from glasspane.vms.service import destroy_vm
+    patch = pytest.MonkeyPatch()
+    runtime = isolate(patch, base)
+    patch.delenv("GLASSPANE_CACHE_DIR")  # the machine's guest image cache: built once
+    storage = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    patch.setenv("GLASSPANE_TEMPLATE_STORAGE", storage)
+    patch.setenv("GLASSPANE_VM_STORAGE", storage + "-vms")
+    settings = Settings.load()
+    try:
+        template_from_debian(settings, "deb")
+        yield settings
+    finally:
+        for name in vms:
+            with suppress(Exception):
+                destroy_vm(settings, name)
+        release(runtime)
+        conn = libvirt.open(URI)
+        remove_pool(conn, storage + "-vms")
+        remove_pool(conn, storage)
+        conn.close()
+        patch.undo()

@@ -7,21 +7,18 @@ Screenshots are kept in test-artifacts/ (or $GLASSPANE_ARTIFACTS)."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import libvirt
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from glasspane.settings import Settings
 from tests.api.conftest import Server, serve
 from tests.containers.image_tarball import write_image_tarball
-from tests.hypervisors.conftest import URI, isolate, release, remove_pool
+from tests.hypervisors.conftest import guest_world
 
 pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"
@@ -43,19 +40,9 @@ def pane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pane]:
     from glasspane.containers import deploy
     from glasspane.inventory.db import Database
     from glasspane.inventory.users import add_user
-    from glasspane.templates.service import template_from_debian
-    from glasspane.vms.service import VmRequest, create_vm, destroy_vm
-    patch = pytest.MonkeyPatch()
+    from glasspane.vms.service import VmRequest, create_vm
     base = tmp_path_factory.mktemp("pane")
-    runtime = isolate(patch, base)
-    patch.delenv("GLASSPANE_CACHE_DIR")  # the machine's guest image cache
-    storage = f"gp-web-{uuid.uuid4().hex[:8]}"
-    patch.setenv("GLASSPANE_TEMPLATE_STORAGE", storage)
-    patch.setenv("GLASSPANE_VM_STORAGE", storage + "-vms")
-    settings = Settings.load()
-    server = None
-    try:
-        template_from_debian(settings, "deb")
+    with guest_world(base, "gp-web", VMS) as settings:
         create_vm(settings, VmRequest("pane-1", "deb"))
         image = write_image_tarball(base / "web.tar", "localhost/gp-web:1", "pane\n")
         deploy.load_image(settings, "local", "pane-1", image)
@@ -66,19 +53,10 @@ def pane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pane]:
             add_user(session, "ada", PASSWORDS["ada"], "admin")
             add_user(session, "vera", PASSWORDS["vera"], "viewer")
         server = serve(create_app(settings, database, sync_interval=2))
-        yield Pane(server, settings)
-    finally:
-        if server is not None:
+        try:
+            yield Pane(server, settings)
+        finally:
             server.stop()
-        for name in VMS:
-            with suppress(Exception):
-                destroy_vm(settings, name)
-        release(runtime)
-        conn = libvirt.open(URI)
-        remove_pool(conn, storage + "-vms")
-        remove_pool(conn, storage)
-        conn.close()
-        patch.undo()
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from glasspane.cli.container import report_failures
 from glasspane.cli.table import echo_table
 from glasspane.containers import app as apps
 from glasspane.containers.service import list_containers
@@ -50,10 +51,7 @@ def list_apps(vm: str | None, host: str | None) -> None:
             grouped[(row.host, row.vm, row.app)].append(f"{row.name} {row.state}")
     echo_table(("HOST", "VM", "APP", "CONTAINERS"),
                [(*key, ", ".join(names)) for key, names in sorted(grouped.items())])
-    for failure in listing.failures:
-        click.echo(f"glasspane: error: {failure.error}", err=True)
-    if listing.failures:
-        raise click.exceptions.Exit(5)
+    report_failures(listing)
 
 
 @app.command()

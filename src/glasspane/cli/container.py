@@ -60,6 +60,13 @@ def list_containers(vm: str | None, host: str | None, all_: bool, timeout: float
         echo_table(("HOST", "VM", "CONTAINER", "IMAGE", "STATE", "PORTS", "CREATED"),
                    [(r.host, r.vm, r.name, r.image, r.state, ", ".join(r.ports) or "-",
                      r.created) for r in listing.containers])
+    report_failures(listing, as_json)
+
+
+def report_failures(listing: service.Listing, as_json: bool = False) -> None:
+    """Each VM that could not be asked, on stderr (in --json it is in the output too); exit
+    status 5 if there was any."""
+    if not as_json:
         for failure in listing.failures:
             click.echo(f"glasspane: error: {failure.error}", err=True)
     if listing.failures:
