@@ -37,11 +37,12 @@ def _count(context: tasks.TaskContext) -> dict[str, Any]:
     return {"counted": steps}
 
 
-def add_vm(database: Database, name: str = "web-1", state: str = "running") -> None:
+def add_vm(database: Database, name: str = "web-1", state: str = "running",
+           host_name: str = "local") -> None:
     with database.session() as session:
-        host = session.scalar(select(Host).where(Host.name == "local"))
+        host = session.scalar(select(Host).where(Host.name == host_name))
         if host is None:
-            host = Host(name="local", uri="qemu:///system", driver="libvirt", state="ok")
+            host = Host(name=host_name, uri="qemu:///system", driver="libvirt", state="ok")
             session.add(host)
             session.flush()
         session.add(Vm(host_id=host.id, name=name, uuid=name, power_state=state))
@@ -268,3 +269,23 @@ def test_two_instances_share_one_postgresql(database_url: str, database: Databas
         first.stop()
         second.stop()
         other_db.close()
+
+
+def test_action_on_unreachable_host_fails_its_task_and_keeps_the_inventory(
+        app: FastAPI, client: TestClient, database: Database, settings: Any) -> None:
+    from glasspane.hosts.registry import HostRecord, HostRegistry
+    HostRegistry(settings.config_dir).add(
+        HostRecord("far", "qemu+unix:///system?socket=/nonexistent/libvirt-sock"))
+    add_vm(database, "web-9", "running", host_name="far")
+    operator = login(client, "otto")
+    task = client.post(f"{API}/vms/far/web-9/actions/reboot", headers=operator).json()
+    claimed = app.state.worker.claim()
+    assert claimed is not None
+    app.state.worker.run(*claimed)
+    final = client.get(f"{API}/tasks/{task['id']}", headers=operator).json()
+    assert final["state"] == "failed"
+    assert "host far" in final["error"] and "cannot connect" in final["error"]
+    host = client.get(f"{API}/hosts/far", headers=operator).json()
+    assert host["state"] == "unreachable" and "nonexistent" in host["error"]
+    vm = client.get(f"{API}/vms/far/web-9", headers=operator).json()
+    assert vm["power_state"] == "running"  # as last seen: not dropped, not guessed
