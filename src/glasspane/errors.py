@@ -6,6 +6,7 @@ to exit codes and HTTP statuses in one place each.
 
     GlasspaneError
      ├─ UsageError                 the request itself is wrong (unknown format, bad option)
+     │   └─ Conflict               the object's state does not allow it (start a running VM)
      ├─ ImageError                 a disk image or VM archive cannot be used
      │   ├─ FormatError            structure is invalid: names file, structure and offset
      │   │   └─ ChecksumError      content does not match its recorded checksum
@@ -45,6 +46,10 @@ class UsageError(GlasspaneError):
     """The request is wrong: unknown format, impossible option combination."""
 
     exit_code = 2
+
+
+class Conflict(UsageError):
+    """The object's current state does not allow the request (start a running VM)."""
 
 
 class ImageError(GlasspaneError):

@@ -23,6 +23,7 @@ from glasspane.api.deps import Services
 from glasspane.api.routers import actions, audit, auth, events, inventory, live, tasks, users
 from glasspane.errors import (
     CommandFailed,
+    Conflict,
     GlasspaneError,
     HostError,
     HostUnreachable,
@@ -45,7 +46,7 @@ log = logging.getLogger("glasspane.api")
 
 # The one place where the exception tree meets HTTP.
 STATUS: list[tuple[type[GlasspaneError], int]] = [
-    (NotFound, 404), (UsageError, 400), (ImageError, 422), (OutputError, 409),
+    (NotFound, 404), (Conflict, 409), (UsageError, 400), (ImageError, 422), (OutputError, 409),
     (HostUnreachable, 503), (HostError, 502), (CommandFailed, 502), (GlasspaneError, 500)]
 
 

@@ -19,7 +19,7 @@ def _emit(data: object) -> None:
 
 @click.group()
 def host() -> None:
-    """Hypervisor hosts: local or remote QEMU/KVM through libvirt."""
+    """Hypervisor hosts: QEMU/KVM through libvirt, XenServer/XCP-ng pools through XenAPI."""
 
 
 @host.command("add")
@@ -27,9 +27,26 @@ def host() -> None:
 @click.argument("uri")
 @click.option("--driver", type=click.Choice(DRIVERS), default="libvirt", show_default=True)
 @click.option("--no-check", is_flag=True, help="Register without connecting first.")
-def add(name: str, uri: str, driver: str, no_check: bool) -> None:
-    """Register host NAME at URI (qemu:///system, qemu+ssh://root@kvm1/system, ...)."""
-    record = service.add_host(Settings.load(), name, uri, driver, check=not no_check)
+@click.option("--user", default="", help="xenapi: the XAPI user (root, or an AD/RBAC user).")
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False),
+              help="xenapi: read the password from this file (default: ask).")
+@click.option("--no-verify-tls", is_flag=True,
+              help="xenapi over https: do not check the pool master's certificate.")
+def add(name: str, uri: str, driver: str, no_check: bool, user: str,
+        password_file: str | None, no_verify_tls: bool) -> None:
+    """Register host NAME at URI: qemu:///system, qemu+ssh://root@kvm1/system, or a pool
+    master's https://xcp1.example.com with --driver xenapi --user root."""
+    password = None
+    if driver == "xenapi":
+        if not user:
+            raise click.UsageError("--driver xenapi needs --user")
+        if password_file:
+            with open(password_file) as f:
+                password = f.read().rstrip("\n")
+        else:
+            password = click.prompt(f"password of {user} on {uri}", hide_input=True)
+    record = service.add_host(Settings.load(), name, uri, driver, check=not no_check,
+                              user=user, password=password, verify_tls=not no_verify_tls)
     click.echo(f"added host {record.name}: {record.uri}")
 
 

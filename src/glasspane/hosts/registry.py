@@ -3,6 +3,7 @@ replaced atomically).  The local libvirt host is always there, as `local`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from glasspane.errors import NotFound, UsageError
 
-DRIVERS = ("libvirt",)
+DRIVERS = ("libvirt", "xenapi")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
 
@@ -21,6 +22,8 @@ class HostRecord:
     name: str
     uri: str
     driver: str = "libvirt"
+    user: str = ""           # xenapi: the XAPI user (the password is in HostSecrets)
+    verify_tls: bool = True  # xenapi over https: check the pool master's certificate
 
 
 LOCAL = HostRecord("local", "qemu:///system")
@@ -71,6 +74,7 @@ class HostRegistry:
         if not any(r.name == name for r in stored):
             raise NotFound(f"no host named {name!r}")
         self._save([r for r in stored if r.name != name])
+        HostSecrets(self.path.parent).set(name, None)
 
     def _save(self, records: list[HostRecord]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -84,4 +88,41 @@ class HostRegistry:
             os.replace(temp, self.path)
         except BaseException:
             Path(temp).unlink(missing_ok=True)
+            raise
+
+
+class HostSecrets:
+    """Host passwords, apart from the registry, in `host-secrets.json` (mode 0600, replaced
+    atomically): the registry can be shown and shared, this file cannot."""
+
+    def __init__(self, config_dir: Path) -> None:
+        self.path = config_dir / "host-secrets.json"
+
+    def _load(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{self.path} is unreadable: {exc}") from None
+        return {str(k): str(v) for k, v in data.items()}
+
+    def get(self, name: str) -> str:
+        return self._load().get(name, "")
+
+    def set(self, name: str, secret: str | None) -> None:
+        data = self._load()
+        if secret is None:
+            data.pop(name, None)
+        else:
+            data[name] = secret
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".secrets.", suffix=".json")
+        try:
+            with os.fdopen(fd, "w") as f:  # mkstemp makes it 0600
+                json.dump(data, f)
+            os.replace(temp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
             raise

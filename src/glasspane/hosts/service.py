@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from glasspane.hosts.registry import HostRecord, HostRegistry
+from glasspane.hosts.registry import HostRecord, HostRegistry, HostSecrets
 from glasspane.hypervisors.base import HostInfo, HypervisorDriver
 from glasspane.settings import Settings
 
 
 def connect(record: HostRecord, settings: Settings) -> HypervisorDriver:
     """A driver connected to the host; raises HostUnreachable."""
+    if record.driver == "xenapi":
+        from glasspane.hypervisors.xenapi_driver import XenApiDriver
+        return XenApiDriver(record.name, record.uri, record.user,
+                            HostSecrets(settings.config_dir).get(record.name),
+                            record.verify_tls)
     from glasspane.hypervisors.libvirt_driver import LibvirtDriver
     return LibvirtDriver(record.name, record.uri, settings.cache_dir)
 
@@ -31,14 +36,23 @@ def has_storage(driver: HypervisorDriver, name: str) -> bool:
 
 
 def add_host(settings: Settings, name: str, uri: str, driver: str = "libvirt",
-             check: bool = True) -> HostRecord:
-    """Register a host; with `check`, only once a connection to it has succeeded."""
-    record = HostRecord(name, uri, driver)
+             check: bool = True, user: str = "", password: str | None = None,
+             verify_tls: bool = True) -> HostRecord:
+    """Register a host; with `check`, only once a connection to it has succeeded.  A
+    password goes to the host secrets, never the registry."""
+    record = HostRecord(name, uri, driver, user, verify_tls)
     registry = HostRegistry(settings.config_dir)
     registry.check_new(record)
-    if check:
-        connect(record, settings).close()
-    registry.add(record)
+    secrets = HostSecrets(settings.config_dir)
+    if password is not None:
+        secrets.set(name, password)
+    try:
+        if check:
+            connect(record, settings).close()
+        registry.add(record)
+    except BaseException:
+        secrets.set(name, None)
+        raise
     return record
 
 

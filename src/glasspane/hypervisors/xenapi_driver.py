@@ -1,0 +1,250 @@
+"""XenServer and XCP-ng pools through XenAPI (the official `XenAPI` SDK), behind the same
+interface as libvirt: the pool's hosts, storage (SRs) and VMs, their power state and guest
+addresses, and VM lifecycle.  One session per connection, logged in again when XAPI says it
+expired, and sent to the pool master when the host it reached says HOST_IS_SLAVE.
+
+XAPI's Failure lists are translated here, once: the session and connection ones into
+HostUnreachable, VM_BAD_POWER_STATE into Conflict naming the states, HANDLE_INVALID into
+NotFound, the rest into HostError with XAPI's code and parameters.
+
+Not yet on XenServer hosts (UnsupportedFeature): importing and exporting disks and VMs,
+creating VMs from templates, snapshots.  They are the next slices of the XenAPI work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+import xmlrpc.client
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import XenAPI
+
+from glasspane.errors import (
+    Conflict,
+    HostError,
+    HostUnreachable,
+    NotFound,
+    UnsupportedFeature,
+)
+from glasspane.hypervisors.base import (
+    Acceleration,
+    HostInfo,
+    StorageInfo,
+    VmSpec,
+    VmSummary,
+    VolumeInfo,
+)
+
+ORIGINATOR = "glasspane"
+POWER_STATES = {"Running": "running", "Halted": "halted", "Paused": "paused",
+                "Suspended": "suspended"}
+# glasspane's actions as XAPI calls, with the power states each may start from.
+ACTIONS: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "start": ("start", (False, False)), "shutdown": ("clean_shutdown", ()),
+    "poweroff": ("hard_shutdown", ()), "reboot": ("clean_reboot", ()),
+    "pause": ("pause", ()), "resume": ("unpause", ())}
+SESSION_ERRORS = ("SESSION_INVALID", "SESSION_AUTHENTICATION_FAILED", "HOST_IS_SLAVE")
+
+
+class XenApiDriver:
+    """A session with one pool (through its master)."""
+
+    def __init__(self, name: str, uri: str, user: str, password: str,
+                 verify_tls: bool = True) -> None:
+        self.name, self.uri = name, uri
+        self._user, self._password = user, password
+        self._verify = verify_tls
+        self._session: Any = None
+        self._login(uri)
+
+    # -- the session ----------------------------------------------------------------------------
+    def _login(self, uri: str, redirects: int = 2) -> None:
+        session = XenAPI.Session(uri, ignore_ssl=not self._verify)
+        try:
+            session.xenapi.login_with_password(self._user, self._password, "2.21", ORIGINATOR)
+        except XenAPI.Failure as failure:
+            details = [str(d) for d in failure.details]
+            if details[0] == "HOST_IS_SLAVE" and redirects > 0 and len(details) > 1:
+                # A pool member: XAPI names the master; talk to it instead.
+                parts = urlsplit(uri)
+                master = parts._replace(netloc=_with_port(details[1], parts.port)).geturl()
+                self._login(master, redirects - 1)
+                return
+            if details[0] == "SESSION_AUTHENTICATION_FAILED":
+                raise HostUnreachable(f"XAPI at {uri} refused user {self._user!r}: wrong user "
+                                      "name or password", host=self.name) from None
+            raise HostUnreachable(f"cannot log in to XAPI at {uri}: {' '.join(details)}",
+                                  host=self.name) from None
+        except (OSError, ssl.SSLError, xmlrpc.client.ProtocolError) as exc:
+            hint = "pin its certificate or check the address" \
+                if isinstance(exc, ssl.SSLError) else "is the address right and XAPI up?"
+            raise HostUnreachable(f"cannot reach XAPI at {uri}: {exc}", host=self.name,
+                                  hint=hint) from None
+        self._session, self.uri = session, uri
+
+    def _call(self, what: str, method: str, *args: Any) -> Any:
+        """Call XAPI method `method` (e.g. "VM.get_all_records"), logging in again once if
+        the session expired; translate failures."""
+        for attempt in (1, 2):
+            target = self._session.xenapi
+            for part in method.split("."):
+                target = getattr(target, part)
+            try:
+                return target(*args)
+            except XenAPI.Failure as failure:
+                details = [str(d) for d in failure.details]
+                if details[0] == "SESSION_INVALID" and attempt == 1:
+                    self._login(self.uri)
+                    continue
+                raise self._translate(what, details) from None
+            except (TimeoutError, OSError, xmlrpc.client.ProtocolError) as exc:
+                raise HostUnreachable(f"{what}: XAPI at {self.uri} did not answer: {exc}",
+                                      host=self.name) from None
+        raise AssertionError("unreachable")
+
+    def _translate(self, what: str, details: list[str]) -> Exception:
+        code = details[0]
+        if code == "VM_BAD_POWER_STATE" and len(details) >= 4:
+            return Conflict(f"host {self.name}: {what}: the VM is {details[3]}, "
+                            f"it must be {details[2]}")
+        if code == "HANDLE_INVALID":
+            return NotFound(f"host {self.name}: {what}: no such {details[1:2] or ['object']}"
+                            f"[0]")
+        if code in SESSION_ERRORS:
+            return HostUnreachable(f"{what}: {' '.join(details)}", host=self.name)
+        return HostError(f"{what}: XAPI says {code}" +
+                         (f" ({', '.join(details[1:])})" if details[1:] else ""),
+                         host=self.name)
+
+    # -- inventory ------------------------------------------------------------------------------
+    def _vms(self) -> dict[str, dict[str, Any]]:
+        """The pool's real VMs: not templates, snapshots or control domains."""
+        records = self._call("listing VMs", "VM.get_all_records")
+        return {ref: r for ref, r in records.items()
+                if not r["is_a_template"] and not r["is_control_domain"]
+                and not r.get("is_a_snapshot", False)}
+
+    def _vm(self, name: str) -> tuple[str, dict[str, Any]]:
+        found = [(ref, r) for ref, r in self._vms().items() if r["name_label"] == name]
+        if not found:
+            raise NotFound(f"no VM named {name!r} on host {self.name}")
+        if len(found) > 1:
+            raise Conflict(f"host {self.name}: {len(found)} VMs are named {name!r}; "
+                           "rename all but one")
+        return found[0]
+
+    def list_vms(self) -> list[VmSummary]:
+        return sorted((VmSummary(r["name_label"], r["uuid"],
+                                 POWER_STATES.get(r["power_state"], "unknown"))
+                       for r in self._vms().values()), key=lambda v: v.name)
+
+    def host_info(self) -> HostInfo:
+        pools = self._call("reading the pool", "pool.get_all_records")
+        master_ref = next(iter(pools.values()))["master"] if pools else None
+        hosts = self._call("listing hosts", "host.get_all_records")
+        master = hosts.get(master_ref) or next(iter(hosts.values()))
+        cpus = sum(int(h["cpu_info"].get("cpu_count", 0)) for h in hosts.values())
+        memory = free = 0
+        for record in hosts.values():
+            metrics = self._call("reading host metrics", "host_metrics.get_record",
+                                 record["metrics"])
+            memory += int(metrics["memory_total"])
+            free += int(metrics["memory_free"])
+        version = master["software_version"]
+        return HostInfo(self.name, self.uri, "xenapi", master["hostname"],
+                        f"{version.get('product_brand', 'XenServer')} "
+                        f"{version.get('product_version', '')}".strip(),
+                        master["cpu_info"].get("modelname", "?"), cpus, memory >> 20,
+                        free >> 20, Acceleration("xen", "a Xen hypervisor"),
+                        self.list_storage(), self.list_vms())
+
+    def list_storage(self) -> list[StorageInfo]:
+        records = self._call("listing storage", "SR.get_all_records")
+        return sorted((StorageInfo(r["name_label"], None, int(r["physical_size"]),
+                                   int(r["physical_utilisation"]),
+                                   int(r["physical_size"]) - int(r["physical_utilisation"]),
+                                   True)
+                       for r in records.values() if r["content_type"] != "iso"),
+                      key=lambda s: s.name)
+
+    def vm_addresses(self, name: str) -> list[str]:
+        _, record = self._vm(name)
+        if record["guest_metrics"] == "OpaqueRef:NULL":
+            return []
+        metrics = self._call(f"reading VM {name}'s guest metrics",
+                             "VM_guest_metrics.get_record", record["guest_metrics"])
+        networks = metrics["networks"]
+        # Keys are "<device>/ip", "<device>/ipv4/<n>", "<device>/ipv6/<n>": IPv4 first.
+        keys = sorted(networks, key=lambda k: ("ipv6" in k, k))
+        return list(dict.fromkeys(networks[k] for k in keys))
+
+    def vm_state(self, name: str) -> str:
+        return POWER_STATES.get(self._vm(name)[1]["power_state"], "unknown")
+
+    def vm_action(self, name: str, action: str) -> None:
+        if action not in ACTIONS:
+            raise ValueError(action)
+        ref, _ = self._vm(name)
+        message, args = ACTIONS[action]
+        self._call(f"{action} VM {name}", f"VM.{message}", ref, *args)
+
+    def destroy_vm(self, name: str) -> None:
+        ref, record = self._vm(name)
+        if record["power_state"] != "Halted":
+            self._call(f"stopping VM {name}", "VM.hard_shutdown", ref)
+        self._call(f"destroying VM {name}", "VM.destroy", ref)
+
+    def close(self) -> None:
+        if self._session is not None:
+            # A failed logout is harmless: XAPI expires idle sessions itself.
+            with contextlib.suppress(XenAPI.Failure, OSError, xmlrpc.client.Fault,
+                                     xmlrpc.client.ProtocolError):
+                self._session.xenapi.session.logout()
+            self._session = None
+
+    # -- not yet on XenServer hosts ---------------------------------------------------------------
+    def _later(self, what: str) -> UnsupportedFeature:
+        return UnsupportedFeature(f"host {self.name}: {what} is not yet supported on "
+                                  "XenServer/XCP-ng hosts")
+
+    def ensure_storage(self, name: str) -> StorageInfo:
+        raise self._later("making storage")
+
+    def list_volumes(self, storage: str) -> list[VolumeInfo]:
+        return []  # templates live as XenServer templates, not as glasspane volumes
+
+    def upload_volume(self, storage: str, volume: str, source: str,
+                      progress: Callable[[int], None]) -> VolumeInfo:
+        raise self._later("importing disks")
+
+    def delete_volume(self, storage: str, volume: str) -> None:
+        raise self._later("deleting disks")
+
+    def create_disk(self, storage: str, volume: str, backing: str, capacity: int,
+                    linked: bool = True) -> VolumeInfo:
+        raise self._later("making disks")
+
+    def create_vm(self, spec: VmSpec) -> None:
+        raise self._later("creating VMs")
+
+    def snapshot_vm(self, name: str, snapshot: str) -> None:
+        raise self._later("snapshots")
+
+    def revert_vm(self, name: str, snapshot: str) -> None:
+        raise self._later("snapshots")
+
+    def list_snapshots(self, name: str) -> list[str]:
+        return []
+
+    def volume_users(self, path: str) -> list[str]:
+        return []
+
+
+def _with_port(address: str, port: int | None) -> str:
+    """The master's address as XAPI gives it (an IP), on the port the member was reached on;
+    an address that carries its own port keeps it."""
+    has_port = address.count(":") == 1 or address.startswith("[") and "]:" in address
+    return address if has_port or not port else f"{address}:{port}"

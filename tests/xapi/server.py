@@ -1,0 +1,299 @@
+"""A loopback XAPI for tests: XML-RPC over HTTP, built from XAPI's published datamodel
+(../shared/reference/xenapi/xenapi.json) and wire protocol (wire-protocol.md), so that the
+official `XenAPI` SDK talks to it unchanged.
+
+What it enforces, as XAPI does for the calls it serves:
+- the envelope: every answer is a struct {Status: Success, Value} or {Status: Failure,
+  ErrorDescription: [code, params...]}; `void` is ""; `int` travels as a string of digits;
+- sessions: every call but login needs a live session (SESSION_INVALID otherwise);
+  SESSION_AUTHENTICATION_FAILED for a wrong password; a pool member answers login with
+  HOST_IS_SLAVE naming its master;
+- the message table: unknown messages are MESSAGE_METHOD_UNKNOWN, a wrong number of
+  parameters MESSAGE_PARAMETER_COUNT_MISMATCH, a parameter of the wrong type FIELD_TYPE_ERROR,
+  a ref that names nothing HANDLE_INVALID (OpaqueRef:NULL included);
+- generic accessors for every class: get_all, get_all_records, get_record, get_by_uuid,
+  get_by_name_label, get_<field>, set_<field> for RW fields;
+- VM lifecycle with VM_BAD_POWER_STATE [vm, expected, actual] and VM_IS_TEMPLATE.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+import xmlrpc.client
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+DATAMODEL = Path(__file__).resolve().parents[3] / "shared" / "reference" / "xenapi" / \
+    "xenapi.json"
+NULL = "OpaqueRef:NULL"
+
+
+class Failure(Exception):
+    def __init__(self, *description: str) -> None:
+        super().__init__(description)
+        self.description = [str(d) for d in description]
+
+
+def _default(kind: str) -> Any:
+    if kind.endswith(" set"):
+        return []
+    if kind.endswith(" map"):
+        return {}
+    if kind.endswith(" ref"):
+        return NULL
+    return {"int": 0, "float": 0.0, "bool": False, "datetime": "19700101T00:00:00Z"}.get(
+        kind, "")
+
+
+@dataclass
+class Model:
+    """Classes, their fields (name -> type, qualifier) and messages (name -> param types)."""
+
+    fields: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
+    messages: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path = DATAMODEL) -> Model:
+        model = cls()
+        for klass in json.loads(path.read_text()):
+            model.fields[klass["name"]] = {f["name"]: (f["type"], f.get("qualifier", ""))
+                                           for f in klass["fields"]}
+            model.messages[klass["name"]] = {m["name"]: [p["type"] for p in m["params"]]
+                                             for m in klass["messages"]}
+        return model
+
+
+def encode(value: Any, kind: str) -> Any:
+    """A Python value of datamodel type `kind` in its wire form."""
+    if kind == "int":
+        return str(int(value))
+    if kind.endswith(" set"):
+        return [encode(v, kind[:-4]) for v in value]
+    if kind.endswith(" map"):
+        _, _, value_kind = kind[1:-5].partition(" -> ")
+        return {str(k): encode(v, value_kind) for k, v in value.items()}
+    if kind == "datetime":
+        return xmlrpc.client.DateTime(value)
+    return value
+
+
+class Xapi:
+    """The state of one pool and the calls on it."""
+
+    def __init__(self, password: str = "secret", master_address: str | None = None) -> None:
+        self.model = Model.load()
+        self.password = password
+        self.master_address = master_address  # set: this host is a member, not the master
+        self.objects: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in self.model.fields}
+        self.sessions: set[str] = set()
+        self.lock = threading.Lock()
+        self.calls: list[str] = []
+
+    # -- objects ------------------------------------------------------------------------------
+    def add(self, klass: str, **values: Any) -> str:
+        ref = f"OpaqueRef:{uuid.uuid4()}"
+        record = {name: _default(kind) for name, (kind, _) in self.model.fields[klass].items()}
+        record["uuid"] = str(uuid.uuid4())
+        unknown = set(values) - set(record)
+        assert not unknown, f"{klass} has no fields {unknown}"
+        record.update(values)
+        self.objects[klass][ref] = record
+        return ref
+
+    def record(self, klass: str, ref: str) -> dict[str, Any]:
+        if ref not in self.objects[klass]:
+            raise Failure("HANDLE_INVALID", klass, ref)
+        return self.objects[klass][ref]
+
+    def wire_record(self, klass: str, ref: str) -> dict[str, Any]:
+        return {name: encode(value, self.model.fields[klass][name][0])
+                for name, value in self.record(klass, ref).items()}
+
+    # -- dispatch -----------------------------------------------------------------------------
+    def call(self, method: str, params: tuple[Any, ...]) -> Any:
+        with self.lock:
+            self.calls.append(method)
+            if method == "session.login_with_password":
+                return self._login(*params[:2])
+            klass, _, message = method.partition(".")
+            if klass not in self.model.fields:
+                raise Failure("MESSAGE_METHOD_UNKNOWN", method)
+            session = params[0] if params else ""
+            if session not in self.sessions:
+                raise Failure("SESSION_INVALID", str(session))
+            return self._dispatch(klass, message, list(params[1:]), method)
+
+    def _login(self, user: str, password: str) -> str:
+        if self.master_address:
+            raise Failure("HOST_IS_SLAVE", self.master_address)
+        if user != "root" or password != self.password:
+            raise Failure("SESSION_AUTHENTICATION_FAILED", user,
+                          "Authentication failure")
+        session = f"OpaqueRef:{uuid.uuid4()}"
+        self.sessions.add(session)
+        return session
+
+    def _check_params(self, method: str, kinds: list[str], params: list[Any]) -> None:
+        if len(params) != len(kinds):
+            # XAPI counts the session among the parameters.
+            raise Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", method, str(len(kinds) + 1),
+                          str(len(params) + 1))
+        for kind, value in zip(kinds, params, strict=True):
+            if kind.endswith(" ref"):
+                if not isinstance(value, str) or not value.startswith("OpaqueRef:"):
+                    raise Failure("FIELD_TYPE_ERROR", kind)
+                klass = kind[:-4]
+                if klass in self.objects and value not in self.objects[klass]:
+                    raise Failure("HANDLE_INVALID", klass, value)
+            elif kind == "int" and not (isinstance(value, str) and value.lstrip("-").isdigit()):
+                raise Failure("FIELD_TYPE_ERROR", kind)  # int64 travels as a string
+            elif (kind == "bool" and not isinstance(value, bool)) or \
+                    (kind == "string" and not isinstance(value, str)):
+                raise Failure("FIELD_TYPE_ERROR", kind)
+
+    def _dispatch(self, klass: str, message: str, params: list[Any], method: str) -> Any:
+        fields = self.model.fields[klass]
+        if message == "logout" and klass == "session":
+            return ""
+        if message == "get_all":
+            return list(self.objects[klass])
+        if message == "get_all_records":
+            return {ref: self.wire_record(klass, ref) for ref in self.objects[klass]}
+        declared = self.model.messages[klass].get(message)
+        if declared is None and message.startswith(("get_", "set_")) and \
+                message[4:] in fields and message not in ("get_record",):
+            name = message[4:]
+            declared = [f"{klass} ref"] + ([fields[name][0]] if message[:4] == "set_" else [])
+        if declared is None and message in ("get_record", "get_by_uuid", "get_by_name_label"):
+            declared = [f"{klass} ref"] if message == "get_record" else ["string"]
+        if declared is None:
+            raise Failure("MESSAGE_METHOD_UNKNOWN", method)
+        self._check_params(method, declared[1:] if declared[:1] == ["session ref"]
+                           else declared, params)
+        if message == "get_record":
+            return self.wire_record(klass, params[0])
+        if message == "get_by_uuid":
+            for ref, record in self.objects[klass].items():
+                if record["uuid"] == params[0]:
+                    return ref
+            raise Failure("UUID_INVALID", klass, params[0])
+        if message == "get_by_name_label":
+            return [ref for ref, record in self.objects[klass].items()
+                    if record.get("name_label") == params[0]]
+        if message.startswith("get_") and message[4:] in fields:
+            name = message[4:]
+            return encode(self.record(klass, params[0])[name], fields[name][0])
+        if message.startswith("set_") and message[4:] in fields:
+            if fields[message[4:]][1] != "RW":
+                raise Failure("FIELD_TYPE_ERROR", message[4:])
+            value = params[1]
+            self.record(klass, params[0])[message[4:]] = \
+                int(value) if fields[message[4:]][0] == "int" else value
+            return ""
+        handler = getattr(self, f"{klass}_{message}", None)
+        if handler is None:
+            raise Failure("MESSAGE_METHOD_UNKNOWN", method)
+        result = handler(*params)
+        return "" if result is None else result
+
+    # -- VM lifecycle -------------------------------------------------------------------------
+    def _power(self, vm: str, expected: str, new: str) -> None:
+        record = self.record("VM", vm)
+        if record["is_a_template"]:
+            raise Failure("VM_IS_TEMPLATE", vm)
+        if record["power_state"] != expected:
+            raise Failure("VM_BAD_POWER_STATE", vm, expected.lower(),
+                          record["power_state"].lower())
+        record["power_state"] = new
+
+    def VM_start(self, vm: str, start_paused: bool, force: bool) -> None:
+        self._power(vm, "Halted", "Paused" if start_paused else "Running")
+
+    def VM_clean_shutdown(self, vm: str) -> None:
+        self._power(vm, "Running", "Halted")
+
+    def VM_hard_shutdown(self, vm: str) -> None:
+        record = self.record("VM", vm)
+        if record["power_state"] == "Halted":
+            raise Failure("VM_BAD_POWER_STATE", vm, "running", "halted")
+        record["power_state"] = "Halted"
+
+    def VM_clean_reboot(self, vm: str) -> None:
+        self._power(vm, "Running", "Running")
+
+    def VM_pause(self, vm: str) -> None:
+        self._power(vm, "Running", "Paused")
+
+    def VM_unpause(self, vm: str) -> None:
+        self._power(vm, "Paused", "Running")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    xapi: Xapi
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        params, method = xmlrpc.client.loads(body, use_builtin_types=True)
+        try:
+            value = self.xapi.call(str(method), params)
+            answer: dict[str, Any] = {"Status": "Success", "Value": value}
+        except Failure as failure:
+            answer = {"Status": "Failure", "ErrorDescription": failure.description}
+        data = xmlrpc.client.dumps((answer,), methodresponse=True, allow_none=False).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@dataclass
+class Running:
+    xapi: Xapi
+    url: str
+    server: ThreadingHTTPServer
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start(xapi: Xapi) -> Running:
+    handler = type("Handler", (_Handler,), {"xapi": xapi})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return Running(xapi, f"http://127.0.0.1:{server.server_address[1]}", server)
+
+
+def small_pool(xapi: Xapi) -> dict[str, str]:
+    """A pool of one host with local storage, a network, the control domain, a template and
+    two VMs (one running with guest metrics): the refs by role."""
+    metrics = xapi.add("host_metrics", memory_total=64 << 30, memory_free=40 << 30, live=True)
+    host = xapi.add("host", name_label="xcp1", address="10.0.0.11", hostname="xcp1",
+                    metrics=metrics, cpu_info={"cpu_count": "16", "modelname": "Xeon"},
+                    software_version={"product_brand": "XCP-ng", "product_version": "8.3.0"},
+                    API_version_major=2, API_version_minor=21, enabled=True)
+    pool = xapi.add("pool", name_label="lab", master=host)
+    sr = xapi.add("SR", name_label="Local storage", type="ext", content_type="user",
+                  physical_size=500 << 30, physical_utilisation=120 << 30, shared=False)
+    network = xapi.add("network", name_label="Pool-wide network", bridge="xenbr0")
+    dom0 = xapi.add("VM", name_label="Control domain on host: xcp1", is_control_domain=True,
+                    power_state="Running", resident_on=host)
+    template = xapi.add("VM", name_label="Debian Bookworm 12", is_a_template=True,
+                        is_default_template=True, power_state="Halted")
+    guest_metrics = xapi.add("VM_guest_metrics", networks={"0/ip": "10.0.1.20",
+                                                           "0/ipv6/0": "fe80::1"})
+    web = xapi.add("VM", name_label="web-1", power_state="Running", resident_on=host,
+                   VCPUs_max=2, VCPUs_at_startup=2, memory_static_max=2 << 30,
+                   guest_metrics=guest_metrics)
+    db = xapi.add("VM", name_label="db-1", power_state="Halted", VCPUs_max=4,
+                  VCPUs_at_startup=4, memory_static_max=8 << 30)
+    return {"host": host, "pool": pool, "sr": sr, "network": network, "dom0": dom0,
+            "template": template, "web": web, "db": db}

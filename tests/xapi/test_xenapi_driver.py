@@ -1,0 +1,138 @@
+"""XenServer/XCP-ng pools through the XenAPI driver, against the loopback XAPI built from the
+published datamodel (tests/xapi/server.py), with the official XenAPI SDK unchanged: host
+registration with the password kept apart, inventory, lifecycle with XAPI's own errors,
+session expiry, a pool member redirecting to its master, and the inventory sync."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from glasspane.settings import Settings
+from tests.cli.runner import run_cli
+from tests.xapi.server import Running, Xapi, small_pool, start
+
+
+@pytest.fixture
+def xapi() -> Iterator[Running]:
+    running = start(Xapi(password="s3cret-pool"))
+    small_pool(running.xapi)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def password_file(tmp_path: Path) -> Path:
+    path = tmp_path / "password"
+    path.write_text("s3cret-pool\n")
+    return path
+
+
+def add_pool(capsys: pytest.CaptureFixture[str], url: str, password_file: Path,
+             name: str = "xcp") -> None:
+    r = run_cli(capsys, "host", "add", name, url, "--driver", "xenapi", "--user", "root",
+                "--password-file", str(password_file))
+    assert r.code == 0, r.err
+
+
+def test_register_list_and_act(capsys: pytest.CaptureFixture[str], settings: Settings,
+                               xapi: Running, password_file: Path, tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong"
+    wrong.write_text("nope")
+    r = run_cli(capsys, "host", "add", "xcp", xapi.url, "--driver", "xenapi", "--user", "root",
+                "--password-file", str(wrong))
+    assert r.code == 5 and "refused user 'root': wrong user name or password" in r.err
+    assert "xcp" not in run_cli(capsys, "host", "list").out
+    secrets = settings.config_dir / "host-secrets.json"
+    assert not secrets.exists() or "xcp" not in json.loads(secrets.read_text())
+
+    add_pool(capsys, xapi.url, password_file)
+    assert "s3cret-pool" not in (settings.config_dir / "hosts.json").read_text()
+    assert json.loads(secrets.read_text()) == {"xcp": "s3cret-pool"}
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+
+    info = json.loads(run_cli(capsys, "host", "info", "xcp", "--json").out)
+    assert info["hypervisor"] == "XCP-ng 8.3.0" and info["cpus"] == 16
+    assert info["memory_mib"] == 64 << 10 and info["acceleration"]["kind"] == "xen"
+    assert [s["name"] for s in info["storage"]] == ["Local storage"]
+
+    vms = {v["name"]: v for v in json.loads(run_cli(capsys, "vm", "list", "--host", "xcp",
+                                                    "--json").out)}
+    assert set(vms) == {"web-1", "db-1"}  # not the template, not the control domain
+    assert vms["web-1"]["power_state"] == "running"
+    assert vms["web-1"]["addresses"] == ["10.0.1.20", "fe80::1"]
+    assert vms["db-1"]["power_state"] == "halted" and vms["db-1"]["addresses"] == []
+
+    r = run_cli(capsys, "vm", "start", "db-1", "--host", "xcp")
+    assert r.code == 0 and r.out.strip() == "VM db-1: running", r.err
+    r = run_cli(capsys, "vm", "start", "db-1", "--host", "xcp")
+    assert r.code == 5 and "the VM is running, it must be halted" in r.err
+    assert "pause" in run_cli(capsys, "vm", "pause", "db-1", "--host", "xcp").out
+    assert "running" in run_cli(capsys, "vm", "resume", "db-1", "--host", "xcp").out
+    r = run_cli(capsys, "vm", "start", "ghost", "--host", "xcp")
+    assert r.code == 5 and "no VM named 'ghost' on host xcp" in r.err
+    r = run_cli(capsys, "template", "import", "x", "/etc/hostname", "--host", "xcp")
+    assert r.code != 0
+
+    assert run_cli(capsys, "host", "remove", "xcp").code == 0
+    assert json.loads(secrets.read_text()) == {}
+
+
+def test_expired_session_is_renewed(settings: Settings, xapi: Running) -> None:
+    from glasspane.hypervisors.xenapi_driver import XenApiDriver
+    driver = XenApiDriver("xcp", xapi.url, "root", "s3cret-pool")
+    try:
+        assert len(driver.list_vms()) == 2
+        xapi.xapi.sessions.clear()  # XAPI expired every session (restart, timeout)
+        assert len(driver.list_vms()) == 2
+        assert xapi.xapi.calls.count("session.login_with_password") == 2
+    finally:
+        driver.close()
+
+
+def test_pool_member_redirects_to_master(settings: Settings, xapi: Running) -> None:
+    from glasspane.hypervisors.xenapi_driver import XenApiDriver
+    address = xapi.url.removeprefix("http://")
+    member = start(Xapi(password="s3cret-pool", master_address=address))
+    try:
+        driver = XenApiDriver("xcp", member.url, "root", "s3cret-pool")
+        assert driver.uri == xapi.url and len(driver.list_vms()) == 2
+        driver.close()
+    finally:
+        member.stop()
+
+
+def test_unreachable_pool(settings: Settings) -> None:
+    from glasspane.errors import HostUnreachable
+    from glasspane.hypervisors.xenapi_driver import XenApiDriver
+    with pytest.raises(HostUnreachable, match=r"cannot reach XAPI at http://127\.0\.0\.1:9/"):
+        XenApiDriver("xcp", "http://127.0.0.1:9/", "root", "x")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_pool_in_the_inventory(capsys: pytest.CaptureFixture[str], settings: Settings,
+                               xapi: Running, password_file: Path, database: object) -> None:
+    from sqlalchemy import select
+
+    from glasspane.inventory.db import Database
+    from glasspane.inventory.models import Host, Vm
+    from glasspane.inventory.sync import sync_hosts
+    assert isinstance(database, Database)
+    add_pool(capsys, xapi.url, password_file)
+    sync_hosts(database, settings)
+    with database.session() as session:
+        host = session.scalar(select(Host).where(Host.name == "xcp"))
+        assert host is not None and host.state == "ok" and host.driver == "xenapi"
+        vms = {v.name: v.power_state for v in session.scalars(
+            select(Vm).where(Vm.host_id == host.id))}
+    assert vms == {"web-1": "running", "db-1": "halted"}
+    xapi.stop()  # the pool master goes away: marked unreachable, its VMs kept
+    sync_hosts(database, settings)
+    with database.session() as session:
+        host = session.scalar(select(Host).where(Host.name == "xcp"))
+        assert host is not None and host.state == "unreachable"
+        assert session.scalar(select(Vm).where(Vm.name == "web-1")) is not None
