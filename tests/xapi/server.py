@@ -92,6 +92,8 @@ class Xapi:
         self.sessions: set[str] = set()
         self.lock = threading.Lock()
         self.calls: list[str] = []
+        self.uploads: list[bytes] = []        # what /import received, as sent
+        self.disks: dict[str, bytes] = {}     # VDI ref -> its content, for byte checks
 
     # -- objects ------------------------------------------------------------------------------
     def add(self, klass: str, **values: Any) -> str:
@@ -231,9 +233,117 @@ class Xapi:
     def VM_unpause(self, vm: str) -> None:
         self._power(vm, "Paused", "Running")
 
+    def VM_destroy(self, vm: str) -> None:
+        record = self.record("VM", vm)
+        if record["power_state"] != "Halted":
+            raise Failure("VM_BAD_POWER_STATE", vm, "halted", record["power_state"].lower())
+        for vbd in record["VBDs"]:
+            self.objects["VBD"].pop(vbd, None)
+        del self.objects["VM"][vm]
+
+    # -- tasks ----------------------------------------------------------------------------------
+    def task_create(self, label: str, description: str) -> str:
+        return self.add("task", name_label=label, name_description=description,
+                        status="pending", progress=0.0)
+
+    def task_cancel(self, task: str) -> None:
+        record = self.record("task", task)
+        if record["status"] == "pending":
+            record["status"] = "cancelled"
+
+    def task_destroy(self, task: str) -> None:
+        self.record("task", task)
+        del self.objects["task"][task]
+
+    # -- the /import HTTP handler ---------------------------------------------------------------
+    def http_import(self, query: dict[str, str], body: bytes, complete: bool) -> int:
+        """PUT /import: an XVA in the body.  Answers an HTTP status; the outcome is the
+        task's (XAPI's own way: the body is streamed, the result comes from the task)."""
+        with self.lock:
+            if query.get("session_id") not in self.sessions:
+                return 401
+            task = query.get("task_id", "")
+            if task not in self.objects["task"]:
+                return 404
+            self.uploads.append(body)
+            try:
+                if not complete:
+                    raise Failure("IMPORT_INCOMPLETE", "the upload ended early")
+                vm = self._import_xva(body)
+            except Failure as failure:
+                self.objects["task"][task].update(status="failure",
+                                                  error_info=failure.description)
+                return 200
+            self.objects["task"][task].update(
+                status="success", progress=1.0,
+                result=f"<value><array><data><value>{vm}</value></data></array></value>")
+            return 200
+
+    def _import_xva(self, body: bytes) -> str:
+        import io
+        import tarfile
+        try:
+            archive = tarfile.open(fileobj=io.BytesIO(body), mode="r:")  # noqa: SIM115 - in memory
+            members = {m.name: m for m in archive.getmembers()}
+            ova = archive.extractfile(members["ova.xml"])
+            assert ova is not None
+            text = ova.read().decode()
+        except (tarfile.TarError, KeyError) as exc:
+            raise Failure("IMPORT_ERROR", f"not an XVA: {exc}") from None
+        (header,), _ = xmlrpc.client.loads(
+            f"<methodResponse><params><param>{text}</param></params></methodResponse>")
+        objects = {o["id"]: o for o in header["objects"]}
+        vm_snapshot = next(o["snapshot"] for o in objects.values() if o["class"] == "VM")
+        vbds = []
+        for vbd in (objects[ref] for ref in vm_snapshot.get("VBDs", []) if ref in objects):
+            vdi_source = objects.get(vbd["snapshot"]["VDI"])
+            if vdi_source is None:
+                continue
+            size = int(vdi_source["snapshot"]["virtual_size"])
+            data = bytearray(size)
+            prefix = vdi_source["id"] + "/"
+            for name, member in members.items():
+                chunk = name.removeprefix(prefix)
+                if name.startswith(prefix) and chunk.isdigit():
+                    content = archive.extractfile(member)
+                    assert content is not None
+                    offset = int(chunk) << 20
+                    piece = content.read()
+                    data[offset:offset + len(piece)] = piece
+            vdi = self.add("VDI", name_label=vdi_source["snapshot"]["name_label"],
+                           virtual_size=size, type="user")
+            self.disks[vdi] = bytes(data)
+            vbds.append(self.add("VBD", VDI=vdi, type="Disk",
+                                 userdevice=vbd["snapshot"].get("userdevice", "0")))
+        vm = self.add("VM", name_label=vm_snapshot["name_label"], power_state="Halted",
+                      VCPUs_max=int(vm_snapshot.get("VCPUs_max", 1)),
+                      memory_static_max=int(vm_snapshot.get("memory_static_max", 0)),
+                      VBDs=vbds)
+        for vbd in vbds:
+            self.objects["VBD"][vbd]["VM"] = vm
+        return vm
+
 
 class _Handler(BaseHTTPRequestHandler):
     xapi: Xapi
+
+    def do_PUT(self) -> None:
+        from urllib.parse import parse_qsl, urlsplit
+        parts = urlsplit(self.path)
+        if parts.path != "/import":
+            self.send_error(404)
+            return
+        length = self.headers.get("Content-Length")
+        if length is not None:
+            expected = int(length)
+            body = self.rfile.read(expected)
+            complete = len(body) == expected
+        else:  # XAPI's clients may stream without a length, to the connection's end
+            body, complete = self.rfile.read(), True
+        status = self.xapi.http_import(dict(parse_qsl(parts.query)), body, complete)
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))

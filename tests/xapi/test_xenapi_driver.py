@@ -75,8 +75,8 @@ def test_register_list_and_act(capsys: pytest.CaptureFixture[str], settings: Set
     assert "running" in run_cli(capsys, "vm", "resume", "db-1", "--host", "xcp").out
     r = run_cli(capsys, "vm", "start", "ghost", "--host", "xcp")
     assert r.code == 5 and "no VM named 'ghost' on host xcp" in r.err
-    r = run_cli(capsys, "template", "import", "x", "/etc/hostname", "--host", "xcp")
-    assert r.code != 0
+    r = run_cli(capsys, "vm", "destroy", "db-1", "--host", "xcp")
+    assert r.code == 0 and "db-1" not in run_cli(capsys, "vm", "list", "--host", "xcp").out
 
     assert run_cli(capsys, "host", "remove", "xcp").code == 0
     assert json.loads(secrets.read_text()) == {}
@@ -136,3 +136,52 @@ def test_pool_in_the_inventory(capsys: pytest.CaptureFixture[str], settings: Set
         host = session.scalar(select(Host).where(Host.name == "xcp"))
         assert host is not None and host.state == "unreachable"
         assert session.scalar(select(Vm).where(Vm.name == "web-1")) is not None
+
+
+def test_template_import_streams_an_xva_and_converts_the_rest(
+        capsys: pytest.CaptureFixture[str], settings: Settings, xapi: Running,
+        password_file: Path, tmp_path: Path) -> None:
+    from glasspane.images.convert import convert
+    from glasspane.images.sample import write_sample
+    add_pool(capsys, xapi.url, password_file)
+    raw = tmp_path / "disk.raw"
+    write_sample(str(raw), (3 << 20) + 4096)
+    xva = tmp_path / "disk.xva"
+    convert(str(raw), str(xva), to="xva")
+
+    r = run_cli(capsys, "template", "import", "from-xva", str(xva), "--host", "xcp")
+    assert r.code == 0, r.err
+    assert xapi.xapi.uploads[-1] == xva.read_bytes()  # sent as it is, byte for byte
+    r = run_cli(capsys, "template", "import", "from-raw", str(raw), "--host", "xcp")
+    assert r.code == 0, r.err
+    templates = {t["name"]: t for t in json.loads(
+        run_cli(capsys, "template", "list", "--host", "xcp", "--json").out)}
+    assert set(templates) == {"from-xva", "from-raw"}  # XenServer's own are not listed
+    assert templates["from-raw"]["virtual_size"] == raw.stat().st_size
+    contents = list(xapi.xapi.disks.values())
+    assert contents == [raw.read_bytes(), raw.read_bytes()]
+    assert not xapi.xapi.objects["task"]  # tasks cleaned up
+
+
+def test_cut_off_upload_leaves_nothing(settings: Settings, xapi: Running,
+                                       tmp_path: Path) -> None:
+    from glasspane.hypervisors.xenapi_driver import XenApiDriver
+    from glasspane.images.convert import convert
+    from glasspane.images.sample import write_sample
+    raw = tmp_path / "disk.raw"
+    write_sample(str(raw), 4 << 20)
+    xva = tmp_path / "disk.xva"
+    convert(str(raw), str(xva), to="xva")
+    vms_before = set(xapi.xapi.objects["VM"])
+
+    def cut(sent: int) -> None:
+        raise ConnectionResetError("the network went away")
+
+    driver = XenApiDriver("xcp", xapi.url, "root", "s3cret-pool")
+    try:
+        with pytest.raises(Exception, match=r"network went away|cut off"):
+            driver.import_xva(str(xva), "half", cut)
+    finally:
+        driver.close()
+    assert set(xapi.xapi.objects["VM"]) == vms_before
+    assert not xapi.xapi.disks and not xapi.xapi.objects["task"]

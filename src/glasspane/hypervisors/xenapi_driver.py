@@ -7,14 +7,19 @@ XAPI's Failure lists are translated here, once: the session and connection ones 
 HostUnreachable, VM_BAD_POWER_STATE into Conflict naming the states, HANDLE_INVALID into
 NotFound, the rest into HostError with XAPI's code and parameters.
 
-Not yet on XenServer hosts (UnsupportedFeature): importing and exporting disks and VMs,
-creating VMs from templates, snapshots.  They are the next slices of the XenAPI work.
+Importing an XVA as a template goes through XAPI's /import handler (`import_xva`).  Not yet
+on XenServer hosts (UnsupportedFeature): importing raw disks, exports, creating VMs from
+templates, snapshots.  They are the next slices of the XenAPI work.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
+import os
+import re
 import ssl
+import time
 import xmlrpc.client
 from collections.abc import Callable
 from typing import Any
@@ -46,6 +51,7 @@ ACTIONS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "start": ("start", (False, False)), "shutdown": ("clean_shutdown", ()),
     "poweroff": ("hard_shutdown", ()), "reboot": ("clean_reboot", ()),
     "pause": ("pause", ()), "resume": ("unpause", ())}
+UPLOAD_BLOCK = 1 << 20
 SESSION_ERRORS = ("SESSION_INVALID", "SESSION_AUTHENTICATION_FAILED", "HOST_IS_SLAVE")
 
 
@@ -161,6 +167,23 @@ class XenApiDriver:
                         free >> 20, Acceleration("xen", "a Xen hypervisor"),
                         self.list_storage(), self.list_vms())
 
+    def list_templates(self) -> list[tuple[str, str, int]]:
+        """The pool's own templates (not XenServer's built-in ones): name, UUID, disk size."""
+        records = self._call("listing templates", "VM.get_all_records")
+        found = []
+        for record in records.values():
+            if not record["is_a_template"] or record["is_default_template"] or \
+                    record.get("is_a_snapshot", False):
+                continue
+            size = 0
+            for vbd in record["VBDs"]:
+                vdi = self._call("reading a template's disk", "VBD.get_VDI", vbd)
+                if vdi != "OpaqueRef:NULL":
+                    size += int(self._call("reading a disk's size", "VDI.get_virtual_size",
+                                           vdi))
+            found.append((record["name_label"], record["uuid"], size))
+        return sorted(found)
+
     def list_storage(self) -> list[StorageInfo]:
         records = self._call("listing storage", "SR.get_all_records")
         return sorted((StorageInfo(r["name_label"], None, int(r["physical_size"]),
@@ -196,6 +219,82 @@ class XenApiDriver:
         if record["power_state"] != "Halted":
             self._call(f"stopping VM {name}", "VM.hard_shutdown", ref)
         self._call(f"destroying VM {name}", "VM.destroy", ref)
+
+    # -- import -------------------------------------------------------------------------------
+    def import_xva(self, path: str, name: str, progress: Callable[[int], None],
+                   template: bool = True) -> str:
+        """Upload the XVA at `path` through XAPI's /import handler, streamed, as VM (or
+        template) `name`; the new VM's UUID.  Progress counts bytes sent; the outcome is the
+        XAPI task's.  A failed or cut-off upload leaves nothing: XAPI discards a partial
+        import, and glasspane cancels the task."""
+        task = self._call("creating the import task", "task.create", f"import {name}", path)
+        try:
+            self._put(f"/import?session_id={self._session._session}&task_id={task}", path,
+                      progress)
+            status = self._wait_task(task, f"importing {path}")
+            refs = re.findall(r"OpaqueRef:[0-9a-fA-F-]+", status)
+            if not refs:
+                raise HostError(f"importing {path}: XAPI named no VM", host=self.name)
+            vm = refs[0]
+            self._call(f"naming VM {name}", "VM.set_name_label", vm, name)
+            if template:
+                self._call(f"making {name} a template", "VM.set_is_a_template", vm, True)
+            return str(self._call(f"reading VM {name}", "VM.get_uuid", vm))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._call("cancelling the import", "task.cancel", task)
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                self._call("removing the import task", "task.destroy", task)
+
+    def _put(self, target: str, path: str, progress: Callable[[int], None]) -> None:
+        parts = urlsplit(self.uri)
+        if parts.scheme == "https":
+            context = ssl.create_default_context()
+            if not self._verify:
+                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                parts.netloc, context=context, timeout=300)
+        else:
+            conn = http.client.HTTPConnection(parts.netloc, timeout=300)
+        size = os.path.getsize(path)
+        try:
+            with open(path, "rb") as source:
+                conn.putrequest("PUT", target)
+                conn.putheader("Content-Length", str(size))
+                conn.endheaders()
+                while block := source.read(UPLOAD_BLOCK):
+                    conn.send(block)
+                    progress(len(block))
+            answer = conn.getresponse()
+            answer.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise HostError(f"the upload of {path} to XAPI at {self.uri} was cut off: {exc}",
+                            host=self.name) from None
+        finally:
+            conn.close()
+        if answer.status >= 300:
+            raise HostError(f"XAPI at {self.uri} refused the upload of {path}: HTTP "
+                            f"{answer.status} {answer.reason}", host=self.name)
+
+    def _wait_task(self, task: str, what: str, timeout: float = 3600) -> str:
+        """Wait for an XAPI task; its result on success, HostError with XAPI's error info
+        otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self._call(what, "task.get_record", task)
+            if record["status"] == "success":
+                return str(record["result"])
+            if record["status"] in ("failure", "cancelled"):
+                info = [str(i) for i in record["error_info"]] or [record["status"]]
+                raise HostError(f"{what}: XAPI says {info[0]}" +
+                                (f" ({', '.join(info[1:])})" if info[1:] else ""),
+                                host=self.name)
+            if time.monotonic() > deadline:
+                raise HostError(f"{what}: the XAPI task did not finish within "
+                                f"{timeout:.0f} s", host=self.name)
+            time.sleep(0.5)
 
     def close(self) -> None:
         if self._session is not None:
@@ -246,5 +345,5 @@ class XenApiDriver:
 def _with_port(address: str, port: int | None) -> str:
     """The master's address as XAPI gives it (an IP), on the port the member was reached on;
     an address that carries its own port keeps it."""
-    has_port = address.count(":") == 1 or address.startswith("[") and "]:" in address
+    has_port = address.count(":") == 1 or (address.startswith("[") and "]:" in address)
     return address if has_port or not port else f"{address}:{port}"

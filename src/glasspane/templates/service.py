@@ -12,10 +12,12 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
+from typing import Any
 
 from glasspane.errors import NotFound, UsageError
 from glasspane.hosts.service import has_storage, host_driver
 from glasspane.hypervisors.base import HypervisorDriver, VolumeInfo
+from glasspane.images.base import WriteOptions
 from glasspane.images.convert import StartFn, convert, no_progress
 from glasspane.settings import Settings
 
@@ -40,7 +42,16 @@ class TemplateInfo:
                    vol.format)
 
 
+def _xenapi(driver: HypervisorDriver) -> Any:
+    """The driver as a XenAPI driver, or None: XenServer keeps templates as template VMs."""
+    from glasspane.hypervisors.xenapi_driver import XenApiDriver
+    return driver if isinstance(driver, XenApiDriver) else None
+
+
 def _templates(driver: HypervisorDriver, settings: Settings, host: str) -> list[TemplateInfo]:
+    if (xen := _xenapi(driver)) is not None:
+        return [TemplateInfo(name, host, uuid, size, size, "xva")
+                for name, uuid, size in xen.list_templates()]
     if not has_storage(driver, settings.template_storage):
         return []
     return [TemplateInfo.of(host, v) for v in driver.list_volumes(settings.template_storage)
@@ -70,6 +81,9 @@ def import_template(settings: Settings, name: str, source: str, host: str = "loc
         if any(t.name == name for t in _templates(driver, settings, host)):
             raise UsageError(f"template {name!r} already exists on host {host}",
                              hint="remove it first, or choose another name")
+        if (xen := _xenapi(driver)) is not None:
+            _import_to_xenapi(xen, settings, name, source, disk, start)
+            return next(t for t in _templates(driver, settings, host) if t.name == name)
         driver.ensure_storage(settings.template_storage)
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="import-", dir=settings.cache_dir) as work:
@@ -90,6 +104,25 @@ def import_template(settings: Settings, name: str, source: str, host: str = "loc
                     driver.delete_volume(settings.template_storage, volume)
                 raise
         return next(t for t in _templates(driver, settings, host) if t.name == name)
+
+
+def _import_to_xenapi(driver: Any, settings: Settings, name: str, source: str,
+                      disk: int | None, start: StartFn) -> None:
+    """An XVA goes to XAPI's /import as it is; any other format is made into one first (a
+    temporary file: the XVA writer needs to seek)."""
+    from glasspane.images.detect import probe
+    from glasspane.images.source import ByteSource
+    with ByteSource.open(source) as head:
+        is_xva = probe(head) == "xva"
+    if is_xva and disk is None:
+        driver.import_xva(source, name, start(os.path.getsize(source), "upload to XAPI"))
+        return
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="import-", dir=settings.cache_dir) as work:
+        local = f"{work}/{name}.xva"
+        convert(source, local, to="xva", disk=disk, sync=False, start=start,
+                options=WriteOptions(vm_name=name, xva_checksum="xxhash"))
+        driver.import_xva(local, name, start(os.path.getsize(local), "upload to XAPI"))
 
 
 def remove_template(settings: Settings, name: str, host: str = "local") -> None:
