@@ -375,11 +375,29 @@ class Running:
         self.server.server_close()
 
 
-def start(xapi: Xapi) -> Running:
+def start(xapi: Xapi, tls: tuple[Path, Path] | None = None) -> Running:
+    """Serve `xapi` on a loopback port; over HTTPS with (certificate, key) as XAPI does."""
+    import ssl
     handler = type("Handler", (_Handler,), {"xapi": xapi})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    scheme = "http"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(tls[0]), str(tls[1]))
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return Running(xapi, f"http://127.0.0.1:{server.server_address[1]}", server)
+    return Running(xapi, f"{scheme}://127.0.0.1:{server.server_address[1]}", server)
+
+
+def self_signed(directory: Path, name: str = "xcp1.lab") -> tuple[Path, Path]:
+    """A self-signed certificate like the one a XenServer host makes for itself."""
+    import subprocess
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
 
 
 def small_pool(xapi: Xapi) -> dict[str, str]:

@@ -185,3 +185,29 @@ def test_cut_off_upload_leaves_nothing(settings: Settings, xapi: Running,
         driver.close()
     assert set(xapi.xapi.objects["VM"]) == vms_before
     assert not xapi.xapi.disks and not xapi.xapi.objects["task"]
+
+
+def test_tls_certificate_pinning(capsys: pytest.CaptureFixture[str], settings: Settings,
+                                 password_file: Path, tmp_path: Path) -> None:
+    from tests.xapi.server import self_signed
+    cert, key = self_signed(tmp_path)
+    other, _ = self_signed(tmp_path, "impostor.lab")
+    running = start(Xapi(password="s3cret-pool"), tls=(cert, key))
+    small_pool(running.xapi)
+    try:
+        base = ["host", "add", "xcp", running.url, "--driver", "xenapi", "--user", "root",
+                "--password-file", str(password_file)]
+        r = run_cli(capsys, *base)
+        assert r.code == 5 and "presented a certificate glasspane does not trust" in r.err
+        assert "--ca-file" in r.err
+        r = run_cli(capsys, *base, "--ca-file", str(other))
+        assert r.code == 5 and "does not trust" in r.err  # not the pinned one
+        assert "xcp" not in run_cli(capsys, "host", "list").out
+        r = run_cli(capsys, *base, "--ca-file", str(cert))
+        assert r.code == 0, r.err
+        assert (settings.config_dir / "certs" / "xcp.pem").read_bytes() == cert.read_bytes()
+        assert "web-1" in run_cli(capsys, "vm", "list", "--host", "xcp").out
+        assert run_cli(capsys, "host", "remove", "xcp").code == 0
+        assert not (settings.config_dir / "certs" / "xcp.pem").exists()
+    finally:
+        running.stop()

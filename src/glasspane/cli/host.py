@@ -32,8 +32,11 @@ def host() -> None:
               help="xenapi: read the password from this file (default: ask).")
 @click.option("--no-verify-tls", is_flag=True,
               help="xenapi over https: do not check the pool master's certificate.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False),
+              help="xenapi over https: trust exactly this certificate (PEM), e.g. the pool "
+                   "master's self-signed /etc/xensource/xapi-ssl.pem.")
 def add(name: str, uri: str, driver: str, no_check: bool, user: str,
-        password_file: str | None, no_verify_tls: bool) -> None:
+        password_file: str | None, no_verify_tls: bool, ca_file: str | None) -> None:
     """Register host NAME at URI: qemu:///system, qemu+ssh://root@kvm1/system, or a pool
     master's https://xcp1.example.com with --driver xenapi --user root."""
     password = None
@@ -46,7 +49,8 @@ def add(name: str, uri: str, driver: str, no_check: bool, user: str,
         else:
             password = click.prompt(f"password of {user} on {uri}", hide_input=True)
     record = service.add_host(Settings.load(), name, uri, driver, check=not no_check,
-                              user=user, password=password, verify_tls=not no_verify_tls)
+                              user=user, password=password, verify_tls=not no_verify_tls,
+                              ca_file=ca_file)
     click.echo(f"added host {record.name}: {record.uri}")
 
 

@@ -24,6 +24,7 @@ class HostRecord:
     driver: str = "libvirt"
     user: str = ""           # xenapi: the XAPI user (the password is in HostSecrets)
     verify_tls: bool = True  # xenapi over https: check the pool master's certificate
+    ca_file: str = ""        # xenapi over https: the pinned certificate (a copy, in certs/)
 
 
 LOCAL = HostRecord("local", "qemu:///system")
@@ -75,6 +76,7 @@ class HostRegistry:
             raise NotFound(f"no host named {name!r}")
         self._save([r for r in stored if r.name != name])
         HostSecrets(self.path.parent).set(name, None)
+        (self.path.parent / "certs" / f"{name}.pem").unlink(missing_ok=True)
 
     def _save(self, records: list[HostRecord]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,7 +17,7 @@ def connect(record: HostRecord, settings: Settings) -> HypervisorDriver:
         from glasspane.hypervisors.xenapi_driver import XenApiDriver
         return XenApiDriver(record.name, record.uri, record.user,
                             HostSecrets(settings.config_dir).get(record.name),
-                            record.verify_tls)
+                            record.verify_tls, record.ca_file or None)
     from glasspane.hypervisors.libvirt_driver import LibvirtDriver
     return LibvirtDriver(record.name, record.uri, settings.cache_dir)
 
@@ -37,10 +38,17 @@ def has_storage(driver: HypervisorDriver, name: str) -> bool:
 
 def add_host(settings: Settings, name: str, uri: str, driver: str = "libvirt",
              check: bool = True, user: str = "", password: str | None = None,
-             verify_tls: bool = True) -> HostRecord:
+             verify_tls: bool = True, ca_file: str | None = None) -> HostRecord:
     """Register a host; with `check`, only once a connection to it has succeeded.  A
-    password goes to the host secrets, never the registry."""
-    record = HostRecord(name, uri, driver, user, verify_tls)
+    password goes to the host secrets, never the registry; a pinned certificate is copied
+    into CONFIG_DIR/certs/."""
+    pinned = ""
+    if ca_file:
+        certs = settings.config_dir / "certs"
+        certs.mkdir(parents=True, exist_ok=True, mode=0o700)
+        pinned = str(certs / f"{name}.pem")
+        shutil.copyfile(ca_file, pinned)
+    record = HostRecord(name, uri, driver, user, verify_tls, pinned)
     registry = HostRegistry(settings.config_dir)
     registry.check_new(record)
     secrets = HostSecrets(settings.config_dir)

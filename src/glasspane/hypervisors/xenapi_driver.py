@@ -59,16 +59,19 @@ class XenApiDriver:
     """A session with one pool (through its master)."""
 
     def __init__(self, name: str, uri: str, user: str, password: str,
-                 verify_tls: bool = True) -> None:
+                 verify_tls: bool = True, ca_file: str | None = None) -> None:
         self.name, self.uri = name, uri
         self._user, self._password = user, password
         self._verify = verify_tls
+        self._context = _tls_context(verify_tls, ca_file)
         self._session: Any = None
         self._login(uri)
 
     # -- the session ----------------------------------------------------------------------------
     def _login(self, uri: str, redirects: int = 2) -> None:
-        session = XenAPI.Session(uri, ignore_ssl=not self._verify)
+        transport = xmlrpc.client.SafeTransport(context=self._context) \
+            if uri.startswith("https:") else None
+        session = XenAPI.Session(uri, transport=transport)
         try:
             session.xenapi.login_with_password(self._user, self._password, "2.21", ORIGINATOR)
         except XenAPI.Failure as failure:
@@ -84,11 +87,16 @@ class XenApiDriver:
                                       "name or password", host=self.name) from None
             raise HostUnreachable(f"cannot log in to XAPI at {uri}: {' '.join(details)}",
                                   host=self.name) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise HostUnreachable(
+                f"XAPI at {uri} presented a certificate glasspane does not trust: "
+                f"{exc.verify_message}", host=self.name,
+                hint="pin the pool master's certificate with --ca-file (XenServer keeps it in "
+                     "/etc/xensource/xapi-ssl.pem), or check that this is the right "
+                     "host") from None
         except (OSError, ssl.SSLError, xmlrpc.client.ProtocolError) as exc:
-            hint = "pin its certificate or check the address" \
-                if isinstance(exc, ssl.SSLError) else "is the address right and XAPI up?"
             raise HostUnreachable(f"cannot reach XAPI at {uri}: {exc}", host=self.name,
-                                  hint=hint) from None
+                                  hint="is the address right and XAPI up?") from None
         self._session, self.uri = session, uri
 
     def _call(self, what: str, method: str, *args: Any) -> Any:
@@ -251,11 +259,8 @@ class XenApiDriver:
     def _put(self, target: str, path: str, progress: Callable[[int], None]) -> None:
         parts = urlsplit(self.uri)
         if parts.scheme == "https":
-            context = ssl.create_default_context()
-            if not self._verify:
-                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                parts.netloc, context=context, timeout=300)
+                parts.netloc, context=self._context, timeout=300)
         else:
             conn = http.client.HTTPConnection(parts.netloc, timeout=300)
         size = os.path.getsize(path)
@@ -340,6 +345,21 @@ class XenApiDriver:
 
     def volume_users(self, path: str) -> list[str]:
         return []
+
+
+def _tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
+    """Certificates checked against the system's CAs; or against one pinned certificate (a
+    pool master's self-signed one: trusted as itself, whatever name it was issued to); or,
+    only when asked, not at all."""
+    if not verify:
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        return context
+    if ca_file:
+        context = ssl.create_default_context(cafile=ca_file)
+        context.check_hostname = False  # the pinned certificate itself is the identity
+        return context
+    return ssl.create_default_context()
 
 
 def _with_port(address: str, port: int | None) -> str:
