@@ -289,3 +289,36 @@ def test_ssh_dropped_mid_call_and_refused(capsys: pytest.CaptureFixture[str], gu
     monkeypatch.setenv("GLASSPANE_CONFIG_DIR", str(tmp_path / "other-config"))
     r = run_cli(capsys, "container", "list", "ct-a")
     assert r.code == 5 and "refused glasspane's key" in r.err and "VM ct-a" in r.err
+
+
+def test_xenserver_pool_vm_gets_xscontainer_keys(capsys: pytest.CaptureFixture[str],
+                                                guests: Guests, web_image: Path) -> None:
+    """A VM of a XenServer pool (the loopback XAPI, its guest address the real guest's) has
+    its containers written where XenCenter and Xen Orchestra look."""
+    from tests.xapi.server import Xapi, start
+
+    from glasspane.inventory.sync import sync_xscontainer_keys
+    xapi = Xapi(password="pool-password")
+    host = xapi.add("host", name_label="xcp1", hostname="xcp1")
+    metrics = xapi.add("VM_guest_metrics", networks={"0/ip": guests.addresses["ct-a"]})
+    vm = xapi.add("VM", name_label="ct-a-on-xen", power_state="Running", resident_on=host,
+                  guest_metrics=metrics)
+    running = start(xapi)
+    password = guests.base / "xapi-password"
+    password.write_text("pool-password")
+    try:
+        assert run_cli(capsys, "host", "add", "xcp", running.url, "--driver", "xenapi",
+                       "--user", "root", "--password-file", str(password)).code == 0
+        assert run_cli(capsys, "container", "run", "ct-a", "localhost/gp-web:1", "--name",
+                       "xs-demo").code == 0
+        assert sync_xscontainer_keys(guests.settings) == 1
+        keys = xapi.objects["VM"][vm]["other_config"]
+        assert keys["xscontainer-monitor"] == "True"
+        assert "<names>xs-demo</names>" in keys["docker_ps"]
+        assert "<status>Up</status>" in keys["docker_ps"]
+        assert "Podman" in keys["docker_version"]
+        assert sync_xscontainer_keys(guests.settings) == 0  # unchanged: nothing rewritten
+    finally:
+        run_cli(capsys, "container", "remove", "ct-a", "xs-demo", "--force")
+        run_cli(capsys, "host", "remove", "xcp")
+        running.stop()

@@ -196,6 +196,17 @@ class Xapi:
             self.record(klass, params[0])[message[4:]] = \
                 int(value) if fields[message[4:]][0] == "int" else value
             return ""
+        for prefix in ("add_to_", "remove_from_"):
+            name = message.removeprefix(prefix)
+            if message.startswith(prefix) and fields.get(name, ("", ""))[0].endswith(" map"):
+                target = self.record(klass, params[0])[name]
+                if prefix == "add_to_":
+                    if params[1] in target:
+                        raise Failure("MAP_DUPLICATE_KEY", klass, name, params[0], params[1])
+                    target[params[1]] = params[2]
+                else:
+                    target.pop(params[1], None)
+                return ""
         handler = getattr(self, f"{klass}_{message}", None)
         if handler is None:
             raise Failure("MESSAGE_METHOD_UNKNOWN", method)

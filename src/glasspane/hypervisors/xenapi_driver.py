@@ -222,6 +222,21 @@ class XenApiDriver:
         message, args = ACTIONS[action]
         self._call(f"{action} VM {name}", f"VM.{message}", ref, *args)
 
+    def write_other_config(self, name: str, values: dict[str, str]) -> list[str]:
+        """Set keys of VM `name`'s other_config, writing only those that changed (each write
+        is an event for every XAPI client); the keys written."""
+        ref, record = self._vm(name)
+        current = record["other_config"]
+        written = []
+        for key, value in values.items():
+            if current.get(key) == value:
+                continue
+            if key in current:  # add_to_ refuses an existing key (MAP_DUPLICATE_KEY)
+                self._call(f"updating VM {name}", "VM.remove_from_other_config", ref, key)
+            self._call(f"updating VM {name}", "VM.add_to_other_config", ref, key, value)
+            written.append(key)
+        return written
+
     def destroy_vm(self, name: str) -> None:
         ref, record = self._vm(name)
         if record["power_state"] != "Halted":

@@ -174,6 +174,45 @@ def _merge_containers(session: Session, host_name: str, vm: Vm, rows: list[Conta
         publish(session, "container.removed", "container", prefix + name)
 
 
+def sync_xscontainer_keys(settings: Settings) -> int:
+    """On XenServer pools, write each running VM's containers into the other_config keys
+    XenCenter and Xen Orchestra read (xscontainer's); how many VMs were updated.  A VM whose
+    engine cannot be asked is skipped (its error is in the inventory already)."""
+    from glasspane.containers import sessions
+    from glasspane.containers.xscontainer import other_config
+    from glasspane.guests.access import ssh_target
+    from glasspane.hypervisors.xenapi_driver import XenApiDriver
+    updated = 0
+    for record in HostRegistry(settings.config_dir).all():
+        if record.driver != "xenapi":
+            continue
+        try:
+            with host_driver(settings, record.name) as driver:
+                assert isinstance(driver, XenApiDriver)
+                for summary in driver.list_vms():
+                    if summary.power_state != "running":
+                        continue
+                    addresses = driver.vm_addresses(summary.name)
+                    if not addresses:
+                        continue
+                    try:
+                        engine = sessions.engine(settings, ssh_target(
+                            settings, record.name, summary.name, summary.uuid, addresses[0]))
+                        values = other_config(
+                            engine.json("GET", "/containers/json",
+                                        params={"all": "1", "size": "1"}),
+                            engine.json("GET", "/info"), engine.json("GET", "/version"))
+                    except Exception as exc:  # that VM only
+                        log.info("xscontainer keys for %s/%s: %s", record.name, summary.name,
+                                 exc)
+                        continue
+                    if driver.write_other_config(summary.name, values):
+                        updated += 1
+        except Exception as exc:  # that host only
+            log.info("xscontainer keys on %s: %s", record.name, exc)
+    return updated
+
+
 class Syncer:
     """Background passes: hosts every `interval` s, containers every `container_interval`
     s; `poke()` runs a pass now (after an action)."""
@@ -220,6 +259,7 @@ class Syncer:
                 sync_hosts(self.database, self.settings)
                 if poked or time.monotonic() - last_containers >= self.container_interval:
                     sync_containers(self.database, self.settings)
+                    sync_xscontainer_keys(self.settings)
                     last_containers = time.monotonic()
             except Exception:
                 log.exception("inventory sync")
