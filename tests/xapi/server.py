@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 import xmlrpc.client
 from dataclasses import dataclass, field
@@ -90,7 +91,9 @@ class Xapi:
         self.master_address = master_address  # set: this host is a member, not the master
         self.objects: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in self.model.fields}
         self.sessions: set[str] = set()
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # reentrant: setup and handlers both record events
+        self.changed = threading.Condition(self.lock)  # event.from waits on it
+        self.events: list[dict[str, Any]] = []
         self.calls: list[str] = []
         self.uploads: list[bytes] = []        # what /import received, as sent
         self.disks: dict[str, bytes] = {}     # VDI ref -> its content, for byte checks
@@ -104,7 +107,36 @@ class Xapi:
         assert not unknown, f"{klass} has no fields {unknown}"
         record.update(values)
         self.objects[klass][ref] = record
+        self.event(klass, ref, "add")
         return ref
+
+    def event(self, klass: str, ref: str, operation: str) -> None:
+        """Record a change for event.from (callers hold the lock, or are setting up)."""
+        self.events.append({"id": len(self.events) + 1, "class": klass.lower(), "ref": ref,
+                            "operation": operation})
+        with self.changed:
+            self.changed.notify_all()
+
+    def _event_from(self, classes: list[str], token: str, timeout: float) -> dict[str, Any]:
+        since = int(token) if token.isdigit() else 0
+        wanted = {c.lower() for c in classes}
+        deadline = time.monotonic() + float(timeout)
+        while True:
+            found = [e for e in self.events if e["id"] > since and
+                     ("*" in wanted or e["class"] in wanted)]
+            remaining = deadline - time.monotonic()
+            if found or remaining <= 0:
+                break
+            self.changed.wait(remaining)  # releases the lock while waiting
+        events = []
+        for e in found:
+            klass = next(k for k in self.objects if k.lower() == e["class"])
+            snapshot = self.wire_record(klass, e["ref"]) \
+                if e["ref"] in self.objects[klass] else {}
+            events.append({**e, "id": str(e["id"]), "timestamp": "20261124T00:00:00Z",
+                           "snapshot": snapshot})
+        return {"events": events, "valid_ref_counts": {},
+                "token": str(self.events[-1]["id"] if self.events else 0)}
 
     def record(self, klass: str, ref: str) -> dict[str, Any]:
         if ref not in self.objects[klass]:
@@ -127,7 +159,18 @@ class Xapi:
             session = params[0] if params else ""
             if session not in self.sessions:
                 raise Failure("SESSION_INVALID", str(session))
-            return self._dispatch(klass, message, list(params[1:]), method)
+            if method == "event.from":
+                self._check_params(method, ["string set", "string", "float"],
+                                   list(params[1:]))
+                return self._event_from(*params[1:])
+            result = self._dispatch(klass, message, list(params[1:]), method)
+            if not message.startswith("get") and klass not in ("session", "event") and \
+                    len(params) > 1 and isinstance(params[1], str) and \
+                    params[1].startswith("OpaqueRef:"):
+                # A call that acted on an object: it changed (destroyed if it is gone).
+                alive = params[1] in self.objects[klass]
+                self.event(klass, params[1], "mod" if alive else "del")
+            return result
 
     def _login(self, user: str, password: str) -> str:
         if self.master_address:

@@ -211,3 +211,44 @@ def test_tls_certificate_pinning(capsys: pytest.CaptureFixture[str], settings: S
         assert not (settings.config_dir / "certs" / "xcp.pem").exists()
     finally:
         running.stop()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_xapi_events_update_the_inventory_between_polls(
+        capsys: pytest.CaptureFixture[str], settings: Settings, xapi: Running,
+        password_file: Path, database: object) -> None:
+    import time
+
+    import XenAPI
+    from sqlalchemy import select
+
+    from glasspane.inventory.db import Database
+    from glasspane.inventory.models import Vm
+    from glasspane.inventory.sync import Syncer
+    assert isinstance(database, Database)
+    add_pool(capsys, xapi.url, password_file)
+    syncer = Syncer(database, settings, interval=3600, container_interval=3600)
+    syncer.start()
+
+    def state(name: str) -> str | None:
+        with database.session() as session:
+            vm = session.scalar(select(Vm).where(Vm.name == name))
+            return vm.power_state if vm else None
+
+    try:
+        deadline = time.monotonic() + 30
+        while state("web-1") != "running":
+            assert time.monotonic() < deadline, "the first pass did not happen"
+            time.sleep(0.2)
+        time.sleep(1)  # the watcher has its token
+        # Another XAPI client (XenCenter, say) pauses the VM; the next poll is an hour away.
+        other = XenAPI.Session(xapi.url)
+        other.xenapi.login_with_password("root", "s3cret-pool", "2.21", "test")
+        [ref] = other.xenapi.VM.get_by_name_label("web-1")
+        other.xenapi.VM.pause(ref)
+        deadline = time.monotonic() + 20
+        while state("web-1") != "paused":
+            assert time.monotonic() < deadline, "event.from did not bring the change"
+            time.sleep(0.2)
+    finally:
+        syncer.stop()

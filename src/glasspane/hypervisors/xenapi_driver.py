@@ -19,6 +19,7 @@ import http.client
 import os
 import re
 import ssl
+import threading
 import time
 import xmlrpc.client
 from collections.abc import Callable
@@ -382,3 +383,42 @@ def _with_port(address: str, port: int | None) -> str:
     an address that carries its own port keeps it."""
     has_port = address.count(":") == 1 or (address.startswith("[") and "]:" in address)
     return address if has_port or not port else f"{address}:{port}"
+
+
+class XapiWatcher:
+    """Calls `changed(host)` when XAPI reports a change to a VM or its guest metrics
+    (`event.from`), on a thread with a session of its own; reconnects after failures."""
+
+    def __init__(self, name: str, connect: Callable[[], XenApiDriver],
+                 changed: Callable[[str], None], wait: float = 5.0) -> None:
+        self.name, self._connect, self.changed, self.wait = name, connect, changed, wait
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"xapi-events-{name}")
+        self._thread.start()
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                driver = self._connect()
+            except Exception:  # unreachable now: the periodic pass says so; try again
+                self._stop.wait(10)
+                continue
+            token = ""
+            try:
+                while not self._stop.is_set():
+                    answer = driver._call("waiting for XAPI events", "event.from",
+                                          ["vm", "vm_guest_metrics"], token, self.wait)
+                    if token and answer["events"]:
+                        self.changed(self.name)
+                    token = answer["token"]
+            except Exception:
+                self._stop.wait(2)
+            finally:
+                driver.close()
+
+    def stop(self) -> None:
+        self._stop.set()

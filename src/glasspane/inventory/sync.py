@@ -223,6 +223,7 @@ class Syncer:
         self.database, self.settings = database, settings
         # Lifecycle events make a pass run at once; the interval is then only the safety net.
         self.watcher = LibvirtWatcher(lambda host: self.poke())
+        self._xapi_watchers: dict[str, Any] = {}
         self.interval, self.container_interval = interval, container_interval
         self._stop = threading.Event()
         self._poke = threading.Event()
@@ -236,11 +237,24 @@ class Syncer:
         self._poke.set()
         self._thread.join(timeout=30)
         self.watcher.close()
+        for xapi_watcher in self._xapi_watchers.values():
+            xapi_watcher.stop()
 
     def _watch_hosts(self) -> None:
+        from glasspane.hosts.service import connect
+        from glasspane.hypervisors.xenapi_driver import XapiWatcher, XenApiDriver
         for record in HostRegistry(self.settings.config_dir).all():
             if record.driver == "libvirt":
                 self.watcher.watch(record.name, record.uri)
+            elif record.driver == "xenapi":
+                current = self._xapi_watchers.get(record.name)
+                if current is None or not current.alive():
+                    def make(record: HostRecord = record) -> XenApiDriver:
+                        driver = connect(record, self.settings)
+                        assert isinstance(driver, XenApiDriver)
+                        return driver
+                    self._xapi_watchers[record.name] = XapiWatcher(
+                        record.name, make, lambda host: self.poke())
 
     def poke(self) -> None:
         self._poke.set()
