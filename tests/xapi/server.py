@@ -97,6 +97,7 @@ class Xapi:
         self.calls: list[str] = []
         self.uploads: list[bytes] = []        # what /import received, as sent
         self.disks: dict[str, bytes] = {}     # VDI ref -> its content, for byte checks
+        self.guest_address = "10.0.1.99"      # what a started VM's tools report
 
     # -- objects ------------------------------------------------------------------------------
     def add(self, klass: str, **values: Any) -> str:
@@ -219,6 +220,10 @@ class Xapi:
             raise Failure("MESSAGE_METHOD_UNKNOWN", method)
         self._check_params(method, declared[1:] if declared[:1] == ["session ref"]
                            else declared, params)
+        handler = getattr(self, f"{klass}_{message}", None)
+        if handler is not None:  # XAPI's own implementation of a declared message
+            result = handler(*params)
+            return "" if result is None else result
         if message == "get_record":
             return self.wire_record(klass, params[0])
         if message == "get_by_uuid":
@@ -268,6 +273,11 @@ class Xapi:
 
     def VM_start(self, vm: str, start_paused: bool, force: bool) -> None:
         self._power(vm, "Halted", "Paused" if start_paused else "Running")
+        record = self.record("VM", vm)
+        if self.guest_address and record["guest_metrics"] == NULL:
+            # The guest's tools report its address a moment after boot.
+            record["guest_metrics"] = self.add("VM_guest_metrics",
+                                               networks={"0/ip": self.guest_address})
 
     def VM_clean_shutdown(self, vm: str) -> None:
         self._power(vm, "Running", "Halted")
@@ -286,6 +296,83 @@ class Xapi:
 
     def VM_unpause(self, vm: str) -> None:
         self._power(vm, "Paused", "Running")
+
+    def VM_clone(self, vm: str, new_name: str) -> str:
+        source = self.record("VM", vm)
+        if source["power_state"] != "Halted":
+            raise Failure("VM_BAD_POWER_STATE", vm, "halted", source["power_state"].lower())
+        values = {k: v for k, v in source.items() if k not in ("uuid", "VBDs")}
+        clone = self.add("VM", **{**values, "name_label": new_name})
+        for vbd in source["VBDs"]:
+            old = self.record("VBD", vbd)
+            vdi = old["VDI"]
+            if vdi != NULL:  # copy-on-write clone of the disk
+                original = self.record("VDI", vdi)
+                copy = self.add("VDI", name_label=original["name_label"],
+                                virtual_size=original["virtual_size"], SR=original["SR"])
+                self.disks[copy] = self.disks.get(vdi, b"")
+                vdi = copy
+            self.objects["VM"][clone]["VBDs"].append(
+                self.add("VBD", VM=clone, VDI=vdi, type=old["type"],
+                         userdevice=old["userdevice"], bootable=old["bootable"],
+                         mode=old["mode"]))
+        return clone
+
+    def VM_provision(self, vm: str) -> None:
+        if not self.record("VM", vm)["is_a_template"]:
+            raise Failure("PROVISION_ONLY_ALLOWED_ON_TEMPLATE", vm)
+
+    def VM_set_VCPUs_max(self, vm: str, value: str) -> None:
+        self.record("VM", vm)["VCPUs_max"] = int(value)
+
+    def VM_set_VCPUs_at_startup(self, vm: str, value: str) -> None:
+        record = self.record("VM", vm)
+        if int(value) > record["VCPUs_max"]:
+            raise Failure("VCPUS_AT_STARTUP_GREATER_THAN_MAX", value)
+        record["VCPUs_at_startup"] = int(value)
+
+    def VM_set_memory_limits(self, vm: str, static_min: str, static_max: str,
+                             dynamic_min: str, dynamic_max: str) -> None:
+        values = [int(v) for v in (static_min, dynamic_min, dynamic_max, static_max)]
+        if values != sorted(values):
+            raise Failure("MEMORY_CONSTRAINT_VIOLATION", "static_min <= dynamic_min <= "
+                          "dynamic_max <= static_max")
+        self.record("VM", vm).update(memory_static_min=values[0], memory_dynamic_min=values[1],
+                                     memory_dynamic_max=values[2], memory_static_max=values[3])
+
+    def VDI_create(self, args: dict[str, Any]) -> str:
+        fields = self.model.fields["VDI"]
+        unknown = set(args) - set(fields)
+        if unknown:
+            raise Failure("FIELD_TYPE_ERROR", sorted(unknown)[0])
+        values = {k: int(v) if fields[k][0] == "int" else v for k, v in args.items()}
+        if values.get("SR", NULL) not in self.objects["SR"]:
+            raise Failure("HANDLE_INVALID", "SR", str(values.get("SR")))
+        return self.add("VDI", **values)
+
+    def VDI_resize(self, vdi: str, size: str) -> None:
+        record = self.record("VDI", vdi)
+        if int(size) < record["virtual_size"]:
+            raise Failure("VDI_TOO_SMALL", vdi, size)
+        record["virtual_size"] = int(size)
+
+    def VDI_destroy(self, vdi: str) -> None:
+        self.record("VDI", vdi)
+        del self.objects["VDI"][vdi]
+        self.disks.pop(vdi, None)
+
+    def VBD_create(self, args: dict[str, Any]) -> str:
+        fields = self.model.fields["VBD"]
+        unknown = set(args) - set(fields)
+        if unknown:
+            raise Failure("FIELD_TYPE_ERROR", sorted(unknown)[0])
+        for klass, key in (("VM", "VM"), ("VDI", "VDI")):
+            if args.get(key) not in self.objects[klass] and not (key == "VDI" and
+                                                                  args.get("empty")):
+                raise Failure("HANDLE_INVALID", klass, str(args.get(key)))
+        vbd = self.add("VBD", **args)
+        self.record("VM", args["VM"])["VBDs"].append(vbd)
+        return vbd
 
     def VM_destroy(self, vm: str) -> None:
         record = self.record("VM", vm)
@@ -331,6 +418,22 @@ class Xapi:
             self.objects["task"][task].update(
                 status="success", progress=1.0,
                 result=f"<value><array><data><value>{vm}</value></data></array></value>")
+            return 200
+
+    def http_import_raw_vdi(self, query: dict[str, str], body: bytes, complete: bool) -> int:
+        """PUT /import_raw_vdi?vdi=REF&format=raw: the disk's bytes in the body."""
+        with self.lock:
+            if query.get("session_id") not in self.sessions:
+                return 401
+            vdi = query.get("vdi", "")
+            if vdi not in self.objects["VDI"]:
+                return 404
+            if query.get("format", "raw") != "raw" or not complete:
+                return 400
+            if len(body) > self.objects["VDI"][vdi]["virtual_size"]:
+                return 400
+            self.disks[vdi] = body
+            self.event("VDI", vdi, "mod")
             return 200
 
     def _import_xva(self, body: bytes) -> str:
@@ -384,7 +487,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         from urllib.parse import parse_qsl, urlsplit
         parts = urlsplit(self.path)
-        if parts.path != "/import":
+        if parts.path not in ("/import", "/import_raw_vdi"):
             self.send_error(404)
             return
         length = self.headers.get("Content-Length")
@@ -394,7 +497,9 @@ class _Handler(BaseHTTPRequestHandler):
             complete = len(body) == expected
         else:  # XAPI's clients may stream without a length, to the connection's end
             body, complete = self.rfile.read(), True
-        status = self.xapi.http_import(dict(parse_qsl(parts.query)), body, complete)
+        query = dict(parse_qsl(parts.query))
+        status = self.xapi.http_import(query, body, complete) if parts.path == "/import" \
+            else self.xapi.http_import_raw_vdi(query, body, complete)
         self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -465,11 +570,16 @@ def small_pool(xapi: Xapi) -> dict[str, str]:
     pool = xapi.add("pool", name_label="lab", master=host)
     sr = xapi.add("SR", name_label="Local storage", type="ext", content_type="user",
                   physical_size=500 << 30, physical_utilisation=120 << 30, shared=False)
+    xapi.objects["pool"][pool]["default_SR"] = sr
     network = xapi.add("network", name_label="Pool-wide network", bridge="xenbr0")
     dom0 = xapi.add("VM", name_label="Control domain on host: xcp1", is_control_domain=True,
                     power_state="Running", resident_on=host)
     template = xapi.add("VM", name_label="Debian Bookworm 12", is_a_template=True,
-                        is_default_template=True, power_state="Halted")
+                        power_state="Halted", VCPUs_max=1, memory_static_max=1 << 30)
+    template_disk = xapi.add("VDI", name_label="debian root", SR=sr, virtual_size=10 << 30)
+    xapi.objects["VM"][template]["VBDs"] = [
+        xapi.add("VBD", VM=template, VDI=template_disk, type="Disk", userdevice="0",
+                 bootable=True, mode="RW")]
     guest_metrics = xapi.add("VM_guest_metrics", networks={"0/ip": "10.0.1.20",
                                                            "0/ipv6/0": "fe80::1"})
     web = xapi.add("VM", name_label="web-1", power_state="Running", resident_on=host,

@@ -156,7 +156,7 @@ def test_template_import_streams_an_xva_and_converts_the_rest(
     assert r.code == 0, r.err
     templates = {t["name"]: t for t in json.loads(
         run_cli(capsys, "template", "list", "--host", "xcp", "--json").out)}
-    assert set(templates) == {"from-xva", "from-raw"}  # XenServer's own are not listed
+    assert set(templates) == {"Debian Bookworm 12", "from-xva", "from-raw"}
     assert templates["from-raw"]["virtual_size"] == raw.stat().st_size
     contents = list(xapi.xapi.disks.values())
     assert contents == [raw.read_bytes(), raw.read_bytes()]
@@ -252,3 +252,52 @@ def test_xapi_events_update_the_inventory_between_polls(
             time.sleep(0.2)
     finally:
         syncer.stop()
+
+
+def test_provision_from_a_template(capsys: pytest.CaptureFixture[str], settings: Settings,
+                                   xapi: Running, password_file: Path) -> None:
+    import pycdlib
+
+    from glasspane.guests.keys import management_public_key
+    pool = xapi.xapi
+    add_pool(capsys, xapi.url, password_file)
+    r = run_cli(capsys, "vm", "create", "web-2", "--template", "Debian Bookworm 12", "--host",
+                "xcp", "--cpus", "4", "--memory", "1024", "--disk", "20", "--no-wait")
+    assert r.code == 0 and "created VM web-2 on xcp: 10.0.1.99" in r.out, r.err
+    [(ref, vm)] = [(k, v) for k, v in pool.objects["VM"].items() if v["name_label"] == "web-2"]
+    assert not vm["is_a_template"] and vm["power_state"] == "Running"
+    assert vm["VCPUs_max"] == vm["VCPUs_at_startup"] == 4
+    assert vm["memory_static_max"] == vm["memory_dynamic_max"] == 1 << 30
+    disks = [pool.objects["VDI"][pool.objects["VBD"][b]["VDI"]] for b in vm["VBDs"]]
+    assert disks[0]["virtual_size"] == 20 << 30  # the template's clone, grown
+    seed_vbd = pool.objects["VBD"][vm["VBDs"][1]]
+    assert seed_vbd["mode"] == "RO" and seed_vbd["type"] == "Disk"
+    iso = pycdlib.PyCdlib()
+    import io
+    iso.open_fp(io.BytesIO(pool.disks[seed_vbd["VDI"]]))
+    assert iso.pvd.volume_identifier.rstrip() == b"cidata"
+    meta = io.BytesIO()
+    iso.get_file_from_iso_fp(meta, joliet_path="/meta-data")
+    assert '"local-hostname": "web-2"' in meta.getvalue().decode()
+    assert management_public_key(settings) in meta.getvalue().decode()
+    assert "web-2" in run_cli(capsys, "vm", "list", "--host", "xcp").out
+
+    r = run_cli(capsys, "vm", "create", "x-1", "--template", "db-1", "--host", "xcp",
+                "--no-wait")
+    assert r.code == 2 and "'db-1' is a VM, not a template" in r.err
+    r = run_cli(capsys, "vm", "create", "x-1", "--template", "nope", "--host", "xcp",
+                "--no-wait")
+    assert r.code == 6 and "no template named 'nope' on host xcp" in r.err
+
+    # A guest that never reports an address: everything made for it is removed again.
+    pool.guest_address = ""
+    vdis_before = set(pool.objects["VDI"])
+    r = run_cli(capsys, "vm", "create", "web-3", "--template", "Debian Bookworm 12", "--host",
+                "xcp", "--timeout", "3", "--no-wait")
+    assert r.code == 5 and "reported no address within 3 s" in r.err
+    assert not [v for v in pool.objects["VM"].values() if v["name_label"] == "web-3"]
+    assert set(pool.objects["VDI"]) == vdis_before
+
+    assert run_cli(capsys, "vm", "destroy", "web-2", "--host", "xcp").code == 0
+    assert ref not in pool.objects["VM"]
+    assert all(pool.objects["VBD"].get(b) is None for b in vm["VBDs"])

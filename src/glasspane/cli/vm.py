@@ -43,14 +43,18 @@ def _read(path: str | None) -> str | None:
 @click.option("--count", type=click.IntRange(1, 100), default=1, show_default=True,
               help="Create NAME-1 .. NAME-N in parallel.")
 @click.option("--full", is_flag=True, help="A full copy of the template, not a linked clone.")
+@click.option("--no-wait", is_flag=True,
+              help="Return once the VM has an address; do not wait for SSH and cloud-init.")
 def create(name: str, template: str, host: str, cpus: int, memory_mib: int,
            disk_gib: int | None, ssh_keys: tuple[str, ...], user_data: str | None,
-           network_config: str | None, timeout: float, count: int, full: bool) -> None:
+           network_config: str | None, timeout: float, count: int, full: bool,
+           no_wait: bool) -> None:
     """Create VM NAME from a template, start it and wait until SSH answers."""
     keys = [Path(k).read_text().strip() for k in ssh_keys]
     names = [name] if count == 1 else [f"{name}-{i}" for i in range(1, count + 1)]
     requests = [service.VmRequest(n, template, cpus, memory_mib, disk_gib, keys,
-                                  _read(user_data), _read(network_config), not full)
+                                  _read(user_data), _read(network_config), not full,
+                                  wait_ready=not no_wait)
                 for n in names]
     remote = remote_of(click.get_current_context())
     if remote is not None:
@@ -69,7 +73,8 @@ def create(name: str, template: str, host: str, cpus: int, memory_mib: int,
             click.echo(f"glasspane: error: VM {request.name}: {result}", err=True)
             continue
         address = result.addresses[0] if result.addresses else "?"
-        click.echo(f"created VM {result.name} on {result.host}: {address} ({result.ssh})")
+        click.echo(f"created VM {result.name} on {result.host}: {address}"
+                   + (f" ({result.ssh})" if result.ssh else ""))
     if failed:
         raise click.exceptions.Exit(5)
 

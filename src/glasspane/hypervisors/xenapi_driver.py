@@ -223,6 +223,117 @@ class XenApiDriver:
         message, args = ACTIONS[action]
         self._call(f"{action} VM {name}", f"VM.{message}", ref, *args)
 
+    # -- provisioning ---------------------------------------------------------------------------
+    def provision_vm(self, template: str, name: str, cpus: int, memory_mib: int,
+                     disk_bytes: int | None, seed_iso: str, timeout: float = 300,
+                     report: Callable[[int, str], None] = lambda p, m: None) -> list[str]:
+        """A VM `name` from template `template` (VM.clone + VM.provision), resized, with its
+        cloud-init seed as a small read-only disk (a CD drive may be taken, and there is only
+        one), started; its guest addresses once its tools report one.  Every step is undone
+        if a later one fails: nothing is left."""
+        if any(r["name_label"] == name for r in self._vms().values()):
+            raise Conflict(f"host {self.name}: a VM named {name!r} already exists")
+        source = self._template(template)
+        undo: list[Callable[[], None]] = []
+        try:
+            report(5, "cloning the template")
+            vm = self._call(f"cloning template {template}", "VM.clone", source, name)
+            undo.append(lambda: self._destroy_with_disks(vm))
+            self._call(f"provisioning VM {name}", "VM.provision", vm)
+            self._call(f"making {name} a VM", "VM.set_is_a_template", vm, False)
+            report(20, "sizing CPUs, memory and disk")
+            self._call(f"sizing VM {name}", "VM.set_VCPUs_max", vm, str(cpus))
+            self._call(f"sizing VM {name}", "VM.set_VCPUs_at_startup", vm, str(cpus))
+            memory = str(memory_mib << 20)
+            self._call(f"sizing VM {name}", "VM.set_memory_limits", vm, memory, memory,
+                       memory, memory)
+            if disk_bytes:
+                self._grow_first_disk(vm, name, disk_bytes)
+            report(35, "attaching the cloud-init seed")
+            self._attach_seed(vm, name, seed_iso)
+            report(50, "starting")
+            self._call(f"starting VM {name}", "VM.start", vm, False, False)
+            report(65, "waiting for the guest's address")
+            deadline = time.monotonic() + timeout
+            while not (addresses := self.vm_addresses(name)):
+                if time.monotonic() > deadline:
+                    raise HostError(f"VM {name} reported no address within {timeout:.0f} s "
+                                    "(are the guest tools installed?)", host=self.name)
+                time.sleep(2)
+            return addresses
+        except BaseException:
+            for step in reversed(undo):
+                with contextlib.suppress(Exception):
+                    step()
+            raise
+
+    def _template(self, name: str) -> str:
+        records = self._call("listing templates", "VM.get_all_records")
+        found = [ref for ref, r in records.items() if r["name_label"] == name]
+        templates = [ref for ref in found if records[ref]["is_a_template"]]
+        if not templates:
+            if found:
+                raise Conflict(f"host {self.name}: {name!r} is a VM, not a template",
+                               hint="make it a template in XenCenter, or pick one from "
+                                    "`glasspane template list --host`")
+            raise NotFound(f"no template named {name!r} on host {self.name}")
+        return str(templates[0])
+
+    def _disks(self, vm: str) -> list[tuple[str, str]]:
+        """(VBD, VDI) of the VM's disks."""
+        found = []
+        for vbd in self._call("reading disks", "VM.get_VBDs", vm):
+            record = self._call("reading a disk", "VBD.get_record", vbd)
+            if record["type"] == "Disk" and record["VDI"] != "OpaqueRef:NULL":
+                found.append((vbd, record["VDI"]))
+        return found
+
+    def _grow_first_disk(self, vm: str, name: str, size: int) -> None:
+        disks = self._disks(vm)
+        if not disks:
+            raise HostError(f"VM {name} has no disk to grow", host=self.name)
+        vdi = disks[0][1]
+        if int(self._call("reading a disk's size", "VDI.get_virtual_size", vdi)) < size:
+            self._call(f"growing VM {name}'s disk", "VDI.resize", vdi, str(size))
+
+    def _default_sr(self) -> str:
+        pools = self._call("reading the pool", "pool.get_all_records")
+        sr = next(iter(pools.values()))["default_SR"] if pools else "OpaqueRef:NULL"
+        if sr == "OpaqueRef:NULL":
+            for ref, record in self._call("listing storage", "SR.get_all_records").items():
+                if record["content_type"] == "user":
+                    return str(ref)
+            raise HostError("the pool has no default SR and no user SR", host=self.name)
+        return str(sr)
+
+    def _attach_seed(self, vm: str, name: str, seed_iso: str) -> None:
+        size = os.path.getsize(seed_iso)
+        vdi = self._call("making the seed disk", "VDI.create", {
+            "name_label": f"{name} cloud-init seed", "name_description": "cidata",
+            "SR": self._default_sr(), "virtual_size": str(size), "type": "user",
+            "sharable": False, "read_only": False, "other_config": {}})
+        try:
+            self._put(f"/import_raw_vdi?session_id={self._session._session}&vdi={vdi}"
+                      "&format=raw", seed_iso, lambda n: None)
+            self._call("attaching the seed disk", "VBD.create", {
+                "VM": vm, "VDI": vdi, "userdevice": "autodetect", "bootable": False,
+                "mode": "RO", "type": "Disk", "empty": False, "other_config": {},
+                "qos_algorithm_type": "", "qos_algorithm_params": {}})
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._call("removing the seed disk", "VDI.destroy", vdi)
+            raise
+
+    def _destroy_with_disks(self, vm: str) -> None:
+        record = self._call("reading a VM", "VM.get_record", vm)
+        if record["power_state"] != "Halted":
+            self._call("stopping a VM", "VM.hard_shutdown", vm)
+        disks = self._disks(vm)
+        self._call("destroying a VM", "VM.destroy", vm)
+        for _, vdi in disks:
+            with contextlib.suppress(Exception):
+                self._call("destroying a disk", "VDI.destroy", vdi)
+
     def write_other_config(self, name: str, values: dict[str, str]) -> list[str]:
         """Set keys of VM `name`'s other_config, writing only those that changed (each write
         is an event for every XAPI client); the keys written."""
@@ -239,10 +350,9 @@ class XenApiDriver:
         return written
 
     def destroy_vm(self, name: str) -> None:
-        ref, record = self._vm(name)
-        if record["power_state"] != "Halted":
-            self._call(f"stopping VM {name}", "VM.hard_shutdown", ref)
-        self._call(f"destroying VM {name}", "VM.destroy", ref)
+        """Stop the VM and destroy it with its disks (clones of a template's are its own)."""
+        ref, _ = self._vm(name)
+        self._destroy_with_disks(ref)
 
     # -- import -------------------------------------------------------------------------------
     def import_xva(self, path: str, name: str, progress: Callable[[int], None],

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from glasspane.errors import NotFound, UsageError
 from glasspane.guests.access import ssh_target
@@ -45,6 +45,7 @@ class VmRequest:
     user_data: str | None = None
     network_config: str | None = None
     linked: bool = True
+    wait_ready: bool = True  # SSH answers and cloud-init has finished; else: an address
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,47 @@ def create_vm(settings: Settings, request: VmRequest, host: str = "local",
         raise UsageError(f"invalid VM name {request.name!r}",
                          hint="lowercase letters, digits and '-' (it becomes the hostname)")
     with host_driver(settings, host) as driver:
+        from glasspane.hypervisors.xenapi_driver import XenApiDriver
+        if isinstance(driver, XenApiDriver):
+            return _create_on_xen(settings, driver, request, host, timeout, report)
         return _create(settings, driver, request, host, timeout, report)
+
+
+def _create_on_xen(settings: Settings, driver: Any, request: VmRequest, host: str,
+                   timeout: float, report: Report) -> CreatedVm:
+    """XenServer: clone the template VM, attach the seed as a disk, start (the driver undoes
+    its own steps); then wait as for any VM, and destroy it if that fails."""
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="seed-", dir=settings.cache_dir) as work:
+        iso = Path(work) / "seed.iso"
+        write_seed_iso(_seed(settings, request), iso)
+        addresses = driver.provision_vm(
+            request.template, request.name, request.cpus, request.memory_mib,
+            (request.disk_gib or 0) << 30 or None, str(iso), timeout, report)
+    try:
+        banner = _wait_ready(settings, driver, request, host, addresses[0], timeout, report)
+    except BaseException:
+        with suppress(Exception):
+            driver.destroy_vm(request.name)
+        raise
+    return CreatedVm(request.name, host, addresses, banner)
+
+
+def _wait_ready(settings: Settings, driver: HypervisorDriver, request: VmRequest, host: str,
+                address: str, timeout: float, report: Report) -> str:
+    """SSH answers, then cloud-init has finished (checked over glasspane's key); the SSH
+    banner, or "" when the request does not wait."""
+    if not request.wait_ready:
+        return ""
+    report(50, f"waiting for SSH at {address}")
+    banner = wait_for(f"SSH on VM {request.name} ({address})",
+                      lambda: ssh_banner(address), timeout, host)
+    uuid_ = next(v.uuid for v in driver.list_vms() if v.name == request.name)
+    report(70, "waiting for cloud-init to finish")
+    # Ready means ready for glasspane too: its key installed, the user-data applied.
+    wait_cloud_init(SshConnection(ssh_target(settings, host, request.name, uuid_, address),
+                                  settings.runtime_dir), timeout)
+    return banner
 
 
 def _create(settings: Settings, driver: HypervisorDriver, request: VmRequest, host: str,
@@ -126,26 +167,23 @@ def _create(settings: Settings, driver: HypervisorDriver, request: VmRequest, ho
         address = wait_for(f"an address for VM {request.name}",
                            lambda: next(iter(driver.vm_addresses(request.name)), None),
                            timeout, host)
-        report(50, f"waiting for SSH at {address}")
-        banner = wait_for(f"SSH on VM {request.name} ({address})",
-                          lambda: ssh_banner(address), timeout, host)
-        uuid_ = next(v.uuid for v in driver.list_vms() if v.name == request.name)
-        report(70, "waiting for cloud-init to finish")
-        # Ready means ready for glasspane too: its key installed, the user-data applied.
-        wait_cloud_init(SshConnection(ssh_target(settings, host, request.name, uuid_, address),
-                                      settings.runtime_dir), timeout)
+        banner = _wait_ready(settings, driver, request, host, address, timeout, report)
         return CreatedVm(request.name, host, driver.vm_addresses(request.name), banner)
     except BaseException:
         undo.unwind()
         raise
 
 
-def _upload_seed(driver: HypervisorDriver, settings: Settings, request: VmRequest,
-                 undo: _Undo) -> str:
+def _seed(settings: Settings, request: VmRequest) -> Seed:
     # glasspane's own key beside the user's: containers and provisioning go through it.
     keys = [*request.ssh_keys, management_public_key(settings)]
-    seed = Seed(f"{request.name}-{uuid.uuid4().hex[:12]}", request.name, keys,
+    return Seed(f"{request.name}-{uuid.uuid4().hex[:12]}", request.name, keys,
                 request.user_data, request.network_config)
+
+
+def _upload_seed(driver: HypervisorDriver, settings: Settings, request: VmRequest,
+                 undo: _Undo) -> str:
+    seed = _seed(settings, request)
     settings.cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="seed-", dir=settings.cache_dir) as work:
         iso = Path(work) / "seed.iso"
