@@ -119,7 +119,7 @@ def test_pool_in_the_inventory(capsys: pytest.CaptureFixture[str], settings: Set
     from sqlalchemy import select
 
     from glasspane.inventory.db import Database
-    from glasspane.inventory.models import Host, Vm
+    from glasspane.inventory.models import Host, Template, Vm
     from glasspane.inventory.sync import sync_hosts
     assert isinstance(database, Database)
     add_pool(capsys, xapi.url, password_file)
@@ -130,6 +130,9 @@ def test_pool_in_the_inventory(capsys: pytest.CaptureFixture[str], settings: Set
         vms = {v.name: v.power_state for v in session.scalars(
             select(Vm).where(Vm.host_id == host.id))}
     assert vms == {"web-1": "running", "db-1": "halted"}
+    with database.session() as session:
+        templates = [t.name for t in session.scalars(select(Template))]
+    assert templates == ["Debian Bookworm 12"]  # ready for POST /vms on this pool
     xapi.stop()  # the pool master goes away: marked unreachable, its VMs kept
     sync_hosts(database, settings)
     with database.session() as session:

@@ -21,7 +21,7 @@ from glasspane.inventory.db import Database
 from glasspane.inventory.events import publish
 from glasspane.inventory.models import Container, Host, Template, Vm, utcnow
 from glasspane.settings import Settings
-from glasspane.templates.service import SUFFIX
+from glasspane.templates.service import templates_on
 
 log = logging.getLogger("glasspane.sync")
 
@@ -58,10 +58,7 @@ def sync_host(database: Database, settings: Settings, record: HostRecord) -> Non
                 addresses = driver.vm_addresses(summary.name) \
                     if summary.power_state == "running" else []
                 seen.append((summary, addresses))
-            templates = [v for v in driver.list_volumes(settings.template_storage)
-                         if v.name.endswith(SUFFIX)] \
-                if any(s.name == settings.template_storage for s in driver.list_storage()) \
-                else []
+            templates = templates_on(driver, settings, record.name)
     except Exception as exc:  # any failure to look: unreachable, with the reason
         with database.session() as session:
             host = _host_row(session, record)
@@ -79,8 +76,8 @@ def sync_host(database: Database, settings: Settings, record: HostRecord) -> Non
             host.state, host.error, host.updated_at = "ok", None, utcnow()
             publish(session, "host.state", "host", host.name, state="ok")
         _merge_vms(session, host, seen)
-        _merge_templates(session, host, [(v.name.removesuffix(SUFFIX), v.capacity,
-                                          v.allocation) for v in templates])
+        _merge_templates(session, host, [(t.name, t.virtual_size, t.allocation)
+                                         for t in templates])
 
 
 def _merge_vms(session: Session, host: Host, seen: list[tuple[Any, list[str]]]) -> None:

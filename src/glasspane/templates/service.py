@@ -48,7 +48,8 @@ def _xenapi(driver: HypervisorDriver) -> Any:
     return driver if isinstance(driver, XenApiDriver) else None
 
 
-def _templates(driver: HypervisorDriver, settings: Settings, host: str) -> list[TemplateInfo]:
+def templates_on(driver: HypervisorDriver, settings: Settings, host: str) -> list[TemplateInfo]:
+    """The templates on the host `driver` is connected to."""
     if (xen := _xenapi(driver)) is not None:
         return [TemplateInfo(name, host, uuid, size, size, "xva")
                 for name, uuid, size in xen.list_templates()]
@@ -65,7 +66,7 @@ def _boot_volumes(driver: HypervisorDriver, settings: Settings, name: str) -> li
 
 def list_templates(settings: Settings, host: str = "local") -> list[TemplateInfo]:
     with host_driver(settings, host) as driver:
-        return _templates(driver, settings, host)
+        return templates_on(driver, settings, host)
 
 
 def import_template(settings: Settings, name: str, source: str, host: str = "local",
@@ -78,12 +79,12 @@ def import_template(settings: Settings, name: str, source: str, host: str = "loc
         raise UsageError(f"invalid template name {name!r}",
                          hint="letters, digits, '.', '_' and '-'")
     with host_driver(settings, host) as driver:
-        if any(t.name == name for t in _templates(driver, settings, host)):
+        if any(t.name == name for t in templates_on(driver, settings, host)):
             raise UsageError(f"template {name!r} already exists on host {host}",
                              hint="remove it first, or choose another name")
         if (xen := _xenapi(driver)) is not None:
             _import_to_xenapi(xen, settings, name, source, disk, start)
-            return next(t for t in _templates(driver, settings, host) if t.name == name)
+            return next(t for t in templates_on(driver, settings, host) if t.name == name)
         driver.ensure_storage(settings.template_storage)
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="import-", dir=settings.cache_dir) as work:
@@ -103,7 +104,7 @@ def import_template(settings: Settings, name: str, source: str, host: str = "loc
                 for volume in done:
                     driver.delete_volume(settings.template_storage, volume)
                 raise
-        return next(t for t in _templates(driver, settings, host) if t.name == name)
+        return next(t for t in templates_on(driver, settings, host) if t.name == name)
 
 
 def _import_to_xenapi(driver: Any, settings: Settings, name: str, source: str,
@@ -128,7 +129,7 @@ def _import_to_xenapi(driver: Any, settings: Settings, name: str, source: str,
 def remove_template(settings: Settings, name: str, host: str = "local") -> None:
     """Delete template `name`; refused while a VM or a volume depends on it."""
     with host_driver(settings, host) as driver:
-        found = [t for t in _templates(driver, settings, host) if t.name == name]
+        found = [t for t in templates_on(driver, settings, host) if t.name == name]
         if not found:
             raise NotFound(f"no template named {name!r} on host {host}")
         users = driver.volume_users(found[0].path)
