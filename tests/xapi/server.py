@@ -1,6 +1,6 @@
 """A loopback XAPI for tests: XML-RPC over HTTP, built from XAPI's published datamodel
-(../shared/reference/xenapi/xenapi.json) and wire protocol (wire-protocol.md), so that the
-official `XenAPI` SDK talks to it unchanged.
+(datamodel.json, derived from xapi-project/xen-api's doc/data/xenapi.json by
+make_datamodel.py) and wire protocol, so that the official `XenAPI` SDK talks to it unchanged.
 
 What it enforces, as XAPI does for the calls it serves:
 - the envelope: every answer is a struct {Status: Success, Value} or {Status: Failure,
@@ -28,8 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-DATAMODEL = Path(__file__).resolve().parents[3] / "shared" / "reference" / "xenapi" / \
-    "xenapi.json"
+# Derived from XAPI's published datamodel by make_datamodel.py (the classes served here).
+DATAMODEL = Path(__file__).with_name("datamodel.json")
 NULL = "OpaqueRef:NULL"
 
 
@@ -60,11 +60,10 @@ class Model:
     @classmethod
     def load(cls, path: Path = DATAMODEL) -> Model:
         model = cls()
-        for klass in json.loads(path.read_text()):
-            model.fields[klass["name"]] = {f["name"]: (f["type"], f.get("qualifier", ""))
-                                           for f in klass["fields"]}
-            model.messages[klass["name"]] = {m["name"]: [p["type"] for p in m["params"]]
-                                             for m in klass["messages"]}
+        for name, klass in json.loads(path.read_text()).items():
+            model.fields[name] = {field: (kind, qualifier)
+                                  for field, kind, qualifier in klass["fields"]}
+            model.messages[name] = dict(klass["messages"])
         return model
 
 
