@@ -46,3 +46,13 @@ def test_keys_for_a_vm() -> None:
     version = xml.dom.minidom.parseString(keys["docker_version"]).documentElement
     assert text(version, "Version") == "4.3.1"
     assert to_xml("x", [1, 2]) == '<?xml version="1.0" ?><x><item>1</item><item>2</item></x>'
+
+
+def test_volatile_info_is_not_rewritten_while_containers_stay() -> None:
+    from glasspane.containers.xscontainer import to_write
+    first = other_config(PODMAN_PS, {"SystemTime": "10:00:01"}, {"Version": "4.3.1"})
+    later = other_config(PODMAN_PS, {"SystemTime": "10:00:16"}, {"Version": "4.3.1"})
+    assert set(to_write({}, first)) == set(first)
+    assert to_write(first, later) == {}  # only the clock moved
+    changed = other_config(PODMAN_PS[:1], {"SystemTime": "10:00:31"}, {"Version": "4.3.1"})
+    assert set(to_write(first, changed)) == {"docker_ps", "docker_info"}

@@ -90,3 +90,14 @@ def other_config(containers: list[dict[str, Any]], info: dict[str, Any],
     return {MONITOR_KEY: "True", "docker_ps": docker_ps_xml(containers),
             "docker_info": to_xml("docker_info", info),
             "docker_version": to_xml("docker_version", version)}
+
+
+def to_write(current: dict[str, str], new: dict[str, str]) -> dict[str, str]:
+    """The keys worth writing: docker_info and docker_version carry counters and clocks that
+    change on every call, so, as xscontainer did, they are refreshed only when the containers
+    changed (or are missing); the rest when they differ."""
+    containers_changed = current.get("docker_ps") != new["docker_ps"]
+    return {key: value for key, value in new.items()
+            if current.get(key) != value and
+            (key not in ("docker_info", "docker_version") or containers_changed
+             or key not in current)}

@@ -334,6 +334,9 @@ class XenApiDriver:
             with contextlib.suppress(Exception):
                 self._call("destroying a disk", "VDI.destroy", vdi)
 
+    def other_config(self, name: str) -> dict[str, str]:
+        return dict(self._vm(name)[1]["other_config"])
+
     def write_other_config(self, name: str, values: dict[str, str]) -> list[str]:
         """Set keys of VM `name`'s other_config, writing only those that changed (each write
         is an event for every XAPI client); the keys written."""

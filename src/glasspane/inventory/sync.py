@@ -176,7 +176,7 @@ def sync_xscontainer_keys(settings: Settings) -> int:
     XenCenter and Xen Orchestra read (xscontainer's); how many VMs were updated.  A VM whose
     engine cannot be asked is skipped (its error is in the inventory already)."""
     from glasspane.containers import sessions
-    from glasspane.containers.xscontainer import other_config
+    from glasspane.containers.xscontainer import other_config, to_write
     from glasspane.guests.access import ssh_target
     from glasspane.hypervisors.xenapi_driver import XenApiDriver
     updated = 0
@@ -203,7 +203,8 @@ def sync_xscontainer_keys(settings: Settings) -> int:
                         log.info("xscontainer keys for %s/%s: %s", record.name, summary.name,
                                  exc)
                         continue
-                    if driver.write_other_config(summary.name, values):
+                    values = to_write(driver.other_config(summary.name), values)
+                    if values and driver.write_other_config(summary.name, values):
                         updated += 1
         except Exception as exc:  # that host only
             log.info("xscontainer keys on %s: %s", record.name, exc)
