@@ -141,14 +141,13 @@ def _each(names: tuple[str, ...], action: Callable[[str], str]) -> None:
 def destroy(ctx: click.Context, names: tuple[str, ...], host: str) -> None:
     """Stop the VMs NAMES at once and delete them with their disks and seeds."""
     remote = remote_of(ctx)
-    if remote is not None:
-        _each(names, lambda name: _through(remote, f"/vms/{host}/{name}", method="DELETE")
-              and "destroyed")
-        return
     settings = Settings.load()
 
     def one(name: str) -> str:
-        service.destroy_vm(settings, name, host)
+        if remote is not None:
+            _through(remote, f"/vms/{host}/{name}", method="DELETE")
+        else:
+            service.destroy_vm(settings, name, host)
         return "destroyed"
     _each(names, one)
 

@@ -71,7 +71,6 @@ class Probe:
     sudo: bool
     relay: str | None
     started: list[str] = field(default_factory=list)
-    notes: dict[str, list[str]] = field(default_factory=dict)
 
 
 def probe_engine(ssh: SshConnection) -> Probe:
@@ -97,7 +96,7 @@ def probe_engine(ssh: SshConnection) -> Probe:
                          "is, to relay to it", host=target.host, vm=target.vm,
                          hint="install socat in the VM")
     return Probe(socket, found.get("access", ["direct"])[-1] == "sudo", relay,
-                 found.get("started", []), found)
+                 found.get("started", []))
 
 
 def _why_none(found: dict[str, list[str]], user: str) -> str:

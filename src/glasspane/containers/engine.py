@@ -89,7 +89,7 @@ class Engine:
             return EngineError(f"the container engine did not answer {what} within "
                                f"{timeout:.0f} s", host=t.host, vm=t.vm,
                                hint="is it hung? `systemctl status podman docker` in the VM")
-        if not self.ssh.control.exists() or not self._master_alive():
+        if not self._master_alive():
             return GuestUnreachable(f"the SSH connection to {t.address} dropped during {what}",
                                     host=t.host, vm=t.vm,
                                     hint="the next call reconnects; is the VM still up?")
@@ -98,7 +98,7 @@ class Engine:
 
     def _master_alive(self) -> bool:
         try:
-            return self.ssh._alive()
+            return self.ssh.alive()
         except OSError:
             return False
 
@@ -150,9 +150,8 @@ class Engine:
                 if response.status >= 400:
                     self._check(response, response.read(), what)
                 yield response.status, self._chunks(response, what, timeout)
-        except httpcore.TimeoutException as exc:
-            raise self._translate(exc, what, timeout) from None
-        except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
+        except (httpcore.TimeoutException, httpcore.NetworkError,
+                httpcore.ProtocolError) as exc:
             raise self._translate(exc, what, timeout) from None
 
     def _chunks(self, response: httpcore.Response, what: str, timeout: float

@@ -4,7 +4,7 @@ act on, run, read logs/top/stats, and load images from tarballs."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,11 +52,12 @@ class Listing:
     failures: list[VmFailure] = field(default_factory=list)
 
 
-def with_engine(settings: Settings, target: SshTarget, call: Callable[[Engine], T]) -> T:
-    """Run `call` on the VM's kept engine; a broken connection is dropped so the next call
-    makes a new one."""
+@contextmanager
+def kept_engine(settings: Settings, target: SshTarget) -> Iterator[Engine]:
+    """The VM's kept engine; a broken connection is dropped so the next call makes a new
+    one."""
     try:
-        return call(sessions.engine(settings, target))
+        yield sessions.engine(settings, target)
     except GuestUnreachable:
         sessions.forget(settings, target)
         raise
@@ -64,12 +65,8 @@ def with_engine(settings: Settings, target: SshTarget, call: Callable[[Engine], 
 
 @contextmanager
 def engine_of(settings: Settings, host: str, vm: str) -> Iterator[Engine]:
-    target = guest_target(settings, host, vm)
-    try:
-        yield sessions.engine(settings, target)
-    except GuestUnreachable:
-        sessions.forget(settings, target)
-        raise
+    with kept_engine(settings, guest_target(settings, host, vm)) as engine:
+        yield engine
 
 
 def engine_info(settings: Settings, host: str, vm: str) -> EngineInfo:
@@ -103,8 +100,9 @@ def _row(target: SshTarget, item: dict[str, Any]) -> ContainerRow:
 
 def _list_one(settings: Settings, target: SshTarget, all_: bool, timeout: float
               ) -> list[ContainerRow]:
-    items = with_engine(settings, target, lambda e: e.json(
-        "GET", "/containers/json", params={"all": "1" if all_ else "0"}, timeout=timeout))
+    with kept_engine(settings, target) as engine:
+        items = engine.json("GET", "/containers/json", params={"all": "1" if all_ else "0"},
+                            timeout=timeout)
     return sorted((_row(target, item) for item in items or []), key=lambda r: r.name)
 
 
@@ -116,7 +114,17 @@ def list_containers(settings: Settings, vm: str | None = None, host: str | None 
         target = guest_target(settings, host or "local", vm)
         return Listing(_list_one(settings, target, all_, timeout))
     targets, host_failures = running_targets(settings, [host] if host else None)
-    listing = Listing(failures=[VmFailure(h, v, str(e)) for h, v, e in host_failures])
+    listing = list_on(settings, targets, all_, timeout)
+    listing.failures += [VmFailure(h, v, str(e)) for h, v, e in host_failures]
+    listing.failures.sort(key=lambda f: (f.host, f.vm or ""))
+    return listing
+
+
+def list_on(settings: Settings, targets: list[SshTarget], all_: bool = False,
+            timeout: float = DEFAULT_TIMEOUT) -> Listing:
+    """The containers of each of `targets`, asked in parallel (at most MAX_PARALLEL_VMS at a
+    time); a VM that fails is in `failures`."""
+    listing = Listing()
     if not targets:
         return listing
     pool = ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_VMS, len(targets)))
@@ -211,7 +219,7 @@ def stats(settings: Settings, host: str, vm: str, container: str) -> ContainerSt
         int(memory.get("usage", 0)), int(memory.get("limit", 0)),
         int((data.get("pids_stats") or {}).get("current", 0)),
         sum(int(n.get("rx_bytes", 0)) for n in networks),
-        sum(int(n.get("tx_bytes", 0)) for n in (data.get("networks") or {}).values()))
+        sum(int(n.get("tx_bytes", 0)) for n in networks))
 
 
 def list_images(settings: Settings, host: str, vm: str) -> list[dict[str, Any]]:

@@ -15,8 +15,12 @@ _lock = threading.Lock()
 _connecting: dict[tuple[str, str], threading.Lock] = {}
 
 
+def _key(settings: Settings, target: SshTarget) -> tuple[str, str]:
+    return str(settings.runtime_dir), f"{target.host}/{target.identity_key}"
+
+
 def engine(settings: Settings, target: SshTarget) -> Engine:
-    key = (str(settings.runtime_dir), f"{target.host}/{target.identity_key}")
+    key = _key(settings, target)
     with _lock:
         found = _engines.get(key)
         if found is not None:
@@ -34,7 +38,7 @@ def engine(settings: Settings, target: SshTarget) -> Engine:
 
 def forget(settings: Settings, target: SshTarget) -> None:
     """Drop the kept engine of `target` (after its connection broke)."""
-    key = (str(settings.runtime_dir), f"{target.host}/{target.identity_key}")
+    key = _key(settings, target)
     with _lock:
         found = _engines.pop(key, None)
     if found is not None:

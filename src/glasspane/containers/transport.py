@@ -110,7 +110,8 @@ class RelayStream(httpcore.NetworkStream):
 
     def start_tls(self, ssl_context: typing.Any, server_hostname: str | None = None,
                   timeout: float | None = None) -> httpcore.NetworkStream:
-        raise NotImplementedError("TLS is not used on an engine's unix socket")
+        # The engine's socket is local to the VM and the SSH channel is already encrypted.
+        raise httpcore.ConnectError("TLS is not spoken over an engine relay")
 
     def get_extra_info(self, info: str) -> typing.Any:
         if info == "is_readable":

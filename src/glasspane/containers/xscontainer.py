@@ -25,7 +25,6 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 MONITOR_KEY = "xscontainer-monitor"
-KEYS = ("docker_ps", "docker_info", "docker_version")
 
 
 _XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")

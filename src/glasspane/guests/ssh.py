@@ -110,7 +110,8 @@ class SshConnection:
                 "-o", f"HostKeyAlias=glasspane-{t.vm_uuid}", "-o", "IdentitiesOnly=yes",
                 "-i", str(t.identity), "-o", f"ControlPath={self.control}", "-l", t.user]
 
-    def _alive(self) -> bool:
+    def alive(self) -> bool:
+        """Whether the master connection is up."""
         if not self.control.exists():
             return False
         check = subprocess.run(["ssh", "-o", f"ControlPath={self.control}", "-O", "check",
@@ -121,7 +122,7 @@ class SshConnection:
     def connect(self) -> None:
         """Make sure a master connection is up (starting one takes the SSH handshake)."""
         with self._lock, file_lock(self.control.with_name(self.control.name + ".lock")):
-            if self._alive():
+            if self.alive():
                 return
             self.control.unlink(missing_ok=True)  # the socket of a master that died
             self.target.known_hosts.parent.mkdir(parents=True, exist_ok=True)

@@ -126,8 +126,8 @@ class XenApiDriver:
             return Conflict(f"host {self.name}: {what}: the VM is {details[3]}, "
                             f"it must be {details[2]}")
         if code == "HANDLE_INVALID":
-            return NotFound(f"host {self.name}: {what}: no such {details[1:2] or ['object']}"
-                            f"[0]")
+            kind = details[1] if len(details) > 1 else "object"
+            return NotFound(f"host {self.name}: {what}: no such {kind}")
         if code in SESSION_ERRORS:
             return HostUnreachable(f"{what}: {' '.join(details)}", host=self.name)
         return HostError(f"{what}: XAPI says {code}" +

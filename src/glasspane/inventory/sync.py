@@ -14,7 +14,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from glasspane.containers.service import ContainerRow, list_containers
+from glasspane.containers.service import ContainerRow, VmFailure, kept_engine, list_on
+from glasspane.errors import GuestError
+from glasspane.guests.access import ssh_target
 from glasspane.hosts.registry import HostRecord, HostRegistry
 from glasspane.hosts.service import host_driver
 from glasspane.inventory.db import Database
@@ -122,8 +124,21 @@ def _merge_templates(session: Session, host: Host, seen: list[tuple[str, int, in
 
 def sync_containers(database: Database, settings: Settings, timeout: float = 20) -> None:
     """Ask every running VM's engine (in parallel, over kept connections) for its
-    containers."""
-    listing = list_containers(settings, all_=True, timeout=timeout)
+    containers.  Which VMs run and where is what the host pass just wrote: the hypervisors
+    are not asked again.  VMs of unreachable hosts keep their containers as last seen."""
+    targets, no_address = [], []
+    with database.session() as session:
+        for vm, host_name in session.execute(
+                select(Vm, Host.name).join(Host).where(Vm.power_state == "running",
+                                                       Host.state == "ok")):
+            if vm.addresses:
+                targets.append(ssh_target(settings, host_name, vm.name, vm.uuid,
+                                          vm.addresses[0]))
+            else:
+                no_address.append(VmFailure(host_name, vm.name, str(GuestError(
+                    "the VM has no address yet", host=host_name, vm=vm.name))))
+    listing = list_on(settings, targets, all_=True, timeout=timeout)
+    listing.failures += no_address
     by_vm: dict[tuple[str, str], list[ContainerRow]] = {}
     for row in listing.containers:
         by_vm.setdefault((row.host, row.vm), []).append(row)
@@ -175,9 +190,7 @@ def sync_xscontainer_keys(settings: Settings) -> int:
     """On XenServer pools, write each running VM's containers into the other_config keys
     XenCenter and Xen Orchestra read (xscontainer's); how many VMs were updated.  A VM whose
     engine cannot be asked is skipped (its error is in the inventory already)."""
-    from glasspane.containers import sessions
     from glasspane.containers.xscontainer import other_config, to_write
-    from glasspane.guests.access import ssh_target
     from glasspane.hypervisors.xenapi_driver import XenApiDriver
     updated = 0
     for record in HostRegistry(settings.config_dir).all():
@@ -192,13 +205,14 @@ def sync_xscontainer_keys(settings: Settings) -> int:
                     addresses = driver.vm_addresses(summary.name)
                     if not addresses:
                         continue
+                    target = ssh_target(settings, record.name, summary.name, summary.uuid,
+                                        addresses[0])
                     try:
-                        engine = sessions.engine(settings, ssh_target(
-                            settings, record.name, summary.name, summary.uuid, addresses[0]))
-                        values = other_config(
-                            engine.json("GET", "/containers/json",
-                                        params={"all": "1", "size": "1"}),
-                            engine.json("GET", "/info"), engine.json("GET", "/version"))
+                        with kept_engine(settings, target) as engine:
+                            values = other_config(
+                                engine.json("GET", "/containers/json",
+                                            params={"all": "1", "size": "1"}),
+                                engine.json("GET", "/info"), engine.json("GET", "/version"))
                     except Exception as exc:  # that VM only
                         log.info("xscontainer keys for %s/%s: %s", record.name, summary.name,
                                  exc)
@@ -256,10 +270,6 @@ class Syncer:
 
     def poke(self) -> None:
         self._poke.set()
-
-    def run_once(self) -> None:
-        sync_hosts(self.database, self.settings)
-        sync_containers(self.database, self.settings)
 
     def _loop(self) -> None:
         last_containers = 0.0
