@@ -15,6 +15,7 @@ to exit codes and HTTP statuses in one place each.
      ├─ OutputError                an output cannot be written (exists, no space, ...)
      ├─ NotFound                   a named host, VM or template does not exist
      ├─ CommandFailed              an external program failed (names the command line)
+     ├─ BuildFailed                a template build step failed: names the step and its log
      └─ HostError                  a hypervisor host refused or failed an operation
          ├─ HostUnreachable        the host cannot be reached at all
          └─ GuestError             reaching into a VM failed: names the host and the VM
@@ -146,6 +147,23 @@ class CommandFailed(GlasspaneError):
                          hint=hint)
         self.command = command
         self.output = output
+
+
+class BuildFailed(GlasspaneError):
+    """A step of a template build failed; names the step, the end of its output and the
+    build log, which holds all of it."""
+
+    exit_code = 8
+
+    def __init__(self, message: str, *, step: str, log: str, tail: str = "",
+                 hint: str | None = None) -> None:
+        text = f"build step {step}: {message}"
+        if tail.strip():
+            text += "\n  " + "\n  ".join(tail.strip().splitlines()[-8:])
+        super().__init__(text + f"\n  (the whole log: {log})", hint=hint)
+        self.detail = f"build step {step}: {message}"
+        self.step = step
+        self.log = log
 
 
 class GuestError(HostError):

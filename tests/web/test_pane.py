@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from glasspane.settings import Settings
 from tests.api.conftest import Server, serve
-from tests.containers.image_tarball import write_image_tarball
+from glasspane.containers.sample_image import write_image_tarball
 from tests.hypervisors.conftest import guest_world
 
 pytestmark = pytest.mark.integration

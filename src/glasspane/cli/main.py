@@ -14,6 +14,7 @@ from glasspane.cli.app import app
 from glasspane.cli.container import container
 from glasspane.cli.host import host
 from glasspane.cli.image import image
+from glasspane.cli.inventory import inventory
 from glasspane.cli.remote import REMOTE_COMMANDS
 from glasspane.cli.serve import serve, user
 from glasspane.cli.tasks import login, logout, task
@@ -48,6 +49,7 @@ cli.add_command(user)
 cli.add_command(task)
 cli.add_command(login)
 cli.add_command(logout)
+cli.add_command(inventory)
 
 
 def _check_remote(args: list[str]) -> None:

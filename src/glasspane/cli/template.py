@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import click
 
@@ -12,6 +13,7 @@ from glasspane.cli.remote import remote_of
 from glasspane.cli.table import human
 from glasspane.settings import Settings
 from glasspane.templates import service
+from glasspane.templates.spec import parse_spec, parse_vars, select_outputs
 
 
 @click.group()
@@ -80,3 +82,51 @@ def remove(name: str, host: str) -> None:
     """Delete template NAME (refused while VMs use it)."""
     service.remove_template(Settings.load(), name, host)
     click.echo(f"removed template {name} from {host}")
+
+
+@template.command("validate")
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
+              help="Override a variable the spec declares (repeatable).")
+def validate(spec: Path, variables: tuple[str, ...]) -> None:
+    """Check template spec SPEC without building it."""
+    parsed = parse_spec(spec, parse_vars(variables))
+    click.echo(f"{spec}: template {parsed.name} from {parsed.source.describe()}, "
+               f"{len(parsed.provisioners)} provisioner(s), outputs "
+               + ", ".join(o.filename(parsed.name) for o in parsed.outputs))
+
+
+@template.command("build")
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
+              help="Override a variable the spec declares (repeatable).")
+@click.option("--only", multiple=True, metavar="OUTPUT",
+              help="Build only this output (its name or format; repeatable).")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the outputs and manifest.json go (default: ./output-NAME).")
+@click.option("--host", default="local", show_default=True,
+              help="The host that runs the build VM and keeps the template.")
+@click.option("--no-register", is_flag=True,
+              help="Only write the outputs; do not store the template for `vm create`.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or step output.")
+def build(spec: Path, variables: tuple[str, ...], only: tuple[str, ...],
+          output_dir: Path | None, host: str, no_register: bool, quiet: bool) -> None:
+    """Build template SPEC: boot it, provision it, export every output, register it."""
+    from glasspane.templates.build import build_template
+    parsed = parse_spec(spec, parse_vars(variables))
+    select_outputs(parsed, only)  # an unknown --only fails before anything starts
+
+    def echo(text: str) -> None:
+        click.echo(text, nl=False)
+
+    with byte_progress(not quiet) as start:
+        result = build_template(Settings.load(), parsed, only=only, output_dir=output_dir,
+                                host=host, register=not no_register, start=start,
+                                echo=None if quiet else echo)
+    click.echo(f"built template {result.name} in {result.manifest['build_seconds']} s; "
+               f"outputs in {result.directory}:")
+    for output in result.manifest["outputs"]:
+        click.echo(f"  {output['file']}  {human(output['file_size'])}  sha256 "
+                   f"{output['sha256'][:16]}...  verified: {', '.join(output['verified'])}")
+    if result.template is not None:
+        click.echo(f"registered as template {result.template.name} on {result.template.host}")

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from glasspane.cli.remote import Remote, remote_of
+from glasspane.errors import UsageError
 from glasspane.settings import Settings
 from glasspane.vms import service
 
@@ -45,16 +46,20 @@ def _read(path: str | None) -> str | None:
 @click.option("--full", is_flag=True, help="A full copy of the template, not a linked clone.")
 @click.option("--no-wait", is_flag=True,
               help="Return once the VM has an address; do not wait for SSH and cloud-init.")
+@click.option("--label", "-l", "labels", multiple=True, metavar="KEY=VALUE",
+              help="A label kept with the VM (repeatable): `inventory` groups by it, "
+                   "`vm configure --label` selects by it.")
 def create(name: str, template: str, host: str, cpus: int, memory_mib: int,
            disk_gib: int | None, ssh_keys: tuple[str, ...], user_data: str | None,
            network_config: str | None, timeout: float, count: int, full: bool,
-           no_wait: bool) -> None:
+           no_wait: bool, labels: tuple[str, ...]) -> None:
     """Create VM NAME from a template, start it and wait until SSH answers."""
     keys = [Path(k).read_text().strip() for k in ssh_keys]
     names = [name] if count == 1 else [f"{name}-{i}" for i in range(1, count + 1)]
+    label_map = service.parse_labels(labels)
     requests = [service.VmRequest(n, template, cpus, memory_mib, disk_gib, keys,
                                   _read(user_data), _read(network_config), not full,
-                                  wait_ready=not no_wait)
+                                  wait_ready=not no_wait, labels=label_map)
                 for n in names]
     remote = remote_of(click.get_current_context())
     if remote is not None:
@@ -84,7 +89,8 @@ def _create_remote(remote: Remote, requests: list[service.VmRequest], host: str)
     tasks = [remote.post("/vms", {"name": r.name, "template": r.template, "host": host,
                                   "cpus": r.cpus, "memory_mib": r.memory_mib,
                                   "disk_gib": r.disk_gib, "ssh_keys": r.ssh_keys,
-                                  "user_data": r.user_data}) for r in requests]
+                                  "user_data": r.user_data, "labels": r.labels})
+             for r in requests]
     failed = 0
     for request, task in zip(requests, tasks, strict=True):
         try:
@@ -108,6 +114,7 @@ def list_vms(ctx: click.Context, host: str, as_json: bool) -> None:
     remote = remote_of(ctx)
     if remote is not None:
         rows = [{"name": v["name"], "uuid": v["uuid"], "power_state": v["power_state"],
+                 "template": v["template"], "labels": v["labels"],
                  "addresses": v["addresses"]}
                 for v in remote.get("/vms", host=host, limit=1000)["items"]]
     else:
@@ -118,7 +125,11 @@ def list_vms(ctx: click.Context, host: str, as_json: bool) -> None:
     for row in rows:
         addresses = row["addresses"]
         assert isinstance(addresses, list)
-        click.echo(f"{row['name']}  {row['power_state']}  {' '.join(addresses)}")
+        labels = row.get("labels") or {}
+        assert isinstance(labels, dict)
+        tags = " ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        click.echo(f"{row['name']}  {row['power_state']}  {' '.join(addresses)}"
+                   + (f"  {tags}" if tags else ""))
 
 
 def _each(names: tuple[str, ...], action: Callable[[str], str]) -> None:
@@ -274,3 +285,42 @@ def ssh(name: str, command: tuple[str, ...], host: str, user: str, identity: str
     import subprocess
     args = service.ssh_command(Settings.load(), name, host, user, identity, command)
     raise click.exceptions.Exit(subprocess.call(args))
+
+
+@vm.command()
+@click.argument("vms", nargs=-1)
+@click.argument("playbook", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--label", "-l", metavar="KEY[=VALUE]",
+              help="Every running VM with this label (beside any VMs named).")
+@click.option("--extra-var", "-e", "extra", multiple=True, metavar="NAME=VALUE",
+              help="A variable for the playbook (repeatable).")
+@click.option("--quiet", "-q", is_flag=True, help="Only the recap, not the playbook's output.")
+@click.pass_context
+def configure(ctx: click.Context, vms: tuple[str, ...], playbook: Path, label: str | None,
+              extra: tuple[str, ...], quiet: bool) -> None:
+    """Run an Ansible PLAYBOOK against running VMs (named, or by --label)."""
+    from glasspane.vms.configure import configure_vms
+    extra_vars = {}
+    for pair in extra:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--extra-var {pair!r}: expected NAME=VALUE")
+        extra_vars[key] = value
+    remote = remote_of(ctx)
+    if remote is not None:
+        task = remote.post("/vms/configure", {
+            "vms": list(vms), "label": label, "playbook": playbook.read_text(),
+            "playbook_name": playbook.name, "extra_vars": extra_vars})
+        done = remote.wait(task)
+        click.echo(done["result"]["recap"])
+        click.echo(f"configured {', '.join(done['result']['vms'])} (task {done['id']})")
+        return
+
+    def echo(chunk: bytes) -> None:
+        click.echo(chunk.decode(errors="replace"), nl=False)
+
+    result = configure_vms(Settings.load(), playbook, list(vms), label, extra_vars,
+                           on_output=None if quiet else echo)
+    if quiet:
+        click.echo(result["recap"])
+    click.echo(f"configured {', '.join(result['vms'])}: {result['tasks']} task(s) ran")

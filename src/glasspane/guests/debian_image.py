@@ -53,9 +53,12 @@ class GuestImage:
     recipe_hash: str
 
 
-def recipe(suite: str = "bookworm", size: str = "3G") -> dict[str, object]:
+def recipe(suite: str = "bookworm", size: str = "3G", extra: tuple[str, ...] = ()
+           ) -> dict[str, object]:
+    # Extra packages are sorted and deduplicated: the same set is the same image.
+    packages = list(PACKAGES) + sorted(set(extra) - set(PACKAGES))
     return {"version": RECIPE_VERSION, "suite": suite, "mirror": MIRROR,
-            "packages": list(PACKAGES), "size": size, "customize": list(CUSTOMIZE),
+            "packages": packages, "size": size, "customize": list(CUSTOMIZE),
             "cloud_cfg": CLOUD_CFG, "cmdline": KERNEL_CMDLINE}
 
 
@@ -63,10 +66,11 @@ def recipe_hash(spec: dict[str, object]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def debian_image(cache_dir: Path, suite: str = "bookworm", start: StartFn = no_progress
-                 ) -> GuestImage:
-    """The cached image for the recipe, built first if needed (about two minutes)."""
-    spec = recipe(suite)
+def debian_image(cache_dir: Path, suite: str = "bookworm", start: StartFn = no_progress,
+                 extra: tuple[str, ...] = ()) -> GuestImage:
+    """The cached image for the recipe (with `extra` packages beside the usual ones), built
+    first if needed (about two minutes)."""
+    spec = recipe(suite, extra=extra)
     key = recipe_hash(spec)
     home = cache_dir / "guest-images" / f"debian-{suite}-{key}"
     image = GuestImage(home / "disk.qcow2", home / "vmlinuz", home / "initrd",
@@ -87,7 +91,8 @@ def _build(spec: dict[str, object], work: Path, start: StartFn) -> None:
     root, out = work / "root", work / "out"
     out.mkdir()
     hooks = [arg for step in CUSTOMIZE for arg in ("--customize-hook", step)]
-    run([mmdebstrap, "--quiet", "--variant=minbase", "--include=" + ",".join(PACKAGES),
+    packages = [str(p) for p in spec["packages"]]  # type: ignore[attr-defined]
+    run([mmdebstrap, "--quiet", "--variant=minbase", "--include=" + ",".join(packages),
          *hooks, str(spec["suite"]), str(root), str(spec["mirror"])],
         "building the Debian root filesystem", timeout=1800)
     boot = root / "boot"

@@ -20,10 +20,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import shutil
 import stat
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -169,11 +170,64 @@ class SshConnection:
         return subprocess.Popen(self._command(command), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=stderr)
 
+    def stream(self, command: Sequence[str], on_output: Callable[[bytes], None], *,
+               input_data: bytes | Path | None = None, timeout: float = 1800) -> int:
+        """Run `command` in the VM, handing its output (stdout and stderr merged, as it
+        comes) to `on_output`; its exit status.  A broken connection raises GuestUnreachable;
+        a command running past `timeout` s is killed and raises it too."""
+        self.connect()
+        process = subprocess.Popen(self._command(command), stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT,
+                                   stdin=subprocess.PIPE if input_data is not None
+                                   else subprocess.DEVNULL)
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            process.kill()
+
+        timer = threading.Timer(timeout, expire)
+        timer.start()
+        if input_data is not None:
+            threading.Thread(target=_feed, args=(process, input_data), daemon=True).start()
+        try:
+            assert process.stdout is not None
+            tail = b""
+            while chunk := os.read(process.stdout.fileno(), 65536):
+                tail = (tail + chunk)[-4096:]
+                on_output(chunk)
+            status = process.wait()
+        finally:
+            timer.cancel()
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        if expired.is_set():
+            raise GuestUnreachable(f"`{shlex.join(command)[:200]}` did not finish within "
+                                   f"{timeout:.0f} s", host=self.target.host,
+                                   vm=self.target.vm)
+        if status == 255:  # ssh's own failure, not the command's
+            raise _classify(self.target, tail.decode(errors="replace"))
+        return status
+
     def close(self) -> None:
         """Stop the master (and with it every channel riding on it)."""
         if self.control.exists():
             subprocess.run(["ssh", "-o", f"ControlPath={self.control}", "-O", "exit",
                             self.target.address], capture_output=True, timeout=10, check=False)
+
+
+def _feed(process: subprocess.Popen[bytes], data: bytes | Path) -> None:
+    assert process.stdin is not None
+    try:
+        if isinstance(data, Path):
+            with data.open("rb") as source:
+                shutil.copyfileobj(source, process.stdin, 1 << 20)
+        else:
+            process.stdin.write(data)
+        process.stdin.close()
+    except OSError:  # the command exited without reading it all; its status says why
+        pass
 
 
 def stop_masters(runtime_dir: Path) -> int:

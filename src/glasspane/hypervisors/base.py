@@ -40,6 +40,8 @@ class VmSummary:
     name: str
     uuid: str
     power_state: str  # running | paused | halted | suspended | crashed | unknown
+    template: str | None = None       # what glasspane made it from, where the host keeps it
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class VmSpec:
     initrd: str | None
     cmdline: str | None
     network: str = "default"
+    template: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,40 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape, quoteattr
 
+import defusedxml.ElementTree as SafeET
+
 from glasspane.hypervisors.base import VmSpec
 
 SERIAL_LOG_DIR = "/var/log/libvirt/qemu"
+# glasspane's own element in the domain's <metadata>: the template and the labels, kept with
+# the VM on its host so that any glasspane (or a restarted one) reads them back.
+METADATA_NS = "https://glasspane.dev/xmlns/vm/1"
+METADATA_PREFIX = "glasspane"
+
+
+def metadata_xml(template: str | None, labels: dict[str, str], prefix: str = "") -> str:
+    """Our metadata element (libvirt wants a namespace prefix inside a domain's XML, and
+    gives the element back without one)."""
+    p = f"{prefix}:" if prefix else ""
+    items = "".join(f"<{p}label name={quoteattr(k)}>{escape(v)}</{p}label>"
+                    for k, v in sorted(labels.items()))
+    body = (f"<{p}template>{escape(template)}</{p}template>" if template else "") + items
+    xmlns = f"xmlns:{prefix}" if prefix else "xmlns"
+    return f"<{p}vm {xmlns}={quoteattr(METADATA_NS)}>{body}</{p}vm>"
+
+
+def parse_metadata(xml: str) -> tuple[str | None, dict[str, str]]:
+    """(template, labels) from our metadata element; a foreign or broken one means none."""
+    try:
+        root = SafeET.fromstring(xml)
+    except SafeET.ParseError:
+        return None, {}
+    ns = f"{{{METADATA_NS}}}"
+    template = root.findtext(f"{ns}template") or root.findtext("template")
+    labels = {str(e.get("name")): e.text or ""
+              for e in [*root.findall(f"{ns}label"), *root.findall("label")]
+              if e.get("name")}
+    return template, labels
 
 
 def serial_log(name: str) -> str:
@@ -27,8 +58,10 @@ def domain_xml(spec: VmSpec, accel: str) -> str:
                 f"<source file={quoteattr(spec.seed)}/><target dev='sda' bus='sata'/>"
                 f"<readonly/></disk>")
     cpu = "<cpu mode='host-passthrough'/>" if accel == "kvm" else ""
+    metadata = metadata_xml(spec.template, spec.labels, METADATA_PREFIX)
     return f"""<domain type={quoteattr('kvm' if accel == 'kvm' else 'qemu')}>
   <name>{escape(spec.name)}</name>
+  <metadata>{metadata}</metadata>
   <memory unit='MiB'>{spec.memory_mib}</memory>
   <vcpu>{spec.cpus}</vcpu>
   <os><type arch='x86_64' machine='q35'>hvm</type>{boot}</os>

@@ -27,7 +27,7 @@ from glasspane.hypervisors.base import (
     VmSummary,
     VolumeInfo,
 )
-from glasspane.hypervisors.libvirt_domain import domain_xml
+from glasspane.hypervisors.libvirt_domain import METADATA_NS, domain_xml, parse_metadata
 
 # libvirt prints every error to stderr unless a handler is registered; ours are raised instead.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
@@ -112,8 +112,18 @@ class LibvirtDriver:
         out = []
         for dom in self._call("listing VMs", self._conn.listAllDomains):
             state = self._call(f"reading the state of VM {dom.name()}", dom.state)[0]
-            out.append(VmSummary(dom.name(), dom.UUIDString(), _STATES.get(state, "unknown")))
+            template, labels = self._metadata(dom)
+            out.append(VmSummary(dom.name(), dom.UUIDString(), _STATES.get(state, "unknown"),
+                                 template, labels))
         return sorted(out, key=lambda v: v.name)
+
+    def _metadata(self, dom: Any) -> tuple[str | None, dict[str, str]]:
+        """glasspane's template and labels of the VM; none for VMs glasspane did not make."""
+        try:
+            xml = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS, 0)
+        except libvirt.libvirtError:  # no such element: not ours, or made before labels
+            return None, {}
+        return parse_metadata(xml)
 
     # ---- storage ------------------------------------------------------------------------
 

@@ -42,7 +42,8 @@ def create_vm(context: TaskContext) -> dict[str, Any]:
     p = context.params
     request = vms.VmRequest(p["name"], p["template"], p.get("cpus", 2),
                             p.get("memory_mib", 512), p.get("disk_gib"),
-                            list(p.get("ssh_keys", [])), p.get("user_data"))
+                            list(p.get("ssh_keys", [])), p.get("user_data"),
+                            labels=dict(p.get("labels", {})))
     try:
         created = vms.create_vm(_current(), request, p["host"], report=context.progress)
     finally:
@@ -111,3 +112,18 @@ def container_run(context: TaskContext) -> dict[str, Any]:
         return deploy.run(_current(), p["host"], p["vm"], request)
     finally:
         sync_containers(context.database, _current())
+
+
+@handler("vm.configure")
+def configure_vms(context: TaskContext) -> dict[str, Any]:
+    """Run the uploaded playbook (a single file: the server cannot see the caller's roles)."""
+    import tempfile
+    from pathlib import Path
+
+    from glasspane.vms.configure import configure_vms as run
+    p = context.params
+    with tempfile.TemporaryDirectory(prefix="glasspane-playbook-") as work:
+        playbook = Path(work) / Path(p["playbook_name"]).name
+        playbook.write_text(p["playbook"])
+        return run(_current(), playbook, list(p.get("vms", [])), p.get("label"),
+                   dict(p.get("extra_vars", {})), report=context.progress)

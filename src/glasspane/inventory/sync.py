@@ -88,7 +88,8 @@ def _merge_vms(session: Session, host: Host, seen: list[tuple[Any, list[str]]]) 
         vm = known.pop(summary.name, None)
         if vm is None:
             vm = Vm(host_id=host.id, name=summary.name, uuid=summary.uuid,
-                    power_state=summary.power_state, addresses=addresses)
+                    power_state=summary.power_state, addresses=addresses,
+                    template=summary.template, labels=summary.labels)
             session.add(vm)
             publish(session, "vm.added", "vm", f"{host.name}/{summary.name}",
                     power_state=summary.power_state, addresses=addresses)
@@ -96,6 +97,8 @@ def _merge_vms(session: Session, host: Host, seen: list[tuple[Any, list[str]]]) 
         if vm.uuid != summary.uuid:  # same name, a new VM: its containers are not ours
             session.query(Container).filter(Container.vm_id == vm.id).delete()
             vm.uuid = summary.uuid
+        if vm.template != summary.template or vm.labels != summary.labels:
+            vm.template, vm.labels = summary.template, summary.labels
         if vm.power_state != summary.power_state or vm.addresses != addresses:
             vm.power_state, vm.addresses, vm.updated_at = (summary.power_state, addresses,
                                                            utcnow())

@@ -30,6 +30,30 @@ from glasspane.settings import Settings
 from glasspane.templates.service import SUFFIX
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")  # also the guest's hostname
+_LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$")
+_LABEL_VALUE = re.compile(r"^[^\x00-\x1f\x7f]{0,255}$")
+
+
+def parse_labels(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """`KEY=VALUE` strings as labels, each checked."""
+    labels = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UsageError(f"label {pair!r}: expected KEY=VALUE")
+        labels[key] = value
+    check_labels(labels)
+    return labels
+
+
+def check_labels(labels: dict[str, str]) -> None:
+    for key, value in labels.items():
+        if not _LABEL_KEY.match(key):
+            raise UsageError(f"invalid label key {key!r}",
+                             hint="letters, digits, '.', '_', '/' and '-', at most 63")
+        if not _LABEL_VALUE.match(value):
+            raise UsageError(f"invalid value for label {key!r}",
+                             hint="at most 255 characters, no control characters")
 DEFAULT_CMDLINE = "root=LABEL=root rw console=ttyS0"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]")
 
@@ -46,6 +70,7 @@ class VmRequest:
     network_config: str | None = None
     linked: bool = True
     wait_ready: bool = True  # SSH answers and cloud-init has finished; else: an address
+    labels: dict[str, str] = field(default_factory=dict)  # kept with the VM on its host
 
 
 @dataclass(frozen=True)
@@ -98,6 +123,7 @@ def create_vm(settings: Settings, request: VmRequest, host: str = "local",
     if not _NAME.match(request.name):
         raise UsageError(f"invalid VM name {request.name!r}",
                          hint="lowercase letters, digits and '-' (it becomes the hostname)")
+    check_labels(request.labels)
     with host_driver(settings, host) as driver:
         from glasspane.hypervisors.xenapi_driver import XenApiDriver
         if isinstance(driver, XenApiDriver):
@@ -159,7 +185,8 @@ def _create(settings: Settings, driver: HypervisorDriver, request: VmRequest, ho
         seed_volume = _upload_seed(driver, settings, request, undo)
         spec = VmSpec(request.name, request.cpus, request.memory_mib, disk.path, seed_volume,
                       files.get(".vmlinuz"), files.get(".initrd"),
-                      DEFAULT_CMDLINE if ".vmlinuz" in files else None)
+                      DEFAULT_CMDLINE if ".vmlinuz" in files else None,
+                      template=request.template, labels=dict(request.labels))
         report(25, "starting the VM")
         driver.create_vm(spec)
         undo.push(lambda: driver.destroy_vm(request.name))

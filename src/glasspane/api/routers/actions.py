@@ -16,6 +16,7 @@ from glasspane.errors import NotFound
 from glasspane.inventory import tasks
 from glasspane.inventory.handlers import CONTAINER_ACTIONS, VM_ACTIONS
 from glasspane.inventory.models import Container, Host, Template
+from glasspane.vms.service import check_labels
 
 router = APIRouter(tags=["actions"])
 
@@ -38,6 +39,7 @@ class NewVm(BaseModel):
     disk_gib: int | None = Field(default=None, ge=1, le=65536)
     ssh_keys: list[str] = Field(default_factory=list, max_length=32)
     user_data: str | None = Field(default=None, max_length=256 * 1024)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
 
 
 class VmAction(BaseModel):
@@ -75,6 +77,7 @@ def _submit(request: Request, found: Services, user: CurrentUser, kind: str,
 @router.post("/vms", status_code=202, dependencies=[audited("vm.create", "vm")])
 def create_vm(body: NewVm, request: Request, user: CurrentUser = Depends(operator),
               found: Services = Depends(services)) -> dict[str, Any]:
+    check_labels(body.labels)  # a 400 now, not a failed task later
     with found.database.session() as session:
         host = session.scalar(select(Host).where(Host.name == body.host))
         if host is None:
@@ -91,6 +94,29 @@ def create_vm(body: NewVm, request: Request, user: CurrentUser = Depends(operato
                                      f"{body.host}")
     return _submit(request, found, user, "vm.create", "vm", f"{body.host}/{body.name}",
                    body.model_dump(), "vm.create")
+
+
+class Configure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    vms: list[str] = Field(default_factory=list, max_length=1000)
+    label: str | None = Field(default=None, min_length=1, max_length=320)
+    playbook: str = Field(min_length=1, max_length=256 * 1024)
+    playbook_name: str = Field(default="playbook.yml", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                               max_length=128)
+    extra_vars: dict[str, Any] = Field(default_factory=dict, max_length=256)
+
+
+@router.post("/vms/configure", status_code=202,
+             dependencies=[audited("vm.configure", "vm")])
+def configure_vms(body: Configure, request: Request, user: CurrentUser = Depends(operator),
+                  found: Services = Depends(services)) -> dict[str, Any]:
+    """Run an Ansible playbook (one file, sent in the body) on the named VMs and/or those
+    with a label, as a task: progress counts the playbook's tasks; the recap is the result."""
+    if not body.vms and not body.label:
+        raise HTTPException(422, "name at least one VM (vms) or a label (label)")
+    target = ",".join(body.vms) or f"label {body.label}"
+    return _submit(request, found, user, "vm.configure", "vm", target[:255],
+                   body.model_dump(), "vm.configure")
 
 
 @router.post("/vms/{host}/{name}/actions/{action}", status_code=202,

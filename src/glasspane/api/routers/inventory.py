@@ -30,7 +30,8 @@ def host_view(host: Host, vm_count: int | None = None) -> dict[str, Any]:
 def vm_view(vm: Vm, host_name: str, container_count: int | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {"host": host_name, "name": vm.name, "uuid": vm.uuid,
             "power_state": vm.power_state, "addresses": vm.addresses,
-            "template": vm.template, "containers_error": vm.containers_error,
+            "template": vm.template, "labels": vm.labels,
+            "containers_error": vm.containers_error,
             "updated_at": vm.updated_at.isoformat()}
     if container_count is not None:
         view["container_count"] = container_count

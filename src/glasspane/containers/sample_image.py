@@ -1,6 +1,7 @@
-"""A real container image built in the test, with no registry: a docker-archive tarball (the
-format `docker save` writes and `docker load` / `podman load` read) whose one layer holds
-Debian's static busybox, with `sh`, `httpd` and a few other applets linked to it."""
+"""A small real container image made here, with no registry (none is reachable from these
+machines): a docker-archive tarball (the format `docker save` writes and `docker load` /
+`podman load` read) whose one layer holds Debian's static busybox, with `sh`, `httpd` and a
+few other applets linked to it.  The demo's web application and the tests' containers."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import tarfile
 import time
 from pathlib import Path
 
-BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static, installed by `make test`
+BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static, installed by `make setup`
 APPLETS = ("sh", "httpd", "echo", "cat", "sleep", "ls", "env", "wget", "ps", "top")
 
 
