@@ -14,7 +14,6 @@ APT_PACKAGES := qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-dev pkg
                 gcc libc6-dev python3-dev python3-venv mmdebstrap e2fsprogs openssh-client \
                 busybox-static postgresql chromium
 DEMO_DIR    ?= demo-work
-DEMO_SIZE   ?= 256
 BENCH_SIZE  ?= 4096
 LISTEN      ?= 127.0.0.1:8080
 
@@ -42,7 +41,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 demo: setup
-	$(BIN)/glasspane demo --dir $(DEMO_DIR) --size $(DEMO_SIZE)
+	$(BIN)/glasspane demo story --dir $(DEMO_DIR)
 	$(BIN)/glasspane serve --listen $(LISTEN) --bootstrap-admin
 
 test: setup

@@ -27,9 +27,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import libvirt
-from glasspane.containers.sample_image import write_image_tarball
 
 from glasspane.containers import deploy, service, sessions
+from glasspane.containers.sample_image import write_image_tarball
 from glasspane.guests.ssh import stop_masters
 from glasspane.settings import Settings
 

@@ -15,6 +15,7 @@ import yaml
 from glasspane.errors import UsageError
 
 MAX_SPEC_BYTES = 1 << 20
+TOP = "the file"  # `where` of a document's top-level mapping: its keys are named alone
 
 
 class Located(dict[str, Any]):
@@ -94,7 +95,8 @@ class SpecReader:
             raise self.fail(where, f"expected a mapping, found {_kind(value)}")
         for key in value:
             if key not in allowed:
-                raise self.fail(f"{where}.{key}", f"unknown key (allowed: "
+                raise self.fail(key if where == TOP else f"{where}.{key}",
+                                "unknown key (allowed: "
                                 f"{', '.join(sorted(allowed))})", value, key)
         for key in sorted(required - set(value)):
             raise self.fail(where, f"missing required key {key!r}", value)

@@ -96,7 +96,7 @@ def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str], tmp_path:
 
 def test_demo_converts_through_every_format(capsys: pytest.CaptureFixture[str],
                                             tmp_path: Path) -> None:
-    r = run_cli(capsys, "demo", "--dir", str(tmp_path), "--size", "16")
+    r = run_cli(capsys, "demo", "formats", "--dir", str(tmp_path), "--size", "16")
     assert r.code == 0, r.out + r.err
     assert "every output holds exactly the sample's content" in r.out
     assert r.out.count("identical") >= 7

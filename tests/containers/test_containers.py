@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from tests.cli.runner import run_cli
 from tests.containers.conftest import Guests
+
 from glasspane.containers.sample_image import write_image_tarball
 
 pytestmark = pytest.mark.integration

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from glasspane.containers.sample_image import write_image_tarball
 from glasspane.settings import Settings
 from tests.api.conftest import Server, serve
-from glasspane.containers.sample_image import write_image_tarball
 from tests.hypervisors.conftest import guest_world
 
 pytestmark = pytest.mark.integration

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -74,15 +75,35 @@ def _check_remote(args: list[str]) -> None:
                      "--server yet", hint="run it on the server's machine, or without --server")
 
 
-@cli.command()
+@cli.group()
+def demo() -> None:
+    """Demonstrations: the whole workflow (`story`, what `make demo` runs) or the image
+    toolkit alone (`formats`)."""
+
+
+@demo.command("formats")
 @click.option("--dir", "workdir", type=click.Path(file_okay=False), default=None,
               help="Where to put the demo files (default: a new temporary directory).")
 @click.option("--size", "size_mib", type=click.IntRange(16, 65536), default=256,
               show_default=True, help="Size of the sample disk in MiB.")
-def demo(workdir: str | None, size_mib: int) -> None:
+def demo_formats(workdir: str | None, size_mib: int) -> None:
     """Convert a generated sample disk through every format and verify each result."""
     from glasspane.cli.demo import run_demo
     run_demo(workdir, size_mib)
+
+
+@demo.command("story")
+@click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("demo-work"), show_default=True,
+              help="Where the build's outputs and the demo's files go.")
+@click.option("--examples", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default=Path("examples/web-template"), show_default=True,
+              help="The template spec, playbook and app the story uses.")
+def demo_story(workdir: Path, examples: Path) -> None:
+    """Build the example template, export it for every target, provision two VMs, configure
+    them with Ansible, deploy the web application in each and check it answers."""
+    from glasspane.cli.story import run_story
+    run_story(workdir, examples)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,7 +33,7 @@ from glasspane.containers.engine import Engine
 from glasspane.containers.service import APP_LABEL, engine_of
 from glasspane.errors import NotFound, UsageError
 from glasspane.settings import Settings
-from glasspane.yamlspec import Located, SpecReader, load_yaml
+from glasspane.yamlspec import TOP, Located, SpecReader, load_yaml
 
 SERVICE_LABEL = "io.glasspane.service"
 HASH_LABEL = "io.glasspane.config-hash"
@@ -95,7 +95,7 @@ def _service(reader: SpecReader, app: str, name: str, value: Any, base: Path) ->
 
 def parse_app(path: Path) -> AppSpec:
     reader = SpecReader(path)
-    top = reader.mapping(load_yaml(path), "the file", {"name", "services"},
+    top = reader.mapping(load_yaml(path), TOP, {"name", "services"},
                          {"name", "services"})
     name = reader.string(top, "name", "name")
     if not _APP_NAME.match(name):

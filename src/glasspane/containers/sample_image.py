@@ -17,9 +17,9 @@ APPLETS = ("sh", "httpd", "echo", "cat", "sleep", "ls", "env", "wget", "ps", "to
 
 
 def _add(layer: tarfile.TarFile, name: str, data: bytes | None = None, *, mode: int = 0o644,
-         link: str | None = None, directory: bool = False) -> None:
+         link: str | None = None, directory: bool = False, mtime: int | None = None) -> None:
     info = tarfile.TarInfo(name)
-    info.mtime = int(time.time())
+    info.mtime = int(time.time()) if mtime is None else mtime
     info.mode = mode
     if directory:
         info.type = tarfile.DIRTYPE
@@ -32,23 +32,25 @@ def _add(layer: tarfile.TarFile, name: str, data: bytes | None = None, *, mode: 
     layer.addfile(info, io.BytesIO(data) if data is not None else None)
 
 
-def busybox_layer(index_html: str) -> bytes:
+def busybox_layer(index_html: str, mtime: int | None = None) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as layer:
         for directory in ("bin", "www", "tmp", "etc"):
-            _add(layer, directory, directory=True)
-        _add(layer, "bin/busybox", BUSYBOX.read_bytes(), mode=0o755)
+            _add(layer, directory, directory=True, mtime=mtime)
+        _add(layer, "bin/busybox", BUSYBOX.read_bytes(), mode=0o755, mtime=mtime)
         for applet in APPLETS:
-            _add(layer, f"bin/{applet}", link="busybox")
-        _add(layer, "www/index.html", index_html.encode())
-        _add(layer, "etc/passwd", b"root:x:0:0:root:/:/bin/sh\n")
+            _add(layer, f"bin/{applet}", link="busybox", mtime=mtime)
+        _add(layer, "www/index.html", index_html.encode(), mtime=mtime)
+        _add(layer, "etc/passwd", b"root:x:0:0:root:/:/bin/sh\n", mtime=mtime)
     return buffer.getvalue()
 
 
 def write_image_tarball(path: Path, tag: str, index_html: str = "hello from busybox\n",
                         command: tuple[str, ...] = ("httpd", "-f", "-v", "-p", "8080",
-                                                    "-h", "/www")) -> Path:
-    layer = busybox_layer(index_html)
+                                                    "-h", "/www"),
+                        mtime: int | None = None) -> Path:
+    """`mtime`: fixed file times make the same image the same bytes (None: now)."""
+    layer = busybox_layer(index_html, mtime)
     diff_id = hashlib.sha256(layer).hexdigest()
     config = json.dumps({
         "architecture": "amd64", "os": "linux",
@@ -61,8 +63,8 @@ def write_image_tarball(path: Path, tag: str, index_html: str = "hello from busy
     manifest = json.dumps([{"Config": config_name, "RepoTags": [tag],
                             "Layers": [f"{diff_id}/layer.tar"]}]).encode()
     with tarfile.open(path, "w") as archive:
-        _add(archive, f"{diff_id}", directory=True)
-        _add(archive, f"{diff_id}/layer.tar", layer)
-        _add(archive, config_name, config)
-        _add(archive, "manifest.json", manifest)
+        _add(archive, f"{diff_id}", directory=True, mtime=mtime)
+        _add(archive, f"{diff_id}/layer.tar", layer, mtime=mtime)
+        _add(archive, config_name, config, mtime=mtime)
+        _add(archive, "manifest.json", manifest, mtime=mtime)
     return path

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from glasspane.errors import UsageError
-from glasspane.yamlspec import Located, SpecReader, load_yaml
+from glasspane.yamlspec import TOP, Located, SpecReader, load_yaml
 
 _TEMPLATE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -136,7 +136,7 @@ class _SpecParser:
     # then checked exactly like one written out.
     def substitute(self, value: Any, where: str, parent: Any, key: str | None) -> Any:
         if isinstance(value, Located):
-            result = Located({k: self.substitute(v, f"{where}.{k}", value, k)
+            result = Located({k: self.substitute(v, f"{where}.{k}" if where else k, value, k)
                               for k, v in value.items()})
             result.line, result.lines = value.line, value.lines
             return result
@@ -176,9 +176,9 @@ class _SpecParser:
 
     def parse(self) -> TemplateSpec:
         raw = load_yaml(self.path)
-        top = self.reader.mapping(raw, "the file", TOP_KEYS, {"name", "source", "outputs"})
+        top = self.reader.mapping(raw, TOP, TOP_KEYS, {"name", "source", "outputs"})
         self.variables = self._variables(top)
-        top = self.substitute(top, "the file", None, None)
+        top = self.substitute(top, "", None, None)
         name = self.reader.string(top, "name", "name")
         if not _TEMPLATE_NAME.match(name):
             raise self.fail("name", f"invalid template name {name!r} (lowercase letters, "
