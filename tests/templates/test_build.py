@@ -274,3 +274,37 @@ def _build_vms() -> list[str]:
         return [d.name() for d in conn.listAllDomains() if d.name().startswith("gp-build-")]
     finally:
         conn.close()
+
+
+def test_configure_as_a_server_task(built: Built, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vm configure --server`: the playbook travels in the request, runs as the server's
+    task with progress, and its recap is kept as the task's result."""
+    from glasspane.api.app import create_app
+    from glasspane.inventory.db import Database
+    from glasspane.inventory.users import add_user, issue_token
+    from tests.api.conftest import serve
+    database = Database.open(built.settings, f"sqlite:///{tmp_path / 'inventory.db'}")
+    with database.session() as session:
+        token = issue_token(session, add_user(session, "olga", "a long passphrase 1", "operator"),
+                            "test")
+    monkeypatch.setenv("GLASSPANE_TOKEN", token)
+    server = serve(create_app(built.settings, database, sync_interval=1))
+    try:
+        play = tmp_path / "remote.yml"
+        play.write_text(PLAYBOOK)
+        result = run_cli(capsys, "--server", server.url, "vm", "configure", VM, str(play),
+                         "-e", "word=through-the-server")
+        assert result.code == 0, result.err
+        assert "ok=1" in result.out and f"configured {VM} (task " in result.out
+        task_id = result.out.rsplit("(task ", 1)[1].split(")")[0]
+        shown = run_cli(capsys, "--server", server.url, "task", "show", task_id)
+        task = json.loads(shown.out)
+        assert task["kind"] == "vm.configure" and task["state"] == "succeeded"
+        assert "PLAY RECAP" not in task["result"]["recap"] and "ok=1" in task["result"]["recap"]
+        address = json.loads(run_cli(capsys, "inventory", "--host", VM).out)["ansible_host"]
+        assert built.ssh(address, "cat /etc/ansible-marker").strip() == "through-the-server"
+    finally:
+        server.stop()
+        database.close()
