@@ -117,6 +117,7 @@ def test_tree_live_container_stop_and_new_vm(pane: Pane, browser: Browser) -> No
     page.fill("#new-vm-form input[name=name]", "pane-2")
     page.select_option("#new-vm-template", "deb")
     page.fill("#new-vm-form input[name=memory_mib]", "384")
+    page.fill("#new-vm-form input[name=labels]", "app=pane, tier=front")
     page.click("#create-vm")
     task = page.locator('#tasks li:has-text("vm.create local/pane-2")')
     expect(task).to_have_count(1)
@@ -125,6 +126,8 @@ def test_tree_live_container_stop_and_new_vm(pane: Pane, browser: Browser) -> No
     expect(task).to_have_attribute("data-state", "succeeded", timeout=300_000)
     expect(page.locator(node(page, "vm:local/pane-2") + " .badge")).to_have_text(
         "running", timeout=30_000)
+    page.click(node(page, "vm:local/pane-2"))
+    expect(page.locator("#details")).to_contain_text("app=pane, tier=front")
     shot(page, "4-new-vm-running")
     page.close()
 

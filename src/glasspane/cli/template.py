@@ -26,11 +26,17 @@ def template() -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--host", default="local", show_default=True)
 @click.option("--disk", type=int, help="Which disk of an XVA/OVA (default: the first).")
+@click.option("--kernel", type=click.Path(dir_okay=False, exists=True),
+              help="The kernel a disk without a bootloader boots from (a build's NAME.vmlinuz).")
+@click.option("--initrd", type=click.Path(dir_okay=False, exists=True),
+              help="Its initrd (a build's NAME.initrd).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def import_(name: str, file: str, host: str, disk: int | None, quiet: bool) -> None:
+def import_(name: str, file: str, host: str, disk: int | None, kernel: str | None,
+            initrd: str | None, quiet: bool) -> None:
     """Store FILE (raw, VHD, qcow2, VMDK, XVA, OVA) as template NAME on a host."""
     with byte_progress(not quiet) as start:
-        info = service.import_template(Settings.load(), name, file, host, disk, start)
+        info = service.import_template(Settings.load(), name, file, host, disk, start,
+                                       kernel=kernel, initrd=initrd)
     click.echo(f"imported template {info.name} on {info.host}: {info.path}, "
                f"{human(info.virtual_size)} virtual, {human(info.allocation)} stored")
 

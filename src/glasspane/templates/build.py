@@ -147,6 +147,9 @@ class _Build:
                       f"writing and verifying {output.filename(spec.name)}")
             exported.append(export_output(Path(disk), spec, output, staging, self.start,
                                           str(self.log.path)))
+        # The template glasspane keeps is the qcow2 deliverable itself when there is one
+        # (verified identical to the built disk): VMs then run exactly what was shipped.
+        qcow2 = next((staging / o.file for o in exported if o.format == "qcow2"), None)
         boot = None
         if files.kernel is not None:
             boot = {"kernel": f"{spec.name}.vmlinuz", "cmdline": "root=LABEL=root rw "
@@ -155,7 +158,7 @@ class _Build:
             shutil.copyfile(files.kernel, staging / f"{spec.name}.vmlinuz")
             if files.initrd is not None:
                 shutil.copyfile(files.initrd, staging / f"{spec.name}.initrd")
-        self.built_disk = Path(disk)
+        self.built_disk = qcow2 or Path(disk)
         return exported, boot
 
     def register(self) -> TemplateInfo:

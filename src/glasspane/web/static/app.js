@@ -178,7 +178,9 @@ async function showVm(host, name) {
                             `Destroy VM ${name} and its disks?`, true));
   const console = el("pre", { id: "console" }, "…");
   details(`VM ${name}`, [["host", host], ["power state", badge(vm.power_state)],
-    ["addresses", vm.addresses.join(", ")], ["template", vm.template], ["UUID", vm.uuid],
+    ["addresses", vm.addresses.join(", ")], ["template", vm.template],
+    ["labels", Object.entries(vm.labels || {}).map(([k, v]) => `${k}=${v}`).join(", ")],
+    ["UUID", vm.uuid],
     ["containers", vm.containers.length], ["containers error", vm.containers_error]],
     buttons, [el("h2", {}, "Console"), console]);
   api(`${path}/console?lines=60`).then((text) => { console.textContent = text || "(empty)"; })
@@ -288,6 +290,13 @@ document.getElementById("new-vm-form").addEventListener("submit", async (event) 
   if (form.get("disk_gib")) body.disk_gib = Number(form.get("disk_gib"));
   if (form.get("ssh_key").trim()) body.ssh_keys = [form.get("ssh_key").trim()];
   if (form.get("user_data").trim()) body.user_data = form.get("user_data");
+  const labels = form.get("labels").trim();
+  if (labels) {
+    body.labels = Object.fromEntries(labels.split(/[\s,]+/).filter(Boolean).map((pair) => {
+      const at = pair.indexOf("=");
+      return at < 0 ? [pair, ""] : [pair.slice(0, at), pair.slice(at + 1)];
+    }));
+  }
   try {
     trackTask(await api("/vms", { method: "POST", body: JSON.stringify(body) }));
     document.getElementById("new-vm").close();
