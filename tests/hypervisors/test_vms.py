@@ -109,7 +109,8 @@ def wait_ssh(address: str, timeout: float = 180) -> None:
     wait_for(f"SSH on {address}", lambda: ssh_banner(address), timeout, "test")
 
 
-def test_lifecycle(capsys: pytest.CaptureFixture[str], template: str, ssh_key: Path) -> None:
+def test_lifecycle(capsys: pytest.CaptureFixture[str], template: str, ssh_key: Path,
+                   tmp_path: Path) -> None:
     r = run_cli(capsys, "vm", "create", "life-1", "--template", template,
                 "--ssh-key", f"{ssh_key}.pub")
     assert r.code == 0, r.err
@@ -131,12 +132,29 @@ def test_lifecycle(capsys: pytest.CaptureFixture[str], template: str, ssh_key: P
     assert "clean" in json.loads(run_cli(capsys, "vm", "info", "--json", "life-1").out)[
         "snapshots"]
 
+    r = run_cli(capsys, "vm", "export", "life-1", str(tmp_path / "running.qcow2"))
+    assert r.code == 2 and "is running: its disk is in use" in r.err
+    ssh(ssh_key, address, "nohup sleep 3600 >/dev/null 2>&1 & echo $! > /tmp/sleeper")
+    assert "suspended" in run_cli(capsys, "vm", "suspend", "life-1").out
+    listed = {v["name"]: v for v in json.loads(run_cli(capsys, "vm", "list", "--json").out)}
+    assert listed["life-1"]["power_state"] == "suspended"
+    assert "running" in run_cli(capsys, "vm", "resume", "life-1").out
+    wait_ssh(address)
+    # Resumed from its saved memory, not booted again: the process is still there.
+    assert ssh(ssh_key, address, "kill -0 $(cat /tmp/sleeper) && echo alive").strip() == "alive"
+
     r = run_cli(capsys, "vm", "shutdown", "life-1", "--timeout", "120")
     assert r.code == 0 and r.out.strip() == "VM life-1: halted", r.out
     assert "running" in run_cli(capsys, "vm", "start", "life-1").out
     wait_ssh(address)
     assert ssh(ssh_key, address, "cat /etc/marker").strip() == "before"
     assert "systemd" in run_cli(capsys, "vm", "console", "life-1", "--lines", "400").out
+    run_cli(capsys, "vm", "shutdown", "life-1", "--timeout", "120")
+    exported = tmp_path / "life-1.qcow2"
+    r = run_cli(capsys, "vm", "export", "life-1", str(exported), "--quiet")
+    assert r.code == 0, r.err
+    disk = json.loads(run_cli(capsys, "vm", "info", "--json", "life-1").out)["disk"]
+    subprocess.run(["qemu-img", "compare", "-q", disk, str(exported)], check=True)
     assert run_cli(capsys, "vm", "destroy", "life-1").code == 0
     r = run_cli(capsys, "vm", "info", "life-1")
     assert r.code == 6 and "no VM named 'life-1'" in r.err

@@ -19,6 +19,7 @@ What it enforces, as XAPI does for the calls it serves:
 from __future__ import annotations
 
 import json
+import tempfile
 import threading
 import time
 import uuid
@@ -302,20 +303,69 @@ class Xapi:
             raise Failure("VM_BAD_POWER_STATE", vm, "halted", source["power_state"].lower())
         values = {k: v for k, v in source.items() if k not in ("uuid", "VBDs")}
         clone = self.add("VM", **{**values, "name_label": new_name})
-        for vbd in source["VBDs"]:
+        self._copy_disks(vm, clone)  # copy-on-write clones of the disks, here plain copies
+        return clone
+
+    def _copy_disks(self, source: str, target: str) -> None:
+        """Give VM `target` copies of `source`'s disks (XAPI: clone or copy of each VDI)."""
+        for vbd in self.record("VM", source)["VBDs"]:
             old = self.record("VBD", vbd)
             vdi = old["VDI"]
-            if vdi != NULL:  # copy-on-write clone of the disk
+            if vdi != NULL:
                 original = self.record("VDI", vdi)
-                copy = self.add("VDI", name_label=original["name_label"],
-                                virtual_size=original["virtual_size"], SR=original["SR"])
-                self.disks[copy] = self.disks.get(vdi, b"")
-                vdi = copy
-            self.objects["VM"][clone]["VBDs"].append(
-                self.add("VBD", VM=clone, VDI=vdi, type=old["type"],
+                vdi = self.add("VDI", name_label=original["name_label"],
+                               virtual_size=original["virtual_size"], SR=original["SR"],
+                               type=original["type"])
+                self.disks[vdi] = self.disks.get(old["VDI"], b"")
+            self.objects["VM"][target]["VBDs"].append(
+                self.add("VBD", VM=target, VDI=vdi, type=old["type"],
                          userdevice=old["userdevice"], bootable=old["bootable"],
                          mode=old["mode"]))
-        return clone
+
+    def VM_snapshot(self, vm: str, new_name: str, ignore_vdis: list[str]) -> str:
+        source = self.record("VM", vm)
+        if source["is_a_template"]:
+            raise Failure("VM_IS_TEMPLATE", vm)
+        if source["power_state"] == "Suspended":
+            raise Failure("VM_BAD_POWER_STATE", vm, "running", "suspended")
+        values = {k: v for k, v in source.items()
+                  if k not in ("uuid", "VBDs", "snapshots", "guest_metrics")}
+        snapshot = self.add("VM", **{**values, "name_label": new_name, "is_a_template": True,
+                                     "is_a_snapshot": True, "snapshot_of": vm,
+                                     "power_state": "Halted"})
+        self._copy_disks(vm, snapshot)
+        source["snapshots"].append(snapshot)
+        self.event("VM", vm, "mod")
+        return snapshot
+
+    def VM_revert(self, snapshot: str) -> None:
+        record = self.record("VM", snapshot)
+        if not record["is_a_snapshot"]:
+            raise Failure("VM_REVERT_FAILED", snapshot, "not a snapshot")
+        vm = record["snapshot_of"]
+        target = self.record("VM", vm)
+        mine = [self.record("VBD", v)["VDI"] for v in target["VBDs"]]
+        theirs = [self.record("VBD", v)["VDI"] for v in record["VBDs"]]
+        for current, saved in zip(mine, theirs, strict=False):
+            if current != NULL and saved != NULL:
+                self.disks[current] = self.disks.get(saved, b"")
+        target["power_state"] = "Halted"  # a disk-only snapshot: the VM comes back halted
+        self.event("VM", vm, "mod")
+
+    def VM_suspend(self, vm: str) -> None:
+        self._power(vm, "Running", "Suspended")
+
+    def VM_resume(self, vm: str, start_paused: bool, force: bool) -> None:
+        self._power(vm, "Suspended", "Paused" if start_paused else "Running")
+
+    def VM_copy(self, vm: str, new_name: str, sr: str) -> str:
+        source = self.record("VM", vm)
+        if source["power_state"] != "Halted":
+            raise Failure("VM_BAD_POWER_STATE", vm, "halted", source["power_state"].lower())
+        values = {k: v for k, v in source.items() if k not in ("uuid", "VBDs", "snapshots")}
+        copy = self.add("VM", **{**values, "name_label": new_name})
+        self._copy_disks(vm, copy)
+        return copy
 
     def VM_provision(self, vm: str) -> None:
         if not self.record("VM", vm)["is_a_template"]:
@@ -435,6 +485,69 @@ class Xapi:
             self.event("VDI", vdi, "mod")
             return 200
 
+    # -- the /export handlers ------------------------------------------------------------------
+    def http_export(self, query: dict[str, str]) -> tuple[int, bytes]:
+        """GET /export?ref=VM or uuid=...: the VM as an XVA (XAPI refuses a running VM)."""
+        from glasspane.images.vm import VmSettings
+        from tests.images.xva_builder import build_xva
+        with self.lock:
+            if query.get("session_id") not in self.sessions:
+                return 401, b""
+            vm = query.get("ref") or next(
+                (r for r, v in self.objects["VM"].items() if v["uuid"] == query.get("uuid")),
+                "")
+            if vm not in self.objects["VM"]:
+                return 404, b""
+            record = self.record("VM", vm)
+            task = query.get("task_id", "")
+            if record["power_state"] not in ("Halted", "Suspended"):
+                if task in self.objects["task"]:
+                    self.objects["task"][task].update(
+                        status="failure", error_info=["VM_BAD_POWER_STATE", vm, "halted",
+                                                      record["power_state"].lower()])
+                return 500, b""
+            disks = [self.disks.get(self.record("VBD", v)["VDI"], b"")
+                     for v in record["VBDs"] if self.record("VBD", v)["type"] == "Disk"]
+            sizes = [self.record("VDI", self.record("VBD", v)["VDI"])["virtual_size"]
+                     for v in record["VBDs"] if self.record("VBD", v)["type"] == "Disk"]
+        with tempfile.TemporaryDirectory() as work:
+            path = Path(work) / "export.xva"
+            build_xva(path, [(size, [(i, data[i << 20:(i + 1) << 20])
+                                     for i in range(0, (len(data) + (1 << 20) - 1) >> 20)
+                                     if data[i << 20:(i + 1) << 20].strip(b"\0")])
+                             for size, data in zip(sizes, disks, strict=True)],
+                      VmSettings(record["name_label"], record["VCPUs_max"] or 1,
+                                 max(1, record["memory_static_max"] >> 20)))
+            body = path.read_bytes()
+        with self.lock:
+            if task in self.objects["task"]:
+                self.objects["task"][task].update(status="success", progress=1.0, result="")
+        return 200, body
+
+    def http_export_raw_vdi(self, query: dict[str, str]) -> tuple[int, bytes]:
+        """GET /export_raw_vdi?vdi=REF&format=raw|vhd: one disk; VHD made by qemu-img, an
+        implementation other than glasspane's."""
+        import subprocess
+        with self.lock:
+            if query.get("session_id") not in self.sessions:
+                return 401, b""
+            vdi = query.get("vdi", "")
+            if vdi not in self.objects["VDI"]:
+                return 404, b""
+            size = self.record("VDI", vdi)["virtual_size"]
+            data = self.disks.get(vdi, b"").ljust(size, b"\0")
+        fmt = query.get("format", "raw")
+        if fmt == "raw":
+            return 200, data
+        if fmt != "vhd":
+            return 400, b""
+        with tempfile.TemporaryDirectory() as work:
+            raw, vhd = Path(work) / "disk.raw", Path(work) / "disk.vhd"
+            raw.write_bytes(data)
+            subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o",
+                            "subformat=dynamic,force_size=on", str(raw), str(vhd)], check=True)
+            return 200, vhd.read_bytes()
+
     def _import_xva(self, body: bytes) -> str:
         import io
         import tarfile
@@ -502,6 +615,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+    def do_GET(self) -> None:
+        from urllib.parse import parse_qsl, urlsplit
+        parts = urlsplit(self.path)
+        query = dict(parse_qsl(parts.query))
+        if parts.path == "/export":
+            status, body = self.xapi.http_export(query)
+        elif parts.path == "/export_raw_vdi":
+            status, body = self.xapi.http_export_raw_vdi(query)
+        else:
+            status, body = 404, b""
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))

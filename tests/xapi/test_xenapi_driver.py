@@ -131,7 +131,8 @@ def test_pool_in_the_inventory(capsys: pytest.CaptureFixture[str], settings: Set
             select(Vm).where(Vm.host_id == host.id))}
     assert vms == {"web-1": "running", "db-1": "halted"}
     with database.session() as session:
-        templates = [t.name for t in session.scalars(select(Template))]
+        templates = [t.name for t in session.scalars(
+            select(Template).where(Template.host_id == host.id))]
     assert templates == ["Debian Bookworm 12"]  # ready for POST /vms on this pool
     xapi.stop()  # the pool master goes away: marked unreachable, its VMs kept
     sync_hosts(database, settings)
@@ -304,3 +305,68 @@ def test_provision_from_a_template(capsys: pytest.CaptureFixture[str], settings:
     assert run_cli(capsys, "vm", "destroy", "web-2", "--host", "xcp").code == 0
     assert ref not in pool.objects["VM"]
     assert all(pool.objects["VBD"].get(b) is None for b in vm["VBDs"])
+
+
+def test_snapshots_suspend_and_exports(capsys: pytest.CaptureFixture[str], settings: Settings,
+                                       xapi: Running, password_file: Path,
+                                       tmp_path: Path) -> None:
+    """Snapshot, revert, suspend and resume through XAPI's calls; the VM out again as an XVA
+    (/export), a VHD (/export_raw_vdi, made by qemu-img in the loopback XAPI) and a qcow2
+    converted from it, each holding exactly the pool's disk."""
+    import subprocess
+
+    from glasspane.errors import Conflict
+    from glasspane.hosts.service import host_driver
+    from glasspane.images.compare import compare_images
+    pool = xapi.xapi
+    add_pool(capsys, xapi.url, password_file)
+    refs = {v["name_label"]: k for k, v in pool.objects["VM"].items()}
+    db = refs["db-1"]
+    size = 8 << 20
+    content = bytes(range(256)) * 8192 + b"\0" * (4 << 20) + b"glasspane" * 1000
+    content = content.ljust(size, b"\0")
+    vdi = pool.add("VDI", name_label="db root", virtual_size=size, type="user")
+    pool.disks[vdi] = content
+    pool.objects["VM"][db]["VBDs"] = [pool.add("VBD", VM=db, VDI=vdi, type="Disk",
+                                               userdevice="0", bootable=True, mode="RW")]
+    expected = tmp_path / "expected.raw"
+    expected.write_bytes(content)
+
+    def cli(*args: str) -> str:
+        r = run_cli(capsys, *args, "--host", "xcp")
+        assert r.code == 0, r.err
+        return r.out
+
+    cli("vm", "snapshot", "db-1", "before")
+    r = run_cli(capsys, "vm", "snapshot", "db-1", "before", "--host", "xcp")
+    assert r.code == 2 and "already has a snapshot named 'before'" in r.err
+    assert "before" not in cli("vm", "list"), "a snapshot is not a VM"
+    assert json.loads(cli("vm", "info", "db-1", "--json"))["snapshots"] == ["before"]
+    pool.disks[vdi] = b"overwritten".ljust(size, b"x")  # the guest writes after the snapshot
+    cli("vm", "revert", "db-1", "before")
+    assert pool.disks[vdi] == content
+    r = run_cli(capsys, "vm", "revert", "db-1", "after", "--host", "xcp")
+    assert r.code == 6 and "has no snapshot named 'after'" in r.err
+
+    cli("vm", "start", "db-1")
+    r = run_cli(capsys, "vm", "export", "db-1", str(tmp_path / "running.xva"), "--host", "xcp")
+    assert r.code == 2 and "is running: its disk is in use" in r.err
+    with host_driver(settings, "xcp") as driver, pytest.raises(Conflict, match="running"):
+        driver.export_xva("db-1", str(tmp_path / "direct.xva"), lambda n: None)
+    assert not (tmp_path / "direct.xva").exists()
+    assert "suspended" in cli("vm", "suspend", "db-1")
+    assert pool.objects["VM"][db]["power_state"] == "Suspended"
+    assert "running" in cli("vm", "resume", "db-1")
+    cli("vm", "shutdown", "db-1")
+
+    for name in ("db.xva", "db.vhd", "db.qcow2", "db.raw"):
+        out = tmp_path / name
+        assert f"exported VM db-1 from xcp to {out}" in cli("vm", "export", "db-1", str(out),
+                                                            "--quiet")
+        assert all(r.identical for r in compare_images(str(expected), str(out))), name
+    for name, fmt in (("db.vhd", "vpc"), ("db.qcow2", "qcow2"), ("db.raw", "raw")):
+        subprocess.run(["qemu-img", "compare", "-q", "-f", "raw", "-F", fmt, str(expected),
+                        str(tmp_path / name)], check=True)
+    r = run_cli(capsys, "vm", "export", "db-1", str(tmp_path / "db.xva"), "--host", "xcp")
+    assert r.code == 2 and "already exists" in r.err
+    assert not list(tmp_path.glob(".db.*")), "no temporary file is left"

@@ -25,7 +25,7 @@ from glasspane.settings import Settings
 # The commands that work through --server: (noun, verb).
 REMOTE_COMMANDS = {
     ("vm", v) for v in ("list", "info", "create", "start", "shutdown", "reboot", "pause",
-                        "resume", "snapshot", "destroy", "console", "configure")
+                        "resume", "suspend", "snapshot", "destroy", "console", "configure")
 } | {("container", v) for v in ("list", "start", "stop", "restart", "pause", "unpause",
                                 "remove", "logs", "inspect")} | {
     ("template", "list"), ("host", "list"), ("task", "list"), ("task", "show"),

@@ -188,7 +188,8 @@ def _simple_action(action: str, doc: str) -> None:
 
 for _action, _doc in (("start", "Start the VMs NAMES."), ("reboot", "Reboot the VMs NAMES."),
                       ("pause", "Pause the VMs NAMES (their vCPUs stop)."),
-                      ("resume", "Resume the paused VMs NAMES.")):
+                      ("suspend", "Suspend the VMs NAMES (memory saved to disk, stopped)."),
+                      ("resume", "Resume the paused or suspended VMs NAMES.")):
     _simple_action(_action, _doc)
 
 
@@ -324,3 +325,23 @@ def configure(ctx: click.Context, vms: tuple[str, ...], playbook: Path, label: s
     if quiet:
         click.echo(result["recap"])
     click.echo(f"configured {', '.join(result['vms'])}: {result['tasks']} task(s) ran")
+
+
+@vm.command("export")
+@click.argument("name")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--host", default="local", show_default=True)
+@click.option("--to", "to", help="Output format (default: from FILE's extension).")
+@click.option("--disk", type=int, default=0, show_default=True,
+              help="Which disk, for a disk format (XVA and OVA take the whole VM).")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def export(name: str, file: Path, host: str, to: str | None, disk: int, force: bool,
+           quiet: bool) -> None:
+    """Export halted VM NAME to FILE: XVA or OVA (the whole VM), qcow2, VHD, VMDK or raw."""
+    from glasspane.cli.progress import byte_progress
+    from glasspane.vms.export import export_vm
+    with byte_progress(not quiet) as start:
+        fmt = export_vm(Settings.load(), name, file, host, to, disk, force, start)
+    click.echo(f"exported VM {name} from {host} to {file} ({fmt}, "
+               f"{file.stat().st_size} bytes)")

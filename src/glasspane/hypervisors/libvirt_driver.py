@@ -113,8 +113,9 @@ class LibvirtDriver:
         for dom in self._call("listing VMs", self._conn.listAllDomains):
             state = self._call(f"reading the state of VM {dom.name()}", dom.state)[0]
             template, labels = self._metadata(dom)
-            out.append(VmSummary(dom.name(), dom.UUIDString(), _STATES.get(state, "unknown"),
-                                 template, labels))
+            power = "suspended" if state == libvirt.VIR_DOMAIN_SHUTOFF and \
+                dom.hasManagedSaveImage(0) else _STATES.get(state, "unknown")
+            out.append(VmSummary(dom.name(), dom.UUIDString(), power, template, labels))
         return sorted(out, key=lambda v: v.name)
 
     def _metadata(self, dom: Any) -> tuple[str | None, dict[str, str]]:
@@ -310,13 +311,26 @@ class LibvirtDriver:
 
     def vm_state(self, name: str) -> str:
         dom = self._domain(name)
+        if self._suspended(dom):
+            return "suspended"
         return _STATES.get(self._call(f"reading the state of VM {name}", dom.state)[0],
                            "unknown")
+
+    def _suspended(self, dom: Any) -> bool:
+        """Stopped with its memory saved (managed save): suspended, not halted."""
+        state = self._call(f"reading the state of VM {dom.name()}", dom.state)[0]
+        return bool(state == libvirt.VIR_DOMAIN_SHUTOFF and
+                    self._call(f"reading VM {dom.name()}", dom.hasManagedSaveImage, 0))
 
     def vm_action(self, name: str, action: str) -> None:
         dom = self._domain(name)
         calls = {"start": dom.create, "reboot": lambda: dom.reboot(0), "pause": dom.suspend,
-                 "resume": dom.resume, "poweroff": dom.destroy, "shutdown": dom.shutdown}
+                 "resume": dom.resume, "poweroff": dom.destroy, "shutdown": dom.shutdown,
+                 # Suspend: memory saved to disk and the VM stopped (libvirt's managed save);
+                 # resume starts it again from there.
+                 "suspend": lambda: dom.managedSave(0)}
+        if action == "resume" and self._suspended(dom):
+            calls["resume"] = dom.create
         if action not in calls:
             raise UsageError(f"unknown VM action {action!r}")
         self._call(f"{action} of VM {name}", calls[action])

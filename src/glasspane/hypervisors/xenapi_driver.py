@@ -51,7 +51,7 @@ POWER_STATES = {"Running": "running", "Halted": "halted", "Paused": "paused",
 ACTIONS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "start": ("start", (False, False)), "shutdown": ("clean_shutdown", ()),
     "poweroff": ("hard_shutdown", ()), "reboot": ("clean_reboot", ()),
-    "pause": ("pause", ()), "resume": ("unpause", ())}
+    "pause": ("pause", ()), "resume": ("unpause", ()), "suspend": ("suspend", ())}
 UPLOAD_BLOCK = 1 << 20
 SESSION_ERRORS = ("SESSION_INVALID", "SESSION_AUTHENTICATION_FAILED", "HOST_IS_SLAVE")
 
@@ -219,9 +219,43 @@ class XenApiDriver:
     def vm_action(self, name: str, action: str) -> None:
         if action not in ACTIONS:
             raise ValueError(action)
-        ref, _ = self._vm(name)
+        ref, record = self._vm(name)
         message, args = ACTIONS[action]
+        if action == "resume" and record["power_state"] == "Suspended":
+            message, args = "resume", (False, False)  # from its saved memory, not a pause
         self._call(f"{action} VM {name}", f"VM.{message}", ref, *args)
+
+    # -- snapshots ----------------------------------------------------------------------------
+    def _snapshots(self, name: str) -> dict[str, str]:
+        """The VM's snapshots: name -> ref."""
+        ref, _ = self._vm(name)
+        return {str(self._call("reading a snapshot", "VM.get_name_label", snap)): str(snap)
+                for snap in self._call(f"listing VM {name}'s snapshots", "VM.get_snapshots",
+                                       ref)}
+
+    def snapshot_vm(self, name: str, snapshot: str) -> None:
+        ref, _ = self._vm(name)
+        if snapshot in self._snapshots(name):
+            raise Conflict(f"host {self.name}: VM {name} already has a snapshot named "
+                           f"{snapshot!r}")
+        try:  # XAPI's current signature: (vm, new_name, ignore_vdis)
+            self._call(f"snapshot {snapshot} of VM {name}", "VM.snapshot", ref, snapshot, [])
+        except HostError as exc:
+            if "MESSAGE_PARAMETER_COUNT_MISMATCH" not in exc.message:
+                raise
+            # XenServer/XCP-ng before ignore_vdis: (vm, new_name).
+            self._call(f"snapshot {snapshot} of VM {name}", "VM.snapshot", ref, snapshot)
+
+    def revert_vm(self, name: str, snapshot: str) -> None:
+        """Back to the snapshot's disks (XAPI leaves the VM halted after a disk-only one)."""
+        snapshots = self._snapshots(name)
+        if snapshot not in snapshots:
+            raise NotFound(f"host {self.name}: VM {name} has no snapshot named {snapshot!r}",
+                           hint="`glasspane vm info` lists them")
+        self._call(f"revert of VM {name} to {snapshot}", "VM.revert", snapshots[snapshot])
+
+    def list_snapshots(self, name: str) -> list[str]:
+        return sorted(self._snapshots(name))
 
     # -- provisioning ---------------------------------------------------------------------------
     def provision_vm(self, template: str, name: str, cpus: int, memory_mib: int,
@@ -386,12 +420,7 @@ class XenApiDriver:
                 self._call("removing the import task", "task.destroy", task)
 
     def _put(self, target: str, path: str, progress: Callable[[int], None]) -> None:
-        parts = urlsplit(self.uri)
-        if parts.scheme == "https":
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                parts.netloc, context=self._context, timeout=300)
-        else:
-            conn = http.client.HTTPConnection(parts.netloc, timeout=300)
+        conn = self._http()
         size = os.path.getsize(path)
         try:
             with open(path, "rb") as source:
@@ -412,6 +441,83 @@ class XenApiDriver:
             raise HostError(f"XAPI at {self.uri} refused the upload of {path}: HTTP "
                             f"{answer.status} {answer.reason}", host=self.name)
 
+    # -- export -------------------------------------------------------------------------------
+    def export_xva(self, name: str, path: str, progress: Callable[[int], None]) -> None:
+        """VM `name` as an XVA from XAPI's /export handler, streamed into `path` (whole or
+        not at all).  XAPI exports halted or suspended VMs; a running one is a Conflict."""
+        ref, _ = self._vm(name)
+        task = self._call("creating the export task", "task.create", f"export {name}", path)
+        try:
+            ok = self._get(f"/export?session_id={self._session._session}&ref={ref}"
+                           f"&task_id={task}", path, progress, f"the export of VM {name}")
+            self._wait_task(task, f"exporting VM {name}")
+            if not ok:
+                raise HostError(f"exporting VM {name}: XAPI ended the download early",
+                                host=self.name)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._call("cancelling the export", "task.cancel", task)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                self._call("removing the export task", "task.destroy", task)
+
+    def export_disk(self, name: str, index: int, fmt: str, path: str,
+                    progress: Callable[[int], None]) -> int:
+        """Disk `index` of VM `name` as `fmt` (raw or vhd) from /export_raw_vdi into `path`;
+        its virtual size."""
+        ref, _ = self._vm(name)
+        disks = self._disks(ref)
+        if not 0 <= index < len(disks):
+            raise NotFound(f"host {self.name}: VM {name} has {len(disks)} disk(s), no disk "
+                           f"{index}")
+        vdi = disks[index][1]
+        size = int(self._call("reading a disk's size", "VDI.get_virtual_size", vdi))
+        try:
+            if not self._get(f"/export_raw_vdi?session_id={self._session._session}&vdi={vdi}"
+                             f"&format={fmt}", path, progress, f"disk {index} of VM {name}"):
+                raise HostError(f"exporting disk {index} of VM {name}: the download ended "
+                                "early", host=self.name)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            raise
+        return size
+
+    def _get(self, target: str, path: str, progress: Callable[[int], None], what: str
+             ) -> bool:
+        """Download `target` into `path`; whether all the announced bytes came (XAPI's
+        exports may announce none: then the connection's end is the end)."""
+        conn = self._http()
+        try:
+            conn.request("GET", target)
+            answer = conn.getresponse()
+            if answer.status >= 300:
+                answer.read()
+                return False
+            expected = answer.getheader("Content-Length")
+            received = 0
+            with open(path, "wb") as sink:
+                while block := answer.read(UPLOAD_BLOCK):
+                    sink.write(block)
+                    received += len(block)
+                    progress(len(block))
+            return expected is None or received == int(expected)
+        except (OSError, http.client.HTTPException) as exc:
+            raise HostError(f"{what} from XAPI at {self.uri} was cut off: {exc}",
+                            host=self.name) from None
+        finally:
+            conn.close()
+
+    def _http(self) -> http.client.HTTPConnection:
+        parts = urlsplit(self.uri)
+        if parts.scheme == "https":
+            return http.client.HTTPSConnection(parts.netloc, context=self._context,
+                                               timeout=300)
+        return http.client.HTTPConnection(parts.netloc, timeout=300)
+
     def _wait_task(self, task: str, what: str, timeout: float = 3600) -> str:
         """Wait for an XAPI task; its result on success, HostError with XAPI's error info
         otherwise."""
@@ -422,9 +528,7 @@ class XenApiDriver:
                 return str(record["result"])
             if record["status"] in ("failure", "cancelled"):
                 info = [str(i) for i in record["error_info"]] or [record["status"]]
-                raise HostError(f"{what}: XAPI says {info[0]}" +
-                                (f" ({', '.join(info[1:])})" if info[1:] else ""),
-                                host=self.name)
+                raise self._translate(what, info)
             if time.monotonic() > deadline:
                 raise HostError(f"{what}: the XAPI task did not finish within "
                                 f"{timeout:.0f} s", host=self.name)
@@ -462,15 +566,6 @@ class XenApiDriver:
 
     def create_vm(self, spec: VmSpec) -> None:
         raise self._later("creating VMs")
-
-    def snapshot_vm(self, name: str, snapshot: str) -> None:
-        raise self._later("snapshots")
-
-    def revert_vm(self, name: str, snapshot: str) -> None:
-        raise self._later("snapshots")
-
-    def list_snapshots(self, name: str) -> list[str]:
-        return []
 
     def volume_users(self, path: str) -> list[str]:
         return []

@@ -15,7 +15,7 @@ from glasspane.inventory.tasks import TaskContext, handler
 from glasspane.settings import Settings
 from glasspane.vms import service as vms
 
-VM_ACTIONS = ("start", "shutdown", "reboot", "pause", "resume")
+VM_ACTIONS = ("start", "shutdown", "reboot", "pause", "resume", "suspend")
 CONTAINER_ACTIONS = (*containers.ACTIONS, "remove")
 
 _settings: dict[str, Settings] = {}

@@ -22,7 +22,8 @@ router = APIRouter(tags=["actions"])
 
 # The power states each action may start from.
 VM_ALLOWED = {"start": ("halted",), "shutdown": ("running", "paused"),
-              "reboot": ("running",), "pause": ("running",), "resume": ("paused",)}
+              "reboot": ("running",), "pause": ("running",),
+              "resume": ("paused", "suspended"), "suspend": ("running",)}
 CONTAINER_ALLOWED = {"start": ("exited", "created", "stopped"), "stop": ("running", "paused"),
                      "restart": ("running", "exited", "created", "stopped"),
                      "pause": ("running",), "unpause": ("paused",)}

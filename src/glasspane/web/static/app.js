@@ -163,7 +163,7 @@ async function showVm(host, name) {
   const path = `/vms/${encodeURIComponent(host)}/${encodeURIComponent(name)}`;
   const act = (action) => () => api(`${path}/actions/${action}`, { method: "POST" });
   const allowed = { start: ["halted"], shutdown: ["running", "paused"], reboot: ["running"],
-                    pause: ["running"], resume: ["paused"] };
+                    pause: ["running"], suspend: ["running"], resume: ["paused", "suspended"] };
   const buttons = Object.keys(allowed).map((action) => {
     const button = actionButton(action[0].toUpperCase() + action.slice(1), "operator", act(action));
     if (!allowed[action].includes(vm.power_state)) button.disabled = true;
