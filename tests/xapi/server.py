@@ -397,6 +397,10 @@ class Xapi:
         values = {k: int(v) if fields[k][0] == "int" else v for k, v in args.items()}
         if values.get("SR", NULL) not in self.objects["SR"]:
             raise Failure("HANDLE_INVALID", "SR", str(values.get("SR")))
+        sr = self.record("SR", values["SR"])
+        free = sr["physical_size"] - sr["physical_utilisation"]
+        if sr["physical_size"] and values.get("virtual_size", 0) > free:
+            raise Failure("SR_FULL", str(values["virtual_size"]), str(free))
         return self.add("VDI", **values)
 
     def VDI_resize(self, vdi: str, size: str) -> None:
@@ -477,8 +481,14 @@ class Xapi:
             vdi = query.get("vdi", "")
             if vdi not in self.objects["VDI"]:
                 return 404
-            if query.get("format", "raw") != "raw" or not complete:
+            fmt = query.get("format", "raw")
+            if fmt not in ("raw", "vhd") or not complete:
                 return 400
+            self.uploads.append(body)
+            if fmt == "vhd":  # decoded by qemu-img: an implementation other than glasspane's
+                body = _vhd_to_raw(body)
+                if body is None:
+                    return 400
             if len(body) > self.objects["VDI"][vdi]["virtual_size"]:
                 return 400
             self.disks[vdi] = body
@@ -591,6 +601,16 @@ class Xapi:
         for vbd in vbds:
             self.objects["VBD"][vbd]["VM"] = vm
         return vm
+
+
+def _vhd_to_raw(body: bytes) -> bytes | None:
+    import subprocess
+    with tempfile.TemporaryDirectory() as work:
+        vhd, raw = Path(work) / "in.vhd", Path(work) / "out.raw"
+        vhd.write_bytes(body)
+        done = subprocess.run(["qemu-img", "convert", "-f", "vpc", "-O", "raw", str(vhd),
+                               str(raw)], capture_output=True, check=False)
+        return raw.read_bytes() if done.returncode == 0 else None
 
 
 class _Handler(BaseHTTPRequestHandler):

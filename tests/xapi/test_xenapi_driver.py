@@ -293,6 +293,11 @@ def test_provision_from_a_template(capsys: pytest.CaptureFixture[str], settings:
                 "--no-wait")
     assert r.code == 6 and "no template named 'nope' on host xcp" in r.err
 
+    r = run_cli(capsys, "vm", "create", "web-4", "--template", "Debian Bookworm 12", "--host",
+                "xcp", "--full", "--no-wait")
+    assert r.code == 0 and "VM.copy" in pool.calls and "VM.clone" in pool.calls, r.err
+    assert run_cli(capsys, "vm", "destroy", "web-4", "--host", "xcp").code == 0
+
     # A guest that never reports an address: everything made for it is removed again.
     pool.guest_address = ""
     vdis_before = set(pool.objects["VDI"])
@@ -370,3 +375,48 @@ def test_snapshots_suspend_and_exports(capsys: pytest.CaptureFixture[str], setti
     r = run_cli(capsys, "vm", "export", "db-1", str(tmp_path / "db.xva"), "--host", "xcp")
     assert r.code == 2 and "already exists" in r.err
     assert not list(tmp_path.glob(".db.*")), "no temporary file is left"
+
+
+def test_disk_upload_streams_and_converts(capsys: pytest.CaptureFixture[str],
+                                          settings: Settings, xapi: Running,
+                                          password_file: Path, tmp_path: Path) -> None:
+    """`image upload`: raw and VHD sent to /import_raw_vdi as they are (the loopback XAPI
+    decodes the VHD with qemu-img), a qcow2 streamed as raw converted on the fly; a full SR
+    and a cut-off upload leave no VDI."""
+    from glasspane.hypervisors.xenapi_driver import XenApiDriver
+    from glasspane.images.convert import convert
+    from glasspane.images.sample import write_sample
+    pool = xapi.xapi
+    add_pool(capsys, xapi.url, password_file)
+    raw = tmp_path / "disk.raw"
+    write_sample(str(raw), 6 << 20)
+    content = raw.read_bytes()
+    for name in ("disk.vhd", "disk.qcow2"):
+        convert(str(raw), str(tmp_path / name))
+    for name in ("disk.raw", "disk.vhd", "disk.qcow2"):
+        r = run_cli(capsys, "image", "upload", str(tmp_path / name), "--host", "xcp",
+                    "--name", f"up-{name}", "--quiet")
+        assert r.code == 0 and f"as disk up-{name}" in r.out, r.err
+        [vdi] = [k for k, v in pool.objects["VDI"].items() if v["name_label"] == f"up-{name}"]
+        assert pool.disks[vdi].ljust(len(content), b"\0") == content, name
+    assert pool.uploads[-2] == (tmp_path / "disk.vhd").read_bytes(), "the VHD went as it is"
+
+    vdis = set(pool.objects["VDI"])
+    sr = next(iter(pool.objects["SR"].values()))
+    sr["physical_utilisation"] = sr["physical_size"] - (1 << 20)
+    r = run_cli(capsys, "image", "upload", str(raw), "--host", "xcp", "--quiet")
+    assert r.code == 5 and "the SR is full" in r.err and "choose another SR" in r.err
+    sr["physical_utilisation"] = 0
+
+    def cut(sent: int) -> None:
+        raise ConnectionResetError("the network went away")
+
+    driver = XenApiDriver("xcp", xapi.url, "root", "s3cret-pool")
+    try:
+        with pytest.raises(Exception, match=r"network went away|cut off"):
+            driver.upload_disk(str(tmp_path / "disk.qcow2"), "half", cut)
+    finally:
+        driver.close()
+    assert set(pool.objects["VDI"]) == vdis, "no VDI is left behind"
+    r = run_cli(capsys, "image", "upload", str(raw), "--host", "local", "--quiet")
+    assert r.code == 2 and "not a XenServer/XCP-ng pool" in r.err

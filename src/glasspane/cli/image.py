@@ -190,3 +190,29 @@ def load(vm: str, file: str, host: str) -> None:
         loaded = load_image(Settings.load(), host, vm, path,
                             start(path.stat().st_size, f"loading into {vm}"))
     click.echo(f"VM {vm}: loaded {', '.join(loaded) or 'an untagged image'}")
+
+
+@image.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--host", required=True, help="The XenServer/XCP-ng pool (a glasspane host).")
+@click.option("--name", help="The new disk's name (default: FILE's name).")
+@click.option("--sr", help="The SR, by name or UUID (default: the pool's default SR).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def upload(file: str, host: str, name: str | None, sr: str | None, quiet: bool) -> None:
+    """Upload disk image FILE to a XenServer pool as a new VDI (raw and VHD as they are,
+    any other format converted on the fly)."""
+    import os
+
+    from glasspane.errors import UsageError
+    from glasspane.hosts.service import host_driver
+    from glasspane.hypervisors.xenapi_driver import XenApiDriver
+    from glasspane.settings import Settings
+    label = name or os.path.basename(file)
+    with host_driver(Settings.load(), host) as driver:
+        if not isinstance(driver, XenApiDriver):
+            raise UsageError(f"host {host} is not a XenServer/XCP-ng pool",
+                             hint="on libvirt hosts use `glasspane template import`")
+        with byte_progress(not quiet) as start:
+            uuid = driver.upload_disk(file, label, start(os.path.getsize(file),
+                                                         f"{label} to {host}"), sr)
+    click.echo(f"uploaded {file} to {host} as disk {label} ({uuid})")

@@ -22,7 +22,7 @@ import ssl
 import threading
 import time
 import xmlrpc.client
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,6 +34,7 @@ from glasspane.errors import (
     HostUnreachable,
     NotFound,
     UnsupportedFeature,
+    UsageError,
 )
 from glasspane.hypervisors.base import (
     Acceleration,
@@ -125,6 +126,10 @@ class XenApiDriver:
         if code == "VM_BAD_POWER_STATE" and len(details) >= 4:
             return Conflict(f"host {self.name}: {what}: the VM is {details[3]}, "
                             f"it must be {details[2]}")
+        if code == "SR_FULL":
+            return HostError(f"{what}: the SR is full" + (
+                f" ({details[1]} bytes asked, {details[2]} free)" if len(details) > 2 else ""),
+                host=self.name, hint="free space on it, or choose another SR")
         if code == "HANDLE_INVALID":
             kind = details[1] if len(details) > 1 else "object"
             return NotFound(f"host {self.name}: {what}: no such {kind}")
@@ -260,8 +265,11 @@ class XenApiDriver:
     # -- provisioning ---------------------------------------------------------------------------
     def provision_vm(self, template: str, name: str, cpus: int, memory_mib: int,
                      disk_bytes: int | None, seed_iso: str, timeout: float = 300,
-                     report: Callable[[int, str], None] = lambda p, m: None) -> list[str]:
-        """A VM `name` from template `template` (VM.clone + VM.provision), resized, with its
+                     report: Callable[[int, str], None] = lambda p, m: None,
+                     full: bool = False) -> list[str]:
+        """A VM `name` from template `template` (VM.clone, or VM.copy to the default SR when
+        `full`: disks of its own, not copy-on-write over the template's; then
+        VM.provision), resized, with its
         cloud-init seed as a small read-only disk (a CD drive may be taken, and there is only
         one), started; its guest addresses once its tools report one.  Every step is undone
         if a later one fails: nothing is left."""
@@ -270,8 +278,13 @@ class XenApiDriver:
         source = self._template(template)
         undo: list[Callable[[], None]] = []
         try:
-            report(5, "cloning the template")
-            vm = self._call(f"cloning template {template}", "VM.clone", source, name)
+            if full:
+                report(5, "copying the template")
+                vm = self._call(f"copying template {template}", "VM.copy", source, name,
+                                self._default_sr())
+            else:
+                report(5, "cloning the template")
+                vm = self._call(f"cloning template {template}", "VM.clone", source, name)
             undo.append(lambda: self._destroy_with_disks(vm))
             self._call(f"provisioning VM {name}", "VM.provision", vm)
             self._call(f"making {name} a VM", "VM.set_is_a_template", vm, False)
@@ -420,16 +433,23 @@ class XenApiDriver:
                 self._call("removing the import task", "task.destroy", task)
 
     def _put(self, target: str, path: str, progress: Callable[[int], None]) -> None:
-        conn = self._http()
-        size = os.path.getsize(path)
-        try:
+        def blocks() -> Iterator[bytes]:
             with open(path, "rb") as source:
-                conn.putrequest("PUT", target)
-                conn.putheader("Content-Length", str(size))
-                conn.endheaders()
                 while block := source.read(UPLOAD_BLOCK):
-                    conn.send(block)
-                    progress(len(block))
+                    yield block
+        self._send(target, blocks(), os.path.getsize(path), progress, path)
+
+    def _send(self, target: str, blocks: Iterable[bytes], size: int,
+              progress: Callable[[int], None], path: str) -> None:
+        """PUT `size` bytes, given as `blocks`, to one of XAPI's HTTP handlers."""
+        conn = self._http()
+        try:
+            conn.putrequest("PUT", target)
+            conn.putheader("Content-Length", str(size))
+            conn.endheaders()
+            for block in blocks:
+                conn.send(block)
+                progress(len(block))
             answer = conn.getresponse()
             answer.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -440,6 +460,52 @@ class XenApiDriver:
         if answer.status >= 300:
             raise HostError(f"XAPI at {self.uri} refused the upload of {path}: HTTP "
                             f"{answer.status} {answer.reason}", host=self.name)
+
+    # -- disks ------------------------------------------------------------------------------
+    def upload_disk(self, source: str, name: str, progress: Callable[[int], None],
+                    sr: str | None = None) -> str:
+        """A new VDI `name` on SR `sr` (default: the pool's) holding the disk image `source`:
+        a VHD or raw file goes to /import_raw_vdi as it is; any other format is streamed as
+        raw, converted on the fly (no temporary copy).  Its UUID.  On any failure the VDI is
+        destroyed: nothing half-imported is left."""
+        from glasspane.images.detect import open_image
+        from glasspane.images.parallel import prefetched
+        from glasspane.images.vm import VmImage
+        image = open_image(source)
+        try:
+            if isinstance(image, VmImage):
+                raise UsageError(f"{source} is a whole VM ({image.format_name}), not a disk",
+                                 hint="`glasspane template import` takes XVA and OVA")
+            size, fmt = image.virtual_size, image.format_name
+            vdi = self._call(f"making disk {name}", "VDI.create", {
+                "name_label": name, "name_description": f"uploaded by glasspane from "
+                f"{os.path.basename(source)}", "SR": self._sr(sr), "virtual_size": str(size),
+                "type": "user", "sharable": False, "read_only": False, "other_config": {}})
+            try:
+                url = f"/import_raw_vdi?session_id={self._session._session}&vdi={vdi}"
+                if fmt in ("raw", "vhd"):
+                    self._put(f"{url}&format={fmt}", source, progress)
+                else:
+                    extents = prefetched(image.extents())
+                    self._send(f"{url}&format=raw", _raw_blocks(extents), size, progress,
+                               source)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._call("removing the half-imported disk", "VDI.destroy", vdi)
+                raise
+            return str(self._call(f"reading disk {name}", "VDI.get_uuid", vdi))
+        finally:
+            image.close()
+
+    def _sr(self, name: str | None) -> str:
+        if name is None:
+            return self._default_sr()
+        records = self._call("listing storage", "SR.get_all_records")
+        for ref, record in records.items():
+            if name in (record["name_label"], record["uuid"]):
+                return str(ref)
+        raise NotFound(f"no SR named {name!r} on host {self.name}",
+                       hint="`glasspane host info` lists them")
 
     # -- export -------------------------------------------------------------------------------
     def export_xva(self, name: str, path: str, progress: Callable[[int], None]) -> None:
@@ -569,6 +635,19 @@ class XenApiDriver:
 
     def volume_users(self, path: str) -> list[str]:
         return []
+
+
+def _raw_blocks(extents: Iterable[Any]) -> Iterator[bytes]:
+    """The disk's every byte, holes as zeros, in blocks of at most UPLOAD_BLOCK."""
+    for extent in extents:
+        if extent.data is not None:
+            yield extent.data
+            continue
+        left = extent.length
+        while left:
+            step = min(left, UPLOAD_BLOCK)
+            yield bytes(step)
+            left -= step
 
 
 def _tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:

@@ -141,7 +141,8 @@ def _create_on_xen(settings: Settings, driver: Any, request: VmRequest, host: st
         write_seed_iso(_seed(settings, request), iso)
         addresses = driver.provision_vm(
             request.template, request.name, request.cpus, request.memory_mib,
-            (request.disk_gib or 0) << 30 or None, str(iso), timeout, report)
+            (request.disk_gib or 0) << 30 or None, str(iso), timeout, report,
+            full=not request.linked)
     try:
         banner = _wait_ready(settings, driver, request, host, addresses[0], timeout, report)
     except BaseException:
