@@ -7,9 +7,10 @@ XAPI's Failure lists are translated here, once: the session and connection ones 
 HostUnreachable, VM_BAD_POWER_STATE into Conflict naming the states, HANDLE_INVALID into
 NotFound, the rest into HostError with XAPI's code and parameters.
 
-Importing an XVA as a template goes through XAPI's /import handler (`import_xva`).  Not yet
-on XenServer hosts (UnsupportedFeature): importing raw disks, exports, creating VMs from
-templates, snapshots.  They are the next slices of the XenAPI work.
+Data moves through XAPI's HTTP handlers: /import (an XVA, as a template), /import_raw_vdi (a
+disk: raw or VHD as it is, other formats streamed as raw; the cloud-init seed), /export (a VM as
+an XVA) and /export_raw_vdi (a disk as VHD or raw).  glasspane's own volume storage calls do
+not apply to pools (UnsupportedFeature): VMs come from XenServer templates (`provision_vm`).
 """
 
 from __future__ import annotations
