@@ -8,7 +8,10 @@ import logging
 import shlex
 import shutil
 import subprocess
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 from glasspane.errors import CommandFailed
 
@@ -37,3 +40,25 @@ def run(args: Sequence[str], what: str, *, timeout: float | None = None) -> str:
     if done.returncode != 0:
         raise CommandFailed(what, command=command, output=done.stderr or done.stdout)
     return done.stdout
+
+
+@contextmanager
+def deadline(process: subprocess.Popen[Any], timeout: float) -> Iterator[threading.Event]:
+    """Kill `process` if it runs past `timeout` seconds (the event yielded says it did), and
+    on leaving the block, whatever happened, if it still runs: no process outlives its
+    caller."""
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        process.kill()
+
+    timer = threading.Timer(timeout, expire)
+    timer.start()
+    try:
+        yield expired
+    finally:
+        timer.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.wait()

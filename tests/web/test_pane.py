@@ -6,6 +6,7 @@ Screenshots are kept in test-artifacts/ (or $GLASSPANE_ARTIFACTS)."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -148,3 +149,32 @@ def test_viewer_sees_but_cannot_act(pane: Pane, browser: Browser) -> None:
         refused = client.post("/api/v1/vms/local/pane-1/actions/reboot",
                               headers={"Authorization": f"Bearer {token}"})
     assert refused.status_code == 403 and "needs operator" in refused.json()["detail"]
+
+
+def test_the_cli_through_the_same_server(pane: Pane, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The container reads, `container run` and `vm revert` through the server's API."""
+    from tests.cli.runner import run_cli
+    url = pane.server.url
+    password = tmp_path / "pw"
+    password.write_text(PASSWORDS["ada"])
+    assert run_cli(capsys, "--server", url, "login", "ada", "--password-file",
+                   str(password)).code == 0
+
+    def cli(*args: str) -> str:
+        r = run_cli(capsys, "--server", url, *args)
+        assert r.code == 0, r.err
+        return r.out
+
+    assert "localhost/gp-web:1" in cli("container", "images", "pane-1")
+    assert "httpd" in cli("container", "top", "pane-1", "web")
+    assert json.loads(cli("container", "stats", "pane-1", "web", "--json"))["memory_bytes"] > 0
+    assert "container web2" in cli("container", "run", "pane-1", "localhost/gp-web:1",
+                                   "--name", "web2", "--", "httpd", "-f", "-p", "8081",
+                                   "-h", "/www")
+    assert "web2" in cli("container", "list", "pane-1")
+    cli("container", "remove", "pane-1", "web2")
+    cli("vm", "snapshot", "pane-1", "s1")
+    assert "reverted to s1" in cli("vm", "revert", "pane-1", "s1")
+    r = run_cli(capsys, "--server", url, "vm", "revert", "pane-1", "nope")
+    assert r.code != 0 and "nope" in r.err

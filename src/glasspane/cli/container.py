@@ -186,9 +186,15 @@ def logs(vm: str, name: str, host: str, follow: bool, tail: int | None) -> None:
 @click.argument("vm")
 @click.argument("name")
 @host_option
-def top(vm: str, name: str, host: str) -> None:
+@click.pass_context
+def top(ctx: click.Context, vm: str, name: str, host: str) -> None:
     """The processes of container NAME in VM."""
-    titles, rows = service.top(Settings.load(), host, vm, name)
+    remote = remote_of(ctx)
+    if remote is not None:
+        found = remote.get(f"/containers/{host}/{vm}/{name}/top")
+        titles, rows = found["titles"], found["processes"]
+    else:
+        titles, rows = service.top(Settings.load(), host, vm, name)
     echo_table(titles, rows)
 
 
@@ -197,9 +203,14 @@ def top(vm: str, name: str, host: str) -> None:
 @click.argument("name")
 @host_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def stats(vm: str, name: str, host: str, as_json: bool) -> None:
+@click.pass_context
+def stats(ctx: click.Context, vm: str, name: str, host: str, as_json: bool) -> None:
     """CPU, memory, processes and network of container NAME in VM."""
-    numbers = service.stats(Settings.load(), host, vm, name)
+    remote = remote_of(ctx)
+    if remote is not None:
+        numbers = service.ContainerStats(**remote.get(f"/containers/{host}/{vm}/{name}/stats"))
+    else:
+        numbers = service.stats(Settings.load(), host, vm, name)
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(numbers), indent=2))
         return
@@ -222,9 +233,10 @@ def stats(vm: str, name: str, host: str, as_json: bool) -> None:
               help="SOURCE:/DEST[:ro], repeatable (SOURCE: a path or volume in the VM).")
 @click.option("--restart", help="no, always, unless-stopped, on-failure[:N].")
 @click.option("--label", "-l", "labels", multiple=True, help="KEY=VALUE, repeatable.")
-def run(vm: str, image: str, command: tuple[str, ...], host: str, name: str | None,
-        ports: tuple[str, ...], env: tuple[str, ...], volumes: tuple[str, ...],
-        restart: str | None, labels: tuple[str, ...]) -> None:
+@click.pass_context
+def run(ctx: click.Context, vm: str, image: str, command: tuple[str, ...], host: str,
+        name: str | None, ports: tuple[str, ...], env: tuple[str, ...],
+        volumes: tuple[str, ...], restart: str | None, labels: tuple[str, ...]) -> None:
     """Run IMAGE as a new container in VM (`-- COMMAND...` overrides the image's)."""
     label_map = {}
     for label in labels:
@@ -234,7 +246,16 @@ def run(vm: str, image: str, command: tuple[str, ...], host: str, name: str | No
         label_map[key] = value
     request = deploy.RunRequest(image, name, list(command) or None, list(ports), list(env),
                                 list(volumes), restart, label_map)
-    result = deploy.run(Settings.load(), host, vm, request)
+    remote = remote_of(ctx)
+    if remote is not None:
+        request.validate()
+        task = remote.post(f"/containers/{host}/{vm}", {
+            "image": image, "name": name, "command": request.command, "ports": request.ports,
+            "env": request.env, "volumes": request.volumes, "restart": restart,
+            "labels": label_map})
+        result = remote.wait(task, quiet=True)["result"]
+    else:
+        result = deploy.run(Settings.load(), host, vm, request)
     click.echo(f"VM {vm}: container {result['name']} ({result['id']}) {result['state']}")
 
 
@@ -242,9 +263,12 @@ def run(vm: str, image: str, command: tuple[str, ...], host: str, name: str | No
 @click.argument("vm")
 @host_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def images(vm: str, host: str, as_json: bool) -> None:
+@click.pass_context
+def images(ctx: click.Context, vm: str, host: str, as_json: bool) -> None:
     """The container images in VM."""
-    found = service.list_images(Settings.load(), host, vm)
+    remote = remote_of(ctx)
+    found = remote.get(f"/vms/{host}/{vm}/images") if remote is not None \
+        else service.list_images(Settings.load(), host, vm)
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return

@@ -27,7 +27,8 @@ REMOTE_COMMANDS = {
     ("vm", v) for v in ("list", "info", "create", "start", "shutdown", "reboot", "pause",
                         "resume", "suspend", "snapshot", "destroy", "console", "configure")
 } | {("container", v) for v in ("list", "start", "stop", "restart", "pause", "unpause",
-                                "remove", "logs", "inspect")} | {
+                                "remove", "logs", "inspect", "top", "stats", "images", "run")} | {
+    ("vm", "revert")} | {
     ("template", "list"), ("host", "list"), ("task", "list"), ("task", "show"),
     ("task", "cancel"), ("task", "wait"), ("login", None), ("logout", None)}
 

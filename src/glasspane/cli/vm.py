@@ -233,9 +233,14 @@ def snapshot(ctx: click.Context, name: str, snapshot: str, host: str) -> None:
 @click.argument("name")
 @click.argument("snapshot")
 @click.option("--host", default="local", show_default=True)
-def revert(name: str, snapshot: str, host: str) -> None:
+@click.pass_context
+def revert(ctx: click.Context, name: str, snapshot: str, host: str) -> None:
     """Return VM NAME to SNAPSHOT."""
-    service.revert_vm(Settings.load(), name, snapshot, host)
+    remote = remote_of(ctx)
+    if remote is not None:
+        _through(remote, f"/vms/{host}/{name}/snapshots/{snapshot}/revert")
+    else:
+        service.revert_vm(Settings.load(), name, snapshot, host)
     click.echo(f"VM {name}: reverted to {snapshot}")
 
 

@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 from glasspane.errors import CommandFailed
 from glasspane.guests.ssh import SshTarget
+from glasspane.process import deadline
 
 _TASK_LINE = re.compile(rb"^(TASK|RUNNING HANDLER) \[", re.MULTILINE)
 
@@ -103,10 +103,8 @@ def run_playbook(playbook: Path, targets: Sequence[tuple[str, SshTarget]],
         process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=_environment(),
                                    cwd=str(playbook.parent))
-        timer = threading.Timer(timeout, process.kill)
-        timer.start()
         tasks, text = 0, bytearray()
-        try:
+        with deadline(process, timeout) as expired:
             assert process.stdout is not None
             for line in process.stdout:
                 on_output(line)
@@ -116,10 +114,9 @@ def run_playbook(playbook: Path, targets: Sequence[tuple[str, SshTarget]],
                     if on_task is not None:
                         on_task(tasks, max(total, tasks))
             status = process.wait()
-        finally:
-            timer.cancel()
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    if expired.is_set():
+        raise CommandFailed(f"ansible-playbook {playbook.name} did not finish within "
+                            f"{timeout:.0f} s", command=shlex.join(args),
+                            output=text.decode(errors="replace"))
     recap = text.decode(errors="replace").partition("PLAY RECAP")[2].strip()
     return PlaybookRun(status, tasks, recap)

@@ -31,6 +31,7 @@ from typing import IO
 
 from glasspane.errors import GuestUnreachable, UsageError
 from glasspane.locks import file_lock
+from glasspane.process import deadline
 
 CONTROL_PERSIST = 600  # seconds an idle master stays up
 CONNECT_TIMEOUT = 10
@@ -180,28 +181,15 @@ class SshConnection:
                                    stderr=subprocess.STDOUT,
                                    stdin=subprocess.PIPE if input_data is not None
                                    else subprocess.DEVNULL)
-        expired = threading.Event()
-
-        def expire() -> None:
-            expired.set()
-            process.kill()
-
-        timer = threading.Timer(timeout, expire)
-        timer.start()
-        if input_data is not None:
-            threading.Thread(target=_feed, args=(process, input_data), daemon=True).start()
-        try:
+        with deadline(process, timeout) as expired:
+            if input_data is not None:
+                threading.Thread(target=_feed, args=(process, input_data), daemon=True).start()
             assert process.stdout is not None
             tail = b""
             while chunk := os.read(process.stdout.fileno(), 65536):
                 tail = (tail + chunk)[-4096:]
                 on_output(chunk)
             status = process.wait()
-        finally:
-            timer.cancel()
-            if process.poll() is None:
-                process.kill()
-                process.wait()
         if expired.is_set():
             raise GuestUnreachable(f"`{shlex.join(command)[:200]}` did not finish within "
                                    f"{timeout:.0f} s", host=self.target.host,

@@ -75,6 +75,16 @@ def vm_snapshot(context: TaskContext) -> dict[str, Any]:
     return {"snapshot": p["snapshot"]}
 
 
+@handler("vm.revert")
+def vm_revert(context: TaskContext) -> dict[str, Any]:
+    p = context.params
+    try:
+        vms.revert_vm(_current(), p["name"], p["snapshot"], p["host"])
+    finally:
+        _refresh_host(context.database, p["host"])
+    return {"snapshot": p["snapshot"]}
+
+
 @handler("vm.destroy")
 def vm_destroy(context: TaskContext) -> dict[str, Any]:
     p = context.params

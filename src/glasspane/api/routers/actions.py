@@ -141,20 +141,32 @@ def vm_action(host: str, name: str, action: str, request: Request,
 def vm_snapshot(host: str, name: str, body: Snapshot, request: Request,
                 user: CurrentUser = Depends(operator),
                 found: Services = Depends(services)) -> dict[str, Any]:
+    return _vm_task(request, found, user, host, name, "vm.snapshot", snapshot=body.name)
+
+
+def _vm_task(request: Request, found: Services, user: CurrentUser, host: str, name: str,
+             kind: str, **params: Any) -> dict[str, Any]:
+    """Task `kind` on a VM the inventory knows (404 otherwise)."""
     with found.database.session() as session:
         find_vm(session, host, name)
-    return _submit(request, found, user, "vm.snapshot", "vm", f"{host}/{name}",
-                   {"host": host, "name": name, "snapshot": body.name}, "vm.snapshot")
+    return _submit(request, found, user, kind, "vm", f"{host}/{name}",
+                   {"host": host, "name": name, **params}, kind)
+
+
+@router.post("/vms/{host}/{name}/snapshots/{snapshot}/revert", status_code=202,
+             dependencies=[audited("vm.revert", "vm", "{host}/{name}")])
+def vm_revert(host: str, name: str, snapshot: str, request: Request,
+              user: CurrentUser = Depends(operator),
+              found: Services = Depends(services)) -> dict[str, Any]:
+    """Back to the snapshot (a task: the VM's disks, and memory where the snapshot has it)."""
+    return _vm_task(request, found, user, host, name, "vm.revert", snapshot=snapshot)
 
 
 @router.delete("/vms/{host}/{name}", status_code=202,
                dependencies=[audited("vm.destroy", "vm", "{host}/{name}")])
 def destroy_vm(host: str, name: str, request: Request, user: CurrentUser = Depends(operator),
                found: Services = Depends(services)) -> dict[str, Any]:
-    with found.database.session() as session:
-        find_vm(session, host, name)
-    return _submit(request, found, user, "vm.destroy", "vm", f"{host}/{name}",
-                   {"host": host, "name": name}, "vm.destroy")
+    return _vm_task(request, found, user, host, name, "vm.destroy")
 
 
 def _find_container(found: Services, host: str, vm: str, name: str) -> Container:

@@ -1,8 +1,9 @@
-"""Reads that go to the object itself rather than the inventory: a container's logs and
-details from its engine, a VM's console."""
+"""Reads that go to the object itself rather than the inventory: a container's logs, details,
+processes and resource use from its engine, a VM's container images, a VM's console."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
@@ -45,3 +46,26 @@ async def vm_console(host: str, name: str, _: CurrentUser = Depends(viewer),
                      lines: int = Query(100, ge=1, le=5000)) -> PlainTextResponse:
     return PlainTextResponse(await run_in_threadpool(vms.console_log, found.settings, name,
                                                      host, lines))
+
+
+@router.get("/containers/{host}/{vm}/{name}/top")
+async def container_top(host: str, vm: str, name: str, _: CurrentUser = Depends(viewer),
+                        found: Services = Depends(services)) -> dict[str, Any]:
+    """The container's processes: column titles and one row per process."""
+    titles, rows = await run_in_threadpool(containers.top, found.settings, host, vm, name)
+    return {"titles": titles, "processes": rows}
+
+
+@router.get("/containers/{host}/{vm}/{name}/stats")
+async def container_stats(host: str, vm: str, name: str, _: CurrentUser = Depends(viewer),
+                          found: Services = Depends(services)) -> dict[str, Any]:
+    """CPU, memory, processes and network of the container, one sample."""
+    numbers = await run_in_threadpool(containers.stats, found.settings, host, vm, name)
+    return dataclasses.asdict(numbers)
+
+
+@router.get("/vms/{host}/{name}/images", tags=["images"])
+async def vm_images(host: str, name: str, _: CurrentUser = Depends(viewer),
+                    found: Services = Depends(services)) -> list[dict[str, Any]]:
+    """The container images in the VM's engine."""
+    return await run_in_threadpool(containers.list_images, found.settings, host, name)
