@@ -301,13 +301,19 @@ class Xapi:
         source = self.record("VM", vm)
         if source["power_state"] != "Halted":
             raise Failure("VM_BAD_POWER_STATE", vm, "halted", source["power_state"].lower())
-        values = {k: v for k, v in source.items() if k not in ("uuid", "VBDs")}
+        values = {k: v for k, v in source.items() if k not in ("uuid", "VBDs", "VIFs")}
         clone = self.add("VM", **{**values, "name_label": new_name})
         self._copy_disks(vm, clone)  # copy-on-write clones of the disks, here plain copies
         return clone
 
     def _copy_disks(self, source: str, target: str) -> None:
-        """Give VM `target` copies of `source`'s disks (XAPI: clone or copy of each VDI)."""
+        """Give VM `target` copies of `source`'s disks (XAPI: clone or copy of each VDI) and
+        of its network interfaces."""
+        for vif in self.record("VM", source)["VIFs"]:
+            old = self.record("VIF", vif)
+            self.objects["VM"][target]["VIFs"].append(
+                self.add("VIF", VM=target, network=old["network"], device=old["device"],
+                         MTU=old["MTU"]))
         for vbd in self.record("VM", source)["VBDs"]:
             old = self.record("VBD", vbd)
             vdi = old["VDI"]
@@ -329,7 +335,7 @@ class Xapi:
         if source["power_state"] == "Suspended":
             raise Failure("VM_BAD_POWER_STATE", vm, "running", "suspended")
         values = {k: v for k, v in source.items()
-                  if k not in ("uuid", "VBDs", "snapshots", "guest_metrics")}
+                  if k not in ("uuid", "VBDs", "VIFs", "snapshots", "guest_metrics")}
         snapshot = self.add("VM", **{**values, "name_label": new_name, "is_a_template": True,
                                      "is_a_snapshot": True, "snapshot_of": vm,
                                      "power_state": "Halted"})
@@ -362,7 +368,8 @@ class Xapi:
         source = self.record("VM", vm)
         if source["power_state"] != "Halted":
             raise Failure("VM_BAD_POWER_STATE", vm, "halted", source["power_state"].lower())
-        values = {k: v for k, v in source.items() if k not in ("uuid", "VBDs", "snapshots")}
+        values = {k: v for k, v in source.items()
+                  if k not in ("uuid", "VBDs", "VIFs", "snapshots")}
         copy = self.add("VM", **{**values, "name_label": new_name})
         self._copy_disks(vm, copy)
         return copy
@@ -403,6 +410,34 @@ class Xapi:
             raise Failure("SR_FULL", str(values["virtual_size"]), str(free))
         return self.add("VDI", **values)
 
+    def VIF_create(self, args: dict[str, Any]) -> str:
+        fields = self.model.fields["VIF"]
+        unknown = set(args) - set(fields)
+        if unknown:
+            raise Failure("FIELD_TYPE_ERROR", sorted(unknown)[0])
+        for name in ("device", "network", "VM", "MAC", "MTU", "other_config",
+                     "qos_algorithm_type", "qos_algorithm_params"):
+            if name not in args:  # XAPI's create needs every constructor field
+                raise Failure("FIELD_TYPE_ERROR", name)
+        vm, network = args["VM"], args["network"]
+        if vm not in self.objects["VM"]:
+            raise Failure("HANDLE_INVALID", "VM", vm)
+        if network not in self.objects["network"]:
+            raise Failure("HANDLE_INVALID", "network", network)
+        if any(self.record("VIF", v)["device"] == args["device"]
+               for v in self.record("VM", vm)["VIFs"]):
+            raise Failure("DEVICE_ALREADY_EXISTS", args["device"])
+        vif = self.add("VIF", **{k: int(v) if fields[k][0] == "int" else v
+                                 for k, v in args.items()})
+        self.record("VM", vm)["VIFs"].append(vif)
+        return vif
+
+    def VIF_destroy(self, vif: str) -> None:
+        vm = self.record("VIF", vif)["VM"]
+        if vm in self.objects["VM"]:
+            self.record("VM", vm)["VIFs"].remove(vif)
+        del self.objects["VIF"][vif]
+
     def VDI_resize(self, vdi: str, size: str) -> None:
         record = self.record("VDI", vdi)
         if int(size) < record["virtual_size"]:
@@ -433,6 +468,8 @@ class Xapi:
             raise Failure("VM_BAD_POWER_STATE", vm, "halted", record["power_state"].lower())
         for vbd in record["VBDs"]:
             self.objects["VBD"].pop(vbd, None)
+        for vif in record["VIFs"]:  # a VM's interfaces go with it, its disks do not
+            self.objects["VIF"].pop(vif, None)
         del self.objects["VM"][vm]
 
     # -- tasks ----------------------------------------------------------------------------------
@@ -719,6 +756,7 @@ def small_pool(xapi: Xapi) -> dict[str, str]:
                   physical_size=500 << 30, physical_utilisation=120 << 30, shared=False)
     xapi.objects["pool"][pool]["default_SR"] = sr
     network = xapi.add("network", name_label="Pool-wide network", bridge="xenbr0")
+    xapi.add("network", name_label="lab-vlan-20", bridge="xapi1")
     dom0 = xapi.add("VM", name_label="Control domain on host: xcp1", is_control_domain=True,
                     power_state="Running", resident_on=host)
     template = xapi.add("VM", name_label="Debian Bookworm 12", is_a_template=True,
@@ -727,6 +765,8 @@ def small_pool(xapi: Xapi) -> dict[str, str]:
     xapi.objects["VM"][template]["VBDs"] = [
         xapi.add("VBD", VM=template, VDI=template_disk, type="Disk", userdevice="0",
                  bootable=True, mode="RW")]
+    xapi.objects["VM"][template]["VIFs"] = [
+        xapi.add("VIF", VM=template, network=network, device="0", MTU=1500)]
     guest_metrics = xapi.add("VM_guest_metrics", networks={"0/ip": "10.0.1.20",
                                                            "0/ipv6/0": "fe80::1"})
     web = xapi.add("VM", name_label="web-1", power_state="Running", resident_on=host,

@@ -293,10 +293,23 @@ def test_provision_from_a_template(capsys: pytest.CaptureFixture[str], settings:
                 "--no-wait")
     assert r.code == 6 and "no template named 'nope' on host xcp" in r.err
 
+    networks = {v["name_label"]: k for k, v in pool.objects["network"].items()}
+
+    def networks_of(vm_name: str) -> list[str]:
+        [record] = [v for v in pool.objects["VM"].values() if v["name_label"] == vm_name]
+        return [pool.objects["VIF"][vif]["network"] for vif in record["VIFs"]]
+
+    assert networks_of("web-2") == [networks["Pool-wide network"]]  # the template's
     r = run_cli(capsys, "vm", "create", "web-4", "--template", "Debian Bookworm 12", "--host",
-                "xcp", "--full", "--no-wait")
+                "xcp", "--full", "--network", "lab-vlan-20", "--no-wait")
     assert r.code == 0 and "VM.copy" in pool.calls and "VM.clone" in pool.calls, r.err
+    assert networks_of("web-4") == [networks["lab-vlan-20"]]
     assert run_cli(capsys, "vm", "destroy", "web-4", "--host", "xcp").code == 0
+    vms_before = set(pool.objects["VM"])
+    r = run_cli(capsys, "vm", "create", "web-5", "--template", "Debian Bookworm 12", "--host",
+                "xcp", "--network", "nope", "--no-wait")
+    assert r.code == 6 and "no network named 'nope' on host xcp" in r.err
+    assert "lab-vlan-20" in r.err and set(pool.objects["VM"]) == vms_before
 
     # A guest that never reports an address: everything made for it is removed again.
     pool.guest_address = ""

@@ -46,20 +46,22 @@ def _read(path: str | None) -> str | None:
 @click.option("--full", is_flag=True, help="A full copy of the template, not a linked clone.")
 @click.option("--no-wait", is_flag=True,
               help="Return once the VM has an address; do not wait for SSH and cloud-init.")
+@click.option("--network", help="The network to connect the VM to (libvirt: `default`; "
+                                "XenServer: the template's, or a network's name or bridge).")
 @click.option("--label", "-l", "labels", multiple=True, metavar="KEY=VALUE",
               help="A label kept with the VM (repeatable): `inventory` groups by it, "
                    "`vm configure --label` selects by it.")
 def create(name: str, template: str, host: str, cpus: int, memory_mib: int,
            disk_gib: int | None, ssh_keys: tuple[str, ...], user_data: str | None,
            network_config: str | None, timeout: float, count: int, full: bool,
-           no_wait: bool, labels: tuple[str, ...]) -> None:
+           no_wait: bool, network: str | None, labels: tuple[str, ...]) -> None:
     """Create VM NAME from a template, start it and wait until SSH answers."""
     keys = [Path(k).read_text().strip() for k in ssh_keys]
     names = [name] if count == 1 else [f"{name}-{i}" for i in range(1, count + 1)]
     label_map = service.parse_labels(labels)
     requests = [service.VmRequest(n, template, cpus, memory_mib, disk_gib, keys,
                                   _read(user_data), _read(network_config), not full,
-                                  wait_ready=not no_wait, labels=label_map)
+                                  wait_ready=not no_wait, labels=label_map, network=network)
                 for n in names]
     remote = remote_of(click.get_current_context())
     if remote is not None:
@@ -89,7 +91,8 @@ def _create_remote(remote: Remote, requests: list[service.VmRequest], host: str)
     tasks = [remote.post("/vms", {"name": r.name, "template": r.template, "host": host,
                                   "cpus": r.cpus, "memory_mib": r.memory_mib,
                                   "disk_gib": r.disk_gib, "ssh_keys": r.ssh_keys,
-                                  "user_data": r.user_data, "labels": r.labels})
+                                  "user_data": r.user_data, "labels": r.labels,
+                                  "network": r.network})
              for r in requests]
     failed = 0
     for request, task in zip(requests, tasks, strict=True):

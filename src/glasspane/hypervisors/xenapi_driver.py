@@ -267,7 +267,7 @@ class XenApiDriver:
     def provision_vm(self, template: str, name: str, cpus: int, memory_mib: int,
                      disk_bytes: int | None, seed_iso: str, timeout: float = 300,
                      report: Callable[[int, str], None] = lambda p, m: None,
-                     full: bool = False) -> list[str]:
+                     full: bool = False, network: str | None = None) -> list[str]:
         """A VM `name` from template `template` (VM.clone, or VM.copy to the default SR when
         `full`: disks of its own, not copy-on-write over the template's; then
         VM.provision), resized, with its
@@ -289,6 +289,8 @@ class XenApiDriver:
             undo.append(lambda: self._destroy_with_disks(vm))
             self._call(f"provisioning VM {name}", "VM.provision", vm)
             self._call(f"making {name} a VM", "VM.set_is_a_template", vm, False)
+            if network is not None:
+                self._connect_to(vm, name, network)
             report(20, "sizing CPUs, memory and disk")
             self._call(f"sizing VM {name}", "VM.set_VCPUs_max", vm, str(cpus))
             self._call(f"sizing VM {name}", "VM.set_VCPUs_at_startup", vm, str(cpus))
@@ -314,6 +316,22 @@ class XenApiDriver:
                 with contextlib.suppress(Exception):
                     step()
             raise
+
+    def _connect_to(self, vm: str, name: str, network: str) -> None:
+        """One interface, on `network` (by name, bridge or UUID), in place of the ones the
+        template had."""
+        records = self._call("listing networks", "network.get_all_records")
+        found = [ref for ref, r in records.items()
+                 if network in (r["name_label"], r["bridge"], r["uuid"])]
+        if not found:
+            names = ", ".join(sorted(r["name_label"] for r in records.values()))
+            raise NotFound(f"no network named {network!r} on host {self.name}",
+                           hint=f"the pool's networks: {names}")
+        for vif in self._call(f"reading VM {name}'s interfaces", "VM.get_VIFs", vm):
+            self._call(f"removing an interface of VM {name}", "VIF.destroy", vif)
+        self._call(f"connecting VM {name} to {network}", "VIF.create", {
+            "device": "0", "network": found[0], "VM": vm, "MAC": "", "MTU": "1500",
+            "other_config": {}, "qos_algorithm_type": "", "qos_algorithm_params": {}})
 
     def _template(self, name: str) -> str:
         records = self._call("listing templates", "VM.get_all_records")

@@ -43,7 +43,7 @@ def create_vm(context: TaskContext) -> dict[str, Any]:
     request = vms.VmRequest(p["name"], p["template"], p.get("cpus", 2),
                             p.get("memory_mib", 512), p.get("disk_gib"),
                             list(p.get("ssh_keys", [])), p.get("user_data"),
-                            labels=dict(p.get("labels", {})))
+                            labels=dict(p.get("labels", {})), network=p.get("network"))
     try:
         created = vms.create_vm(_current(), request, p["host"], report=context.progress)
     finally:

@@ -71,6 +71,7 @@ class VmRequest:
     linked: bool = True
     wait_ready: bool = True  # SSH answers and cloud-init has finished; else: an address
     labels: dict[str, str] = field(default_factory=dict)  # kept with the VM on its host
+    network: str | None = None  # libvirt network or XenServer network; default: the usual
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ def _create_on_xen(settings: Settings, driver: Any, request: VmRequest, host: st
         addresses = driver.provision_vm(
             request.template, request.name, request.cpus, request.memory_mib,
             (request.disk_gib or 0) << 30 or None, str(iso), timeout, report,
-            full=not request.linked)
+            full=not request.linked, network=request.network)
     try:
         banner = _wait_ready(settings, driver, request, host, addresses[0], timeout, report)
     except BaseException:
@@ -187,6 +188,7 @@ def _create(settings: Settings, driver: HypervisorDriver, request: VmRequest, ho
         spec = VmSpec(request.name, request.cpus, request.memory_mib, disk.path, seed_volume,
                       files.get(".vmlinuz"), files.get(".initrd"),
                       DEFAULT_CMDLINE if ".vmlinuz" in files else None,
+                      network=request.network or "default",
                       template=request.template, labels=dict(request.labels))
         report(25, "starting the VM")
         driver.create_vm(spec)

@@ -41,6 +41,7 @@ class NewVm(BaseModel):
     ssh_keys: list[str] = Field(default_factory=list, max_length=32)
     user_data: str | None = Field(default=None, max_length=256 * 1024)
     labels: dict[str, str] = Field(default_factory=dict, max_length=64)
+    network: str | None = Field(default=None, min_length=1, max_length=128)
 
 
 class VmAction(BaseModel):
