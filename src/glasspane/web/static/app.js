@@ -290,6 +290,7 @@ document.getElementById("new-vm-form").addEventListener("submit", async (event) 
   if (form.get("disk_gib")) body.disk_gib = Number(form.get("disk_gib"));
   if (form.get("ssh_key").trim()) body.ssh_keys = [form.get("ssh_key").trim()];
   if (form.get("user_data").trim()) body.user_data = form.get("user_data");
+  if (form.get("network").trim()) body.network = form.get("network").trim();
   const labels = form.get("labels").trim();
   if (labels) {
     body.labels = Object.fromEntries(labels.split(/[\s,]+/).filter(Boolean).map((pair) => {
