@@ -167,6 +167,9 @@ def test_the_cli_through_the_same_server(pane: Pane, tmp_path: Path,
         return r.out
 
     assert "localhost/gp-web:1" in cli("container", "images", "pane-1")
+    r = run_cli(capsys, "--server", url, "container", "top", "pane-1", "web")  # stopped above
+    assert r.code == 2 and "container web is not running" in r.err
+    cli("container", "start", "pane-1", "web")
     assert "httpd" in cli("container", "top", "pane-1", "web")
     assert json.loads(cli("container", "stats", "pane-1", "web", "--json"))["memory_bytes"] > 0
     assert "container web2" in cli("container", "run", "pane-1", "localhost/gp-web:1",

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from glasspane.containers import sessions
 from glasspane.containers.engine import DEFAULT_TIMEOUT, Engine, EngineInfo, quoted
 from glasspane.containers.logs import demultiplex, raw
-from glasspane.errors import GuestUnreachable
+from glasspane.errors import Conflict, GuestUnreachable
 from glasspane.guests.access import guest_target, running_targets
 from glasspane.guests.ssh import SshTarget
 from glasspane.settings import Settings
@@ -190,6 +190,10 @@ def top(settings: Settings, host: str, vm: str, container: str
         ) -> tuple[list[str], list[list[str]]]:
     with engine_of(settings, host, vm) as engine:
         data = engine.json("GET", f"/containers/{quoted(container)}/top")
+        if not isinstance(data, dict):  # Podman answers a stopped container with nothing
+            raise Conflict(f"host {host}, VM {vm}: container {container} is not running: it "
+                           "has no processes", hint=f"`glasspane container start {vm} "
+                                                    f"{container}` first")
         return list(data.get("Titles") or []), [list(p) for p in data.get("Processes") or []]
 
 
