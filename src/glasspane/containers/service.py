@@ -189,12 +189,18 @@ def logs(settings: Settings, host: str, vm: str, container: str, follow: bool = 
 def top(settings: Settings, host: str, vm: str, container: str
         ) -> tuple[list[str], list[list[str]]]:
     with engine_of(settings, host, vm) as engine:
-        data = engine.json("GET", f"/containers/{quoted(container)}/top")
-        if not isinstance(data, dict):  # Podman answers a stopped container with nothing
-            raise Conflict(f"host {host}, VM {vm}: container {container} is not running: it "
-                           "has no processes", hint=f"`glasspane container start {vm} "
-                                                    f"{container}` first")
+        data = _of_running(engine.json("GET", f"/containers/{quoted(container)}/top"), host,
+                           vm, container)
         return list(data.get("Titles") or []), [list(p) for p in data.get("Processes") or []]
+
+
+def _of_running(data: Any, host: str, vm: str, container: str) -> dict[str, Any]:
+    """An engine's answer about a running container; Podman answers a stopped one with
+    nothing at all."""
+    if not isinstance(data, dict):
+        raise Conflict(f"host {host}, VM {vm}: container {container} is not running",
+                       hint=f"`glasspane container start {vm} {container}` first")
+    return data
 
 
 @dataclass(frozen=True)
@@ -209,8 +215,8 @@ class ContainerStats:
 
 def stats(settings: Settings, host: str, vm: str, container: str) -> ContainerStats:
     with engine_of(settings, host, vm) as engine:
-        data = engine.json("GET", f"/containers/{quoted(container)}/stats",
-                           params={"stream": "false"})
+        data = _of_running(engine.json("GET", f"/containers/{quoted(container)}/stats",
+                                       params={"stream": "false"}), host, vm, container)
     cpu, pre = data.get("cpu_stats") or {}, data.get("precpu_stats") or {}
     used = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - \
         (pre.get("cpu_usage") or {}).get("total_usage", 0)
