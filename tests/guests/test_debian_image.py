@@ -29,6 +29,13 @@ def test_cached_by_recipe(guest_image: GuestImage) -> None:
     assert debian_image(Settings.load().cache_dir) == guest_image
     assert time.monotonic() - began < 1, "a second call must reuse the cache"
     assert recipe_hash(recipe(size="4G")) != guest_image.recipe_hash
+    # A template spec's extra packages make another image; the same set, in any order and
+    # with the usual ones repeated, the same one.
+    with_curl = recipe(extra=("curl", "jq", "podman"))
+    assert with_curl["packages"][-2:] == ["curl", "jq"]
+    assert recipe_hash(with_curl) != guest_image.recipe_hash
+    assert recipe_hash(recipe(extra=("jq", "curl"))) == recipe_hash(with_curl)
+    assert recipe_hash(recipe(extra=())) == guest_image.recipe_hash
 
 
 def test_image_is_generalized(guest_image: GuestImage, tmp_path: Path) -> None:
