@@ -82,6 +82,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         (base / "spec").mkdir()
         (base / "spec" / "note.txt").write_text("a file from the build machine\n")
         (base / "spec" / "play.yml").write_text(PLAYBOOK)
+        (base / "spec" / "bundle" / "conf").mkdir(parents=True)
+        (base / "spec" / "bundle" / "conf" / "app.ini").write_text("[app]\nport = 8080\n")
         spec = write_spec(base / "spec", settings, """\
   - shell:
       inline:
@@ -89,6 +91,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         - cp /etc/machine-id /etc/build-machine-id
         - echo "shell step ran as $(id -un)"
   - file: {source: note.txt, destination: /opt/gp/note.txt, mode: "0640"}
+  - file: {source: bundle, destination: /opt/gp/bundle}
   - ansible: {playbook: play.yml, extra_vars: {word: "${word}"}}
 """, """\
   - {format: xva, vm_name: tb-web, vcpus: 2, memory: 768}
@@ -149,7 +152,7 @@ def test_every_output_is_written_verified_and_described(built: Built) -> None:
         assert all(r.identical for r in compare_images(str(raw), str(path)))
 
     log = (built.out / "build.log").read_text()
-    for step in ("provisioners[0].shell", "provisioners[1].file", "provisioners[2].ansible",
+    for step in ("provisioners[0].shell", "provisioners[1].file", "provisioners[3].ansible",
                  "generalize", "shell step ran as root", "PLAY RECAP"):
         assert step in log
     assert not list(built.out.parent.glob(".out.part-*")), "no staging directory is left"
@@ -187,6 +190,7 @@ def test_a_vm_from_the_template_shows_the_build_and_is_a_new_machine(
     assert built.ssh(address, "cat /etc/glasspane-marker").strip() == "built-by-test"
     assert built.ssh(address, "cat /etc/ansible-marker").strip() == "from-the-spec"
     assert built.ssh(address, "sudo stat -c '%a %s' /opt/gp/note.txt").split() == ["640", "30"]
+    assert "port = 8080" in built.ssh(address, "cat /opt/gp/bundle/conf/app.ini")
     machine_id = built.ssh(address, "cat /etc/machine-id").strip()
     assert len(machine_id) == 32
     assert machine_id != built.ssh(address, "cat /etc/build-machine-id").strip()

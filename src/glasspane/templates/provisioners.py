@@ -7,9 +7,9 @@ terminal); a step that fails raises BuildFailed naming the step with the end of 
 
 from __future__ import annotations
 
-import io
 import os
 import tarfile
+import tempfile
 import threading
 import time
 import uuid
@@ -117,8 +117,12 @@ def _shell(conn: SshConnection, step: Provisioner, log: BuildLog) -> None:
 def _file(conn: SshConnection, step: Provisioner, log: BuildLog) -> None:
     assert step.source is not None
     if step.source.is_dir():
-        status = conn.stream(["sudo", "-n", "sh", "-c", UNPACK_DIR, "sh", step.destination],
-                             log.write, input_data=_tar_of(step.source), timeout=step.timeout)
+        # Packed into a temporary file first: a directory may be larger than memory.
+        with tempfile.NamedTemporaryFile(prefix="glasspane-upload-", suffix=".tar") as packed:
+            _tar_of(step.source, packed)
+            status = conn.stream(["sudo", "-n", "sh", "-c", UNPACK_DIR, "sh",
+                                  step.destination], log.write, input_data=Path(packed.name),
+                                 timeout=step.timeout)
         _check(status, step, log, f"unpacking into {step.destination} failed")
     else:
         mode = step.mode or oct(os.stat(step.source).st_mode & 0o777)[2:]
@@ -129,12 +133,11 @@ def _file(conn: SshConnection, step: Provisioner, log: BuildLog) -> None:
     log.write(f"uploaded {step.source} to {step.destination}\n".encode())
 
 
-def _tar_of(directory: Path) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
+def _tar_of(directory: Path, sink: IO[bytes]) -> None:
+    with tarfile.open(fileobj=sink, mode="w") as archive:
         for child in sorted(directory.iterdir()):
             archive.add(child, arcname=child.name)
-    return buffer.getvalue()
+    sink.flush()
 
 
 def _ansible(conn: SshConnection, step: Provisioner, log: BuildLog, name: str) -> None:
