@@ -42,6 +42,7 @@ def test_host_info_of_the_local_host(capsys: pytest.CaptureFixture[str], setting
     assert info["memory_mib"] > 0 and 0 < info["free_memory_mib"] <= info["memory_mib"]
     assert info["hypervisor"].startswith("QEMU ")
     assert info["acceleration"]["kind"] in ("kvm", "tcg") and info["acceleration"]["reason"]
+    assert "default" in [n["name"] for n in info["networks"]]  # libvirt's NAT network
     assert {"name": defined_vm, "power_state": "halted"}.items() <= next(
         vm for vm in info["vms"] if vm["name"] == defined_vm).items()
     r = run_cli(capsys, "host", "info")

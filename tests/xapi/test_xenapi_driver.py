@@ -59,6 +59,8 @@ def test_register_list_and_act(capsys: pytest.CaptureFixture[str], settings: Set
     assert info["hypervisor"] == "XCP-ng 8.3.0" and info["cpus"] == 16
     assert info["memory_mib"] == 64 << 10 and info["acceleration"]["kind"] == "xen"
     assert [s["name"] for s in info["storage"]] == ["Local storage"]
+    assert [(n["name"], n["bridge"]) for n in info["networks"]] == [
+        ("Pool-wide network", "xenbr0"), ("lab-vlan-20", "xapi1")]
 
     vms = {v["name"]: v for v in json.loads(run_cli(capsys, "vm", "list", "--host", "xcp",
                                                     "--json").out)}

@@ -97,6 +97,9 @@ def info(name: str, as_json: bool) -> None:
         lines.append((f"storage {pool.name}", f"{pool.path or '-'}: {pool.available >> 30} GiB "
                       f"free of {pool.capacity >> 30} GiB"
                       + ("" if pool.active else " (inactive)")))
+    for network in facts.networks:
+        lines.append((f"network {network.name}", (network.bridge or "-")
+                      + ("" if network.active else " (inactive)")))
     lines.append(("VMs", str(len(facts.vms)) if facts.vms else "none"))
     for vm in facts.vms:
         lines.append(("", f"{vm.name}: {vm.power_state}"))

@@ -36,6 +36,13 @@ class VolumeInfo:
 
 
 @dataclass(frozen=True)
+class NetworkInfo:
+    name: str
+    bridge: str
+    active: bool
+
+
+@dataclass(frozen=True)
 class VmSummary:
     name: str
     uuid: str
@@ -75,6 +82,7 @@ class HostInfo:
     acceleration: Acceleration
     storage: list[StorageInfo] = field(default_factory=list)
     vms: list[VmSummary] = field(default_factory=list)
+    networks: list[NetworkInfo] = field(default_factory=list)
 
 
 class HypervisorDriver(Protocol):

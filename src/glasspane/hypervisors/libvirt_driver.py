@@ -22,6 +22,7 @@ from glasspane.hypervisors.accel import probe_acceleration
 from glasspane.hypervisors.base import (
     Acceleration,
     HostInfo,
+    NetworkInfo,
     StorageInfo,
     VmSpec,
     VmSummary,
@@ -86,7 +87,18 @@ class LibvirtDriver:
             hypervisor=f"QEMU {major}.{minor}.{micro}", cpu_model=str(model), cpus=int(cpus),
             memory_mib=int(memory_mib), free_memory_mib=int(free) >> 20,
             acceleration=self.acceleration(), storage=self.list_storage(),
-            vms=self.list_vms())
+            vms=self.list_vms(), networks=self.list_networks())
+
+    def list_networks(self) -> list[NetworkInfo]:
+        """libvirt's virtual networks (what `vm create --network` takes)."""
+        found = []
+        for net in self._call("listing networks", self._conn.listAllNetworks):
+            try:
+                bridge = net.bridgeName()
+            except libvirt.libvirtError:  # an inactive network may have no bridge yet
+                bridge = ""
+            found.append(NetworkInfo(net.name(), bridge, bool(net.isActive())))
+        return sorted(found, key=lambda n: n.name)
 
     def acceleration(self) -> Acceleration:
         if is_local_uri(self.uri):

@@ -40,6 +40,7 @@ from glasspane.errors import (
 from glasspane.hypervisors.base import (
     Acceleration,
     HostInfo,
+    NetworkInfo,
     StorageInfo,
     VmSpec,
     VmSummary,
@@ -180,7 +181,13 @@ class XenApiDriver:
                         f"{version.get('product_version', '')}".strip(),
                         master["cpu_info"].get("modelname", "?"), cpus, memory >> 20,
                         free >> 20, Acceleration("xen", "a Xen hypervisor"),
-                        self.list_storage(), self.list_vms())
+                        self.list_storage(), self.list_vms(), self.list_networks())
+
+    def list_networks(self) -> list[NetworkInfo]:
+        """The pool's networks (what `vm create --network` takes)."""
+        records = self._call("listing networks", "network.get_all_records")
+        return sorted((NetworkInfo(r["name_label"], r["bridge"], True)
+                       for r in records.values()), key=lambda n: n.name)
 
     def list_templates(self) -> list[tuple[str, str, int]]:
         """The pool's own templates (not XenServer's built-in ones): name, UUID, disk size."""

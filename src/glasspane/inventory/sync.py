@@ -73,7 +73,8 @@ def sync_host(database: Database, settings: Settings, record: HostRecord) -> Non
         host = _host_row(session, record)
         host.last_seen = utcnow()
         host.info = {"hypervisor": info.hypervisor, "cpus": info.cpus,
-                     "memory_mib": info.memory_mib, "acceleration": info.acceleration.kind}
+                     "memory_mib": info.memory_mib, "acceleration": info.acceleration.kind,
+                     "networks": [n.name for n in info.networks]}
         if host.state != "ok":
             host.state, host.error, host.updated_at = "ok", None, utcnow()
             publish(session, "host.state", "host", host.name, state="ok")
