@@ -190,6 +190,8 @@ def test_a_vm_from_the_template_shows_the_build_and_is_a_new_machine(
     assert built.ssh(address, "cat /etc/glasspane-marker").strip() == "built-by-test"
     assert built.ssh(address, "cat /etc/ansible-marker").strip() == "from-the-spec"
     assert built.ssh(address, "sudo stat -c '%a %s' /opt/gp/note.txt").split() == ["640", "30"]
+    # Directories made on the way are the usual 0755: any user may read what was uploaded.
+    assert built.ssh(address, "stat -c %a /opt/gp").strip() == "755"
     assert "port = 8080" in built.ssh(address, "cat /opt/gp/bundle/conf/app.ini")
     machine_id = built.ssh(address, "cat /etc/machine-id").strip()
     assert len(machine_id) == 32

@@ -43,7 +43,8 @@ sync
 INLINE_SHEBANG = "#!/bin/sh -eu\n"
 # Writes standard input to $1 with mode $2 and renames it into place: a constant script, the
 # path and mode passed as arguments (never spliced into the command line).
-WRITE_FILE = ('umask 077; mkdir -p -- "$(dirname -- "$1")" && cat > "$1.glasspane-part" && '
+# Parent directories get the usual mode (0755); only the partial file is private until chmod.
+WRITE_FILE = ('mkdir -p -- "$(dirname -- "$1")" && (umask 077; cat > "$1.glasspane-part") && '
               'chmod "$2" "$1.glasspane-part" && mv -f -- "$1.glasspane-part" "$1"')
 UNPACK_DIR = 'mkdir -p -- "$1" && tar -C "$1" --no-same-owner -xf -'
 
