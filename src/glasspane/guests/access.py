@@ -3,6 +3,7 @@ address) and who it is (its UUID); glasspane's key and known_hosts say how to lo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from glasspane.errors import GuestError, NotFound
@@ -10,7 +11,7 @@ from glasspane.guests.keys import management_key
 from glasspane.guests.ssh import SshTarget
 from glasspane.hosts.registry import HostRegistry
 from glasspane.hosts.service import host_driver
-from glasspane.hypervisors.base import HypervisorDriver
+from glasspane.hypervisors.base import HypervisorDriver, VmSummary
 from glasspane.settings import Settings
 
 
@@ -41,25 +42,43 @@ def guest_target(settings: Settings, host: str, vm: str) -> SshTarget:
         return ssh_target(settings, host, vm, summary.uuid, addresses[0])
 
 
-def running_targets(settings: Settings, hosts: list[str] | None = None
-                    ) -> tuple[list[SshTarget], list[tuple[str, str | None, Exception]]]:
+Failure = tuple[str, str | None, Exception]  # (host, VM or None, what went wrong)
+
+
+@dataclass(frozen=True)
+class RunningVm:
+    host: str
+    summary: VmSummary
+    address: str
+
+
+def running_vms(settings: Settings, hosts: list[str] | None = None
+                ) -> tuple[list[RunningVm], list[Failure]]:
     """Every running VM with an address on the given hosts (default: all registered), and
     the (host, VM or None, error) of each host or VM that could not be looked at."""
     names = hosts if hosts is not None else [r.name for r in HostRegistry(settings.config_dir)
                                              .all()]
-    targets: list[SshTarget] = []
-    failures: list[tuple[str, str | None, Exception]] = []
+    found: list[RunningVm] = []
+    failures: list[Failure] = []
     for host in names:
         try:
             with host_driver(settings, host) as driver:
-                targets += _host_targets(settings, host, driver, failures)
+                found += _running_on(host, driver, failures)
         except Exception as exc:  # one host down must not hide the others' VMs
             failures.append((host, None, exc))
-    return targets, failures
+    return found, failures
 
 
-def _host_targets(settings: Settings, host: str, driver: HypervisorDriver,
-                  failures: list[tuple[str, str | None, Exception]]) -> list[SshTarget]:
+def running_targets(settings: Settings, hosts: list[str] | None = None
+                    ) -> tuple[list[SshTarget], list[Failure]]:
+    """How to reach every running VM with an address (see running_vms)."""
+    vms, failures = running_vms(settings, hosts)
+    return [ssh_target(settings, v.host, v.summary.name, v.summary.uuid, v.address)
+            for v in vms], failures
+
+
+def _running_on(host: str, driver: HypervisorDriver, failures: list[Failure]
+                ) -> list[RunningVm]:
     found = []
     for summary in driver.list_vms():
         if summary.power_state != "running":
@@ -70,5 +89,5 @@ def _host_targets(settings: Settings, host: str, driver: HypervisorDriver,
                              GuestError("the VM has no address yet", host=host,
                                         vm=summary.name)))
             continue
-        found.append(ssh_target(settings, host, summary.name, summary.uuid, addresses[0]))
+        found.append(RunningVm(host, summary, addresses[0]))
     return found

@@ -40,14 +40,17 @@ from glasspane.templates.service import (
     templates_on,
 )
 from glasspane.templates.spec import Output, TemplateSpec, select_outputs
-from glasspane.vms.service import VmRequest, create_vm, destroy_vm, shutdown_vm, vm_info
+from glasspane.vms.service import (
+    Report,
+    VmRequest,
+    create_vm,
+    destroy_vm,
+    no_report,
+    shutdown_vm,
+    vm_info,
+)
 
-Report = Callable[[int, str], None]
 SHUTDOWN_TIMEOUT = 180
-
-
-def _quiet(percent: int, message: str) -> None:
-    del percent, message
 
 
 @dataclass(frozen=True)
@@ -87,10 +90,9 @@ def _source_files(settings: Settings, spec: TemplateSpec, start: StartFn) -> _So
 
 class _Build:
     def __init__(self, settings: Settings, spec: TemplateSpec, outputs: list[Output],
-                 directory: Path, host: str, start: StartFn, log: BuildLog, report: Report
-                 ) -> None:
+                 host: str, start: StartFn, log: BuildLog, report: Report) -> None:
         self.settings, self.spec, self.outputs = settings, spec, outputs
-        self.directory, self.host, self.start = directory, host, start
+        self.host, self.start = host, start
         self.log, self.report = log, report
         # Lowercase, short and unique: it is a VM name (and the guest's hostname) too.
         self.vm = f"gp-build-{spec.name[:30]}-{uuid.uuid4().hex[:6]}"
@@ -189,7 +191,7 @@ class _Build:
 def build_template(settings: Settings, spec: TemplateSpec, *, only: tuple[str, ...] = (),
                    output_dir: Path | None = None, host: str = "local", register: bool = True,
                    start: StartFn = no_progress, echo: Callable[[str], None] | None = None,
-                   report: Report = _quiet) -> BuildResult:
+                   report: Report = no_report) -> BuildResult:
     outputs = select_outputs(spec, only)
     directory = (output_dir or default_output_dir(spec)).absolute()
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -204,7 +206,7 @@ def build_template(settings: Settings, spec: TemplateSpec, *, only: tuple[str, .
     # into it with the outputs when the build succeeds.
     log_path = directory.with_name(directory.name + ".build.log")
     log = BuildLog(log_path, echo)
-    build = _Build(settings, spec, outputs, directory, host, start, log, report)
+    build = _Build(settings, spec, outputs, host, start, log, report)
     try:
         try:
             exported, boot = build.run(staging)

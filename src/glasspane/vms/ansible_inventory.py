@@ -9,15 +9,14 @@ Only running VMs with an address are listed: they are the ones a playbook can re
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from glasspane.errors import NotFound, UsageError
-from glasspane.guests.access import ssh_target
+from glasspane.guests.access import running_vms, ssh_target
 from glasspane.guests.ansible import host_vars
 from glasspane.guests.ssh import SshTarget
-from glasspane.hosts.registry import HostRegistry
-from glasspane.hosts.service import host_driver
 from glasspane.settings import Settings
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
@@ -40,28 +39,16 @@ def reachable_vms(settings: Settings, hosts: list[str] | None = None
                   ) -> tuple[list[ReachableVm], list[str]]:
     """Every running VM with an address on the hosts (default: all registered), and a
     message for each host that could not be asked."""
-    names = hosts if hosts is not None else [r.name for r in
-                                             HostRegistry(settings.config_dir).all()]
-    found: list[tuple[str, Any, str]] = []
-    problems = []
-    for host in names:
-        try:
-            with host_driver(settings, host) as driver:
-                for summary in driver.list_vms():
-                    if summary.power_state != "running":
-                        continue
-                    addresses = driver.vm_addresses(summary.name)
-                    if addresses:
-                        found.append((host, summary, addresses[0]))
-        except Exception as exc:  # one host down must not hide the others' VMs
-            problems.append(f"host {host}: {exc}")
-    counts: dict[str, int] = {}
-    for _, summary, _ in found:
-        counts[summary.name] = counts.get(summary.name, 0) + 1
-    return [ReachableVm(summary.name if counts[summary.name] == 1 else f"{host}.{summary.name}",
-                        ssh_target(settings, host, summary.name, summary.uuid, address),
-                        summary.template, dict(summary.labels))
-            for host, summary, address in found], problems
+    found, failures = running_vms(settings, hosts)
+    problems = [f"host {host}: {exc}" if vm is None else str(exc)
+                for host, vm, exc in failures]
+    counts = Counter(v.summary.name for v in found)
+    return [ReachableVm(v.summary.name if counts[v.summary.name] == 1
+                        else f"{v.host}.{v.summary.name}",
+                        ssh_target(settings, v.host, v.summary.name, v.summary.uuid,
+                                   v.address),
+                        v.summary.template, dict(v.summary.labels))
+            for v in found], problems
 
 
 def inventory_list(vms: list[ReachableVm]) -> dict[str, Any]:

@@ -12,19 +12,15 @@ from glasspane.errors import CommandFailed
 from glasspane.guests.ansible import run_playbook
 from glasspane.settings import Settings
 from glasspane.vms.ansible_inventory import reachable_vms, select
+from glasspane.vms.service import Report, no_report
 
-Report = Callable[[int, str], None]
 OUTPUT_KEPT = 64 * 1024  # the end of the playbook's output kept with the task
-
-
-def _quiet(percent: int, message: str) -> None:
-    del percent, message
 
 
 def configure_vms(settings: Settings, playbook: Path, names: list[str], label: str | None,
                   extra_vars: dict[str, Any] | None = None,
                   on_output: Callable[[bytes], None] | None = None,
-                  report: Report = _quiet) -> dict[str, Any]:
+                  report: Report = no_report) -> dict[str, Any]:
     """Run `playbook`; its recap and the end of its output.  CommandFailed when the playbook
     fails on any VM (the recap says which)."""
     vms, _ = reachable_vms(settings)

@@ -114,12 +114,13 @@ def _template_files(driver: HypervisorDriver, settings: Settings, template: str
 Report = Callable[[int, str], None]
 
 
-def _quiet(percent: int, message: str) -> None:
+def no_report(percent: int, message: str) -> None:
+    """A `Report` that tells no one."""
     del percent, message
 
 
 def create_vm(settings: Settings, request: VmRequest, host: str = "local",
-              timeout: float = 300, report: Report = _quiet) -> CreatedVm:
+              timeout: float = 300, report: Report = no_report) -> CreatedVm:
     """`report(percent, step)` hears of each step (the API's task progress)."""
     if not _NAME.match(request.name):
         raise UsageError(f"invalid VM name {request.name!r}",
