@@ -60,7 +60,7 @@ def test_cli_through_the_server(capsys: pytest.CaptureFixture[str], settings: Se
         assert [t["state"] for t in tasks[:2]] == ["succeeded", "succeeded"]
         assert tasks[0]["created_by"] == "otto"
 
-        r = run_cli(capsys, "--server", url, "image", "info", "/etc/hostname")
+        r = run_cli(capsys, "--server", url, "inventory", "--list")
         assert r.code == 2 and "does not work through --server yet" in r.err
 
         password.write_text(PASSWORDS["vera"])

@@ -181,3 +181,110 @@ def test_the_cli_through_the_same_server(pane: Pane, tmp_path: Path,
     assert "reverted to s1" in cli("vm", "revert", "pane-1", "s1")
     r = run_cli(capsys, "--server", url, "vm", "revert", "pane-1", "nope")
     assert r.code != 0 and "nope" in r.err
+
+
+def test_images_audit_and_hosts_in_the_page(pane: Pane, browser: Browser,
+                                            tmp_path: Path) -> None:
+    from glasspane.images.sample import write_sample
+    from tests.images.helpers import convert_to
+    raw = tmp_path / "disk.raw"
+    write_sample(str(raw), 4 << 20)
+    qcow2 = convert_to(raw, tmp_path / "page-disk.qcow2")
+    page = log_in(browser, pane, "ada")
+    page.on("dialog", lambda dialog: dialog.accept(
+        "page-disk.vhd" if "Convert" in dialog.message else ""))
+    page.click('#views [data-view="images"]')
+    page.set_input_files("#upload-file", str(qcow2))
+    page.click("#upload-button")
+    expect(page.locator("#upload-status")).to_contain_text("stored page-disk.qcow2 (qcow2",
+                                                           timeout=30_000)
+    row = page.locator('#images tr[data-image="page-disk.qcow2"]')
+    expect(row).to_contain_text("qcow2")
+    row.locator("button", has_text="Convert").click()
+    converted = page.locator('#images tr[data-image="page-disk.vhd"]')
+    expect(converted).to_contain_text("vhd", timeout=60_000)  # the task's end redraws the list
+    converted.locator("button", has_text="Info").click()
+    expect(page.locator("#image-info")).to_contain_text('"virtual_size": 4194304')
+    shot(page, "6-image-store")
+
+    page.click('#views [data-view="audit"]')
+    expect(page.locator("#audit tbody")).to_contain_text("image.put")
+    expect(page.locator("#audit tbody")).to_contain_text("image.convert")
+    shot(page, "7-audit")
+
+    page.click('#views [data-view="inventory"]')
+    page.click(node(page, "host:local"))
+    expect(page.locator("#details h1")).to_have_text("Host local")
+    expect(page.locator('#host-templates tr[data-template="deb"]')).to_have_count(1)
+    expect(page.locator("#details button[data-action='remove host']")).to_be_disabled()
+    page.click("#add-host-button")
+    page.fill("#add-host-form input[name=name]", "nowhere")
+    page.fill("#add-host-form input[name=uri]", "qemu+ssh://nobody@127.0.0.1:1/system")
+    page.click("#add-host-submit")
+    expect(page.locator("#add-host-error")).not_to_be_empty(timeout=30_000)
+    shot(page, "8-add-host-refused")
+    page.close()
+
+    viewer = log_in(browser, pane, "vera")
+    expect(viewer.locator('#views [data-view="audit"]')).to_be_disabled()
+    expect(viewer.locator("#add-host-button")).to_be_disabled()
+    viewer.click('#views [data-view="images"]')
+    expect(viewer.locator('#images tr[data-image="page-disk.vhd"]')).to_have_count(1)
+    expect(viewer.locator("#upload-button")).to_be_disabled()
+    expect(viewer.locator('#images tr[data-image="page-disk.vhd"] button',
+                          has_text="Delete")).to_be_disabled()
+    viewer.close()
+
+
+APP = """\
+name: shop
+services:
+  web:
+    image: localhost/gp-web:2
+    archive: images/web-2.tar
+    ports: ["8092:8080"]
+"""
+
+
+def test_apps_image_load_and_export_through_the_server(
+        pane: Pane, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """What carries files: an app with its image archive, an image archive alone, and a
+    VM's export coming back as a file."""
+    from tests.cli.runner import run_cli
+    url = pane.server.url
+    password = tmp_path / "pw"
+    password.write_text(PASSWORDS["ada"])
+    assert run_cli(capsys, "--server", url, "login", "ada", "--password-file",
+                   str(password)).code == 0
+
+    def cli(*args: str) -> str:
+        r = run_cli(capsys, "--server", url, *args)
+        assert r.code == 0, r.err
+        return r.out
+
+    assert "podman" in cli("container", "engine", "pane-1")
+    (tmp_path / "shop" / "images").mkdir(parents=True)
+    write_image_tarball(tmp_path / "shop" / "images" / "web-2.tar", "localhost/gp-web:2",
+                        "two\n")
+    spec = tmp_path / "shop" / "app.yaml"
+    spec.write_text(APP)
+    assert "services web" in cli("app", "validate", str(spec))
+    assert cli("app", "deploy", "pane-1", str(spec)).strip() == \
+        "VM pane-1: service web created"
+    assert "shop-web running" in cli("app", "list", "pane-1")
+    assert "shop-web" in cli("app", "remove", "pane-1", "shop")
+
+    write_image_tarball(tmp_path / "three.tar", "localhost/gp-web:3", "three\n")
+    assert "localhost/gp-web:3" in cli("image", "load", "pane-1", str(tmp_path / "three.tar"))
+    r = run_cli(capsys, "--server", url, "image", "load", "pane-1", "/etc/hostname")
+    assert r.code == 2 and "not a container image archive" in r.err
+
+    r = run_cli(capsys, "--server", url, "vm", "export", "pane-1", str(tmp_path / "x.qcow2"))
+    assert r.code == 2 and "is running" in r.err
+    cli("vm", "shutdown", "pane-2")
+    out = cli("vm", "export", "pane-2", str(tmp_path / "pane-2.qcow2"), "--quiet")
+    assert "exported VM pane-2" in out and "qcow2" in out
+    info = json.loads(cli("image", "info", str(tmp_path / "pane-2.qcow2"), "--json"))
+    assert info["format"] == "qcow2" and info["virtual_size"] > 0
+    stored = json.loads(cli("image", "list", "--json"))
+    assert not [i for i in stored if i["name"].startswith("cli-")]  # one-offs deleted

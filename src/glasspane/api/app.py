@@ -6,21 +6,32 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
-from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glasspane import __version__
 from glasspane.api.deps import Services
-from glasspane.api.routers import actions, audit, auth, events, inventory, live, tasks, users
+from glasspane.api.middleware import API, AuditChanges, BodyLimit
+from glasspane.api.routers import (
+    apps,
+    audit,
+    auth,
+    containers,
+    events,
+    hosts,
+    images,
+    tasks,
+    templates,
+    users,
+    vms,
+)
 from glasspane.errors import (
     CommandFailed,
     Conflict,
@@ -32,16 +43,16 @@ from glasspane.errors import (
     OutputError,
     UsageError,
 )
-from glasspane.inventory import audit as audit_log
-from glasspane.inventory import handlers
+from glasspane.inventory import (
+    handlers,
+    store_handlers,  # noqa: F401 - registers the store's tasks
+)
 from glasspane.inventory.db import Database
 from glasspane.inventory.events import EventBus
 from glasspane.inventory.sync import Syncer
 from glasspane.inventory.tasks import Worker
 from glasspane.settings import Settings
 
-API = "/api/v1"
-MAX_BODY = 1 << 20
 log = logging.getLogger("glasspane.api")
 
 # The one place where the exception tree meets HTTP.
@@ -52,57 +63,6 @@ STATUS: list[tuple[type[GlasspaneError], int]] = [
 
 def status_for(exc: GlasspaneError) -> int:
     return next(code for kind, code in STATUS if isinstance(exc, kind))
-
-
-class BodyLimit:
-    """413 for request bodies over MAX_BODY, declared or streamed."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-            await self._refuse(send)
-            return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > MAX_BODY:
-                raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._refuse(send)
-
-    @staticmethod
-    async def _refuse(send: Send) -> None:
-        response = JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, 413)
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": response.raw_headers})
-        await send({"type": "http.response.body", "body": response.body})
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _outcome(status: int) -> str:
-    if status == 202:
-        return "accepted"
-    if status < 400:
-        return "succeeded"
-    if status in (401, 403, 429):
-        return "denied"
-    return "rejected" if status < 500 else "failed"
 
 
 def create_app(settings: Settings, database: Database, *, background: bool = True,
@@ -133,7 +93,8 @@ def create_app(settings: Settings, database: Database, *, background: bool = Tru
     app.state.services = found
     app.state.worker = worker
     app.state.login_limiter = auth.LoginLimiter()
-    for module in (auth, users, inventory, live, actions, tasks, events, audit):
+    for module in (auth, users, hosts, vms, containers, apps, templates, images, tasks,
+                   events, audit):
         app.include_router(module.router, prefix=API)
 
     static = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -155,26 +116,6 @@ def create_app(settings: Settings, database: Database, *, background: bool = Tru
     async def glasspane_error(_: Request, exc: GlasspaneError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_for(exc))
 
-    @app.middleware("http")
-    async def audit_changes(request: Request,
-                            call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        if request.method in ("GET", "HEAD", "OPTIONS"):
-            return response
-        action, object_type, object_name, detail = getattr(
-            request.state, "audit", (f"{request.method} {request.url.path}", "api",
-                                     request.url.path, ""))
-        task = getattr(request.state, "task", None)
-        if task is not None:
-            detail = f"task {task}" + (f"; {detail}" if detail else "")
-        user = getattr(request.state, "user", "anonymous")
-
-        def record() -> None:
-            with database.session() as session:
-                audit_log.record(session, user, action, object_type, object_name,
-                                 _outcome(response.status_code), response.status_code, detail)
-        await run_in_threadpool(record)
-        return response
-
+    app.add_middleware(AuditChanges, database=database)
     app.add_middleware(BodyLimit)
     return app

@@ -6,8 +6,10 @@ browser send (CSRF)."""
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, HTTPException, Request
@@ -22,6 +24,45 @@ COOKIE = "glasspane_token"
 CSRF_HEADER = "x-glasspane"
 
 
+class TokenCache:
+    """Who a token belongs to, remembered for a few seconds: the API's reads would otherwise
+    each begin with a database lookup.  Logging out and removing a user clear it here at
+    once; another instance sharing the database notices within TTL seconds."""
+
+    TTL = 5.0
+    SIZE = 10_000
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[float, CurrentUser]] = {}
+
+    @staticmethod
+    def _key(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    def get(self, secret: str) -> CurrentUser | None:
+        found = self._known.get(self._key(secret))
+        if found is None or found[0] < time.monotonic():
+            return None
+        return found[1]
+
+    def put(self, secret: str, user: CurrentUser) -> None:
+        if len(self._known) >= self.SIZE:
+            self._known.clear()
+        self._known[self._key(secret)] = (time.monotonic() + self.TTL, user)
+
+    def forget(self, secret: str) -> None:
+        self._known.pop(self._key(secret), None)
+
+    def clear(self) -> None:
+        self._known.clear()
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    name: str
+    role: str
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -29,12 +70,7 @@ class Services:
     bus: EventBus
     syncer: Syncer
     instance: str
-
-
-@dataclass(frozen=True)
-class CurrentUser:
-    name: str
-    role: str
+    tokens: TokenCache = field(default_factory=TokenCache)
 
 
 def services(request: Request) -> Services:
@@ -59,12 +95,15 @@ def authenticated(request: Request, found: Services = Depends(services)) -> Curr
             request.headers.get(CSRF_HEADER) != "1":
         raise HTTPException(403, "a cookie-authenticated change needs the X-Glasspane: 1 "
                                  "header")
-    with found.database.session() as session:
-        user = user_for_token(session, secret)
-        if user is None:
-            raise HTTPException(401, "invalid or expired token",
-                                headers={"WWW-Authenticate": "Bearer"})
-        current = CurrentUser(user.name, user.role)
+    current = found.tokens.get(secret)
+    if current is None:
+        with found.database.session() as session:
+            user = user_for_token(session, secret)
+            if user is None:
+                raise HTTPException(401, "invalid or expired token",
+                                    headers={"WWW-Authenticate": "Bearer"})
+            current = CurrentUser(user.name, user.role)
+        found.tokens.put(secret, current)
     request.state.user = current.name
     return current
 
@@ -73,7 +112,8 @@ def require(role: str) -> Callable[..., CurrentUser]:
     """A dependency admitting users whose role includes `role`."""
     def check(user: CurrentUser = Depends(authenticated)) -> CurrentUser:
         if not role_allows(user.role, role):
-            raise HTTPException(403, f"{user.name} is a {user.role}; this needs {role}")
+            article = "an" if user.role[0] in "aeiou" else "a"
+            raise HTTPException(403, f"{user.name} is {article} {user.role}; this needs {role}")
         return user
     return check
 

@@ -79,11 +79,13 @@ def report_failures(listing: service.Listing, as_json: bool = False) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def engine(vm: str, host: str, as_json: bool) -> None:
     """The container engine found in VM: kind, version, API version, socket."""
-    info = service.engine_info(Settings.load(), host, vm)
+    remote = remote_of(click.get_current_context())
+    facts = remote.get(f"/vms/{host}/{vm}/engine") if remote is not None else \
+        dataclasses.asdict(service.engine_info(Settings.load(), host, vm))
     if as_json:
-        click.echo(json.dumps(dataclasses.asdict(info), indent=2))
+        click.echo(json.dumps(facts, indent=2))
         return
-    for key, value in dataclasses.asdict(info).items():
+    for key, value in facts.items():
         shown = ", ".join(value) if isinstance(value, list) else value
         click.echo(f"{key.replace('_', ' '):<12} {shown if shown not in ('', []) else '-'}")
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import click
 
 from glasspane.cli.remote import remote_of
 from glasspane.hosts import service
 from glasspane.hosts.registry import DRIVERS, HostRegistry
+from glasspane.hypervisors.base import HostInfo
 from glasspane.settings import Settings
 
 
@@ -48,6 +50,15 @@ def add(name: str, uri: str, driver: str, no_check: bool, user: str,
                 password = f.read().rstrip("\n")
         else:
             password = click.prompt(f"password of {user} on {uri}", hide_input=True)
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        ca_pem = Path(ca_file).read_text() if ca_file else None
+        added = remote.post("/hosts", {"name": name, "uri": uri, "driver": driver,
+                                       "check": not no_check, "user": user,
+                                       "password": password, "verify_tls": not no_verify_tls,
+                                       "ca_pem": ca_pem})
+        click.echo(f"added host {added['name']}: {added['uri']} ({added['state']})")
+        return
     record = service.add_host(Settings.load(), name, uri, driver, check=not no_check,
                               user=user, password=password, verify_tls=not no_verify_tls,
                               ca_file=ca_file)
@@ -81,7 +92,12 @@ def list_hosts(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(name: str, as_json: bool) -> None:
     """CPU, memory, storage, acceleration and VMs of host NAME (default: local)."""
-    facts = service.host_info(Settings.load(), name)
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        data = remote.get(f"/hosts/{name}/facts")
+        facts = HostInfo.from_dict(data)
+    else:
+        facts = service.host_info(Settings.load(), name)
     if as_json:
         _emit(dataclasses.asdict(facts))
         return
@@ -112,5 +128,10 @@ def info(name: str, as_json: bool) -> None:
 @click.argument("name")
 def remove(name: str) -> None:
     """Forget host NAME (its VMs are not touched)."""
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        remote.delete(f"/hosts/{name}")
+        click.echo(f"removed host {name}")
+        return
     HostRegistry(Settings.load().config_dir).remove(name)
     click.echo(f"removed host {name}")

@@ -1,18 +1,23 @@
-"""`glasspane image info|convert|check|compare`."""
+"""`glasspane image info|convert|check|compare|load|upload` (and the store's commands, in
+image_store.py)."""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
 
+from glasspane.cli.image_store import register
 from glasspane.cli.progress import byte_progress
+from glasspane.cli.remote import Remote, remote_of
 from glasspane.cli.table import human
+from glasspane.errors import UsageError
 from glasspane.images.base import WriteOptions
-from glasspane.images.check import check_image
+from glasspane.images.check import CheckReport, check_image
 from glasspane.images.compare import compare_images
 from glasspane.images.convert import convert as convert_image
 from glasspane.images.detect import ALL_FORMATS
@@ -27,7 +32,12 @@ def emit_json(data: Any) -> None:
 
 @click.group()
 def image() -> None:
-    """Inspect, convert, verify and compare disk images and VM archives."""
+    """Inspect, convert, verify and compare disk images and VM archives; keep them in the
+    image store (with --server: the server's, FILE arguments being local files sent for the
+    command or `@NAME` for a stored image)."""
+
+
+register(image)
 
 
 @image.command()
@@ -35,8 +45,17 @@ def image() -> None:
 @click.option("--format", "fmt", type=FORMAT, help="Skip detection and read as this format.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(file: str, fmt: str | None, as_json: bool) -> None:
-    """Format, sizes, disks inside (XVA/OVA) and backing chain of FILE."""
-    data = image_info(file, fmt)
+    """Format, sizes, disks inside (XVA/OVA) and backing chain of FILE (with --server: a
+    stored image, `@NAME`, or a local file sent for the occasion)."""
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        with remote.stored_input(file, quiet=as_json) as name:
+            stored = remote.get(f"/images/{name}")
+        if "info" not in stored:
+            raise UsageError(f"{file} is a {stored['kind']}, not a disk image or VM archive")
+        data = {"path": file, **stored["info"]}
+    else:
+        data = image_info(file, fmt)
     if as_json:
         emit_json(data)
         return
@@ -93,7 +112,17 @@ def convert(src: str, dst: str, to: str | None, src_format: str | None, disk: in
             compress: bool, vhd_type: str, vhd_flavour: str, xva_checksum: str,
             vm_name: str | None, vcpus: int | None, memory_mib: int | None, force: bool,
             verify: bool, sync: bool, quiet: bool, as_json: bool) -> None:
-    """Convert SRC to DST, any format to any format; all disks of an XVA/OVA, or one."""
+    """Convert SRC to DST, any format to any format; all disks of an XVA/OVA, or one (with
+    --server: on the server; SRC a local file or `@NAME`, DST a local file or `@NAME` to
+    keep it in the server's store)."""
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        _convert_remote(remote, src, dst, {
+            "format": to, "disk": disk, "compress": compress, "vhd_type": vhd_type,
+            "vhd_flavour": vhd_flavour, "xva_checksum": xva_checksum, "vm_name": vm_name,
+            "vcpus": vcpus, "memory_mib": memory_mib, "verify": verify, "replace": force},
+            force, quiet or as_json, as_json)
+        return
     options = WriteOptions(compress=compress, vhd_type=vhd_type, vhd_flavour=vhd_flavour,
                            xva_checksum=xva_checksum, vm_name=vm_name, vcpus=vcpus,
                            memory_mib=memory_mib)
@@ -115,6 +144,26 @@ def convert(src: str, dst: str, to: str | None, src_format: str | None, disk: in
                    f"in {elapsed:.1f} s")
     for line in verified:
         click.echo(line)
+
+
+def _convert_remote(remote: Remote, src: str, dst: str, body: dict[str, Any], force: bool,
+                    quiet: bool, as_json: bool) -> None:
+    with remote.stored_input(src, quiet) as source:
+        def make(name: str) -> tuple[Any, list[str]]:
+            task = remote.post(f"/images/{source}/convert", {"output": name, **body})
+            result = remote.wait(task, quiet)["result"]
+            return result, [o["name"] for o in result["outputs"]]
+        result = remote.fetch_output(dst, make, force, quiet)
+    if as_json:
+        emit_json(result)
+        return
+    for o in result["outputs"]:
+        where = f"{o['name']} in {remote.server}'s store" if dst.startswith("@") else \
+            str(Path(dst).with_name(o["name"].split("-", 2)[2]))
+        click.echo(f"wrote {where}: {o['kind']}, {human(o['size'])}, converted on "
+                   f"{remote.server}, sha256 {o['sha256']}")
+    for line in result["verified"]:
+        click.echo(f"verified {line}")
 
 
 def _verify(src: str, outputs: list[Any], disk: int | None) -> list[str]:
@@ -143,17 +192,30 @@ def _verify(src: str, outputs: list[Any], disk: int | None) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def check(file: str, fmt: str | None, as_json: bool) -> None:
     """Check FILE's structure and checksums; exit 1 when a problem is found."""
-    report = check_image(file, fmt)
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        with remote.stored_input(file, quiet=as_json) as name:
+            found = remote.wait(remote.post(f"/images/{name}/check"), quiet=True)["result"]
+        report = CheckReport(file, found["format"], [])
+        problems: list[Any] = found["problems"]
+    else:
+        report = check_image(file, fmt)
+        problems = report.problems
+    _report_check(file, report, problems, as_json)
+
+
+def _report_check(file: str, report: CheckReport, problems: list[Any],
+                  as_json: bool) -> None:
     if as_json:
-        emit_json({"path": report.path, "format": report.format, "ok": report.ok,
-                   "problems": [vars(p) for p in report.problems]})
-    elif report.ok:
+        emit_json({"path": report.path, "format": report.format, "ok": not problems,
+                   "problems": [p if isinstance(p, str) else vars(p) for p in problems]})
+    elif not problems:
         click.echo(f"{file}: {report.format}: no problems found")
     else:
-        click.echo(f"{file}: {len(report.problems)} problem(s):")
-        for p in report.problems:
+        click.echo(f"{file}: {len(problems)} problem(s):")
+        for p in problems:
             click.echo(f"  {p}")
-    if not report.ok:
+    if problems:
         sys.exit(1)
 
 
@@ -164,27 +226,43 @@ def check(file: str, fmt: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def compare(a: str, b: str, disk: int | None, as_json: bool) -> None:
     """Same guest-visible content in A and B (any formats)?  Exit 0 if so, 1 if not."""
-    results = compare_images(a, b, disk)
-    if as_json:
-        emit_json([vars(r) for r in results])
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        with remote.stored_input(a, as_json) as first, remote.stored_input(b, as_json) as second:
+            found = remote.wait(remote.post("/images/compare", {
+                "a": first, "b": second, "disk": disk}), quiet=True)["result"]
+        lines, identical = found["results"], found["identical"]
     else:
-        for r in results:
-            click.echo(r.describe())
-    if not all(r.identical for r in results):
+        results = compare_images(a, b, disk)
+        lines, identical = [r.describe() for r in results], all(r.identical for r in results)
+        if as_json:
+            emit_json([vars(r) for r in results])
+            lines = []
+    if as_json and remote is not None:
+        emit_json(found)
+    else:
+        for line in lines:
+            click.echo(line)
+    if not identical:
         sys.exit(1)
 
 
 @image.command()
 @click.argument("vm")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--host", default="local", show_default=True, help="The VM's host.")
 def load(vm: str, file: str, host: str) -> None:
     """Load a container image archive FILE (`docker save` / `podman save` output) into VM's
     engine, streamed over SSH: no registry needed."""
-    from pathlib import Path
-
     from glasspane.containers.deploy import load_image
     from glasspane.settings import Settings
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        with remote.stored_input(file) as name:
+            task = remote.post(f"/vms/{host}/{vm}/images", {"image": name})
+            loaded = remote.wait(task)["result"]["loaded"]
+        click.echo(f"VM {vm}: loaded {', '.join(loaded) or 'an untagged image'}")
+        return
     path = Path(file)
     with byte_progress(True) as start:
         loaded = load_image(Settings.load(), host, vm, path,
@@ -193,7 +271,7 @@ def load(vm: str, file: str, host: str) -> None:
 
 
 @image.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--host", required=True, help="The XenServer/XCP-ng pool (a glasspane host).")
 @click.option("--name", help="The new disk's name (default: FILE's name).")
 @click.option("--sr", help="The SR, by name or UUID (default: the pool's default SR).")
@@ -203,11 +281,18 @@ def upload(file: str, host: str, name: str | None, sr: str | None, quiet: bool) 
     any other format converted on the fly)."""
     import os
 
-    from glasspane.errors import UsageError
     from glasspane.hosts.service import host_driver
     from glasspane.hypervisors.xenapi_driver import XenApiDriver
     from glasspane.settings import Settings
-    label = name or os.path.basename(file)
+    label = name or os.path.basename(file).removeprefix("@")
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        with remote.stored_input(file, quiet) as stored:
+            task = remote.post(f"/images/{stored}/upload", {"host": host, "name": label,
+                                                            "sr": sr})
+            uuid = remote.wait(task, quiet)["result"]["vdi"]
+        click.echo(f"uploaded {file} to {host} as disk {label} ({uuid})")
+        return
     with host_driver(Settings.load(), host) as driver:
         if not isinstance(driver, XenApiDriver):
             raise UsageError(f"host {host} is not a XenServer/XCP-ng pool",

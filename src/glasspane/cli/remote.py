@@ -6,9 +6,15 @@ end with a progress bar, as local ones are."""
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import stat
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 import httpx
@@ -22,15 +28,27 @@ from glasspane.errors import (
 )
 from glasspane.settings import Settings
 
-# The commands that work through --server: (noun, verb).
+CHUNK = 1 << 20
+
+# The commands that work through --server: (noun, verb).  Not: `vm ssh` (a terminal to the
+# VM, which the caller reaches directly), `inventory` (Ansible's inventory names the SSH key
+# on the machine that made the VMs), `serve`, `demo`.
 REMOTE_COMMANDS = {
     ("vm", v) for v in ("list", "info", "create", "start", "shutdown", "reboot", "pause",
-                        "resume", "suspend", "snapshot", "destroy", "console", "configure")
+                        "resume", "suspend", "snapshot", "revert", "destroy", "console",
+                        "configure", "export")
 } | {("container", v) for v in ("list", "start", "stop", "restart", "pause", "unpause",
-                                "remove", "logs", "inspect", "top", "stats", "images", "run")} | {
-    ("vm", "revert")} | {
-    ("template", "list"), ("host", "list"), ("task", "list"), ("task", "show"),
-    ("task", "cancel"), ("task", "wait"), ("login", None), ("logout", None)}
+                                "remove", "logs", "inspect", "top", "stats", "images", "run",
+                                "engine")} | {
+    ("host", v) for v in ("list", "add", "info", "remove")} | {
+    ("template", v) for v in ("list", "import", "from-debian", "remove", "validate",
+                              "build")} | {
+    ("image", v) for v in ("list", "put", "get", "delete", "info", "check", "convert",
+                           "compare", "load", "upload")} | {
+    ("app", v) for v in ("deploy", "validate", "list", "remove")} | {
+    ("user", v) for v in ("add", "list", "token", "remove")} | {
+    ("task", "list"), ("task", "show"), ("task", "cancel"), ("task", "wait"),
+    ("login", None), ("logout", None)}
 
 
 def token_file(settings: Settings) -> str:
@@ -83,14 +101,7 @@ class Remote:
             if response.headers.get("content-type", "").startswith("application/json"):
                 return response.json()
             return response.text
-        try:
-            detail = response.json().get("detail")
-        except ValueError:
-            detail = response.text[:300]
-        if not isinstance(detail, str):  # validation errors: a list of problems
-            detail = "; ".join(f"{'.'.join(str(p) for p in d.get('loc', []))}: {d.get('msg')}"
-                               for d in detail or [] if isinstance(d, dict))
-        raise _error(response.status_code, f"{self.server}: {detail}")
+        raise _error(response.status_code, f"{self.server}: {_detail(response)}")
 
     def get(self, path: str, **params: Any) -> Any:
         return self.call("GET", path, params={k: v for k, v in params.items() if v is not None})
@@ -100,6 +111,124 @@ class Remote:
 
     def delete(self, path: str) -> Any:
         return self.call("DELETE", path)
+
+    def put_file(self, path: Path, name: str, replace: bool = False,
+                 quiet: bool = False) -> dict[str, Any]:
+        """Send `path` into the server's image store as `name`, streamed, with a progress
+        bar; the stored image's record."""
+        from glasspane.cli.progress import byte_progress
+        size = path.stat().st_size
+
+        with byte_progress(not quiet) as start:
+            advance = start(size, f"{path.name} to {self.server}")
+
+            def chunks() -> Iterator[bytes]:
+                with open(path, "rb") as f:
+                    while block := f.read(CHUNK):
+                        advance(len(block))
+                        yield block
+            stored: dict[str, Any] = self.call(
+                "PUT", f"/images/{quote(name, safe='')}", content=chunks(),
+                params={"replace": "true"} if replace else None, timeout=None,
+                headers={"Content-Length": str(size),
+                         "Content-Type": "application/octet-stream"})
+        return stored
+
+    def get_file(self, name: str, dest: Path, force: bool = False,
+                 quiet: bool = False) -> int:
+        """Download stored image `name` to `dest` (a temporary name until complete, then
+        renamed; refused if `dest` exists unless `force`); the bytes written."""
+        from glasspane.cli.progress import byte_progress
+        from glasspane.images.output import AtomicOutputs
+        url = f"/images/{quote(name, safe='')}/content"
+        try:
+            with self.client.stream("GET", url, timeout=None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response.status_code,
+                                 f"{self.server}: {_detail(response)}")
+                total = int(response.headers.get("content-length", 0))
+                written = 0
+                with byte_progress(not quiet) as start, AtomicOutputs(force, True) as outs:
+                    advance = start(total, f"{name} from {self.server}")
+                    sink = outs.create(str(dest))
+                    for block in response.iter_bytes(CHUNK):
+                        sink.append(block)
+                        written += len(block)
+                        advance(len(block))
+                    if total and written != total:
+                        raise HostError(f"{self.server}: the download of {name} stopped at "
+                                        f"{written} of {total} bytes")
+        except httpx.HTTPError as exc:
+            raise HostUnreachable(f"cannot reach glasspane at {self.server}: {exc}") from None
+        return written
+
+    @contextmanager
+    def staged(self, path: Path, quiet: bool = False) -> Iterator[str]:
+        """`path` uploaded under a one-off name for one command, deleted afterwards."""
+        name = f"cli-{secrets.token_hex(4)}-{_safe_name(path.name)}"
+        self.put_file(path, name, quiet=quiet)
+        try:
+            yield name
+        finally:
+            # If the server went away, its store keeps the file until someone deletes it.
+            with suppress(GlasspaneError):
+                self.delete(f"/images/{name}")
+
+    @contextmanager
+    def sent_context(self, spec: Path, referenced: list[Path], label: str,
+                     quiet: bool = False) -> Iterator[str]:
+        """The directory of `spec` packed and sent to the server's store for one command."""
+        import tempfile
+
+        from glasspane.build_context import pack_context
+        with tempfile.TemporaryDirectory(prefix="glasspane-context-") as work:
+            archive = Path(work) / label
+            pack_context(spec, referenced, archive)
+            with self.staged(archive, quiet) as name:
+                yield name
+
+    @contextmanager
+    def stored_input(self, argument: str, quiet: bool = False) -> Iterator[str]:
+        """A FILE argument given with --server as a stored image's name: `@NAME` is already
+        in the server's store; anything else is a local file sent for this command."""
+        if argument.startswith("@"):
+            self.get(f"/images/{quote(argument[1:], safe='')}")  # NotFound now, not later
+            yield argument[1:]
+            return
+        path = Path(argument)
+        if not path.is_file():
+            raise UsageError(f"no such file: {argument}",
+                             hint="with --server, `@NAME` names an image in the server's "
+                                  "store (`glasspane --server URL image list`)")
+        with self.staged(path, quiet) as name:
+            yield name
+
+    def fetch_output(self, argument: str,
+                     make: Callable[[str], tuple[Any, list[str]]], force: bool = False,
+                     quiet: bool = False) -> Any:
+        """Run `make(stored_name)` (a server-side task writing stored images; it returns its
+        result and the names it stored) for an output argument: `@NAME` stays in the
+        server's store; a local path is made under a one-off name, downloaded there (and
+        any further outputs beside it, by their own names) and deleted from the store."""
+        if argument.startswith("@"):
+            return make(argument[1:])[0]
+        dest = Path(argument)
+        if dest.exists() and not force:
+            raise UsageError(f"{dest} already exists", hint="use --force to replace it")
+        prefix = f"cli-{secrets.token_hex(4)}-"
+        name = prefix + _safe_name(dest.name)
+        stored: list[str] = []
+        try:
+            result, stored = make(name)
+            for each in stored:
+                target = dest if each == name else dest.with_name(each.removeprefix(prefix))
+                self.get_file(each, target, force, quiet)
+        finally:
+            for each in stored or [name]:
+                with suppress(GlasspaneError):
+                    self.delete(f"/images/{quote(each, safe='')}")
+        return result
 
     def wait(self, task: dict[str, Any], quiet: bool = False) -> dict[str, Any]:
         """Follow a task to its end; raise if it did not succeed."""
@@ -126,6 +255,22 @@ class Remote:
         if task["state"] != "succeeded":
             raise HostError(f"task {task['id']} ({label}) {task['state']}: {task['error']}")
         return task
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        return response.text[:300]
+    if not isinstance(detail, str):  # validation errors: a list of problems
+        detail = "; ".join(f"{'.'.join(str(p) for p in d.get('loc', []))}: {d.get('msg')}"
+                           for d in detail or [] if isinstance(d, dict))
+    return str(detail)
+
+
+def _safe_name(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._+-]", "_", name).lstrip(".") or "file"
+    return cleaned[-100:]
 
 
 def _error(status: int, message: str) -> GlasspaneError:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from glasspane.cli.remote import remote_of
 from glasspane.settings import Settings
 
 if TYPE_CHECKING:
@@ -92,6 +93,12 @@ def _password(password_file: str | None) -> str:
 @database_option
 def add(name: str, role: str, password_file: str | None, database_url: str | None) -> None:
     """Create user NAME (the first one is usually an admin)."""
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        remote.post("/users", {"name": name, "role": role,
+                               "password": _password(password_file)})
+        click.echo(f"added {role} {name} on {remote.server}")
+        return
     from glasspane.inventory.db import Database
     from glasspane.inventory.users import add_user
     database = Database.open(Settings.load(), database_url)
@@ -104,6 +111,12 @@ def add(name: str, role: str, password_file: str | None, database_url: str | Non
 @database_option
 def list_users(database_url: str | None) -> None:
     """The users and their roles."""
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        for item in remote.get("/users"):
+            click.echo(f"{item['name']}  {item['role']}"
+                       + ("  (disabled)" if item["disabled"] else ""))
+        return
     from sqlalchemy import select
 
     from glasspane.inventory.db import Database
@@ -121,6 +134,10 @@ def list_users(database_url: str | None) -> None:
 @database_option
 def token(name: str, label: str, days: int | None, database_url: str | None) -> None:
     """Make an API token for user NAME and print it (once: it is stored hashed)."""
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        click.echo(remote.post(f"/users/{name}/tokens", {"name": label, "days": days})["token"])
+        return
     from glasspane.inventory.db import Database
     from glasspane.inventory.users import get_user, issue_token
     database = Database.open(Settings.load(), database_url)
@@ -128,3 +145,20 @@ def token(name: str, label: str, days: int | None, database_url: str | None) -> 
         secret = issue_token(session, get_user(session, name), label,
                              dt.timedelta(days=days) if days else None)
     click.echo(secret)
+
+
+@user.command("remove")
+@click.argument("name")
+@database_option
+def remove_user(name: str, database_url: str | None) -> None:
+    """Remove user NAME and its tokens."""
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        remote.delete(f"/users/{name}")
+    else:
+        from glasspane.inventory.db import Database
+        from glasspane.inventory.users import get_user
+        database = Database.open(Settings.load(), database_url)
+        with database.session() as session:
+            session.delete(get_user(session, name))
+    click.echo(f"removed user {name}")

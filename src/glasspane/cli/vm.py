@@ -92,7 +92,8 @@ def _create_remote(remote: Remote, requests: list[service.VmRequest], host: str)
                                   "cpus": r.cpus, "memory_mib": r.memory_mib,
                                   "disk_gib": r.disk_gib, "ssh_keys": r.ssh_keys,
                                   "user_data": r.user_data, "labels": r.labels,
-                                  "network": r.network})
+                                  "network": r.network, "network_config": r.network_config,
+                                  "full": not r.linked})
              for r in requests]
     failed = 0
     for request, task in zip(requests, tasks, strict=True):
@@ -337,19 +338,30 @@ def configure(ctx: click.Context, vms: tuple[str, ...], playbook: Path, label: s
 
 @vm.command("export")
 @click.argument("name")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--host", default="local", show_default=True)
 @click.option("--to", "to", help="Output format (default: from FILE's extension).")
 @click.option("--disk", type=int, default=0, show_default=True,
               help="Which disk, for a disk format (XVA and OVA take the whole VM).")
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def export(name: str, file: Path, host: str, to: str | None, disk: int, force: bool,
+def export(name: str, file: str, host: str, to: str | None, disk: int, force: bool,
            quiet: bool) -> None:
-    """Export halted VM NAME to FILE: XVA or OVA (the whole VM), qcow2, VHD, VMDK or raw."""
+    """Export halted VM NAME to FILE: XVA or OVA (the whole VM), qcow2, VHD, VMDK or raw
+    (with --server: FILE is downloaded from the server, or `@NAME` stays in its store)."""
     from glasspane.cli.progress import byte_progress
     from glasspane.vms.export import export_vm
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        def make(stored: str) -> tuple[Any, list[str]]:
+            task = remote.post(f"/vms/{host}/{name}/export", {
+                "output": stored, "format": to, "disk": disk, "replace": force})
+            return remote.wait(task, quiet)["result"], [stored]
+        result = remote.fetch_output(file, make, force, quiet)
+        click.echo(f"exported VM {name} from {host} to {file} ({result['format']}, "
+                   f"{result['size']} bytes, sha256 {result['sha256']})")
+        return
     with byte_progress(not quiet) as start:
-        fmt = export_vm(Settings.load(), name, file, host, to, disk, force, start)
+        fmt = export_vm(Settings.load(), name, Path(file), host, to, disk, force, start)
     click.echo(f"exported VM {name} from {host} to {file} ({fmt}, "
-               f"{file.stat().st_size} bytes)")
+               f"{Path(file).stat().st_size} bytes)")

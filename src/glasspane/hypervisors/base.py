@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,14 @@ class HostInfo:
     storage: list[StorageInfo] = field(default_factory=list)
     vms: list[VmSummary] = field(default_factory=list)
     networks: list[NetworkInfo] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HostInfo:
+        """The inverse of dataclasses.asdict (what the API sends)."""
+        return cls(**{**data, "acceleration": Acceleration(**data["acceleration"]),
+                      "storage": [StorageInfo(**s) for s in data.get("storage", [])],
+                      "vms": [VmSummary(**v) for v in data.get("vms", [])],
+                      "networks": [NetworkInfo(**n) for n in data.get("networks", [])]})
 
 
 class HypervisorDriver(Protocol):

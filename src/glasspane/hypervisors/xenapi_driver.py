@@ -67,16 +67,24 @@ class XenApiDriver:
         self.name, self.uri = name, uri
         self._user, self._password = user, password
         self._verify = verify_tls
-        self._context = _tls_context(verify_tls, ca_file)
+        try:
+            self._context = _tls_context(verify_tls, ca_file)
+        except ssl.SSLError as exc:
+            raise UsageError(f"host {name}: the pinned certificate {ca_file} is not a usable "
+                             f"PEM certificate: {exc.reason}",
+                             hint="the pool master's /etc/xensource/xapi-ssl.pem") from None
         self._session: Any = None
         self._login(uri)
 
     # -- the session ----------------------------------------------------------------------------
     def _login(self, uri: str, redirects: int = 2) -> None:
+        if not uri.startswith(("https://", "http://")):
+            raise UsageError(f"host {self.name}: {uri!r} is not an XAPI address",
+                             hint="https://POOL-MASTER (or http:// on a trusted network)")
         transport = xmlrpc.client.SafeTransport(context=self._context) \
             if uri.startswith("https:") else None
-        session = XenAPI.Session(uri, transport=transport)
         try:
+            session = XenAPI.Session(uri, transport=transport)
             session.xenapi.login_with_password(self._user, self._password, "2.21", ORIGINATOR)
         except XenAPI.Failure as failure:
             details = [str(d) for d in failure.details]

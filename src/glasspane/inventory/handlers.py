@@ -26,12 +26,12 @@ def configure(settings: Settings) -> None:
     _settings["current"] = settings
 
 
-def _current() -> Settings:
+def current_settings() -> Settings:
     return _settings.get("current") or Settings.load()
 
 
-def _refresh_host(database: Database, host: str, with_containers: bool = False) -> None:
-    settings = _current()
+def refresh_host(database: Database, host: str, with_containers: bool = False) -> None:
+    settings = current_settings()
     sync_host(database, settings, HostRegistry(settings.config_dir).get(host))
     if with_containers:
         sync_containers(database, settings)
@@ -43,11 +43,12 @@ def create_vm(context: TaskContext) -> dict[str, Any]:
     request = vms.VmRequest(p["name"], p["template"], p.get("cpus", 2),
                             p.get("memory_mib", 512), p.get("disk_gib"),
                             list(p.get("ssh_keys", [])), p.get("user_data"),
+                            p.get("network_config"), not p.get("full", False),
                             labels=dict(p.get("labels", {})), network=p.get("network"))
     try:
-        created = vms.create_vm(_current(), request, p["host"], report=context.progress)
+        created = vms.create_vm(current_settings(), request, p["host"], report=context.progress)
     finally:
-        _refresh_host(context.database, p["host"])
+        refresh_host(context.database, p["host"])
     return {"name": created.name, "host": created.host, "addresses": created.addresses}
 
 
@@ -57,21 +58,22 @@ def vm_action(context: TaskContext) -> dict[str, Any]:
     context.progress(10, f"{p['action']} {p['name']}")
     try:
         if p["action"] == "shutdown":
-            graceful = vms.shutdown_vm(_current(), p["name"], p["host"], p.get("timeout", 90))
+            graceful = vms.shutdown_vm(current_settings(), p["name"], p["host"],
+                                       p.get("timeout", 90))
             state = "halted"
             result = {"power_state": state, "graceful": graceful}
         else:
-            result = {"power_state": vms.vm_action(_current(), p["name"], p["action"],
+            result = {"power_state": vms.vm_action(current_settings(), p["name"], p["action"],
                                                    p["host"])}
     finally:
-        _refresh_host(context.database, p["host"])
+        refresh_host(context.database, p["host"])
     return result
 
 
 @handler("vm.snapshot")
 def vm_snapshot(context: TaskContext) -> dict[str, Any]:
     p = context.params
-    vms.snapshot_vm(_current(), p["name"], p["snapshot"], p["host"])
+    vms.snapshot_vm(current_settings(), p["name"], p["snapshot"], p["host"])
     return {"snapshot": p["snapshot"]}
 
 
@@ -79,9 +81,9 @@ def vm_snapshot(context: TaskContext) -> dict[str, Any]:
 def vm_revert(context: TaskContext) -> dict[str, Any]:
     p = context.params
     try:
-        vms.revert_vm(_current(), p["name"], p["snapshot"], p["host"])
+        vms.revert_vm(current_settings(), p["name"], p["snapshot"], p["host"])
     finally:
-        _refresh_host(context.database, p["host"])
+        refresh_host(context.database, p["host"])
     return {"snapshot": p["snapshot"]}
 
 
@@ -89,16 +91,16 @@ def vm_revert(context: TaskContext) -> dict[str, Any]:
 def vm_destroy(context: TaskContext) -> dict[str, Any]:
     p = context.params
     try:
-        vms.destroy_vm(_current(), p["name"], p["host"])
+        vms.destroy_vm(current_settings(), p["name"], p["host"])
     finally:
-        _refresh_host(context.database, p["host"])
+        refresh_host(context.database, p["host"])
     return {"destroyed": p["name"]}
 
 
 @handler("container.action")
 def container_action(context: TaskContext) -> dict[str, Any]:
     p = context.params
-    settings = _current()
+    settings = current_settings()
     try:
         if p["action"] == "remove":
             containers.remove(settings, p["host"], p["vm"], p["name"], p.get("force", False))
@@ -119,9 +121,9 @@ def container_run(context: TaskContext) -> dict[str, Any]:
                                 list(p.get("volumes", [])), p.get("restart"),
                                 dict(p.get("labels", {})))
     try:
-        return deploy.run(_current(), p["host"], p["vm"], request)
+        return deploy.run(current_settings(), p["host"], p["vm"], request)
     finally:
-        sync_containers(context.database, _current())
+        sync_containers(context.database, current_settings())
 
 
 @handler("vm.configure")
@@ -135,5 +137,5 @@ def configure_vms(context: TaskContext) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="glasspane-playbook-") as work:
         playbook = Path(work) / Path(p["playbook_name"]).name
         playbook.write_text(p["playbook"])
-        return run(_current(), playbook, list(p.get("vms", [])), p.get("label"),
+        return run(current_settings(), playbook, list(p.get("vms", [])), p.get("label"),
                    dict(p.get("extra_vars", {})), report=context.progress)

@@ -132,6 +132,7 @@ class Task(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by: Mapped[str] = mapped_column(String(64))
     claimed_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    pinned_to: Mapped[str | None] = mapped_column(String(64), default=None)  # instance
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from glasspane.errors import GlasspaneError
 from glasspane.inventory import audit
@@ -33,6 +33,7 @@ class TaskContext:
     database: Database
     task_id: int
     params: dict[str, Any]
+    user: str = ""                   # who submitted it
     _last_report: float = 0.0
 
     def progress(self, percent: int, message: str = "") -> None:
@@ -77,12 +78,15 @@ def task_view(task: Task) -> dict[str, Any]:
 
 
 def submit(database: Database, kind: str, object_type: str, object_name: str,
-           params: dict[str, Any], user: str, cancellable: bool = False) -> dict[str, Any]:
+           params: dict[str, Any], user: str, cancellable: bool = False,
+           pinned_to: str | None = None) -> dict[str, Any]:
+    """Queue a task; `pinned_to` an instance when only that one can run it (its inputs are
+    on that instance's disk)."""
     if kind not in HANDLERS:
         raise ValueError(f"no handler for task kind {kind}")
     with database.session() as session:
         task = Task(kind=kind, object_type=object_type, object_name=object_name, params=params,
-                    created_by=user, cancellable=cancellable)
+                    created_by=user, cancellable=cancellable, pinned_to=pinned_to)
         session.add(task)
         session.flush()
         publish(session, "task.created", "task", str(task.id), kind=kind,
@@ -144,10 +148,13 @@ class Worker:
                 _finish(session, task, "failed",
                         error="glasspane restarted while the task was running")
 
-    def claim(self) -> tuple[int, str, dict[str, Any]] | None:
+    def claim(self) -> tuple[int, str, dict[str, Any], str] | None:
         with self.database.session() as session:
-            task = session.scalar(select(Task).where(Task.state == "queued").order_by(Task.id)
-                                  .limit(1).with_for_update(skip_locked=True))
+            task = session.scalar(
+                select(Task).where(Task.state == "queued",
+                                   or_(Task.pinned_to.is_(None),
+                                       Task.pinned_to == self.instance))
+                .order_by(Task.id).limit(1).with_for_update(skip_locked=True))
             if task is None:
                 return None
             # The state check makes the claim safe where FOR UPDATE is a no-op (SQLite).
@@ -158,7 +165,7 @@ class Worker:
                 return None
             publish(session, "task.progress", "task", str(task.id), progress=0, message="",
                     state="running")
-            return task.id, task.kind, dict(task.params)
+            return task.id, task.kind, dict(task.params), task.created_by
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -172,8 +179,8 @@ class Worker:
                 continue
             self.run(*claimed)
 
-    def run(self, task_id: int, kind: str, params: dict[str, Any]) -> None:
-        context = TaskContext(self.database, task_id, params)
+    def run(self, task_id: int, kind: str, params: dict[str, Any], user: str = "") -> None:
+        context = TaskContext(self.database, task_id, params, user)
         try:
             result = HANDLERS[kind](context)
             state, error = "succeeded", None

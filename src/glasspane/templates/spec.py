@@ -108,6 +108,14 @@ class TemplateSpec:
     digest: str                      # the file's and the variables' SHA-256
     variables: dict[str, str]
 
+    def files(self) -> list[Path]:
+        """The files the spec names (they travel with it to a server)."""
+        source = self.source
+        named = [p for p in (source.image, source.kernel, source.initrd) if p is not None]
+        for step in self.provisioners:
+            named += [p for p in (step.script, step.source, step.playbook) if p is not None]
+        return named
+
 
 def parse_vars(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
     """`--var K=V` options as a mapping."""

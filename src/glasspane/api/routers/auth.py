@@ -93,6 +93,7 @@ def logout(request: Request, response: Response, user: CurrentUser = Depends(aut
         request.cookies.get(COOKIE, "")
     with found.database.session() as session:
         revoke_token(session, secret)
+    found.tokens.forget(secret)
     response.delete_cookie(COOKIE)
     return {"status": "logged out"}
 

@@ -57,6 +57,7 @@ def delete_user(name: str, request: Request, current: CurrentUser = Depends(admi
         raise UsageError("you cannot remove yourself", hint="another admin can")
     with found.database.session() as session:
         session.delete(get_user(session, name))
+    found.tokens.clear()  # the user's tokens went with it
     return {"status": "removed"}
 
 

@@ -8,7 +8,7 @@ const API = "/api/v1";
 const ROLES = ["viewer", "operator", "admin"];
 const PAGE = 200;
 const state = { user: null, selected: null, expanded: new Set(), tasks: new Map(),
-                filter: "", source: null };
+                filter: "", source: null, view: "inventory" };
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -150,12 +150,38 @@ function actionButton(label, role, run, confirmText = null, danger = false) {
     } }, label);
 }
 
-function showHost(host) {
+async function showHost(host) {
+  const path = `/hosts/${encodeURIComponent(host.name)}`;
+  const remove = actionButton("Remove host", "admin", async () => {
+    await api(path, { method: "DELETE" });
+    state.selected = null;
+    scheduleRedraw();
+  }, `Forget host ${host.name}? (its VMs are not touched)`, true);
+  if (host.name === "local") remove.disabled = true;
+  const templates = el("table", { id: "host-templates" });
   details(`Host ${host.name}`, [["state", badge(host.state)], ["URI", host.uri],
     ["driver", host.driver], ["hypervisor", host.info.hypervisor], ["CPUs", host.info.cpus],
     ["memory", host.info.memory_mib ? `${host.info.memory_mib} MiB` : null],
-    ["acceleration", host.info.acceleration], ["last seen", host.last_seen],
-    ["error", host.error]]);
+    ["acceleration", host.info.acceleration],
+    ["networks", (host.info.networks || []).join(", ")], ["last seen", host.last_seen],
+    ["error", host.error]], [remove], [el("h2", {}, "Templates"), templates]);
+  const found = await api(`/templates?${new URLSearchParams({ host: host.name, limit: "1000" })}`);
+  templates.replaceChildren(
+    el("tr", {}, el("th", {}, "Template"), el("th", {}, "Virtual size"), el("th", {}, "Stored"),
+       el("th", {}, "")),
+    ...found.items.map((t) => el("tr", { "data-template": t.name }, el("td", {}, t.name),
+      el("td", {}, human(t.virtual_size)), el("td", {}, human(t.allocation)),
+      el("td", { class: "actions" }, actionButton("Remove", "operator",
+        () => api(`/templates/${encodeURIComponent(host.name)}/${encodeURIComponent(t.name)}`,
+                  { method: "DELETE" }), `Remove template ${t.name}?`, true)))));
+}
+
+function human(bytes) {
+  if (bytes === null || bytes === undefined) return "–";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes, unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+  return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
 }
 
 async function showVm(host, name) {
@@ -174,6 +200,18 @@ async function showVm(host, name) {
     if (!snapshot) throw new Error("no name given");
     return api(`${path}/snapshots`, { method: "POST", body: JSON.stringify({ name: snapshot }) });
   }));
+  buttons.push(actionButton("Revert", "operator", () => {
+    const snapshot = window.prompt("Revert to snapshot", "snap-1");
+    if (!snapshot) throw new Error("no snapshot named");
+    return api(`${path}/snapshots/${encodeURIComponent(snapshot)}/revert`, { method: "POST" });
+  }, `Revert VM ${name}? Its disks go back to the snapshot.`));
+  const exportButton = actionButton("Export", "operator", () => {
+    const output = window.prompt("Export to the image store as (the extension names the format: .xva .ova .qcow2 .vhd .vmdk .raw)", `${name}.qcow2`);
+    if (!output) throw new Error("no name given");
+    return api(`${path}/export`, { method: "POST", body: JSON.stringify({ output }) });
+  });
+  if (vm.power_state !== "halted") { exportButton.disabled = true; exportButton.title = "shut the VM down first"; }
+  buttons.push(exportButton);
   buttons.push(actionButton("Destroy", "operator", () => api(path, { method: "DELETE" }),
                             `Destroy VM ${name} and its disks?`, true));
   const console = el("pre", { id: "console" }, "…");
@@ -262,6 +300,8 @@ function connectEvents() {
     if (data.data.state === "succeeded") { task.progress = 100; task.message = "done"; }
     state.tasks.set(id, task);
     renderTasks();
+    if (data.kind === "task.finished" && state.view === "images") loadImages();
+    if (data.kind === "task.finished" && state.view === "audit") loadAudit();
   };
   for (const kind of ["task.created", "task.progress", "task.finished"]) state.source.addEventListener(kind, onTask);
   for (const kind of ["host.state", "host.added", "host.removed", "vm.state", "vm.added", "vm.removed",
@@ -302,6 +342,130 @@ document.getElementById("new-vm-form").addEventListener("submit", async (event) 
     trackTask(await api("/vms", { method: "POST", body: JSON.stringify(body) }));
     document.getElementById("new-vm").close();
   } catch (exc) { document.getElementById("new-vm-error").textContent = exc.message; }
+});
+
+// ---- views --------------------------------------------------------------------------------
+function showView(name) {
+  state.view = name;
+  for (const tab of document.querySelectorAll("#views [data-view]")) {
+    tab.setAttribute("aria-selected", String(tab.dataset.view === name));
+  }
+  for (const view of document.querySelectorAll(".view")) view.hidden = view.id !== `${name}-view`;
+  if (name === "images") loadImages();
+  if (name === "audit") loadAudit();
+}
+
+for (const tab of document.querySelectorAll("#views [data-view]")) {
+  tab.addEventListener("click", () => showView(tab.dataset.view));
+}
+
+// ---- the image store -----------------------------------------------------------------------
+async function loadImages() {
+  const images = await api("/images");
+  const rows = images.map((image) => {
+    const path = `/images/${encodeURIComponent(image.name)}`;
+    const buttons = [
+      el("a", { href: `${API}${path}/content`, download: image.name }, "Download"),
+      el("button", { onclick: async () => {
+        const info = document.getElementById("image-info");
+        info.hidden = false;
+        info.textContent = JSON.stringify(await api(path), null, 2);
+      } }, "Info"),
+      actionButton("Check", "operator", () => api(`${path}/check`, { method: "POST" })),
+      actionButton("Convert", "operator", () => {
+        const output = window.prompt("Convert into (the extension names the format: .qcow2 .vhd .vmdk .raw .xva .ova)", "");
+        if (!output) throw new Error("no name given");
+        return api(`${path}/convert`, { method: "POST", body: JSON.stringify({ output }) });
+      }),
+      actionButton("Import as template", "operator", () => {
+        const name = window.prompt("Template name", image.name.replace(/\.[^.]*$/, ""));
+        if (!name) throw new Error("no name given");
+        const host = window.prompt("On host", "local");
+        if (!host) throw new Error("no host given");
+        return api("/templates", { method: "POST", body: JSON.stringify({ name, host, image: image.name }) });
+      }),
+      actionButton("Delete", "operator", async () => { await api(path, { method: "DELETE" }); loadImages(); },
+                   `Delete ${image.name} from the store?`, true),
+    ];
+    return el("tr", { "data-image": image.name }, el("td", {}, image.name), el("td", {}, image.kind),
+      el("td", {}, human(image.size)), el("td", {}, el("code", { title: image.sha256 }, image.sha256.slice(0, 16))),
+      el("td", {}, image.created_by), el("td", {}, image.created_at.replace("T", " ").slice(0, 19)),
+      el("td", { class: "actions" }, buttons));
+  });
+  document.querySelector("#images tbody").replaceChildren(...rows);
+}
+
+document.getElementById("upload-button").addEventListener("click", () => {
+  const file = document.getElementById("upload-file").files[0];
+  const status = document.getElementById("upload-status");
+  if (!file) { status.textContent = "choose a file first"; return; }
+  const name = document.getElementById("upload-name").value.trim() || file.name;
+  const bar = document.getElementById("upload-progress");
+  // XMLHttpRequest, not fetch: only it reports upload progress.
+  const request = new XMLHttpRequest();
+  request.open("PUT", `${API}/images/${encodeURIComponent(name)}`);
+  request.setRequestHeader("X-Glasspane", "1");
+  request.setRequestHeader("Content-Type", "application/octet-stream");
+  request.upload.onprogress = (event) => {
+    if (event.lengthComputable) bar.value = Math.round(100 * event.loaded / event.total);
+  };
+  request.onload = () => {
+    bar.hidden = true;
+    let body = {};
+    try { body = JSON.parse(request.responseText); } catch (exc) { body = { detail: request.responseText }; }
+    status.textContent = request.status === 201 ? `stored ${body.name} (${body.kind}, ${human(body.size)})`
+      : `upload failed: ${typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)}`;
+    loadImages();
+  };
+  request.onerror = () => { bar.hidden = true; status.textContent = "upload failed: connection lost"; };
+  bar.value = 0;
+  bar.hidden = false;
+  status.textContent = `uploading ${name}…`;
+  request.send(file);
+});
+
+// ---- audit ---------------------------------------------------------------------------------
+async function loadAudit() {
+  if (!can("admin")) return;
+  const query = new URLSearchParams({ limit: "200" });
+  const user = document.getElementById("audit-user").value.trim();
+  const action = document.getElementById("audit-action").value.trim();
+  if (user) query.set("user", user);
+  if (action) query.set("action", action);
+  const entries = await api(`/audit?${query}`);
+  document.getElementById("audit-total").textContent = `${entries.items.length} of ${entries.total}`;
+  document.querySelector("#audit tbody").replaceChildren(...entries.items.map((a) => el("tr",
+    { "data-audit": a.id }, el("td", {}, a.at.replace("T", " ").slice(0, 19)), el("td", {}, a.user),
+    el("td", {}, a.action), el("td", {}, `${a.object_type} ${a.object_name}`),
+    el("td", {}, badge(a.outcome)), el("td", {}, a.status_code), el("td", {}, a.detail))));
+}
+
+document.getElementById("audit-refresh").addEventListener("click", () => loadAudit());
+
+// ---- add host ------------------------------------------------------------------------------
+document.getElementById("add-host-button").addEventListener("click", () => {
+  document.getElementById("add-host-error").textContent = "";
+  document.getElementById("add-host").showModal();
+});
+
+document.getElementById("add-host-form").addEventListener("submit", async (event) => {
+  if (event.submitter && event.submitter.value !== "add") return;
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const body = { name: form.get("name"), uri: form.get("uri"), driver: form.get("driver"),
+                 verify_tls: form.get("verify_tls") === "on" };
+  if (form.get("user").trim()) body.user = form.get("user").trim();
+  if (form.get("password")) body.password = form.get("password");
+  if (form.get("ca_pem").trim()) body.ca_pem = form.get("ca_pem");
+  const submit = document.getElementById("add-host-submit");
+  submit.disabled = true;
+  try {
+    await api("/hosts", { method: "POST", body: JSON.stringify(body) });
+    document.getElementById("add-host").close();
+    event.target.reset();
+    scheduleRedraw();
+  } catch (exc) { document.getElementById("add-host-error").textContent = exc.message; }
+  finally { submit.disabled = false; }
 });
 
 // ---- start ---------------------------------------------------------------------------------

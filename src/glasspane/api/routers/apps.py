@@ -1,0 +1,94 @@
+"""Apps: groups of containers described by one compose-style file.  The listing comes from
+the inventory (each container remembers its app); deploying sends the app spec's directory
+(its image archives included) to the image store and runs as a task, as removing does."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from glasspane.api.deps import CurrentUser, Services, audited, operator, services, viewer
+from glasspane.api.routers.common import find_vm, submit
+from glasspane.api.routers.images import store_of
+from glasspane.inventory.models import Container, Host, Vm
+
+router = APIRouter(tags=["apps"])
+
+
+class AppContext(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    context: str = Field(min_length=1, max_length=128,
+                         description="a stored tar archive of the app spec's directory")
+    spec: str = Field(default="app.yaml", min_length=1, max_length=255,
+                      description="the spec's path inside the context")
+
+
+@router.get("/apps")
+def list_apps(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
+              host: str | None = Query(None, max_length=64),
+              vm: str | None = Query(None, max_length=128)) -> list[dict[str, Any]]:
+    """Every app the inventory knows of, with its containers and their states."""
+    query = select(Host.name, Vm.name, Container.app, Container.name, Container.state) \
+        .join(Vm, Container.vm_id == Vm.id).join(Host, Vm.host_id == Host.id) \
+        .where(Container.app.is_not(None), Container.app != "") \
+        .order_by(Host.name, Vm.name, Container.app, Container.name)
+    if host:
+        query = query.where(Host.name == host)
+    if vm:
+        query = query.where(Vm.name == vm)
+    grouped: dict[tuple[str, str, str], list[dict[str, str]]] = defaultdict(list)
+    with found.database.session() as session:
+        for host_name, vm_name, app, name, state in session.execute(query):
+            grouped[(host_name, vm_name, app or "")].append({"name": name, "state": state})
+    return [{"host": h, "vm": v, "name": a, "containers": c}
+            for (h, v, a), c in grouped.items()]
+
+
+def _running_vm(found: Services, host: str, vm: str) -> None:
+    with found.database.session() as session:
+        state = find_vm(session, host, vm).power_state
+    if state != "running":
+        raise HTTPException(409, f"VM {vm} on host {host} is {state}: start it first")
+
+
+@router.post("/vms/{host}/{vm}/apps", status_code=202,
+             dependencies=[audited("app.deploy", "vm", "{host}/{vm}")])
+def deploy_app(host: str, vm: str, body: AppContext, request: Request,
+               user: CurrentUser = Depends(operator),
+               found: Services = Depends(services)) -> dict[str, Any]:
+    """Deploy or update the app in the context's spec (a task: unchanged services keep
+    running, changed ones are recreated, ones gone from the spec are removed)."""
+    store_of(found).path(body.context)
+    _running_vm(found, host, vm)
+    return submit(request, found, user, "app.deploy", "vm", f"{host}/{vm}",
+                  {"host": host, "vm": vm, **body.model_dump()}, pinned=True)
+
+
+@router.delete("/vms/{host}/{vm}/apps/{name}", status_code=202,
+               dependencies=[audited("app.remove", "vm", "{host}/{vm}")])
+def remove_app(host: str, vm: str, name: str, request: Request,
+               user: CurrentUser = Depends(operator),
+               found: Services = Depends(services)) -> dict[str, Any]:
+    """Remove every container of the app (a task)."""
+    _running_vm(found, host, vm)
+    return submit(request, found, user, "app.remove", "vm", f"{host}/{vm}",
+                  {"host": host, "vm": vm, "name": name})
+
+
+@router.post("/apps/validate")
+async def validate_app(body: AppContext, _: CurrentUser = Depends(viewer),
+                       found: Services = Depends(services)) -> dict[str, Any]:
+    """Check the app spec in a stored context without deploying it."""
+    from glasspane.containers.app import parse_app
+    from glasspane.inventory.store_handlers import open_context
+
+    def check() -> dict[str, Any]:
+        with open_context(store_of(found), body.context, body.spec) as (spec_path, _):
+            parsed = parse_app(spec_path)
+            return {"name": parsed.name, "services": [s.name for s in parsed.services]}
+    return await run_in_threadpool(check)

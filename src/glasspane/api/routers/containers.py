@@ -1,0 +1,159 @@
+"""Containers inside VMs: listing from the inventory, actions and new containers as tasks,
+and the reads that go to the engine itself (logs, details, processes, resource use)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from glasspane.api.deps import CurrentUser, Services, audited, operator, page, services, viewer
+from glasspane.api.routers.common import Limit, Offset, find_vm, paged, submit
+from glasspane.containers import service as containers
+from glasspane.containers.deploy import RunRequest
+from glasspane.errors import NotFound
+from glasspane.inventory.handlers import CONTAINER_ACTIONS
+from glasspane.inventory.models import Container, Host, Vm
+
+router = APIRouter(tags=["containers"])
+MAX_LOG_BYTES = 1 << 20
+
+# The states each action may start from ("remove" from any).
+CONTAINER_ALLOWED = {"start": ("exited", "created", "stopped"), "stop": ("running", "paused"),
+                     "restart": ("running", "exited", "created", "stopped"),
+                     "pause": ("running",), "unpause": ("paused",)}
+
+
+def container_view(c: Container, host_name: str, vm_name: str) -> dict[str, Any]:
+    return {"host": host_name, "vm": vm_name, "name": c.name, "id": c.engine_id,
+            "image": c.image, "state": c.state, "status": c.status, "ports": c.ports,
+            "app": c.app, "created": c.created}
+
+
+class NewContainer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    image: str = Field(min_length=1, max_length=512)
+    name: str | None = Field(default=None, max_length=128)
+    command: list[str] | None = Field(default=None, max_length=256)
+    ports: list[str] = Field(default_factory=list, max_length=64)
+    env: list[str] = Field(default_factory=list, max_length=256)
+    volumes: list[str] = Field(default_factory=list, max_length=64)
+    restart: str | None = Field(default=None, max_length=32)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
+
+
+@router.get("/containers")
+def list_containers(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
+                    host: str | None = Query(None, max_length=64),
+                    vm: str | None = Query(None, max_length=128),
+                    state: str | None = Query(None, max_length=16),
+                    q: str | None = Query(None, max_length=128, description="name contains"),
+                    limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
+    query = select(Container, Host.name, Vm.name).join(Vm, Container.vm_id == Vm.id) \
+        .join(Host, Vm.host_id == Host.id).order_by(Host.name, Vm.name, Container.name)
+    if host:
+        query = query.where(Host.name == host)
+    if vm:
+        query = query.where(Vm.name == vm)
+    if state:
+        query = query.where(Container.state == state)
+    if q:
+        query = query.where(Container.name.contains(q, autoescape=True))
+    with found.database.session() as session:
+        total, rows = paged(session, query, limit, offset)
+        return page(limit, offset, total, [container_view(c, h, v) for c, h, v in rows])
+
+
+def _find_container(found: Services, host: str, vm: str, name: str) -> Container:
+    with found.database.session() as session:
+        vm_row = find_vm(session, host, vm)
+        container = session.scalar(select(Container).where(Container.vm_id == vm_row.id,
+                                                            Container.name == name))
+        if container is None:
+            raise NotFound(f"no container {name!r} in VM {vm} on host {host}")
+        return container
+
+
+@router.post("/containers/{host}/{vm}/{name}/actions/{action}", status_code=202,
+             dependencies=[audited("container.{action}", "container", "{host}/{vm}/{name}")])
+def container_action(host: str, vm: str, name: str, action: str, request: Request,
+                     user: CurrentUser = Depends(operator),
+                     found: Services = Depends(services)) -> dict[str, Any]:
+    if action not in CONTAINER_ACTIONS:
+        raise NotFound(f"no container action {action!r} "
+                       f"(one of {', '.join(CONTAINER_ACTIONS)})")
+    container = _find_container(found, host, vm, name)
+    if action != "remove" and container.state not in CONTAINER_ALLOWED[action]:
+        raise HTTPException(409, f"container {name} in VM {vm} is {container.state}: "
+                                 f"cannot {action} it")
+    return submit(request, found, user, "container.action", "container",
+                  f"{host}/{vm}/{name}", {"host": host, "vm": vm, "name": name,
+                                          "action": action, "force": True},
+                  action=f"container.{action}")
+
+
+@router.post("/containers/{host}/{vm}", status_code=202,
+             dependencies=[audited("container.run", "container", "{host}/{vm}")])
+def run_container(host: str, vm: str, body: NewContainer, request: Request,
+                  user: CurrentUser = Depends(operator),
+                  found: Services = Depends(services)) -> dict[str, Any]:
+    RunRequest(body.image, body.name, body.command, body.ports, body.env, body.volumes,
+               body.restart, body.labels).validate()  # a 400 now, not a failed task later
+    with found.database.session() as session:
+        state = find_vm(session, host, vm).power_state
+    if state != "running":
+        raise HTTPException(409, f"VM {vm} on host {host} is {state}: start it first")
+    return submit(request, found, user, "container.run", "container",
+                  f"{host}/{vm}/{body.name or body.image}",
+                  {"host": host, "vm": vm, **body.model_dump()})
+
+
+@router.get("/containers/{host}/{vm}/{name}/logs", response_class=PlainTextResponse)
+async def container_logs(host: str, vm: str, name: str, _: CurrentUser = Depends(viewer),
+                         found: Services = Depends(services),
+                         tail: int = Query(200, ge=1, le=10_000)) -> PlainTextResponse:
+    """The last `tail` lines the container wrote (stdout and stderr, interleaved)."""
+    def read() -> str:
+        chunks, size = [], 0
+        for _, data in containers.logs(found.settings, host, vm, name, tail=tail):
+            chunks.append(data)
+            size += len(data)
+            if size > MAX_LOG_BYTES:
+                break
+        return b"".join(chunks).decode(errors="replace")
+    return PlainTextResponse(await run_in_threadpool(read))
+
+
+@router.get("/containers/{host}/{vm}/{name}/inspect")
+async def container_inspect(host: str, vm: str, name: str, _: CurrentUser = Depends(viewer),
+                            found: Services = Depends(services)) -> dict[str, Any]:
+    return await run_in_threadpool(containers.inspect, found.settings, host, vm, name)
+
+
+@router.get("/containers/{host}/{vm}/{name}/top")
+async def container_top(host: str, vm: str, name: str, _: CurrentUser = Depends(viewer),
+                        found: Services = Depends(services)) -> dict[str, Any]:
+    """The container's processes: column titles and one row per process."""
+    titles, rows = await run_in_threadpool(containers.top, found.settings, host, vm, name)
+    return {"titles": titles, "processes": rows}
+
+
+@router.get("/containers/{host}/{vm}/{name}/stats")
+async def container_stats(host: str, vm: str, name: str, _: CurrentUser = Depends(viewer),
+                          found: Services = Depends(services)) -> dict[str, Any]:
+    """CPU, memory, processes and network of the container, one sample."""
+    numbers = await run_in_threadpool(containers.stats, found.settings, host, vm, name)
+    return dataclasses.asdict(numbers)
+
+
+@router.get("/vms/{host}/{vm}/engine")
+async def container_engine(host: str, vm: str, _: CurrentUser = Depends(viewer),
+                           found: Services = Depends(services)) -> dict[str, Any]:
+    """The container engine found in the VM: kind, version, API version, socket."""
+    engine = await run_in_threadpool(containers.engine_info, found.settings, host, vm)
+    return dataclasses.asdict(engine)

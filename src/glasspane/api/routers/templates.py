@@ -1,0 +1,146 @@
+"""Templates: listing from the inventory; importing a stored disk image as a template,
+building one from a spec (a build context sent to the image store), making the Debian one,
+and removing one, as tasks; checking a spec without building it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from glasspane.api.deps import CurrentUser, Services, audited, operator, page, services, viewer
+from glasspane.api.routers.common import Limit, Offset, find_host, paged, submit
+from glasspane.api.routers.images import store_of
+from glasspane.errors import NotFound
+from glasspane.inventory.models import Host, Template
+
+router = APIRouter(tags=["templates"])
+TEMPLATE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+class ImportTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=TEMPLATE_NAME)
+    host: str = Field(default="local", min_length=1, max_length=64)
+    image: str = Field(min_length=1, max_length=128, description="a stored disk image")
+    disk: int | None = Field(default=None, ge=0, le=255, description="one disk of an XVA/OVA")
+    kernel: str | None = Field(default=None, max_length=128, description="a stored kernel")
+    initrd: str | None = Field(default=None, max_length=128, description="a stored initrd")
+
+
+class FromDebian(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=TEMPLATE_NAME)
+    host: str = Field(default="local", min_length=1, max_length=64)
+    suite: str = Field(default="bookworm", pattern=r"^[a-z]{2,32}$")
+
+
+class BuildTemplate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    context: str = Field(min_length=1, max_length=128,
+                         description="a stored tar archive of the spec's directory")
+    spec: str = Field(default="template.yaml", min_length=1, max_length=255,
+                      description="the spec's path inside the context")
+    variables: dict[str, str] = Field(default_factory=dict, max_length=256)
+    only: list[str] = Field(default_factory=list, max_length=16)
+    host: str = Field(default="local", min_length=1, max_length=64)
+    register_template: bool = Field(default=True, description="store the template for "
+                                                               "`vm create` on the host")
+
+
+class Validate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    context: str = Field(min_length=1, max_length=128,
+                         description="a stored tar archive of the spec's directory")
+    spec: str = Field(default="template.yaml", min_length=1, max_length=255)
+    variables: dict[str, str] = Field(default_factory=dict, max_length=256)
+
+
+@router.get("/templates")
+def list_templates(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
+                   host: str | None = Query(None, max_length=64),
+                   limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
+    query = select(Template, Host.name).join(Host).order_by(Host.name, Template.name)
+    if host:
+        query = query.where(Host.name == host)
+    with found.database.session() as session:
+        total, rows = paged(session, query, limit, offset)
+        return page(limit, offset, total, [
+            {"host": h, "name": t.name, "virtual_size": t.virtual_size,
+             "allocation": t.allocation} for t, h in rows])
+
+
+def _known_host(found: Services, name: str) -> None:
+    with found.database.session() as session:
+        find_host(session, name)
+
+
+@router.post("/templates", status_code=202, dependencies=[audited("template.import",
+                                                                  "template")])
+def import_template(body: ImportTemplate, request: Request,
+                    user: CurrentUser = Depends(operator),
+                    found: Services = Depends(services)) -> dict[str, Any]:
+    """Store a stored disk image (any format) as a template on a host (a task)."""
+    _known_host(found, body.host)
+    for name in filter(None, (body.image, body.kernel, body.initrd)):
+        store_of(found).path(name)
+    return submit(request, found, user, "template.import", "template",
+                  f"{body.host}/{body.name}", body.model_dump(), pinned=True)
+
+
+@router.post("/templates/from-debian", status_code=202,
+             dependencies=[audited("template.from-debian", "template")])
+def template_from_debian(body: FromDebian, request: Request,
+                         user: CurrentUser = Depends(operator),
+                         found: Services = Depends(services)) -> dict[str, Any]:
+    """Build (or reuse from the server's cache) the Debian image and store it (a task)."""
+    _known_host(found, body.host)
+    return submit(request, found, user, "template.from-debian", "template",
+                  f"{body.host}/{body.name}", body.model_dump())
+
+
+@router.post("/templates/build", status_code=202,
+             dependencies=[audited("template.build", "template")])
+def build_template(body: BuildTemplate, request: Request,
+                   user: CurrentUser = Depends(operator),
+                   found: Services = Depends(services)) -> dict[str, Any]:
+    """Build a template from the spec in a stored build context (a task; its log is in the
+    task's messages, the outputs and manifest go to the image store)."""
+    _known_host(found, body.host)
+    store_of(found).path(body.context)
+    return submit(request, found, user, "template.build", "template",
+                  f"{body.host}/{body.context}", body.model_dump(), pinned=True)
+
+
+@router.post("/templates/validate")
+async def validate_spec(body: Validate, _: CurrentUser = Depends(viewer),
+                        found: Services = Depends(services)) -> dict[str, Any]:
+    """Check the spec in a stored build context without building it."""
+    from glasspane.inventory.store_handlers import open_context
+    from glasspane.templates.spec import parse_spec
+
+    def check() -> dict[str, Any]:
+        with open_context(store_of(found), body.context, body.spec) as (spec_path, _):
+            parsed = parse_spec(spec_path, body.variables)
+            return {"name": parsed.name, "source": parsed.source.describe(),
+                    "provisioners": len(parsed.provisioners),
+                    "outputs": [o.filename(parsed.name) for o in parsed.outputs]}
+    return await run_in_threadpool(check)
+
+
+@router.delete("/templates/{host}/{name}", status_code=202,
+               dependencies=[audited("template.remove", "template", "{host}/{name}")])
+def remove_template(host: str, name: str, request: Request,
+                    user: CurrentUser = Depends(operator),
+                    found: Services = Depends(services)) -> dict[str, Any]:
+    """Delete the template (a task; refused while VMs use it)."""
+    with found.database.session() as session:
+        host_row = find_host(session, host)
+        if session.scalar(select(Template).where(Template.host_id == host_row.id,
+                                                 Template.name == name)) is None:
+            raise NotFound(f"no template named {name!r} on host {host}")
+    return submit(request, found, user, "template.remove", "template", f"{host}/{name}",
+                  {"host": host, "name": name})

@@ -1,0 +1,256 @@
+"""Tasks on the server's image store and templates: check, convert, compare, load into a
+VM, upload to a pool, import as a template, build a template from a context, remove a
+template, export a VM into the store.  Byte progress from the image toolkit becomes the
+task's 0-100, each phase taking half of what is left so the bar never goes back."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from glasspane.errors import ImageError, UsageError
+from glasspane.images.base import ProgressFn
+from glasspane.images.convert import StartFn
+from glasspane.inventory.handlers import current_settings, refresh_host
+from glasspane.inventory.store import ImageStore
+from glasspane.inventory.sync import sync_containers
+from glasspane.inventory.tasks import TaskContext, handler
+
+CONTEXT_LIMIT = 1 << 40
+
+
+def byte_progress(context: TaskContext) -> StartFn:
+    """A `start(total, label)` for the image toolkit reporting into the task."""
+    window = {"floor": 0.0}
+
+    def start(total: int, label: str) -> ProgressFn:
+        floor = window["floor"]
+        span = (95 - floor) / 2
+        window["floor"] = floor + span
+        done = {"n": 0}
+
+        def advance(n: int) -> None:
+            done["n"] += n
+            fraction = done["n"] / total if total else 1.0
+            context.progress(int(floor + span * min(fraction, 1.0)),
+                             f"{label}: {done['n'] >> 20} of {total >> 20} MiB")
+            context.check()
+        return advance
+    return start
+
+
+def _store() -> ImageStore:
+    return ImageStore(current_settings().data_dir)
+
+
+@handler("image.check")
+def image_check(context: TaskContext) -> dict[str, Any]:
+    from glasspane.images.check import check_image
+    context.progress(5, f"checking {context.params['name']}")
+    report = check_image(str(_store().path(context.params["name"])))
+    return {"format": report.format, "ok": report.ok,
+            "problems": [str(p) for p in report.problems]}
+
+
+@handler("image.convert")
+def image_convert(context: TaskContext) -> dict[str, Any]:
+    from glasspane.images.base import WriteOptions
+    from glasspane.images.compare import compare_images
+    from glasspane.images.convert import convert
+    p, store = context.params, _store()
+    source = str(store.path(p["name"]))
+    options = WriteOptions(compress=p["compress"], vhd_type=p["vhd_type"],
+                           vhd_flavour=p["vhd_flavour"], xva_checksum=p["xva_checksum"],
+                           vm_name=p["vm_name"], vcpus=p["vcpus"], memory_mib=p["memory_mib"])
+    with store.staging() as work:
+        outputs = convert(source, str(work / p["output"]), to=p["format"], disk=p["disk"],
+                          options=options, overwrite=True, start=byte_progress(context))
+        verified = []
+        if p["verify"]:
+            context.progress(96, "comparing the output with the source")
+            for index, output in enumerate(outputs):
+                disk = p["disk"] if p["disk"] is not None else (index if len(outputs) > 1
+                                                                 else None)
+                for result in compare_images(source, output.path, disk):
+                    if not result.identical:
+                        raise ImageError(f"verification failed: {Path(output.path).name}: "
+                                         f"{result.describe()}")
+                    verified.append(f"{Path(output.path).name}: {result.describe()}")
+        stored = [store.adopt(Path(o.path), Path(o.path).name, context.user, p["replace"])
+                  for o in outputs]
+    return {"outputs": [dataclasses.asdict(s) for s in stored], "verified": verified}
+
+
+@handler("image.compare")
+def image_compare(context: TaskContext) -> dict[str, Any]:
+    from glasspane.images.compare import compare_images
+    p, store = context.params, _store()
+    context.progress(5, f"comparing {p['a']} and {p['b']}")
+    results = compare_images(str(store.path(p["a"])), str(store.path(p["b"])), p["disk"])
+    return {"identical": all(r.identical for r in results),
+            "results": [r.describe() for r in results]}
+
+
+@handler("image.load")
+def image_load(context: TaskContext) -> dict[str, Any]:
+    from glasspane.containers.deploy import load_image
+    p = context.params
+    path = _store().path(p["image"])
+    try:
+        loaded = load_image(current_settings(), p["host"], p["vm"], path,
+                            byte_progress(context)(path.stat().st_size,
+                                                   f"loading into {p['vm']}"))
+    finally:
+        sync_containers(context.database, current_settings())
+    return {"loaded": loaded}
+
+
+@handler("image.upload")
+def image_upload(context: TaskContext) -> dict[str, Any]:
+    from glasspane.hosts.service import host_driver
+    from glasspane.hypervisors.xenapi_driver import XenApiDriver
+    p = context.params
+    path = _store().path(p["image"])
+    label = p["name"] or p["image"]
+    with host_driver(current_settings(), p["host"]) as driver:
+        if not isinstance(driver, XenApiDriver):
+            raise UsageError(f"host {p['host']} is not a XenServer/XCP-ng pool",
+                             hint="on libvirt hosts import it as a template")
+        uuid = driver.upload_disk(str(path), label, byte_progress(context)(
+            path.stat().st_size, f"{label} to {p['host']}"), p["sr"])
+    return {"vdi": uuid, "name": label}
+
+
+@handler("template.import")
+def template_import(context: TaskContext) -> dict[str, Any]:
+    from glasspane.templates.service import import_template
+    p, store = context.params, _store()
+    boot = {key: str(store.path(p[key])) if p.get(key) else None for key in ("kernel", "initrd")}
+    try:
+        info = import_template(current_settings(), p["name"], str(store.path(p["image"])),
+                               p["host"], p["disk"], byte_progress(context), **boot)
+    finally:
+        refresh_host(context.database, p["host"])
+    return dataclasses.asdict(info)
+
+
+@handler("template.from-debian")
+def template_from_debian(context: TaskContext) -> dict[str, Any]:
+    from glasspane.templates.service import template_from_debian as make
+    p = context.params
+    context.progress(1, f"building or reusing the Debian {p['suite']} image")
+    try:
+        info = make(current_settings(), p["name"], p["host"], p["suite"],
+                    byte_progress(context))
+    finally:
+        refresh_host(context.database, p["host"])
+    return dataclasses.asdict(info)
+
+
+@handler("template.remove")
+def template_remove(context: TaskContext) -> dict[str, Any]:
+    from glasspane.templates.service import remove_template
+    p = context.params
+    try:
+        remove_template(current_settings(), p["name"], p["host"])
+    finally:
+        refresh_host(context.database, p["host"])
+    return {"removed": p["name"]}
+
+
+@contextmanager
+def open_context(store: ImageStore, context: str, spec: str) -> Iterator[tuple[Path, Path]]:
+    """The stored build context `context` unpacked into a staging directory: the path of
+    its spec `spec` (which must be inside it) and the staging directory, for outputs."""
+    from glasspane.build_context import unpack_context
+    with store.staging() as work:
+        root = (work / "context").resolve()
+        unpack_context(store.path(context), root, CONTEXT_LIMIT)
+        spec_path = (root / spec).resolve()
+        if not spec_path.is_relative_to(root) or not spec_path.is_file():
+            raise UsageError(f"context {context} has no spec {spec!r}",
+                             hint="name the spec's path inside the context")
+        yield spec_path, work
+
+
+@handler("template.build")
+def template_build(context: TaskContext) -> dict[str, Any]:
+    """Unpack the context, build, and put the outputs and the manifest into the store as
+    NAME.FORMAT and NAME.manifest.json (replacing an earlier build's); the build log is the
+    task's messages and, the last 64 KiB of it, the result's or error's tail."""
+    from glasspane.templates.build import build_template
+    from glasspane.templates.spec import parse_spec, select_outputs
+    p, store, settings = context.params, _store(), current_settings()
+    context.progress(1, f"unpacking build context {p['context']}")
+    with open_context(store, p["context"], p["spec"]) as (spec_path, work):
+        spec = parse_spec(spec_path, p["variables"])
+        select_outputs(spec, p["only"])
+
+        percent = {"now": 0}
+
+        def report(now: int, message: str) -> None:
+            percent["now"] = now
+            context.progress(now, message)
+
+        def echo(text: str) -> None:  # the build's output: its last line as the message
+            lines = text.strip().splitlines()
+            if lines:
+                context.progress(percent["now"], lines[-1][:200])
+
+        result = build_template(settings, spec, only=tuple(p["only"]),
+                                output_dir=work / "output", host=p["host"],
+                                register=p["register_template"], start=byte_progress(context),
+                                echo=echo, report=report)
+        stored = []
+        for output in result.manifest["outputs"]:
+            stored.append(store.adopt(result.directory / output["file"], output["file"],
+                                      context.user, replace=True, sha256=output["sha256"]))
+        manifest_name = f"{spec.name}.manifest.json"
+        stored.append(store.adopt(result.directory / "manifest.json", manifest_name,
+                                  context.user, replace=True))
+        log_tail = (result.directory / "build.log").read_text(errors="replace")[-65536:]
+    if p["register_template"]:
+        refresh_host(context.database, p["host"])
+    return {"template": spec.name, "registered": result.template is not None,
+            "stored": [s.name for s in stored], "build_seconds":
+            result.manifest["build_seconds"], "log_tail": log_tail}
+
+
+@handler("vm.export")
+def vm_export(context: TaskContext) -> dict[str, Any]:
+    from glasspane.vms.export import export_vm
+    p, store = context.params, _store()
+    with store.staging() as work:
+        target = work / p["output"]
+        fmt = export_vm(current_settings(), p["name"], target, p["host"], p["format"],
+                        p["disk"], start=byte_progress(context))
+        stored = store.adopt(target, p["output"], context.user, p["replace"])
+    return {"format": fmt, **dataclasses.asdict(stored)}
+
+
+
+@handler("app.deploy")
+def app_deploy(context: TaskContext) -> dict[str, Any]:
+    from glasspane.containers.app import deploy_app
+    p = context.params
+    context.progress(5, f"deploying {p['spec']} into {p['vm']}")
+    try:
+        with open_context(_store(), p["context"], p["spec"]) as (spec_path, _):
+            done = deploy_app(current_settings(), p["host"], p["vm"], spec_path)
+    finally:
+        sync_containers(context.database, current_settings())
+    return {"services": [{"service": s, "action": a} for s, a in done]}
+
+
+@handler("app.remove")
+def app_remove(context: TaskContext) -> dict[str, Any]:
+    from glasspane.containers.app import remove_app
+    p = context.params
+    try:
+        removed = remove_app(current_settings(), p["host"], p["vm"], p["name"])
+    finally:
+        sync_containers(context.database, current_settings())
+    return {"removed": removed}
