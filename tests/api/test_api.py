@@ -289,3 +289,46 @@ def test_action_on_unreachable_host_fails_its_task_and_keeps_the_inventory(
     assert host["state"] == "unreachable" and "nonexistent" in host["error"]
     vm = client.get(f"{API}/vms/far/web-9", headers=operator).json()
     assert vm["power_state"] == "running"  # as last seen: not dropped, not guessed
+
+
+def test_listings_are_cached_until_the_inventory_changes(
+        client: TestClient, database: Database, database_url: str, settings: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import delete
+
+    from glasspane.api import listing_cache
+    from glasspane.inventory.db import Database as Db
+    shift = [0.0]
+    monkeypatch.setattr(listing_cache, "_now", lambda: time.monotonic() + shift[0])
+    headers = login(client, "vera")
+
+    def names(path: str = "/vms") -> list[str]:
+        response = client.get(API + path, headers=headers)
+        assert response.status_code == 200, response.text
+        return [item["name"] for item in response.json()["items"]]
+
+    add_vm(database, "b-vm")
+    assert names() == ["b-vm"]
+    add_vm(database, "a-vm")  # a write in this process: seen at once, in order
+    assert names() == ["a-vm", "b-vm"]
+    with database.session() as session:  # a bulk statement too
+        session.execute(delete(Vm).where(Vm.name == "b-vm"))
+    assert names() == ["a-vm"]
+    assert names("/vms?q=a-") == ["a-vm"]
+
+    # A write this process cannot see (another connection pool, no event announced) shows
+    # within the cache's lifetime, not at once: the answers did come from the cache.
+    other = Db(database_url)
+    try:
+        add_vm(other, "c-vm")
+        assert names() == ["a-vm"]
+        shift[0] = 61  # past the longest lifetime of an entry (a minute, on SQLite)
+        assert names() == ["a-vm", "c-vm"]
+    finally:
+        other.close()
+
+    # Whoever asks must still be a user: a cached answer is no answer to a bad token.
+    assert client.get(API + "/vms", headers={"Authorization": "Bearer gp_nope"}
+                      ).status_code == 401
+    assert client.post(API + "/auth/logout", headers=headers).status_code == 200
+    assert client.get(API + "/vms", headers=headers).status_code == 401

@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from glasspane import __version__
 from glasspane.api.deps import Services
+from glasspane.api.listing_cache import ListingCache
 from glasspane.api.middleware import API, AuditChanges, BodyLimit
 from glasspane.api.routers import (
     apps,
@@ -66,12 +67,16 @@ def status_for(exc: GlasspaneError) -> int:
 
 
 def create_app(settings: Settings, database: Database, *, background: bool = True,
-               instance: str | None = None, sync_interval: float = 10) -> FastAPI:
+               instance: str | None = None, sync_interval: float = 10,
+               cache_listings: bool = True) -> FastAPI:
     bus = EventBus()
     bus.attach(database.sessions)
     handlers.configure(settings)
     found = Services(settings, database, bus, Syncer(database, settings, sync_interval),
                      instance or socket.gethostname())
+    generation = found.generation
+    generation.attach(database.sessions)
+    bus.on_notify.append(generation.bump)
     worker = Worker(database, found.instance)
 
     @asynccontextmanager
@@ -118,4 +123,7 @@ def create_app(settings: Settings, database: Database, *, background: bool = Tru
 
     app.add_middleware(AuditChanges, database=database)
     app.add_middleware(BodyLimit)
+    if cache_listings:
+        app.add_middleware(ListingCache, services=found, generation=generation,
+                           ttl=10.0 if database.is_postgres else 60.0)
     return app

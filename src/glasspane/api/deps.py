@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from glasspane.inventory.db import Database
 from glasspane.inventory.events import EventBus
+from glasspane.inventory.generation import Generation
 from glasspane.inventory.sync import Syncer
 from glasspane.inventory.users import role_allows, user_for_token
 from glasspane.settings import Settings
@@ -71,14 +73,21 @@ class Services:
     syncer: Syncer
     instance: str
     tokens: TokenCache = field(default_factory=TokenCache)
+    generation: Generation = field(default_factory=Generation)
+    # Listing totals by query, for the current inventory generation: a total does not
+    # depend on the page, so paging through a large listing counts it once.
+    totals: dict[tuple[int, tuple[Any, ...]], int] = field(default_factory=dict)
 
 
-def services(request: Request) -> Services:
+# The dependencies are coroutines: a plain function would cost each request a hop to the
+# thread pool (and a wait for the GIL) per dependency, for a few dictionary lookups.
+async def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
 
 
-def _token(request: Request) -> tuple[str | None, bool]:
+def token_of(request: Request) -> tuple[str | None, bool]:
+    """The caller's token, and whether it came in the page's cookie."""
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip(), False
@@ -86,8 +95,8 @@ def _token(request: Request) -> tuple[str | None, bool]:
     return cookie, cookie is not None
 
 
-def authenticated(request: Request, found: Services = Depends(services)) -> CurrentUser:
-    secret, from_cookie = _token(request)
+async def authenticated(request: Request, found: Services = Depends(services)) -> CurrentUser:
+    secret, from_cookie = token_of(request)
     if not secret:
         raise HTTPException(401, "authentication required: log in or send a bearer token",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -97,20 +106,24 @@ def authenticated(request: Request, found: Services = Depends(services)) -> Curr
                                  "header")
     current = found.tokens.get(secret)
     if current is None:
-        with found.database.session() as session:
-            user = user_for_token(session, secret)
-            if user is None:
-                raise HTTPException(401, "invalid or expired token",
-                                    headers={"WWW-Authenticate": "Bearer"})
-            current = CurrentUser(user.name, user.role)
+        current = await run_in_threadpool(_user_of, found, secret)
+        if current is None:
+            raise HTTPException(401, "invalid or expired token",
+                                headers={"WWW-Authenticate": "Bearer"})
         found.tokens.put(secret, current)
     request.state.user = current.name
     return current
 
 
-def require(role: str) -> Callable[..., CurrentUser]:
+def _user_of(found: Services, secret: str) -> CurrentUser | None:
+    with found.database.session() as session:
+        user = user_for_token(session, secret)
+        return None if user is None else CurrentUser(user.name, user.role)
+
+
+def require(role: str) -> Callable[..., Awaitable[CurrentUser]]:
     """A dependency admitting users whose role includes `role`."""
-    def check(user: CurrentUser = Depends(authenticated)) -> CurrentUser:
+    async def check(user: CurrentUser = Depends(authenticated)) -> CurrentUser:
         if not role_allows(user.role, role):
             article = "an" if user.role[0] in "aeiou" else "a"
             raise HTTPException(403, f"{user.name} is {article} {user.role}; this needs {role}")
@@ -133,7 +146,7 @@ def audited(action: str, object_type: str, object_name: str = "") -> Any:
     """A route dependency naming the route's action for the audit log before anything else
     runs, so that refusals (401, 403, 409) are recorded under the right name too; `{param}`
     takes the path's values."""
-    def mark(request: Request) -> None:
+    async def mark(request: Request) -> None:
         params = request.path_params
         request.state.audit = (action.format(**params), object_type,
                                object_name.format(**params), "")

@@ -6,6 +6,7 @@ the SSH connection is gone, EngineError when the engine is silent past the timeo
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,6 +63,10 @@ class Engine:
         self._pool = httpcore.ConnectionPool(
             network_backend=RelayBackend(ssh, probe.socket, probe.relay, probe.sudo),
             max_connections=MAX_CONNECTIONS, keepalive_expiry=KEEPALIVE_EXPIRY)
+        # Requests under way, and whether the engine was retired meanwhile: another thread's
+        # broken call must not close the connections this one is reading.
+        self._active, self._retired = 0, False
+        self._guard = threading.Lock()
         version = self.json("GET", "/version", versioned=False)
         components = [c.get("Name", "") for c in version.get("Components") or []]
         kind = "podman" if any("Podman" in name for name in components) else "docker"
@@ -143,6 +148,8 @@ class Engine:
             sent_headers["Content-Type"] = "application/json"
         if isinstance(content, bytes):
             sent_headers["Content-Length"] = str(len(content))
+        with self._guard:
+            self._active += 1
         try:
             with self._pool.stream(method, self._url(path, params, versioned),
                                    headers=sent_headers, content=content,
@@ -153,6 +160,12 @@ class Engine:
         except (httpcore.TimeoutException, httpcore.NetworkError,
                 httpcore.ProtocolError) as exc:
             raise self._translate(exc, what, timeout) from None
+        finally:
+            with self._guard:
+                self._active -= 1
+                close = self._retired and self._active == 0
+            if close:
+                self._pool.close()
 
     def _chunks(self, response: httpcore.Response, what: str, timeout: float
                 ) -> Iterator[bytes]:
@@ -163,6 +176,11 @@ class Engine:
             raise self._translate(exc, what, timeout) from None
 
     def close(self) -> None:
+        """Close the connections now, or once the requests under way have ended."""
+        with self._guard:
+            self._retired = True
+            if self._active:
+                return
         self._pool.close()
 
 

@@ -45,6 +45,17 @@ def forget(settings: Settings, target: SshTarget) -> None:
         found.close()
 
 
+def forget_vm(host: str, vm: str) -> None:
+    """Drop the kept engines and SSH connection of VM `vm` on `host`: after a revert the
+    guest's network state is the snapshot's, and connections kept across it are dead."""
+    with _lock:
+        keys = [k for k, e in _engines.items() if (e.target.host, e.target.vm) == (host, vm)]
+        dropped = [_engines.pop(k) for k in keys]
+    for found in dropped:
+        found.close()
+        found.ssh.close()
+
+
 def close_all() -> None:
     with _lock:
         engines = list(_engines.values())

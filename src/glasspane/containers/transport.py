@@ -64,10 +64,14 @@ class RelayStream(httpcore.NetworkStream):
         os.set_blocking(self._in, False)
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        ready, _, _ = select.select([self._out], [], [], timeout)
-        if not ready:
-            raise httpcore.ReadTimeout(f"no answer within {timeout} s")
-        data = os.read(self._out, max_bytes)
+        try:
+            ready, _, _ = select.select([self._out], [], [], timeout)
+            if not ready:
+                raise httpcore.ReadTimeout(f"no answer within {timeout} s")
+            data = os.read(self._out, max_bytes)
+        except (OSError, ValueError) as exc:  # the pipe was closed under us
+            raise httpcore.ReadError(self.failure() or f"the relay's pipe closed: {exc}"
+                                     ) from exc
         if not data:  # the relay, its sudo or the SSH channel ended: say why if it failed
             try:
                 self.process.wait(timeout=1)
@@ -85,7 +89,7 @@ class RelayStream(httpcore.NetworkStream):
                 raise httpcore.WriteTimeout(f"could not send within {timeout} s")
             try:
                 sent = os.write(self._in, view)
-            except BrokenPipeError as exc:
+            except OSError as exc:  # BrokenPipeError, or the pipe closed under us
                 raise httpcore.WriteError(self.failure() or "the relay ended") from exc
             view = view[sent:]
 

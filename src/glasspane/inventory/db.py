@@ -44,8 +44,11 @@ class Database:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # Password and token hashes live here: the owner's eyes only, from the start.
             os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+            # Enough kept connections for every API thread and task at once: an overflow
+            # connection is opened (and its pragmas run) anew for each use.
             self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False,
-                                                                   "timeout": 30})
+                                                                   "timeout": 30},
+                                                pool_size=20, max_overflow=20)
             event.listen(self.engine, "connect", _sqlite_pragmas)
         elif self.is_postgres:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=10,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event as sa_event
@@ -46,6 +47,8 @@ class EventBus:
         self._lock = threading.Lock()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._stop = threading.Event()
+        # Called when another instance announces events (and, on PostgreSQL, our own too).
+        self.on_notify: list[Callable[[], None]] = []
 
     def wake(self) -> None:
         with self._lock:
@@ -97,6 +100,8 @@ class EventBus:
                         for _ in connection.notifies(timeout=1.0, stop_after=64):
                             heard = True
                         if heard:
+                            for hook in self.on_notify:
+                                hook()
                             self.wake()
             except psycopg.Error as exc:
                 log.warning("event listener: %s; reconnecting", exc)

@@ -266,8 +266,10 @@ def snapshot_vm(settings: Settings, name: str, snapshot: str, host: str = "local
 
 
 def revert_vm(settings: Settings, name: str, snapshot: str, host: str = "local") -> None:
+    from glasspane.containers.sessions import forget_vm
     with host_driver(settings, host) as driver:
         driver.revert_vm(name, snapshot)
+    forget_vm(host, name)
 
 
 @dataclass(frozen=True)

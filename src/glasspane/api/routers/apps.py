@@ -29,7 +29,7 @@ class AppContext(BaseModel):
 
 
 @router.get("/apps")
-def list_apps(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
+async def list_apps(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
               host: str | None = Query(None, max_length=64),
               vm: str | None = Query(None, max_length=128)) -> list[dict[str, Any]]:
     """Every app the inventory knows of, with its containers and their states."""

@@ -24,6 +24,27 @@ def paged(session: Any, query: Any, limit: int, offset: int) -> tuple[int, list[
     return int(total or 0), [tuple(row) for row in rows]
 
 
+def paged_ids(found: Services, session: Any, ids: Any, order: Any, limit: int, offset: int,
+              filters: tuple[Any, ...]) -> tuple[int, list[int]]:
+    """The total and one page of the ids `ids` (a select of one table's id, filtered) in
+    `order`: counted and paged on that table's indexes alone, joined to nothing, so a page
+    deep in a large listing costs an index range, not a sorted join; the total is counted
+    once per inventory generation (`filters` names the listing and its filters)."""
+    key = (found.generation.value, filters)
+    total = found.totals.get(key)
+    if total is None:
+        total = int(session.scalar(select(func.count()).select_from(ids.subquery())) or 0)
+        if len(found.totals) > 10_000 or any(k[0] != key[0] for k in found.totals):
+            found.totals.clear()  # a new generation: the old totals are worthless
+        found.totals[key] = total
+    page_ids = list(session.scalars(ids.order_by(order).limit(limit).offset(offset)))
+    return total, page_ids
+
+
+def host_id_of(name: str) -> Any:
+    return select(Host.id).where(Host.name == name).scalar_subquery()
+
+
 def counts(session: Any, column: Any, ids: list[int]) -> dict[int, int]:
     """How many rows point at each of `ids` through `column`, for one page's worth of ids
     (counting for the page alone keeps a listing's cost flat however large the inventory)."""

@@ -13,7 +13,14 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from glasspane.api.deps import CurrentUser, Services, audited, operator, page, services, viewer
-from glasspane.api.routers.common import Limit, Offset, find_vm, paged, submit
+from glasspane.api.routers.common import (
+    Limit,
+    Offset,
+    find_vm,
+    host_id_of,
+    paged_ids,
+    submit,
+)
 from glasspane.containers import service as containers
 from glasspane.containers.deploy import RunRequest
 from glasspane.errors import NotFound
@@ -48,24 +55,31 @@ class NewContainer(BaseModel):
 
 
 @router.get("/containers")
-def list_containers(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
+async def list_containers(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
                     host: str | None = Query(None, max_length=64),
                     vm: str | None = Query(None, max_length=128),
                     state: str | None = Query(None, max_length=16),
                     q: str | None = Query(None, max_length=128, description="name contains"),
                     limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
-    query = select(Container, Host.name, Vm.name).join(Vm, Container.vm_id == Vm.id) \
-        .join(Host, Vm.host_id == Host.id).order_by(Host.name, Vm.name, Container.name)
-    if host:
-        query = query.where(Host.name == host)
-    if vm:
-        query = query.where(Vm.name == vm)
+    ids = select(Container.id)
+    if host or vm:
+        vms = select(Vm.id)
+        if host:
+            vms = vms.where(Vm.host_id == host_id_of(host))
+        if vm:
+            vms = vms.where(Vm.name == vm)
+        ids = ids.where(Container.vm_id.in_(vms))
     if state:
-        query = query.where(Container.state == state)
+        ids = ids.where(Container.state == state)
     if q:
-        query = query.where(Container.name.contains(q, autoescape=True))
+        ids = ids.where(Container.name.contains(q, autoescape=True))
     with found.database.session() as session:
-        total, rows = paged(session, query, limit, offset)
+        total, page_ids = paged_ids(found, session, ids, Container.sort_key, limit,
+                                    offset, ("containers", host, vm, state, q))
+        rows = session.execute(
+            select(Container, Host.name, Vm.name).join(Vm, Container.vm_id == Vm.id)
+            .join(Host, Vm.host_id == Host.id).where(Container.id.in_(page_ids))
+            .order_by(Container.sort_key)).all()
         return page(limit, offset, total, [container_view(c, h, v) for c, h, v in rows])
 
 

@@ -53,7 +53,7 @@ class NewHost(BaseModel):
 
 
 @router.get("/hosts")
-def list_hosts(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
+async def list_hosts(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
                limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
     query = select(Host).order_by(Host.name)
     with found.database.session() as session:

@@ -60,7 +60,7 @@ class Validate(BaseModel):
 
 
 @router.get("/templates")
-def list_templates(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
+async def list_templates(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
                    host: str | None = Query(None, max_length=64),
                    limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
     query = select(Template, Host.name).join(Host).order_by(Host.name, Template.name)

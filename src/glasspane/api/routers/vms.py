@@ -19,7 +19,8 @@ from glasspane.api.routers.common import (
     counts,
     find_host,
     find_vm,
-    paged,
+    host_id_of,
+    paged_ids,
     submit,
     vm_task,
 )
@@ -86,21 +87,24 @@ class Configure(BaseModel):
 
 
 @router.get("/vms")
-def list_vms(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
+async def list_vms(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
              host: str | None = Query(None, max_length=64),
              state: str | None = Query(None, max_length=16),
              q: str | None = Query(None, max_length=128, description="name contains"),
              limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
-    query = select(Vm, Host.name).join(Host).order_by(Host.name, Vm.name)
+    ids = select(Vm.id)
     if host:
-        query = query.where(Host.name == host)
+        ids = ids.where(Vm.host_id == host_id_of(host))
     if state:
-        query = query.where(Vm.power_state == state)
+        ids = ids.where(Vm.power_state == state)
     if q:
-        query = query.where(Vm.name.contains(q, autoescape=True))
+        ids = ids.where(Vm.name.contains(q, autoescape=True))
     with found.database.session() as session:
-        total, rows = paged(session, query, limit, offset)
-        by_vm = counts(session, Container.vm_id, [v.id for v, _ in rows])
+        total, page_ids = paged_ids(found, session, ids, Vm.sort_key, limit, offset,
+                                    ("vms", host, state, q))
+        rows = session.execute(select(Vm, Host.name).join(Host).where(Vm.id.in_(page_ids))
+                               .order_by(Vm.sort_key)).all()
+        by_vm = counts(session, Container.vm_id, page_ids)
         return page(limit, offset, total, [vm_view(v, h, by_vm.get(v.id, 0)) for v, h in rows])
 
 
