@@ -265,6 +265,18 @@ def test_two_instances_share_one_postgresql(database_url: str, database: Databas
         assert claimers == {"first", "second"}, claimers  # both worked, each task once
         finished = [e["object_name"] for e in events if e["kind"] == "task.finished"]
         assert sorted(finished) == sorted(str(i) for i in submitted)  # exactly once each
+        # A task whose inputs are on one instance's disk runs there and nowhere else.
+        pinned = [tasks.submit(database, "test.count", "image", f"i-{i}", {"steps": 1},
+                               "otto", pinned_to="second")["id"] for i in range(6)]
+        deadline = time.monotonic() + 60
+        while True:
+            with database.session() as session:
+                rows = list(session.scalars(select(Task).where(Task.id.in_(pinned))))
+            if all(t.state == "succeeded" for t in rows):
+                break
+            assert time.monotonic() < deadline, [t.state for t in rows]
+            time.sleep(0.2)
+        assert {t.claimed_by for t in rows} == {"second"}
     finally:
         first.stop()
         second.stop()

@@ -264,7 +264,8 @@ function renderTasks() {
     el("span", {}, `#${t.id}`),
     el("span", { title: `${t.kind} ${t.object_name}` }, `${t.kind} ${t.object_name}`),
     el("progress", { max: "100", value: String(t.progress || 0) }),
-    t.error ? el("span", { class: "error" }, t.error) : el("span", { class: "muted" }, t.message || ""),
+    t.error ? el("span", { class: "error" }, t.error)
+      : el("span", { class: "muted" }, t.state === "succeeded" ? "done" : t.message || ""),
     badge(t.state))));
 }
 
