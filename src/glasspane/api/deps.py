@@ -6,6 +6,7 @@ browser send (CSRF)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,7 @@ class TokenCache:
 
     def __init__(self) -> None:
         self._known: dict[str, tuple[float, CurrentUser]] = {}
+        self._lookups: dict[str, asyncio.Future[CurrentUser | None]] = {}
 
     @staticmethod
     def _key(secret: str) -> str:
@@ -51,6 +53,24 @@ class TokenCache:
         if len(self._known) >= self.SIZE:
             self._known.clear()
         self._known[self._key(secret)] = (time.monotonic() + self.TTL, user)
+
+    async def resolve(self, secret: str, found: Services) -> CurrentUser | None:
+        """Who `secret` belongs to: remembered, else looked up in the database once however
+        many requests carry it at that moment (when a busy token's entry expires, its
+        requests would otherwise all go to the database together)."""
+        known = self.get(secret)
+        if known is not None:
+            return known
+        key = self._key(secret)
+        pending = self._lookups.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(run_in_threadpool(user_of, found, secret))
+            self._lookups[key] = pending
+            pending.add_done_callback(lambda _: self._lookups.pop(key, None))
+        user = await asyncio.shield(pending)
+        if user is not None:
+            self.put(secret, user)
+        return user
 
     def forget(self, secret: str) -> None:
         self._known.pop(self._key(secret), None)
@@ -104,18 +124,17 @@ async def authenticated(request: Request, found: Services = Depends(services)) -
             request.headers.get(CSRF_HEADER) != "1":
         raise HTTPException(403, "a cookie-authenticated change needs the X-Glasspane: 1 "
                                  "header")
-    current = found.tokens.get(secret)
+    current = await found.tokens.resolve(secret, found)
     if current is None:
-        current = await run_in_threadpool(_user_of, found, secret)
-        if current is None:
-            raise HTTPException(401, "invalid or expired token",
-                                headers={"WWW-Authenticate": "Bearer"})
-        found.tokens.put(secret, current)
+        raise HTTPException(401, "invalid or expired token",
+                            headers={"WWW-Authenticate": "Bearer"})
     request.state.user = current.name
     return current
 
 
-def _user_of(found: Services, secret: str) -> CurrentUser | None:
+def user_of(found: Services, secret: str) -> CurrentUser | None:
+    """The user a token belongs to, from the database (None: no such token, expired, or
+    its user disabled)."""
     with found.database.session() as session:
         user = user_for_token(session, secret)
         return None if user is None else CurrentUser(user.name, user.role)

@@ -3,12 +3,13 @@ path and query until the inventory changes: many clients polling the same pages 
 pane, scripts, monitoring) cost one database read per change instead of one per request.
 
 Pure ASGI, in front of the routing: a hit is a dictionary lookup.  Only an authenticated
-caller is answered from it (the token cache says who, without the database; an unknown token
-goes through the application, which authenticates it), every listing needs only the viewer
-role that every user has, and an entry is used only while the inventory generation it was
-computed under is current and for at most `ttl` seconds: the bound for changes another
-instance sharing a PostgreSQL database makes without announcing an event (10 s, the sync's
-own period); on SQLite, which one instance alone serves, a minute."""
+caller is answered from it (the token cache says who; a token it lacks is looked up in the
+database once, however many requests carry it; a token that is no user's goes on to the
+application, which refuses it), every listing needs only the viewer role that every user
+has, and an entry is used only while the inventory generation it was computed under is
+current and for at most `ttl` seconds: the bound for changes another instance sharing a
+PostgreSQL database makes without announcing an event (10 s, the sync's own period); on
+SQLite, which one instance alone serves, a minute."""
 
 from __future__ import annotations
 
@@ -52,8 +53,8 @@ class ListingCache:
             await self.app(scope, receive, send)
             return
         secret, _ = token_of(Request(scope))
-        user = self.services.tokens.get(secret) if secret else None
-        if user is None:  # the application authenticates (and remembers) it
+        user = await self.services.tokens.resolve(secret, self.services) if secret else None
+        if user is None:  # no such token: the application says so
             await self.app(scope, receive, send)
             return
         key = (scope["path"], scope["query_string"])
