@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,20 +151,28 @@ def test_viewer_sees_but_cannot_act(pane: Pane, browser: Browser) -> None:
     assert refused.status_code == 403 and "needs operator" in refused.json()["detail"]
 
 
+def cli_as_admin(pane: Pane, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                 ) -> Callable[..., str]:
+    """`glasspane --server` logged in as the admin: a command's output, asserting success."""
+    from tests.cli.runner import run_cli
+    password = tmp_path / "pw"
+    password.write_text(PASSWORDS["ada"])
+    assert run_cli(capsys, "--server", pane.server.url, "login", "ada", "--password-file",
+                   str(password)).code == 0
+
+    def cli(*args: str) -> str:
+        r = run_cli(capsys, "--server", pane.server.url, *args)
+        assert r.code == 0, r.err
+        return r.out
+    return cli
+
+
 def test_the_cli_through_the_same_server(pane: Pane, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     """The container reads, `container run` and `vm revert` through the server's API."""
     from tests.cli.runner import run_cli
     url = pane.server.url
-    password = tmp_path / "pw"
-    password.write_text(PASSWORDS["ada"])
-    assert run_cli(capsys, "--server", url, "login", "ada", "--password-file",
-                   str(password)).code == 0
-
-    def cli(*args: str) -> str:
-        r = run_cli(capsys, "--server", url, *args)
-        assert r.code == 0, r.err
-        return r.out
+    cli = cli_as_admin(pane, tmp_path, capsys)
 
     assert "localhost/gp-web:1" in cli("container", "images", "pane-1")
     r = run_cli(capsys, "--server", url, "container", "top", "pane-1", "web")  # stopped above
@@ -252,15 +260,7 @@ def test_apps_image_load_and_export_through_the_server(
     VM's export coming back as a file."""
     from tests.cli.runner import run_cli
     url = pane.server.url
-    password = tmp_path / "pw"
-    password.write_text(PASSWORDS["ada"])
-    assert run_cli(capsys, "--server", url, "login", "ada", "--password-file",
-                   str(password)).code == 0
-
-    def cli(*args: str) -> str:
-        r = run_cli(capsys, "--server", url, *args)
-        assert r.code == 0, r.err
-        return r.out
+    cli = cli_as_admin(pane, tmp_path, capsys)
 
     assert "podman" in cli("container", "engine", "pane-1")
     (tmp_path / "shop" / "images").mkdir(parents=True)

@@ -42,6 +42,15 @@ def byte_progress(context: TaskContext) -> StartFn:
     return start
 
 
+@contextmanager
+def refreshing(context: TaskContext, host: str) -> Iterator[None]:
+    """The host brought up to date in the inventory after the block, whatever its outcome."""
+    try:
+        yield
+    finally:
+        refresh_host(context.database, host)
+
+
 def _store() -> ImageStore:
     return ImageStore(current_settings().data_dir)
 
@@ -129,11 +138,9 @@ def template_import(context: TaskContext) -> dict[str, Any]:
     from glasspane.templates.service import import_template
     p, store = context.params, _store()
     boot = {key: str(store.path(p[key])) if p.get(key) else None for key in ("kernel", "initrd")}
-    try:
+    with refreshing(context, p["host"]):
         info = import_template(current_settings(), p["name"], str(store.path(p["image"])),
                                p["host"], p["disk"], byte_progress(context), **boot)
-    finally:
-        refresh_host(context.database, p["host"])
     return dataclasses.asdict(info)
 
 
@@ -142,11 +149,9 @@ def template_from_debian(context: TaskContext) -> dict[str, Any]:
     from glasspane.templates.service import template_from_debian as make
     p = context.params
     context.progress(1, f"building or reusing the Debian {p['suite']} image")
-    try:
+    with refreshing(context, p["host"]):
         info = make(current_settings(), p["name"], p["host"], p["suite"],
                     byte_progress(context))
-    finally:
-        refresh_host(context.database, p["host"])
     return dataclasses.asdict(info)
 
 
@@ -154,10 +159,8 @@ def template_from_debian(context: TaskContext) -> dict[str, Any]:
 def template_remove(context: TaskContext) -> dict[str, Any]:
     from glasspane.templates.service import remove_template
     p = context.params
-    try:
+    with refreshing(context, p["host"]):
         remove_template(current_settings(), p["name"], p["host"])
-    finally:
-        refresh_host(context.database, p["host"])
     return {"removed": p["name"]}
 
 

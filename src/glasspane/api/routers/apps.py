@@ -8,24 +8,20 @@ from collections import defaultdict
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from glasspane.api.deps import CurrentUser, Services, audited, operator, services, viewer
-from glasspane.api.routers.common import find_vm, submit
+from glasspane.api.routers.common import SpecContext, find_vm, submit
 from glasspane.api.routers.images import store_of
 from glasspane.inventory.models import Container, Host, Vm
 
 router = APIRouter(tags=["apps"])
 
 
-class AppContext(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    context: str = Field(min_length=1, max_length=128,
-                         description="a stored tar archive of the app spec's directory")
-    spec: str = Field(default="app.yaml", min_length=1, max_length=255,
-                      description="the spec's path inside the context")
+class AppContext(SpecContext):
+    spec: str = Field(default="app.yaml", min_length=1, max_length=255)
 
 
 @router.get("/apps")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from glasspane.api.deps import CurrentUser, Services, audit_as
@@ -16,6 +17,15 @@ from glasspane.inventory.models import Host, Vm
 Limit = Query(100, ge=1, le=1000)
 Offset = Query(0, ge=0, le=10_000_000)
 NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class SpecContext(BaseModel):
+    """A spec sent with its directory (`glasspane ... --server` packs it into the store)."""
+    model_config = ConfigDict(extra="forbid")
+    context: str = Field(min_length=1, max_length=128,
+                         description="a stored tar archive of the spec's directory")
+    spec: str = Field(min_length=1, max_length=255,
+                      description="the spec's path inside the context")
 
 
 def paged(session: Any, query: Any, limit: int, offset: int) -> tuple[int, list[Any]]:

@@ -12,7 +12,14 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from glasspane.api.deps import CurrentUser, Services, audited, operator, page, services, viewer
-from glasspane.api.routers.common import Limit, Offset, find_host, paged, submit
+from glasspane.api.routers.common import (
+    Limit,
+    Offset,
+    SpecContext,
+    find_host,
+    paged,
+    submit,
+)
 from glasspane.api.routers.images import store_of
 from glasspane.errors import NotFound
 from glasspane.inventory.models import Host, Template
@@ -38,12 +45,8 @@ class FromDebian(BaseModel):
     suite: str = Field(default="bookworm", pattern=r"^[a-z]{2,32}$")
 
 
-class BuildTemplate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    context: str = Field(min_length=1, max_length=128,
-                         description="a stored tar archive of the spec's directory")
-    spec: str = Field(default="template.yaml", min_length=1, max_length=255,
-                      description="the spec's path inside the context")
+class BuildTemplate(SpecContext):
+    spec: str = Field(default="template.yaml", min_length=1, max_length=255)
     variables: dict[str, str] = Field(default_factory=dict, max_length=256)
     only: list[str] = Field(default_factory=list, max_length=16)
     host: str = Field(default="local", min_length=1, max_length=64)
@@ -51,10 +54,7 @@ class BuildTemplate(BaseModel):
                                                                "`vm create` on the host")
 
 
-class Validate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    context: str = Field(min_length=1, max_length=128,
-                         description="a stored tar archive of the spec's directory")
+class Validate(SpecContext):
     spec: str = Field(default="template.yaml", min_length=1, max_length=255)
     variables: dict[str, str] = Field(default_factory=dict, max_length=256)
 
