@@ -26,11 +26,18 @@ from glasspane.settings import Settings
 from glasspane.templates.service import templates_on
 
 log = logging.getLogger("glasspane.sync")
+# Held while a host's rows are written and while a host is forgotten, so that a pass that
+# looked at a host just removed cannot write its row back.
+hosts_lock = threading.Lock()
 
 
-def _host_row(session: Session, record: HostRecord) -> Host:
+def _host_row(session: Session, record: HostRecord, settings: Settings) -> Host | None:
+    """The host's row, made if it has none yet, unless the host was removed from the
+    registry while this pass was looking at it (the pass must not bring it back)."""
     host = session.scalar(select(Host).where(Host.name == record.name))
     if host is None:
+        if not any(r.name == record.name for r in HostRegistry(settings.config_dir).all()):
+            return None
         host = Host(name=record.name, uri=record.uri, driver=record.driver)
         session.add(host)
         session.flush()
@@ -62,15 +69,19 @@ def sync_host(database: Database, settings: Settings, record: HostRecord) -> Non
                 seen.append((summary, addresses))
             templates = templates_on(driver, settings, record.name)
     except Exception as exc:  # any failure to look: unreachable, with the reason
-        with database.session() as session:
-            host = _host_row(session, record)
+        with hosts_lock, database.session() as session:
+            host = _host_row(session, record, settings)
+            if host is None:
+                return
             if host.state != "unreachable" or host.error != str(exc):
                 host.state, host.error, host.updated_at = "unreachable", str(exc), utcnow()
                 publish(session, "host.state", "host", host.name, state="unreachable",
                         error=str(exc))
         return
-    with database.session() as session:
-        host = _host_row(session, record)
+    with hosts_lock, database.session() as session:
+        host = _host_row(session, record, settings)
+        if host is None:
+            return
         host.last_seen = utcnow()
         host.info = {"hypervisor": info.hypervisor, "cpus": info.cpus,
                      "memory_mib": info.memory_mib, "acceleration": info.acceleration.kind,

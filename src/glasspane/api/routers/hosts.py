@@ -21,7 +21,7 @@ from glasspane.hosts import service
 from glasspane.hosts.registry import DRIVERS, HostRegistry
 from glasspane.inventory.events import publish
 from glasspane.inventory.models import Host, Vm
-from glasspane.inventory.sync import sync_host
+from glasspane.inventory.sync import hosts_lock, sync_host
 
 router = APIRouter(tags=["hosts"])
 
@@ -122,8 +122,8 @@ def remove_host(name: str, _: CurrentUser = Depends(admin),
                 found: Services = Depends(services)) -> dict[str, Any]:
     """Forget the host: its registration, credentials and inventory rows (its VMs are not
     touched on the hypervisor)."""
-    HostRegistry(found.settings.config_dir).remove(name)
-    with found.database.session() as session:
+    with hosts_lock, found.database.session() as session:
+        HostRegistry(found.settings.config_dir).remove(name)
         host = session.scalar(select(Host).where(Host.name == name))
         if host is not None:
             session.delete(host)
