@@ -223,6 +223,18 @@ def test_images_audit_and_hosts_in_the_page(pane: Pane, browser: Browser,
     page.click('#views [data-view="inventory"]')
     page.click(node(page, "host:local"))
     expect(page.locator("#details h1")).to_have_text("Host local")
+    # Ansible from the page: a playbook run on the VM as a task.
+    page.click(node(page, "vm:local/pane-1"))
+    page.click("#details button[data-action=configure]")
+    page.fill("#configure-form textarea[name=playbook]",
+              "- hosts: all\n  gather_facts: false\n  tasks:\n"
+              "    - ansible.builtin.command: touch /tmp/configured-from-the-page\n")
+    page.click("#configure-run")
+    configured = page.locator('#tasks li:has-text("vm.configure pane-1")')
+    expect(configured).to_have_attribute("data-state", "succeeded", timeout=120_000)
+    shot(page, "8-configured")
+    page.click(node(page, "host:local"))
+    expect(page.locator("#details h1")).to_have_text("Host local")
     expect(page.locator('#host-templates tr[data-template="deb"]')).to_have_count(1)
     expect(page.locator("#details button[data-action='remove host']")).to_be_disabled()
     page.click("#add-host-button")
@@ -230,7 +242,7 @@ def test_images_audit_and_hosts_in_the_page(pane: Pane, browser: Browser,
     page.fill("#add-host-form input[name=uri]", "qemu+ssh://nobody@127.0.0.1:1/system")
     page.click("#add-host-submit")
     expect(page.locator("#add-host-error")).not_to_be_empty(timeout=30_000)
-    shot(page, "8-add-host-refused")
+    shot(page, "9-add-host-refused")
     page.close()
 
     viewer = log_in(browser, pane, "vera")

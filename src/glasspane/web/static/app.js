@@ -38,6 +38,14 @@ async function api(path, options = {}) {
   return body;
 }
 
+// "a=1, b=2" (or spaces) as an object; a key without "=" maps to "".
+function parsePairs(text) {
+  return Object.fromEntries(text.split(/[\s,]+/).filter(Boolean).map((pair) => {
+    const at = pair.indexOf("=");
+    return at < 0 ? [pair, ""] : [pair.slice(0, at), pair.slice(at + 1)];
+  }));
+}
+
 const can = (role) => state.user && ROLES.indexOf(state.user.role) >= ROLES.indexOf(role);
 const badge = (text) => el("span", { class: `badge ${text}` }, text);
 
@@ -212,6 +220,20 @@ async function showVm(host, name) {
   });
   if (vm.power_state !== "halted") { exportButton.disabled = true; exportButton.title = "shut the VM down first"; }
   buttons.push(exportButton);
+  const configureButton = actionButton("Configure", "operator", () => openConfigure(host, name));
+  const deployButton = actionButton("Deploy app", "operator", async () => {
+    const contexts = (await api("/images")).filter((i) => i.kind === "tar").map((i) => i.name);
+    const context = window.prompt(`The app's directory, as a tar in the image store (${contexts.join(", ") || "none yet: upload one"})`, contexts[0] || "");
+    if (!context) throw new Error("no context named");
+    const spec = window.prompt("The app spec's path inside it", "app.yaml");
+    if (!spec) throw new Error("no spec named");
+    return api(`/vms/${encodeURIComponent(host)}/${encodeURIComponent(name)}/apps`,
+               { method: "POST", body: JSON.stringify({ context, spec }) });
+  });
+  for (const button of [configureButton, deployButton]) {
+    if (vm.power_state !== "running") { button.disabled = true; button.title = "start the VM first"; }
+    buttons.push(button);
+  }
   buttons.push(actionButton("Destroy", "operator", () => api(path, { method: "DELETE" }),
                             `Destroy VM ${name} and its disks?`, true));
   const console = el("pre", { id: "console" }, "…");
@@ -333,16 +355,33 @@ document.getElementById("new-vm-form").addEventListener("submit", async (event) 
   if (form.get("user_data").trim()) body.user_data = form.get("user_data");
   if (form.get("network").trim()) body.network = form.get("network").trim();
   const labels = form.get("labels").trim();
-  if (labels) {
-    body.labels = Object.fromEntries(labels.split(/[\s,]+/).filter(Boolean).map((pair) => {
-      const at = pair.indexOf("=");
-      return at < 0 ? [pair, ""] : [pair.slice(0, at), pair.slice(at + 1)];
-    }));
-  }
+  if (labels) body.labels = parsePairs(labels);
   try {
     trackTask(await api("/vms", { method: "POST", body: JSON.stringify(body) }));
     document.getElementById("new-vm").close();
   } catch (exc) { document.getElementById("new-vm-error").textContent = exc.message; }
+});
+
+// ---- configure with Ansible ----------------------------------------------------------------
+function openConfigure(host, name) {
+  const dialog = document.getElementById("configure");
+  dialog.dataset.vm = name;
+  document.getElementById("configure-title").textContent = `Configure ${name} with Ansible`;
+  document.getElementById("configure-error").textContent = "";
+  dialog.showModal();
+  return null;  // the task comes when the form is sent
+}
+
+document.getElementById("configure-form").addEventListener("submit", async (event) => {
+  if (event.submitter && event.submitter.value !== "run") return;
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const body = { vms: [document.getElementById("configure").dataset.vm], playbook: form.get("playbook"),
+                 extra_vars: parsePairs(form.get("extra_vars").trim()) };
+  try {
+    trackTask(await api("/vms/configure", { method: "POST", body: JSON.stringify(body) }));
+    document.getElementById("configure").close();
+  } catch (exc) { document.getElementById("configure-error").textContent = exc.message; }
 });
 
 // ---- views --------------------------------------------------------------------------------
