@@ -216,3 +216,53 @@ def test_cli_images_hosts_and_templates_through_the_server(
     assert r.code == 0 and "second" not in cli("host", "list").out
     r = cli("host", "remove", "local")
     assert r.code == 2 and "built in" in r.err
+
+
+def test_specs_travel_with_their_directory(
+        capsys: pytest.CaptureFixture[str], server: Server, settings: Settings,
+        storage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """`template validate|build --server` send the spec's directory; a failed build leaves
+    nothing in the store; a context whose spec names a file outside it is refused (on the
+    server it would be the server's own file)."""
+    import tarfile
+    monkeypatch.delenv("GLASSPANE_TOKEN", raising=False)
+    url = server.url
+    _cli_login(capsys, url, "otto", tmp_path)
+    spec_dir = tmp_path / "blank"
+    spec_dir.mkdir()
+    with (spec_dir / "blank.raw").open("wb") as disk:
+        disk.truncate(64 << 20)
+    (spec_dir / "template.yaml").write_text(
+        "name: tb-remote\nsource: {image: blank.raw}\nbuild: {ssh_timeout: 15}\n"
+        "outputs: [{format: raw}]\n")
+    r = run_cli(capsys, "--server", url, "template", "validate",
+                str(spec_dir / "template.yaml"))
+    assert r.code == 0 and "template tb-remote from" in r.out and "tb-remote.raw" in r.out, \
+        r.err
+    r = run_cli(capsys, "--server", url, "template", "build", str(spec_dir / "template.yaml"),
+                "--quiet")
+    assert r.code != 0 and "build step boot: the build VM did not become reachable" in r.err, \
+        r.out + r.err
+    stored = json.loads(run_cli(capsys, "--server", url, "image", "list", "--json").out)
+    assert stored == []  # neither the context nor any output is left
+
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    (hostile / "template.yaml").write_text(
+        "name: tb-steal\nsource: {image: /etc/hostname}\noutputs: [{format: raw}]\n")
+    (hostile / "app.yaml").write_text(
+        "name: steal\nservices: {web: {image: x, archive: /etc/hostname}}\n")
+    with tarfile.open(tmp_path / "hostile.tar", "w") as tar:
+        for name in ("template.yaml", "app.yaml"):
+            tar.add(hostile / name, arcname=name)
+    with httpx.Client(base_url=url, timeout=60) as client:
+        client.headers.update(login(client, "otto"))
+        assert client.put("/api/v1/images/hostile.tar",
+                          content=(tmp_path / "hostile.tar").read_bytes()).status_code == 201
+        r2 = client.post("/api/v1/templates/validate", json={"context": "hostile.tar"})
+        assert r2.status_code == 400 and "outside the context" in r2.json()["detail"], r2.text
+        r2 = client.post("/api/v1/apps/validate", json={"context": "hostile.tar"})
+        assert r2.status_code == 400 and "outside the context" in r2.json()["detail"], r2.text
+        task = client.post("/api/v1/templates/build", json={"context": "hostile.tar"}).json()
+        done = wait_task(client, task)
+        assert done["state"] == "failed" and "outside the context" in done["error"], done

@@ -185,6 +185,14 @@ def test_the_cli_through_the_same_server(pane: Pane, tmp_path: Path,
                                    "-h", "/www")
     assert "web2" in cli("container", "list", "pane-1")
     cli("container", "remove", "pane-1", "web2")
+    # A command in the VM through the server: its output, its status, arguments kept whole.
+    r = run_cli(capsys, "--server", url, "vm", "ssh", "pane-1", "--", "sh", "-c",
+                "echo out; echo err >&2; exit 3")
+    assert r.code == 3 and r.out.split() == ["out", "err"], r.out + r.err
+    assert cli("vm", "ssh", "pane-1", "--", "printf", "%s|", "a b", "c;d $(id)") == \
+        "a b|c;d $(id)|"
+    r = run_cli(capsys, "--server", url, "vm", "ssh", "pane-1")
+    assert r.code == 2 and "interactive session" in r.err
     cli("vm", "snapshot", "pane-1", "s1")
     assert "reverted to s1" in cli("vm", "revert", "pane-1", "s1")
     r = run_cli(capsys, "--server", url, "vm", "revert", "pane-1", "nope")
@@ -225,6 +233,8 @@ def test_images_audit_and_hosts_in_the_page(pane: Pane, browser: Browser,
     expect(page.locator("#details h1")).to_have_text("Host local")
     # Ansible from the page: a playbook run on the VM as a task.
     page.click(node(page, "vm:local/pane-1"))
+    expect(page.locator("#vm-disk")).to_contain_text("pane-1.qcow2", timeout=30_000)
+    expect(page.locator("#vm-snapshots")).to_contain_text("s1")  # taken through the CLI
     page.click("#details button[data-action=configure]")
     page.fill("#configure-form textarea[name=playbook]",
               "- hosts: all\n  gather_facts: false\n  tasks:\n"

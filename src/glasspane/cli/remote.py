@@ -30,13 +30,13 @@ from glasspane.settings import Settings
 
 CHUNK = 1 << 20
 
-# The commands that work through --server: (noun, verb).  Not: `vm ssh` (a terminal to the
-# VM, which the caller reaches directly), `inventory` (Ansible's inventory names the SSH key
-# on the machine that made the VMs), `serve`, `demo`.
+# The commands that work through --server: (noun, verb).  Not: `inventory` (Ansible's
+# inventory names the SSH key on the machine that made the VMs), `serve`, `demo`; `vm ssh`
+# only with a command (an interactive session needs a terminal to the VM itself).
 REMOTE_COMMANDS = {
     ("vm", v) for v in ("list", "info", "create", "start", "shutdown", "reboot", "pause",
                         "resume", "suspend", "snapshot", "revert", "destroy", "console",
-                        "configure", "export")
+                        "configure", "export", "ssh")
 } | {("container", v) for v in ("list", "start", "stop", "restart", "pause", "unpause",
                                 "remove", "logs", "inspect", "top", "stats", "images", "run",
                                 "engine")} | {

@@ -258,8 +258,12 @@ def info(ctx: click.Context, name: str, host: str, as_json: bool) -> None:
     remote = remote_of(ctx)
     if remote is not None:
         found = remote.get(f"/vms/{host}/{name}")
-        found["containers"] = [c["name"] for c in found["containers"]]
-        data: dict[str, Any] = found
+        facts = remote.get(f"/vms/{host}/{name}/facts")
+        data: dict[str, Any] = {**facts, "template": found["template"],
+                                "labels": [f"{k}={v}" for k, v in found["labels"].items()],
+                                "containers": [c["name"] for c in found["containers"]],
+                                "console_log": remote.get(f"/vms/{host}/{name}/console",
+                                                          lines=20)}
     else:
         data = dataclasses.asdict(service.vm_info(Settings.load(), name, host))
     if as_json:
@@ -291,8 +295,20 @@ def console(ctx: click.Context, name: str, host: str, lines: int) -> None:
 @click.option("--user", default="debian", show_default=True)
 @click.option("--identity", "-i", type=click.Path(dir_okay=False), help="Private key file.")
 def ssh(name: str, command: tuple[str, ...], host: str, user: str, identity: str | None) -> None:
-    """SSH into VM NAME, or run `-- COMMAND` there; exits with ssh's status."""
+    """SSH into VM NAME, or run `-- COMMAND` there; exits with ssh's status (with
+    --server: `-- COMMAND` runs through the server as glasspane's user)."""
     import subprocess
+    remote = remote_of(click.get_current_context())
+    if remote is not None:
+        if not command:
+            raise UsageError("an interactive session needs a terminal to the VM itself",
+                             hint="run `glasspane vm ssh` without --server where the VM is "
+                                  "reachable, or give `-- COMMAND`")
+        done = remote.post(f"/vms/{host}/{name}/exec", {"command": list(command)})
+        click.echo(done["output"], nl=False)
+        if done["truncated"]:
+            click.echo("glasspane: output cut at 1 MiB", err=True)
+        raise click.exceptions.Exit(done["exit_code"])
     args = service.ssh_command(Settings.load(), name, host, user, identity, command)
     raise click.exceptions.Exit(subprocess.call(args))
 

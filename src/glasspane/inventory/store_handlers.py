@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from glasspane.errors import ImageError, UsageError
 from glasspane.images.base import ProgressFn
@@ -18,6 +18,9 @@ from glasspane.inventory.handlers import current_settings, refresh_host
 from glasspane.inventory.store import ImageStore
 from glasspane.inventory.sync import sync_containers
 from glasspane.inventory.tasks import TaskContext, handler
+
+if TYPE_CHECKING:
+    from glasspane.templates.spec import TemplateSpec
 
 CONTEXT_LIMIT = 1 << 40
 
@@ -179,17 +182,49 @@ def open_context(store: ImageStore, context: str, spec: str) -> Iterator[tuple[P
         yield spec_path, work
 
 
+def _confined(files: list[Path], root: Path, context: str) -> None:
+    """Refuse a spec that names a file outside its context: on the server such a path would
+    be the server's own file (a key, a password database), not one the caller sent."""
+    for path in files:
+        if not path.resolve().is_relative_to(root.resolve()):
+            raise UsageError(f"the spec in context {context} names {path}, outside the "
+                             "context", hint="name the files relative to the spec, inside "
+                                             "its directory")
+
+
+@contextmanager
+def template_in_context(store: ImageStore, context: str, spec: str,
+                        variables: dict[str, str]) -> Iterator[tuple[TemplateSpec, Path]]:
+    """The template spec of a stored context, parsed and confined to it; a staging
+    directory for the build's outputs."""
+    from glasspane.templates.spec import parse_spec
+    with open_context(store, context, spec) as (spec_path, work):
+        parsed = parse_spec(spec_path, variables)
+        _confined(parsed.files(), work / "context", context)
+        yield parsed, work
+
+
+@contextmanager
+def app_in_context(store: ImageStore, context: str, spec: str) -> Iterator[Path]:
+    """The path of the app spec of a stored context, checked and confined to it."""
+    from glasspane.containers.app import parse_app
+    with open_context(store, context, spec) as (spec_path, work):
+        parsed = parse_app(spec_path)
+        _confined([s.archive for s in parsed.services if s.archive], work / "context",
+                  context)
+        yield spec_path
+
+
 @handler("template.build")
 def template_build(context: TaskContext) -> dict[str, Any]:
     """Unpack the context, build, and put the outputs and the manifest into the store as
     NAME.FORMAT and NAME.manifest.json (replacing an earlier build's); the build log is the
     task's messages and, the last 64 KiB of it, the result's or error's tail."""
     from glasspane.templates.build import build_template
-    from glasspane.templates.spec import parse_spec, select_outputs
+    from glasspane.templates.spec import select_outputs
     p, store, settings = context.params, _store(), current_settings()
     context.progress(1, f"unpacking build context {p['context']}")
-    with open_context(store, p["context"], p["spec"]) as (spec_path, work):
-        spec = parse_spec(spec_path, p["variables"])
+    with template_in_context(store, p["context"], p["spec"], p["variables"]) as (spec, work):
         select_outputs(spec, p["only"])
 
         percent = {"now": 0}
@@ -241,7 +276,7 @@ def app_deploy(context: TaskContext) -> dict[str, Any]:
     p = context.params
     context.progress(5, f"deploying {p['spec']} into {p['vm']}")
     try:
-        with open_context(_store(), p["context"], p["spec"]) as (spec_path, _):
+        with app_in_context(_store(), p["context"], p["spec"]) as spec_path:
             done = deploy_app(current_settings(), p["host"], p["vm"], spec_path)
     finally:
         sync_containers(context.database, current_settings())

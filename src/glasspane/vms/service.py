@@ -357,6 +357,36 @@ def create_vms(settings: Settings, requests: list[VmRequest], host: str = "local
         return list(pool.map(one, requests))
 
 
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    output: str        # stdout and stderr as they came, at most `limit` bytes of it
+    truncated: bool
+
+
+def exec_in_vm(settings: Settings, name: str, command: list[str], host: str = "local",
+               timeout: float = 60, limit: int = 1 << 20) -> ExecResult:
+    """Run `command` (an argument list, quoted for the VM's shell one by one, never joined
+    into a string) in VM `name` as glasspane's user over the kept SSH connection; past
+    `timeout` s it is killed (GuestUnreachable)."""
+    from glasspane.guests.access import guest_target
+    from glasspane.guests.ssh import SshConnection
+    if not command:
+        raise UsageError("no command given")
+    kept: list[bytes] = []
+    size = 0
+
+    def keep(chunk: bytes) -> None:
+        nonlocal size
+        if size < limit:
+            kept.append(chunk[:limit - size])
+        size += len(chunk)
+
+    connection = SshConnection(guest_target(settings, host, name), settings.runtime_dir)
+    status = connection.stream(command, keep, timeout=timeout)
+    return ExecResult(status, b"".join(kept).decode(errors="replace"), size > limit)
+
+
 def ssh_command(settings: Settings, name: str, host: str = "local", user: str = "debian",
                 identity: str | None = None, command: tuple[str, ...] = ()) -> list[str]:
     """The ssh command line that reaches VM `name` (as an argument list, never a string)."""

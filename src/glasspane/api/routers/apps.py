@@ -81,10 +81,10 @@ async def validate_app(body: AppContext, _: CurrentUser = Depends(viewer),
                        found: Services = Depends(services)) -> dict[str, Any]:
     """Check the app spec in a stored context without deploying it."""
     from glasspane.containers.app import parse_app
-    from glasspane.inventory.store_handlers import open_context
+    from glasspane.inventory.store_handlers import app_in_context
 
     def check() -> dict[str, Any]:
-        with open_context(store_of(found), body.context, body.spec) as (spec_path, _):
+        with app_in_context(store_of(found), body.context, body.spec) as spec_path:
             parsed = parse_app(spec_path)
             return {"name": parsed.name, "services": [s.name for s in parsed.services]}
     return await run_in_threadpool(check)

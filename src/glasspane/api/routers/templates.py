@@ -119,12 +119,11 @@ def build_template(body: BuildTemplate, request: Request,
 async def validate_spec(body: Validate, _: CurrentUser = Depends(viewer),
                         found: Services = Depends(services)) -> dict[str, Any]:
     """Check the spec in a stored build context without building it."""
-    from glasspane.inventory.store_handlers import open_context
-    from glasspane.templates.spec import parse_spec
+    from glasspane.inventory.store_handlers import template_in_context
 
     def check() -> dict[str, Any]:
-        with open_context(store_of(found), body.context, body.spec) as (spec_path, _):
-            parsed = parse_spec(spec_path, body.variables)
+        with template_in_context(store_of(found), body.context, body.spec,
+                                 body.variables) as (parsed, _):
             return {"name": parsed.name, "source": parsed.source.describe(),
                     "provisioners": len(parsed.provisioners),
                     "outputs": [o.filename(parsed.name) for o in parsed.outputs]}

@@ -3,6 +3,7 @@ configuration with Ansible, export and destruction as tasks, and the serial cons
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -11,7 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from glasspane.api.deps import CurrentUser, Services, audited, operator, page, services, viewer
+from glasspane.api.deps import (
+    CurrentUser,
+    Services,
+    audit_as,
+    audited,
+    operator,
+    page,
+    services,
+    viewer,
+)
 from glasspane.api.routers.common import (
     NAME,
     Limit,
@@ -191,6 +201,16 @@ def destroy_vm(host: str, name: str, request: Request, user: CurrentUser = Depen
     return vm_task(request, found, user, host, name, "vm.destroy")
 
 
+@router.get("/vms/{host}/{name}/facts")
+async def vm_facts(host: str, name: str, _: CurrentUser = Depends(viewer),
+                   found: Services = Depends(services)) -> dict[str, Any]:
+    """What the hypervisor says of the VM now: power state, addresses, disk, snapshots."""
+    details = await run_in_threadpool(vms.vm_info, found.settings, name, host)
+    facts = dataclasses.asdict(details)
+    facts.pop("console_log", None)  # /console has it, as long as asked for
+    return facts
+
+
 @router.get("/vms/{host}/{name}/console", response_class=PlainTextResponse)
 async def vm_console(host: str, name: str, _: CurrentUser = Depends(viewer),
                      found: Services = Depends(services),
@@ -225,3 +245,32 @@ def export_vm(host: str, name: str, body: Export, request: Request,
                                  "shut it down first")
     return submit(request, found, user, "vm.export", "vm", f"{host}/{name}",
                   {"host": host, "name": name, **body.model_dump()}, pinned=True)
+
+
+class Exec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    command: list[str] = Field(min_length=1, max_length=256,
+                               description="the program and its arguments (no shell "
+                                           "string: each is quoted for the VM on its own)")
+    timeout: int = Field(default=60, ge=1, le=600)
+
+
+@router.post("/vms/{host}/{name}/exec",
+             dependencies=[audited("vm.exec", "vm", "{host}/{name}")])
+async def exec_in_vm(host: str, name: str, body: Exec, request: Request,
+                     _: CurrentUser = Depends(operator),
+                     found: Services = Depends(services)) -> dict[str, Any]:
+    """Run a command in the running VM as glasspane's user and answer with its exit code
+    and output (stdout and stderr as they came, at most 1 MiB): `vm ssh VM -- COMMAND`."""
+    if any(len(arg) > 65536 for arg in body.command):
+        raise HTTPException(422, "an argument over 64 KiB")
+    # The program alone goes to the audit log: arguments may carry secrets.
+    audit_as(request, "vm.exec", "vm", f"{host}/{name}", body.command[0][:200])
+    with found.database.session() as session:
+        state = find_vm(session, host, name).power_state
+    if state != "running":
+        raise HTTPException(409, f"VM {name} on host {host} is {state}: start it first")
+    done = await run_in_threadpool(vms.exec_in_vm, found.settings, name, body.command, host,
+                                   body.timeout)
+    return dataclasses.asdict(done)
+

@@ -237,12 +237,19 @@ async function showVm(host, name) {
   buttons.push(actionButton("Destroy", "operator", () => api(path, { method: "DELETE" }),
                             `Destroy VM ${name} and its disks?`, true));
   const console = el("pre", { id: "console" }, "…");
+  const disk = el("span", { id: "vm-disk" }, "…");
+  const snapshots = el("span", { id: "vm-snapshots" }, "…");
   details(`VM ${name}`, [["host", host], ["power state", badge(vm.power_state)],
     ["addresses", vm.addresses.join(", ")], ["template", vm.template],
+    ["disk", disk], ["snapshots", snapshots],
     ["labels", Object.entries(vm.labels || {}).map(([k, v]) => `${k}=${v}`).join(", ")],
     ["UUID", vm.uuid],
     ["containers", vm.containers.length], ["containers error", vm.containers_error]],
     buttons, [el("h2", {}, "Console"), console]);
+  api(`${path}/facts`).then((facts) => {
+    disk.textContent = facts.disk || "–";
+    snapshots.textContent = facts.snapshots.join(", ") || "none";
+  }).catch((exc) => { disk.textContent = snapshots.textContent = exc.message; });
   api(`${path}/console?lines=60`).then((text) => { console.textContent = text || "(empty)"; })
     .catch((exc) => { console.textContent = exc.message; });
 }
