@@ -56,7 +56,9 @@ def test_cli_through_the_server(capsys: pytest.CaptureFixture[str], settings: Se
         assert r.code == 0 and r.out.strip() == f"VM {name}: running", r.out + r.err
         r = run_cli(capsys, "--server", url, "vm", "resume", name)
         assert r.code == 5 and "is running: cannot resume it" in r.err
-        info = json.loads(run_cli(capsys, "--server", url, "vm", "info", name, "--json").out)
+        r = run_cli(capsys, "--server", url, "vm", "info", name, "--json")
+        assert r.code == 0, r.err
+        info = json.loads(r.out)
         assert info["power_state"] == "running" and info["snapshots"] == []
         tasks = json.loads(run_cli(capsys, "--server", url, "task", "list", "--json").out)
         assert [t["state"] for t in tasks[:2]] == ["succeeded", "succeeded"]

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from glasspane.cli.remote import Remote, remote_of
-from glasspane.errors import UsageError
+from glasspane.errors import GlasspaneError, UsageError
 from glasspane.settings import Settings
 from glasspane.vms import service
 
@@ -259,11 +259,14 @@ def info(ctx: click.Context, name: str, host: str, as_json: bool) -> None:
     if remote is not None:
         found = remote.get(f"/vms/{host}/{name}")
         facts = remote.get(f"/vms/{host}/{name}/facts")
+        try:
+            console_text = remote.get(f"/vms/{host}/{name}/console", lines=20)
+        except GlasspaneError as exc:  # a VM glasspane did not make keeps no console log
+            console_text = f"({exc})"
         data: dict[str, Any] = {**facts, "template": found["template"],
                                 "labels": [f"{k}={v}" for k, v in found["labels"].items()],
                                 "containers": [c["name"] for c in found["containers"]],
-                                "console_log": remote.get(f"/vms/{host}/{name}/console",
-                                                          lines=20)}
+                                "console_log": console_text}
     else:
         data = dataclasses.asdict(service.vm_info(Settings.load(), name, host))
     if as_json:

@@ -292,7 +292,8 @@ def list_vms(settings: Settings, host: str = "local") -> list[dict[str, object]]
                 for v in driver.list_vms()]
 
 
-def vm_info(settings: Settings, name: str, host: str = "local") -> VmDetails:
+def vm_info(settings: Settings, name: str, host: str = "local",
+            with_console: bool = True) -> VmDetails:
     from glasspane.hypervisors.libvirt_domain import serial_log
     with host_driver(settings, host) as driver:
         state = driver.vm_state(name)
@@ -302,7 +303,7 @@ def vm_info(settings: Settings, name: str, host: str = "local") -> VmDetails:
         return VmDetails(name, host, state,
                          driver.vm_addresses(name) if state == "running" else [],
                          driver.list_snapshots(name), disks[0] if disks else None,
-                         serial_log(name))
+                         serial_log(name) if with_console else "")
 
 
 def console_log(settings: Settings, name: str, host: str = "local", lines: int = 50) -> str:

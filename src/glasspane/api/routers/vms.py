@@ -205,7 +205,7 @@ def destroy_vm(host: str, name: str, request: Request, user: CurrentUser = Depen
 async def vm_facts(host: str, name: str, _: CurrentUser = Depends(viewer),
                    found: Services = Depends(services)) -> dict[str, Any]:
     """What the hypervisor says of the VM now: power state, addresses, disk, snapshots."""
-    details = await run_in_threadpool(vms.vm_info, found.settings, name, host)
+    details = await run_in_threadpool(vms.vm_info, found.settings, name, host, False)
     facts = dataclasses.asdict(details)
     facts.pop("console_log", None)  # /console has it, as long as asked for
     return facts
