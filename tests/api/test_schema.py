@@ -13,8 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from tests.api.conftest import PASSWORDS
 
 EXAMPLES = 25
-# The event stream never ends by design; logging out would revoke the test's own token.
-SKIPPED = ("/api/v1/events", "/api/v1/auth/logout")
+# The event stream never ends by design; logging out would revoke the test's own token;
+# registering hosts (unchecked, at made-up addresses) would make every later call on them a
+# 503 for an unreachable host, which is the right answer (test_store tests adding hosts).
+SKIPPED = {("GET", "/api/v1/events"), ("POST", "/api/v1/auth/logout"),
+           ("POST", "/api/v1/hosts")}
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -28,7 +31,7 @@ def test_no_request_makes_a_500(app: FastAPI) -> None:
     operations = 0
     for result in schema.get_all_operations():
         operation = result.ok()
-        if operation.path in SKIPPED:
+        if (operation.method.upper(), operation.path) in SKIPPED:
             continue
         operations += 1
 

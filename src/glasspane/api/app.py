@@ -74,9 +74,8 @@ def create_app(settings: Settings, database: Database, *, background: bool = Tru
     handlers.configure(settings)
     found = Services(settings, database, bus, Syncer(database, settings, sync_interval),
                      instance or socket.gethostname())
-    generation = found.generation
-    generation.attach(database.sessions)
-    bus.on_notify.append(generation.bump)
+    found.generation.attach(database.sessions)
+    bus.on_notify.append(found.generation.bump)
     worker = Worker(database, found.instance)
 
     @asynccontextmanager
@@ -124,6 +123,6 @@ def create_app(settings: Settings, database: Database, *, background: bool = Tru
     app.add_middleware(AuditChanges, database=database)
     app.add_middleware(BodyLimit)
     if cache_listings:
-        app.add_middleware(ListingCache, services=found, generation=generation,
+        app.add_middleware(ListingCache, services=found,
                            ttl=10.0 if database.is_postgres else 60.0)
     return app

@@ -7,7 +7,6 @@ browser send (CSRF)."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from glasspane.inventory.db import Database
 from glasspane.inventory.events import EventBus
 from glasspane.inventory.generation import Generation
 from glasspane.inventory.sync import Syncer
-from glasspane.inventory.users import role_allows, user_for_token
+from glasspane.inventory.users import role_allows, token_digest, user_for_token
 from glasspane.settings import Settings
 
 COOKIE = "glasspane_token"
@@ -39,12 +38,8 @@ class TokenCache:
         self._known: dict[str, tuple[float, CurrentUser]] = {}
         self._lookups: dict[str, asyncio.Future[CurrentUser | None]] = {}
 
-    @staticmethod
-    def _key(secret: str) -> str:
-        return hashlib.sha256(secret.encode()).hexdigest()
-
     def get(self, secret: str) -> CurrentUser | None:
-        found = self._known.get(self._key(secret))
+        found = self._known.get(token_digest(secret))
         if found is None or found[0] < time.monotonic():
             return None
         return found[1]
@@ -52,7 +47,7 @@ class TokenCache:
     def put(self, secret: str, user: CurrentUser) -> None:
         if len(self._known) >= self.SIZE:
             self._known.clear()
-        self._known[self._key(secret)] = (time.monotonic() + self.TTL, user)
+        self._known[token_digest(secret)] = (time.monotonic() + self.TTL, user)
 
     async def resolve(self, secret: str, found: Services) -> CurrentUser | None:
         """Who `secret` belongs to: remembered, else looked up in the database once however
@@ -61,7 +56,7 @@ class TokenCache:
         known = self.get(secret)
         if known is not None:
             return known
-        key = self._key(secret)
+        key = token_digest(secret)
         pending = self._lookups.get(key)
         if pending is None:
             pending = asyncio.ensure_future(run_in_threadpool(user_of, found, secret))
@@ -73,7 +68,7 @@ class TokenCache:
         return user
 
     def forget(self, secret: str) -> None:
-        self._known.pop(self._key(secret), None)
+        self._known.pop(token_digest(secret), None)
 
     def clear(self) -> None:
         self._known.clear()
@@ -94,9 +89,16 @@ class Services:
     instance: str
     tokens: TokenCache = field(default_factory=TokenCache)
     generation: Generation = field(default_factory=Generation)
-    # Listing totals by query, for the current inventory generation: a total does not
-    # depend on the page, so paging through a large listing counts it once.
-    totals: dict[tuple[int, tuple[Any, ...]], int] = field(default_factory=dict)
+    # Listing totals by filters, for one inventory generation: a total does not depend on
+    # the page, so paging through a large listing counts it once.
+    _totals: tuple[int, dict[tuple[Any, ...], int]] = field(
+        default_factory=lambda: (-1, {}), init=False, repr=False)
+
+    def totals_of(self, generation: int) -> dict[tuple[Any, ...], int]:
+        """The totals counted under `generation` (a new, empty table once it moves on)."""
+        if self._totals[0] != generation:
+            self._totals = (generation, {})
+        return self._totals[1]
 
 
 # The dependencies are coroutines: a plain function would cost each request a hop to the

@@ -22,7 +22,6 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glasspane.api.deps import Services, token_of
-from glasspane.inventory.generation import Generation
 
 _now = time.monotonic  # a module-level name: a test moves the clock of the cache alone
 LISTINGS = re.compile(r"^/api/v1/(hosts|vms|containers|templates|apps)$")
@@ -39,13 +38,11 @@ class _Entry:
 class ListingCache:
     MAX_BYTES = 64 << 20
 
-    def __init__(self, app: ASGIApp, services: Services, generation: Generation,
-                 ttl: float) -> None:
-        self.app, self.services, self.generation = app, services, generation
-        self.ttl = ttl
+    def __init__(self, app: ASGIApp, services: Services, ttl: float) -> None:
+        self.app, self.services, self.ttl = app, services, ttl
+        self.generation = services.generation
         self._entries: OrderedDict[tuple[str, bytes], _Entry] = OrderedDict()
         self._bytes = 0
-        self.hits = self.misses = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET" or \
@@ -61,13 +58,11 @@ class ListingCache:
         entry = self._entries.get(key)
         if entry is not None and entry.generation == self.generation.value and \
                 entry.expires > _now():
-            self.hits += 1
             self._entries.move_to_end(key)
             await send({"type": "http.response.start", "status": 200,
                         "headers": entry.headers})
             await send({"type": "http.response.body", "body": entry.body})
             return
-        self.misses += 1
         await self._fill(key, scope, receive, send)
 
     async def _fill(self, key: tuple[str, bytes], scope: Scope, receive: Receive,

@@ -72,7 +72,6 @@ def outcome(status: int) -> str:
     return "rejected" if status < 500 else "failed"
 
 
-
 class AuditChanges:
     """Records each request that is not a read: who (the user the authentication
     dependency found), what and on which object (named by the route's `audited` dependency,

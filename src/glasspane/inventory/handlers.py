@@ -4,6 +4,8 @@ pane shows the truth as soon as the task ends."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from glasspane.containers import deploy
@@ -30,11 +32,29 @@ def current_settings() -> Settings:
     return _settings.get("current") or Settings.load()
 
 
-def refresh_host(database: Database, host: str, with_containers: bool = False) -> None:
+def refresh_host(database: Database, host: str) -> None:
     settings = current_settings()
     sync_host(database, settings, HostRegistry(settings.config_dir).get(host))
-    if with_containers:
-        sync_containers(database, settings)
+
+
+@contextmanager
+def host_refreshed(context: TaskContext, host: str) -> Iterator[None]:
+    """Host `host` brought up to date in the inventory after the block, whatever its
+    outcome."""
+    try:
+        yield
+    finally:
+        refresh_host(context.database, host)
+
+
+@contextmanager
+def containers_refreshed(context: TaskContext) -> Iterator[None]:
+    """The running VMs' containers brought up to date after the block, whatever its
+    outcome."""
+    try:
+        yield
+    finally:
+        sync_containers(context.database, current_settings())
 
 
 @handler("vm.create")
@@ -45,10 +65,8 @@ def create_vm(context: TaskContext) -> dict[str, Any]:
                             list(p.get("ssh_keys", [])), p.get("user_data"),
                             p.get("network_config"), not p.get("full", False),
                             labels=dict(p.get("labels", {})), network=p.get("network"))
-    try:
+    with host_refreshed(context, p["host"]):
         created = vms.create_vm(current_settings(), request, p["host"], report=context.progress)
-    finally:
-        refresh_host(context.database, p["host"])
     return {"name": created.name, "host": created.host, "addresses": created.addresses}
 
 
@@ -56,17 +74,14 @@ def create_vm(context: TaskContext) -> dict[str, Any]:
 def vm_action(context: TaskContext) -> dict[str, Any]:
     p = context.params
     context.progress(10, f"{p['action']} {p['name']}")
-    try:
+    with host_refreshed(context, p["host"]):
         if p["action"] == "shutdown":
             graceful = vms.shutdown_vm(current_settings(), p["name"], p["host"],
                                        p.get("timeout", 90))
-            state = "halted"
-            result = {"power_state": state, "graceful": graceful}
+            result = {"power_state": "halted", "graceful": graceful}
         else:
             result = {"power_state": vms.vm_action(current_settings(), p["name"], p["action"],
                                                    p["host"])}
-    finally:
-        refresh_host(context.database, p["host"])
     return result
 
 
@@ -80,20 +95,16 @@ def vm_snapshot(context: TaskContext) -> dict[str, Any]:
 @handler("vm.revert")
 def vm_revert(context: TaskContext) -> dict[str, Any]:
     p = context.params
-    try:
+    with host_refreshed(context, p["host"]):
         vms.revert_vm(current_settings(), p["name"], p["snapshot"], p["host"])
-    finally:
-        refresh_host(context.database, p["host"])
     return {"snapshot": p["snapshot"]}
 
 
 @handler("vm.destroy")
 def vm_destroy(context: TaskContext) -> dict[str, Any]:
     p = context.params
-    try:
+    with host_refreshed(context, p["host"]):
         vms.destroy_vm(current_settings(), p["name"], p["host"])
-    finally:
-        refresh_host(context.database, p["host"])
     return {"destroyed": p["name"]}
 
 
@@ -101,15 +112,13 @@ def vm_destroy(context: TaskContext) -> dict[str, Any]:
 def container_action(context: TaskContext) -> dict[str, Any]:
     p = context.params
     settings = current_settings()
-    try:
+    with containers_refreshed(context):
         if p["action"] == "remove":
             containers.remove(settings, p["host"], p["vm"], p["name"], p.get("force", False))
             result: dict[str, Any] = {"removed": p["name"]}
         else:
             result = {"state": containers.act(settings, p["host"], p["vm"], p["name"],
                                               p["action"])}
-    finally:
-        sync_containers(context.database, settings)
     return result
 
 
@@ -120,10 +129,8 @@ def container_run(context: TaskContext) -> dict[str, Any]:
                                 list(p.get("ports", [])), list(p.get("env", [])),
                                 list(p.get("volumes", [])), p.get("restart"),
                                 dict(p.get("labels", {})))
-    try:
+    with containers_refreshed(context):
         return deploy.run(current_settings(), p["host"], p["vm"], request)
-    finally:
-        sync_containers(context.database, current_settings())
 
 
 @handler("vm.configure")

@@ -59,8 +59,10 @@ class ImageStore:
         path = self.path(name)
         try:
             return StoredImage(**json.loads((self.root / (name + META)).read_text()))
-        except (OSError, ValueError, TypeError):  # stored by hand: describe it now
-            return self._describe(path, name, sha256_of(path), "unknown")
+        except (OSError, ValueError, TypeError):  # stored by hand: described (hashed) once
+            described = self._describe(path, name, sha256_of(path), "unknown")
+            self._write_meta(described)
+            return described
 
     def list(self) -> list[StoredImage]:
         if not self.root.is_dir():
@@ -120,12 +122,15 @@ class ImageStore:
         self.check_new(name, replace)  # someone may have taken the name meanwhile
         described = self._describe(path, name, sha256 or sha256_of(path), user)
         os.chmod(path, 0o600)
-        meta = self.root / f".{name}{META}.partial"
+        os.replace(path, self.root / name)
+        self._write_meta(described)
+        return described
+
+    def _write_meta(self, described: StoredImage) -> None:
+        meta = self.root / f".{described.name}{META}.partial"
         meta.write_text(json.dumps(asdict(described)))
         os.chmod(meta, 0o600)
-        os.replace(path, self.root / name)
-        os.replace(meta, self.root / (name + META))
-        return described
+        os.replace(meta, self.root / (described.name + META))
 
     def delete(self, name: str) -> None:
         path = self.path(name)

@@ -14,9 +14,13 @@ from typing import TYPE_CHECKING, Any
 from glasspane.errors import ImageError, UsageError
 from glasspane.images.base import ProgressFn
 from glasspane.images.convert import StartFn
-from glasspane.inventory.handlers import current_settings, refresh_host
+from glasspane.inventory.handlers import (
+    containers_refreshed,
+    current_settings,
+    host_refreshed,
+    refresh_host,
+)
 from glasspane.inventory.store import ImageStore
-from glasspane.inventory.sync import sync_containers
 from glasspane.inventory.tasks import TaskContext, handler
 
 if TYPE_CHECKING:
@@ -43,15 +47,6 @@ def byte_progress(context: TaskContext) -> StartFn:
             context.check()
         return advance
     return start
-
-
-@contextmanager
-def refreshing(context: TaskContext, host: str) -> Iterator[None]:
-    """The host brought up to date in the inventory after the block, whatever its outcome."""
-    try:
-        yield
-    finally:
-        refresh_host(context.database, host)
 
 
 def _store() -> ImageStore:
@@ -111,12 +106,10 @@ def image_load(context: TaskContext) -> dict[str, Any]:
     from glasspane.containers.deploy import load_image
     p = context.params
     path = _store().path(p["image"])
-    try:
+    with containers_refreshed(context):
         loaded = load_image(current_settings(), p["host"], p["vm"], path,
                             byte_progress(context)(path.stat().st_size,
                                                    f"loading into {p['vm']}"))
-    finally:
-        sync_containers(context.database, current_settings())
     return {"loaded": loaded}
 
 
@@ -141,7 +134,7 @@ def template_import(context: TaskContext) -> dict[str, Any]:
     from glasspane.templates.service import import_template
     p, store = context.params, _store()
     boot = {key: str(store.path(p[key])) if p.get(key) else None for key in ("kernel", "initrd")}
-    with refreshing(context, p["host"]):
+    with host_refreshed(context, p["host"]):
         info = import_template(current_settings(), p["name"], str(store.path(p["image"])),
                                p["host"], p["disk"], byte_progress(context), **boot)
     return dataclasses.asdict(info)
@@ -152,7 +145,7 @@ def template_from_debian(context: TaskContext) -> dict[str, Any]:
     from glasspane.templates.service import template_from_debian as make
     p = context.params
     context.progress(1, f"building or reusing the Debian {p['suite']} image")
-    with refreshing(context, p["host"]):
+    with host_refreshed(context, p["host"]):
         info = make(current_settings(), p["name"], p["host"], p["suite"],
                     byte_progress(context))
     return dataclasses.asdict(info)
@@ -162,7 +155,7 @@ def template_from_debian(context: TaskContext) -> dict[str, Any]:
 def template_remove(context: TaskContext) -> dict[str, Any]:
     from glasspane.templates.service import remove_template
     p = context.params
-    with refreshing(context, p["host"]):
+    with host_refreshed(context, p["host"]):
         remove_template(current_settings(), p["name"], p["host"])
     return {"removed": p["name"]}
 
@@ -269,17 +262,14 @@ def vm_export(context: TaskContext) -> dict[str, Any]:
     return {"format": fmt, **dataclasses.asdict(stored)}
 
 
-
 @handler("app.deploy")
 def app_deploy(context: TaskContext) -> dict[str, Any]:
     from glasspane.containers.app import deploy_app
     p = context.params
     context.progress(5, f"deploying {p['spec']} into {p['vm']}")
-    try:
-        with app_in_context(_store(), p["context"], p["spec"]) as spec_path:
-            done = deploy_app(current_settings(), p["host"], p["vm"], spec_path)
-    finally:
-        sync_containers(context.database, current_settings())
+    with containers_refreshed(context), \
+            app_in_context(_store(), p["context"], p["spec"]) as spec_path:
+        done = deploy_app(current_settings(), p["host"], p["vm"], spec_path)
     return {"services": [{"service": s, "action": a} for s, a in done]}
 
 
@@ -287,8 +277,6 @@ def app_deploy(context: TaskContext) -> dict[str, Any]:
 def app_remove(context: TaskContext) -> dict[str, Any]:
     from glasspane.containers.app import remove_app
     p = context.params
-    try:
+    with containers_refreshed(context):
         removed = remove_app(current_settings(), p["host"], p["vm"], p["name"])
-    finally:
-        sync_containers(context.database, current_settings())
     return {"removed": removed}

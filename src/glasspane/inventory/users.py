@@ -69,7 +69,8 @@ def authenticate(session: Session, name: str, password: str) -> User | None:
     return user
 
 
-def _digest(secret: str) -> str:
+def token_digest(secret: str) -> str:
+    """What is stored of a token (and what caches key it by): its SHA-256."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -77,7 +78,7 @@ def issue_token(session: Session, user: User, name: str,
                 lifetime: dt.timedelta | None = None) -> str:
     """A new token for `user`; the secret is returned here and never again."""
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, name=name, token_hash=_digest(secret),
+    session.add(ApiToken(user_id=user.id, name=name, token_hash=token_digest(secret),
                          prefix=secret[:10],
                          expires_at=utcnow() + lifetime if lifetime else None))
     session.flush()
@@ -87,7 +88,7 @@ def issue_token(session: Session, user: User, name: str,
 def user_for_token(session: Session, secret: str) -> User | None:
     if not secret.startswith(TOKEN_PREFIX):
         return None
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(secret)))
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(secret)))
     if token is None:
         return None
     now = utcnow()
@@ -103,6 +104,6 @@ def user_for_token(session: Session, secret: str) -> User | None:
 
 
 def revoke_token(session: Session, secret: str) -> None:
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(secret)))
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(secret)))
     if token is not None:
         session.delete(token)

@@ -40,13 +40,11 @@ def paged_ids(found: Services, session: Any, ids: Any, order: Any, limit: int, o
     `order`: counted and paged on that table's indexes alone, joined to nothing, so a page
     deep in a large listing costs an index range, not a sorted join; the total is counted
     once per inventory generation (`filters` names the listing and its filters)."""
-    key = (found.generation.value, filters)
-    total = found.totals.get(key)
+    totals = found.totals_of(found.generation.value)
+    total = totals.get(filters)
     if total is None:
         total = int(session.scalar(select(func.count()).select_from(ids.subquery())) or 0)
-        if len(found.totals) > 10_000 or any(k[0] != key[0] for k in found.totals):
-            found.totals.clear()  # a new generation: the old totals are worthless
-        found.totals[key] = total
+        totals[filters] = total
     page_ids = list(session.scalars(ids.order_by(order).limit(limit).offset(offset)))
     return total, page_ids
 
