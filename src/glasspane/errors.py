@@ -12,10 +12,13 @@ to exit codes and HTTP statuses in one place each.
      │   │   └─ ChecksumError      content does not match its recorded checksum
      │   ├─ UnsupportedFeature     valid, but uses a feature glasspane does not implement
      │   └─ LimitExceeded          declared sizes beyond what glasspane accepts
+     │   └─ RequestTimeout         a request's body stopped arriving (the server's limit)
      ├─ OutputError                an output cannot be written (exists, no space, ...)
      ├─ NotFound                   a named host, VM or template does not exist
      ├─ CommandFailed              an external program failed (names the command line)
      ├─ BuildFailed                a template build step failed: names the step and its log
+     ├─ Busy                       the server is at one of its limits: try again later
+     │   └─ RateLimited            too many attempts from one client
      └─ HostError                  a hypervisor host refused or failed an operation
          ├─ HostUnreachable        the host cannot be reached at all
          └─ GuestError             reaching into a VM failed: names the host and the VM
@@ -51,6 +54,10 @@ class UsageError(GlasspaneError):
 
 class Conflict(UsageError):
     """The object's current state does not allow the request (start a running VM)."""
+
+
+class RequestTimeout(UsageError):
+    """A request's body stopped arriving for longer than the server waits."""
 
 
 class ImageError(GlasspaneError):
@@ -118,6 +125,22 @@ class NotFound(GlasspaneError):
     """A named object (host, VM, template) does not exist."""
 
     exit_code = 6
+
+
+class Busy(GlasspaneError):
+    """The server is at one of its limits (concurrent logins, event streams); carries when
+    to try again."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, *, retry_after: int = 1, hint: str | None = None
+                 ) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+class RateLimited(Busy):
+    """Too many attempts from one client (failed logins, event streams of one user)."""
 
 
 class HostError(GlasspaneError):

@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from glasspane.api.app import create_app
+from glasspane.api.transport import server_config
 from glasspane.inventory.db import Database
 from glasspane.inventory.users import add_user
 from glasspane.settings import Settings
@@ -108,8 +109,8 @@ def free_port() -> int:
 
 def serve(app: FastAPI) -> Server:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    # The product's own transport and settings (its limits, no proxy believed).
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

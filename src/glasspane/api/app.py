@@ -1,11 +1,13 @@
 """The application: routers under /api/v1, the project's errors turned into HTTP statuses in
-one place, bodies capped, every change audited, and the background parts (task worker,
+one place, security headers on every answer, bodies capped, every change audited, the
+server's limits (`api.limits`) in `app.state`, and the background parts (task worker,
 inventory sync, the PostgreSQL event listener) started and stopped with it."""
 
 from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,8 +20,9 @@ from sqlalchemy import text
 
 from glasspane import __version__
 from glasspane.api.deps import Services
+from glasspane.api.limits import LoginGate, LoginLimiter, ServerLimits
 from glasspane.api.listing_cache import ListingCache
-from glasspane.api.middleware import API, AuditChanges, BodyLimit
+from glasspane.api.middleware import API, AuditChanges, BodyLimit, SecurityHeaders
 from glasspane.api.routers import (
     apps,
     audit,
@@ -34,6 +37,7 @@ from glasspane.api.routers import (
     vms,
 )
 from glasspane.errors import (
+    Busy,
     CommandFailed,
     Conflict,
     GlasspaneError,
@@ -42,12 +46,15 @@ from glasspane.errors import (
     ImageError,
     NotFound,
     OutputError,
+    RateLimited,
+    RequestTimeout,
     UsageError,
 )
 from glasspane.inventory import (
     handlers,
     store_handlers,  # noqa: F401 - registers the store's tasks
 )
+from glasspane.inventory.audit import NoiseBudget
 from glasspane.inventory.db import Database
 from glasspane.inventory.events import EventBus
 from glasspane.inventory.sync import Syncer
@@ -58,7 +65,8 @@ log = logging.getLogger("glasspane.api")
 
 # The one place where the exception tree meets HTTP.
 STATUS: list[tuple[type[GlasspaneError], int]] = [
-    (NotFound, 404), (Conflict, 409), (UsageError, 400), (ImageError, 422), (OutputError, 409),
+    (NotFound, 404), (Conflict, 409), (RequestTimeout, 408), (UsageError, 400),
+    (ImageError, 422), (OutputError, 409), (RateLimited, 429), (Busy, 503),
     (HostUnreachable, 503), (HostError, 502), (CommandFailed, 502), (GlasspaneError, 500)]
 
 
@@ -68,7 +76,8 @@ def status_for(exc: GlasspaneError) -> int:
 
 def create_app(settings: Settings, database: Database, *, background: bool = True,
                instance: str | None = None, sync_interval: float = 10,
-               cache_listings: bool = True) -> FastAPI:
+               cache_listings: bool = True, limits: ServerLimits | None = None) -> FastAPI:
+    limits = limits or ServerLimits()
     bus = EventBus()
     bus.attach(database.sessions)
     handlers.configure(settings)
@@ -77,6 +86,7 @@ def create_app(settings: Settings, database: Database, *, background: bool = Tru
     found.generation.attach(database.sessions)
     bus.on_notify.append(found.generation.bump)
     worker = Worker(database, found.instance)
+    gate = LoginGate(limits)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -88,15 +98,20 @@ def create_app(settings: Settings, database: Database, *, background: bool = Tru
                                     .render_as_string(hide_password=False))
         yield
         bus.stop()
+        gate.close()
         if background:
             worker.stop()
             found.syncer.stop()
 
+    # No docs page: Swagger UI would come from a CDN; the OpenAPI document is enough.
     app = FastAPI(title="glasspane", version=__version__, lifespan=lifespan,
-                  openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs", redoc_url=None)
+                  openapi_url=f"{API}/openapi.json", docs_url=None, redoc_url=None)
     app.state.services = found
     app.state.worker = worker
-    app.state.login_limiter = auth.LoginLimiter()
+    app.state.limits = limits
+    app.state.login_limiter = LoginLimiter(time.monotonic)
+    app.state.login_gate = gate
+    app.state.streams = events.OpenStreams(limits.streams_per_user)
     for module in (auth, users, hosts, vms, containers, apps, templates, images, tasks,
                    events, audit):
         app.include_router(module.router, prefix=API)
@@ -118,11 +133,15 @@ def create_app(settings: Settings, database: Database, *, background: bool = Tru
 
     @app.exception_handler(GlasspaneError)
     async def glasspane_error(_: Request, exc: GlasspaneError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_for(exc))
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else None
+        return JSONResponse({"detail": str(exc)}, status_for(exc), headers=headers)
 
-    app.add_middleware(AuditChanges, database=database)
-    app.add_middleware(BodyLimit)
+    # The last added is the outermost: the audit sees the body limit's refusals, and
+    # every answer, cached or refused, gets the security headers.
+    app.add_middleware(BodyLimit, timeout=limits.body_timeout)
+    app.add_middleware(AuditChanges, database=database, budget=NoiseBudget())
     if cache_listings:
         app.add_middleware(ListingCache, services=found,
                            ttl=10.0 if database.is_postgres else 60.0)
+    app.add_middleware(SecurityHeaders)
     return app

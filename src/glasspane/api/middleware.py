@@ -1,15 +1,18 @@
-"""The application's two middlewares, pure ASGI (no per-request task or body copy, so reads
-cost nothing extra): request bodies capped, and every change recorded in the audit log with
-its outcome."""
+"""The application's middlewares, pure ASGI (no per-request task or body copy, so reads
+cost nothing extra): security headers on every answer, request bodies capped in size and
+in how long they may stall, and every change recorded in the audit log with its outcome
+and the client's address (unauthenticated clients' refusals within a budget)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from glasspane.errors import GlasspaneError, RequestTimeout, UsageError
 from glasspane.inventory import audit as audit_log
 from glasspane.inventory.db import Database
 
@@ -17,49 +20,100 @@ API = "/api/v1"
 MAX_BODY = 1 << 20
 UPLOAD = re.compile(rf"^{API}/images/[^/]+$")
 READS = ("GET", "HEAD", "OPTIONS")
+# The page loads nothing but its own files (no inline script or style, no CDN); nothing may
+# frame it; no address leaves in a Referer.
+SECURITY_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+     b"form-action 'self'; frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
 
 
-class BodyLimit:
-    """413 for request bodies over MAX_BODY, declared or streamed; uploads into the image
-    store (PUT /api/v1/images/NAME) are streamed to disk and have their own limit."""
-
+class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (scope["method"] == "PUT" and
-                                       UPLOAD.match(scope["path"])):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-            await self._refuse(send)
-            return
-        seen = 0
 
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (name, value) for name, value in SECURITY_HEADERS if name not in present]
+            await send(message)
+        await self.app(scope, receive, with_headers)
+
+
+class BodyLimit:
+    """413 for request bodies over MAX_BODY, declared or streamed (uploads into the image
+    store, PUT /api/v1/images/NAME, are streamed to disk and have their own limit), and 408
+    for a body that goes `timeout` s without a byte (an upload that stops halfway is
+    dropped, not held open).  Either answer replaces whatever the application made of the
+    cut-off body, and closes the connection."""
+
+    def __init__(self, app: ASGIApp, timeout: float) -> None:
+        self.app, self.timeout = app, timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        capped = not (scope["method"] == "PUT" and UPLOAD.match(scope["path"]))
+        declared = dict(scope["headers"]).get(b"content-length")
+        if capped and declared is not None and (not declared.isdigit() or
+                                                int(declared) > MAX_BODY):
+            await _refuse(send, 413, _too_large())
+            return
+        seen, complete, started = 0, False, False
+        refusal: tuple[int, GlasspaneError] | None = None
+
+        async def guarded() -> Message:
+            nonlocal seen, complete, refusal
+            if complete:  # past the body: waiting for the client to go is not a stall
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout)
+            except TimeoutError:
+                refusal = 408, RequestTimeout(f"the request body stopped arriving for "
+                                              f"{self.timeout:g} s", hint="send it again")
+                raise refusal[1] from None
             seen += len(message.get("body", b""))
-            if seen > MAX_BODY:
-                raise _TooLarge
+            complete = not message.get("more_body", False)
+            if capped and seen > MAX_BODY:
+                refusal = 413, _too_large()
+                raise refusal[1]
             return message
 
+        async def answering(message: Message) -> None:
+            nonlocal started
+            if refusal is None or started:
+                started = True
+                await send(message)
+
         try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._refuse(send)
-
-    @staticmethod
-    async def _refuse(send: Send) -> None:
-        response = JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, 413)
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": response.raw_headers})
-        await send({"type": "http.response.body", "body": response.body})
+            await self.app(scope, guarded, answering)
+        except Exception:
+            if refusal is None:
+                raise
+        if refusal is not None and not started:
+            await _refuse(send, *refusal)
 
 
-class _TooLarge(Exception):
-    pass
+def _too_large() -> UsageError:
+    return UsageError(f"request body over {MAX_BODY} bytes")
+
+
+async def _refuse(send: Send, status: int, refusal: GlasspaneError) -> None:
+    response = JSONResponse({"detail": str(refusal)}, status, headers={"Connection": "close"})
+    await send({"type": "http.response.start", "status": status,
+                "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
 
 
 def outcome(status: int) -> str:
@@ -75,10 +129,13 @@ def outcome(status: int) -> str:
 class AuditChanges:
     """Records each request that is not a read: who (the user the authentication
     dependency found), what and on which object (named by the route's `audited` dependency,
-    else the method and path), the status and its outcome, and the task it queued."""
+    else the method and path), the status and its outcome, the task it queued and the
+    client's address.  A refusal of a client that did not authenticate goes through the
+    noise budget: past it, such refusals are counted rather than recorded one by one."""
 
-    def __init__(self, app: ASGIApp, database: Database) -> None:
-        self.app, self.database = app, database
+    def __init__(self, app: ASGIApp, database: Database,
+                 budget: audit_log.NoiseBudget) -> None:
+        self.app, self.database, self.budget = app, database, budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in READS:
@@ -103,9 +160,16 @@ class AuditChanges:
             if task is not None:
                 detail = f"task {task}" + (f"; {detail}" if detail else "")
             user = state.get("user", "anonymous")
+            client = scope.get("client")
+            address = client[0] if client else None
+            noise = status >= 400 and not state.get("authenticated")
 
             def record() -> None:
+                if noise:
+                    self.budget.record(self.database, address, user, action, object_type,
+                                       object_name, outcome(status), status, detail)
+                    return
                 with self.database.session() as session:
                     audit_log.record(session, user, action, object_type, object_name,
-                                     outcome(status), status, detail)
+                                     outcome(status), status, detail, address)
             await run_in_threadpool(record)

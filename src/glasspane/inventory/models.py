@@ -176,6 +176,10 @@ class AuditEntry(Base):
     outcome: Mapped[str] = mapped_column(String(16))       # accepted | succeeded | denied | ...
     status_code: Mapped[int] = mapped_column(Integer)
     detail: Mapped[str] = mapped_column(Text, default="")
+    address: Mapped[str | None] = mapped_column(String(64), default=None)  # the client's
+    # How many requests the row stands for: 1, but for the row counting unauthenticated
+    # clients' refused requests past their budget (inventory.audit.NoiseBudget).
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 # Rows made one by one (the sync, tests) get their sort key here; bulk inserts give their own.

@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -18,11 +19,13 @@ from sqlalchemy.orm import Session
 
 from glasspane.errors import NotFound, UsageError
 from glasspane.inventory.models import ApiToken, User, utcnow
+from glasspane.settings import Settings
 
 ROLES = ("viewer", "operator", "admin")  # each can do what the ones before it can
 MIN_PASSWORD = 8
 TOKEN_PREFIX = "gp_"  # noqa: S105 - a label, not a secret
 SESSION_HOURS = 12
+BOOTSTRAP_USER = "admin"  # made by `serve --bootstrap-admin`, its password in a file
 _NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _hasher = PasswordHasher()
 # Verified when the user does not exist, so that a login's time does not say whether it does.
@@ -33,14 +36,18 @@ def role_allows(role: str, needed: str) -> bool:
     return ROLES.index(role) >= ROLES.index(needed)
 
 
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise UsageError(f"the password must have at least {MIN_PASSWORD} characters")
+
+
 def add_user(session: Session, name: str, password: str, role: str) -> User:
     if not _NAME.match(name):
         raise UsageError(f"invalid user name {name!r}",
                          hint="lowercase letters, digits, '.', '_' and '-'")
     if role not in ROLES:
         raise UsageError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
-    if len(password) < MIN_PASSWORD:
-        raise UsageError(f"the password must have at least {MIN_PASSWORD} characters")
+    _check_password(password)
     if session.scalar(select(User).where(User.name == name)) is not None:
         raise UsageError(f"a user named {name!r} already exists")
     user = User(name=name, password_hash=_hasher.hash(password), role=role)
@@ -67,6 +74,29 @@ def authenticate(session: Session, name: str, password: str) -> User | None:
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     return user
+
+
+def set_password(session: Session, user: User, password: str, settings: Settings,
+                 keep: str | None = None) -> int:
+    """Give `user` a new password and revoke all its tokens and sessions but the one whose
+    secret is `keep` (the caller's own, when users change their own password); the number
+    revoked.  The first change of the bootstrap admin's password removes the file its first
+    password was written to."""
+    _check_password(password)
+    user.password_hash = _hasher.hash(password)
+    kept = token_digest(keep) if keep else None
+    revoked = 0
+    for token in session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)):
+        if token.token_hash != kept:
+            session.delete(token)
+            revoked += 1
+    if user.name == BOOTSTRAP_USER:
+        bootstrap_password_file(settings).unlink(missing_ok=True)
+    return revoked
+
+
+def bootstrap_password_file(settings: Settings) -> Path:
+    return settings.config_dir / "admin-password"
 
 
 def token_digest(secret: str) -> str:

@@ -1,11 +1,9 @@
-"""Login (rate-limited), logout and who am I."""
+"""Login (rate-limited, its password hashing bounded), logout, who am I, and changing one's
+own password."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
-from collections import defaultdict, deque
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,12 +16,18 @@ from glasspane.api.deps import (
     audited,
     authenticated,
     services,
+    token_of,
 )
-from glasspane.inventory.users import SESSION_HOURS, authenticate, issue_token, revoke_token
+from glasspane.api.limits import LoginGate, LoginLimiter
+from glasspane.inventory.users import (
+    SESSION_HOURS,
+    authenticate,
+    issue_token,
+    revoke_token,
+    set_password,
+)
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-MAX_FAILURES = 5
-WINDOW = 60.0
 
 
 class Login(BaseModel):
@@ -32,52 +36,48 @@ class Login(BaseModel):
     password: str = Field(min_length=1, max_length=1024)
 
 
-class LoginLimiter:
-    """At most MAX_FAILURES failed logins per client address and user name per WINDOW s."""
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current: str = Field(min_length=1, max_length=1024)
+    new: str = Field(min_length=8, max_length=1024)
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
 
-    def retry_after(self, key: tuple[str, str]) -> int:
-        with self._lock:
-            recent = self._failures[key]
-            now = time.monotonic()
-            while recent and now - recent[0] > WINDOW:
-                recent.popleft()
-            return int(WINDOW - (now - recent[0])) + 1 if len(recent) >= MAX_FAILURES else 0
+def _guards(request: Request) -> tuple[LoginLimiter, LoginGate]:
+    state = request.app.state  # one of each per application
+    return state.login_limiter, state.login_gate
 
-    def failed(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._failures[key].append(time.monotonic())
 
-    def succeeded(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
-
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "?"
 
 
 @router.post("/login")
-def login(body: Login, request: Request, response: Response,
-          found: Services = Depends(services)) -> dict[str, object]:
-    """Exchange a name and password for a session token (also set as an HttpOnly cookie)."""
-    key = (request.client.host if request.client else "?", body.name)
+async def login(body: Login, request: Request, response: Response,
+                found: Services = Depends(services)) -> dict[str, object]:
+    """Exchange a name and password for a session token (also set as an HttpOnly cookie).
+    429 after 5 failures a minute from one address for one name; 503 (Retry-After) while
+    too many logins are being checked at once."""
     audit_as(request, "login", "user", body.name)
     request.state.user = body.name
-    limiter: LoginLimiter = request.app.state.login_limiter  # one per application
-    wait = limiter.retry_after(key)
-    if wait:
-        raise HTTPException(429, f"too many failed logins; try again in {wait} s",
-                            headers={"Retry-After": str(wait)})
-    with found.database.session() as session:
-        user = authenticate(session, body.name, body.password)
-        if user is None:
-            limiter.failed(key)
+    limiter, gate = _guards(request)
+    lifetime = dt.timedelta(hours=SESSION_HOURS)
+
+    def check() -> tuple[str, str] | None:
+        with found.database.session() as session:
+            user = authenticate(session, body.name, body.password)
+            if user is None:
+                return None
+            return issue_token(session, user, "session", lifetime), user.role
+
+    # The attempt is reserved before the hash: concurrent guesses count at once.
+    with limiter.attempt((_address(request), body.name)) as attempt:
+        issued = await gate.run(check)
+        if issued is None:
+            attempt.failed()
             raise HTTPException(401, "wrong user name or password")
-        limiter.succeeded(key)
-        lifetime = dt.timedelta(hours=SESSION_HOURS)
-        token = issue_token(session, user, "session", lifetime)
-        role = user.role
+        attempt.succeeded()
+    request.state.authenticated = True
+    token, role = issued
     response.set_cookie(COOKIE, token, max_age=int(lifetime.total_seconds()), httponly=True,
                         samesite="strict", secure=request.url.scheme == "https")
     return {"token": token, "user": body.name, "role": role,
@@ -88,9 +88,7 @@ def login(body: Login, request: Request, response: Response,
 def logout(request: Request, response: Response, user: CurrentUser = Depends(authenticated),
            found: Services = Depends(services)) -> dict[str, str]:
     audit_as(request, "logout", "user", user.name)
-    header = request.headers.get("authorization", "")
-    secret = header[7:].strip() if header.lower().startswith("bearer ") else \
-        request.cookies.get(COOKIE, "")
+    secret = token_of(request)[0] or ""
     with found.database.session() as session:
         revoke_token(session, secret)
     found.tokens.forget(secret)
@@ -101,3 +99,30 @@ def logout(request: Request, response: Response, user: CurrentUser = Depends(aut
 @router.get("/me")
 def me(user: CurrentUser = Depends(authenticated)) -> dict[str, str]:
     return {"name": user.name, "role": user.role}
+
+
+@router.post("/password", dependencies=[audited("password.change", "user")])
+async def change_password(body: PasswordChange, request: Request,
+                          user: CurrentUser = Depends(authenticated),
+                          found: Services = Depends(services)) -> dict[str, object]:
+    """Change your own password (the current one is checked, and counted as a login
+    attempt); every other token and session of yours is revoked, this one stays."""
+    audit_as(request, "password.change", "user", user.name)
+    limiter, gate = _guards(request)
+    secret = token_of(request)[0]
+
+    def change() -> int | None:
+        with found.database.session() as session:
+            checked = authenticate(session, user.name, body.current)
+            if checked is None:
+                return None
+            return set_password(session, checked, body.new, found.settings, keep=secret)
+
+    with limiter.attempt((_address(request), user.name)) as attempt:
+        revoked = await gate.run(change)
+        if revoked is None:
+            attempt.failed()
+            raise HTTPException(403, "the current password is not right")
+        attempt.succeeded()
+    found.tokens.clear()  # the revoked tokens may be remembered
+    return {"user": user.name, "status": "password changed", "revoked_tokens": revoked}

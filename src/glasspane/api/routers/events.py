@@ -1,16 +1,21 @@
-"""Live events as Server-Sent Events, resumable with Last-Event-ID."""
+"""Live events as Server-Sent Events, resumable with Last-Event-ID; at most
+`streams_per_user` open at once for each user (each one holds a connection and wakes with
+every event)."""
 
 from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from glasspane.api.deps import CurrentUser, Services, services, viewer
+from glasspane.errors import RateLimited
 from glasspane.inventory.events import events_after, latest_event_id
 
 router = APIRouter(tags=["events"])
@@ -20,8 +25,46 @@ KEEPALIVE = 15.0
 LOOKBACK = 256
 
 
+class OpenStreams:
+    """How many event streams each user has open (all on the event loop: no lock)."""
+
+    def __init__(self, per_user: int) -> None:
+        self.per_user = per_user
+        self.open: dict[str, int] = {}
+
+    def take(self, user: str) -> Callable[[], None]:
+        """One more stream for `user` (RateLimited at the limit); call what it returns,
+        once, when the stream ends."""
+        count = self.open.get(user, 0)
+        if count >= self.per_user:
+            raise RateLimited(f"{user} already has {count} live event streams open",
+                              retry_after=5, hint="close one (another tab or client) first")
+        self.open[user] = count + 1
+
+        def release() -> None:
+            left = self.open.pop(user, 1) - 1
+            if left:
+                self.open[user] = left
+        return release
+
+
+class _CountedStream(StreamingResponse):
+    """A stream that gives its place back when it ends, however it ends."""
+
+    def __init__(self, content: AsyncIterator[str], release: Callable[[], None],
+                 **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
 @router.get("/events", response_class=StreamingResponse)
-async def events(request: Request, _: CurrentUser = Depends(viewer),
+async def events(request: Request, user: CurrentUser = Depends(viewer),
                  found: Services = Depends(services),
                  last_event_id: int | None = Header(None, ge=0),
                  after: int | None = Query(None, ge=0, description="start after this id")
@@ -61,6 +104,6 @@ async def events(request: Request, _: CurrentUser = Depends(viewer),
             if not fresh and not await found.bus.wait(KEEPALIVE):
                 yield ": keep-alive\n\n"
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache",
-                                      "X-Accel-Buffering": "no"})
+    streams: OpenStreams = request.app.state.streams
+    return _CountedStream(stream(), streams.take(user.name), media_type="text/event-stream",
+                          headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

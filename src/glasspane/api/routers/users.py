@@ -8,10 +8,19 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from glasspane.api.deps import CurrentUser, Services, admin, audit_as, audited, services
+from glasspane.api.deps import (
+    CurrentUser,
+    Services,
+    admin,
+    audit_as,
+    audited,
+    services,
+    token_of,
+)
+from glasspane.api.limits import LoginGate
 from glasspane.errors import UsageError
 from glasspane.inventory.models import ApiToken, User
-from glasspane.inventory.users import ROLES, add_user, get_user, issue_token
+from glasspane.inventory.users import ROLES, add_user, get_user, issue_token, set_password
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -21,6 +30,11 @@ class NewUser(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=8, max_length=1024)
     role: str = Field(pattern="^(" + "|".join(ROLES) + ")$")
+
+
+class NewPassword(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: str = Field(min_length=8, max_length=1024)
 
 
 class NewToken(BaseModel):
@@ -59,6 +73,25 @@ def delete_user(name: str, request: Request, current: CurrentUser = Depends(admi
         session.delete(get_user(session, name))
     found.tokens.clear()  # the user's tokens went with it
     return {"status": "removed"}
+
+
+@router.post("/{name}/password", dependencies=[audited("password.set", "user", "{name}")])
+async def set_user_password(name: str, body: NewPassword, request: Request,
+                            current: CurrentUser = Depends(admin),
+                            found: Services = Depends(services)) -> dict[str, object]:
+    """Set user NAME's password; all of NAME's tokens and sessions are revoked (but the
+    caller's own, when NAME is the caller)."""
+    keep = token_of(request)[0] if name == current.name else None
+
+    def change() -> int:
+        with found.database.session() as session:
+            return set_password(session, get_user(session, name), body.password,
+                                found.settings, keep=keep)
+
+    gate: LoginGate = request.app.state.login_gate  # Argon2: with the logins' bound
+    revoked = await gate.run(change)
+    found.tokens.clear()
+    return {"user": name, "status": "password set", "revoked_tokens": revoked}
 
 
 @router.post("/{name}/tokens", status_code=201,
