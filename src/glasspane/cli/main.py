@@ -17,9 +17,10 @@ from glasspane.cli.host import host
 from glasspane.cli.image import image
 from glasspane.cli.inventory import inventory
 from glasspane.cli.remote import REMOTE_COMMANDS
-from glasspane.cli.serve import serve, user
+from glasspane.cli.serve import serve
 from glasspane.cli.tasks import login, logout, task
 from glasspane.cli.template import template
+from glasspane.cli.user import user
 from glasspane.cli.vm import vm
 from glasspane.errors import GlasspaneError, UsageError
 

@@ -46,7 +46,7 @@ REMOTE_COMMANDS = {
     ("image", v) for v in ("list", "put", "get", "delete", "info", "check", "convert",
                            "compare", "load", "upload")} | {
     ("app", v) for v in ("deploy", "validate", "list", "remove")} | {
-    ("user", v) for v in ("add", "list", "token", "remove")} | {
+    ("user", v) for v in ("add", "list", "token", "remove", "passwd")} | {
     ("task", "list"), ("task", "show"), ("task", "cancel"), ("task", "wait"),
     ("login", None), ("logout", None)}
 

@@ -30,5 +30,6 @@ def list_audit(_: CurrentUser = Depends(admin), found: Services = Depends(servic
         return page(limit, offset, int(total or 0), [
             {"id": a.id, "at": a.at.isoformat(), "user": a.user, "action": a.action,
              "object_type": a.object_type, "object_name": a.object_name,
-             "outcome": a.outcome, "status_code": a.status_code, "detail": a.detail}
+             "outcome": a.outcome, "status_code": a.status_code, "detail": a.detail,
+             "address": a.address, "count": a.count}
             for a in session.scalars(query.limit(limit).offset(offset))])

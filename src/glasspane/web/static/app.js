@@ -484,7 +484,8 @@ async function loadAudit() {
   document.querySelector("#audit tbody").replaceChildren(...entries.items.map((a) => el("tr",
     { "data-audit": a.id }, el("td", {}, a.at.replace("T", " ").slice(0, 19)), el("td", {}, a.user),
     el("td", {}, a.action), el("td", {}, `${a.object_type} ${a.object_name}`),
-    el("td", {}, badge(a.outcome)), el("td", {}, a.status_code), el("td", {}, a.detail))));
+    el("td", {}, badge(a.outcome)), el("td", {}, a.status_code), el("td", {}, a.address || ""),
+    el("td", {}, a.count > 1 ? `×${a.count}: ${a.detail}` : a.detail))));
 }
 
 document.getElementById("audit-refresh").addEventListener("click", () => loadAudit());
