@@ -123,7 +123,7 @@ class HeldHasher(PasswordHasher):
         self.inside = self.peak = 0
         self.go = threading.Event()
 
-    def verify(self, hash: str | bytes, password: str | bytes) -> bool:  # noqa: A002
+    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
         with self.lock:
             self.inside += 1
             self.peak = max(self.peak, self.inside)
