@@ -40,15 +40,19 @@ class LoginGate:
 
     def __init__(self, limits: ServerLimits) -> None:
         self.limits = limits
-        self._executor = ThreadPoolExecutor(max_workers=limits.login_hashes,
-                                            thread_name_prefix="glasspane-login")
-        self._slots: asyncio.Semaphore | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        # The slots belong to one event loop (a test client runs a loop per block).
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self.running = self.waiting = self.peak = 0
 
+    def _slots_here(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = loop, asyncio.Semaphore(self.limits.login_hashes)
+        return self._slots[1]
+
     async def run(self, work: Callable[[], T]) -> T:
-        if self._slots is None:  # made on the server's loop, on first use
-            self._slots = asyncio.Semaphore(self.limits.login_hashes)
-        slots = self._slots
+        loop = asyncio.get_running_loop()
+        slots = self._slots_here(loop)
         if self.waiting >= self.limits.login_queue:
             raise Busy("too many logins at once", retry_after=2)
         self.waiting += 1
@@ -60,7 +64,6 @@ class LoginGate:
             self.waiting -= 1
         self.running += 1
         self.peak = max(self.peak, self.running)
-        loop = asyncio.get_running_loop()
 
         def done(_: object) -> None:
             # The slot is freed when the hash ends, not when its caller goes away: a client
@@ -70,12 +73,18 @@ class LoginGate:
                 slots.release()
             loop.call_soon_threadsafe(release)
 
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=self.limits.login_hashes,
+                                                thread_name_prefix="glasspane-login")
         future = self._executor.submit(work)
         future.add_done_callback(done)
         return await asyncio.wrap_future(future)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Let the hashing threads go (a later login starts new ones)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
 
 
 class LoginLimiter:

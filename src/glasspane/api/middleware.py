@@ -54,8 +54,8 @@ class BodyLimit:
     """413 for request bodies over MAX_BODY, declared or streamed (uploads into the image
     store, PUT /api/v1/images/NAME, are streamed to disk and have their own limit), and 408
     for a body that goes `timeout` s without a byte (an upload that stops halfway is
-    dropped, not held open).  Either answer replaces whatever the application made of the
-    cut-off body, and closes the connection."""
+    dropped, not held open, and its connection closed).  Either answer replaces whatever
+    the application made of the cut-off body."""
 
     def __init__(self, app: ASGIApp, timeout: float) -> None:
         self.app, self.timeout = app, timeout
@@ -110,7 +110,10 @@ def _too_large() -> UsageError:
 
 
 async def _refuse(send: Send, status: int, refusal: GlasspaneError) -> None:
-    response = JSONResponse({"detail": str(refusal)}, status, headers={"Connection": "close"})
+    # A stalled body will not come back: the connection goes.  The rest of a body too large
+    # may still be on its way; the transport closes the connection if it keeps coming.
+    response = JSONResponse({"detail": str(refusal)}, status,
+                            headers={"Connection": "close"} if status == 408 else None)
     await send({"type": "http.response.start", "status": status,
                 "headers": response.raw_headers})
     await send({"type": "http.response.body", "body": response.body})

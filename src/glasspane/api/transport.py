@@ -5,7 +5,7 @@ timer stops at the first byte, so a client that sends half a head (or one byte a
 holds a connection forever; nor does it bound the connections it holds.  The protocol here
 closes a connection whose head does not arrive within `header_timeout` of its start (or of
 the last answer on it), answers 503 to connections beyond `max_connections`, and closes a
-connection whose request body was left unread by its answer rather than wait for the rest.
+connection whose request body, left unread by its answer, is still coming by then.
 Proxy headers (X-Forwarded-For, X-Forwarded-Proto) are believed only from
 `trusted_proxies`, none by default."""
 
@@ -54,13 +54,9 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def on_response_complete(self) -> None:
-        if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
-            # Answered before its body was read (refused, too large): the rest of the body
-            # is not worth waiting for, however slowly it comes.
-            self.transport.close()
-            return
         super().on_response_complete()
-        self._await_head()
+        if not self.transport.is_closing():
+            self._await_head()
 
     def _await_head(self) -> None:
         self._stop_head_timer()
@@ -73,11 +69,17 @@ class GuardedH11Protocol(H11Protocol):
 
     def _head_late(self) -> None:
         self._head_timer = None
+        if self.transport.is_closing():
+            return
         # IDLE: the head of the next request is not complete yet (h11 leaves IDLE the moment
         # it parses a whole head; a request being answered is past it).
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        if self.conn.their_state is h11.IDLE:
             if self.conn.trailing_data[0]:  # a part of a head: say why it is cut off
                 self.transport.write(TIMED_OUT)
+            self.transport.close()
+        # Answered before its body was read (refused, too large), and the rest of the body
+        # still coming, however slowly: uvicorn would wait for it for ever.
+        elif self.conn.their_state is h11.SEND_BODY and self.conn.our_state is h11.DONE:
             self.transport.close()
 
 
