@@ -36,10 +36,12 @@ from glasspane.api.routers import (
 from glasspane.errors import (
     CommandFailed,
     Conflict,
+    Forbidden,
     GlasspaneError,
     HostError,
     HostUnreachable,
     ImageError,
+    NoSpace,
     NotFound,
     OutputError,
     UsageError,
@@ -58,7 +60,8 @@ log = logging.getLogger("glasspane.api")
 
 # The one place where the exception tree meets HTTP.
 STATUS: list[tuple[type[GlasspaneError], int]] = [
-    (NotFound, 404), (Conflict, 409), (UsageError, 400), (ImageError, 422), (OutputError, 409),
+    (NotFound, 404), (Conflict, 409), (Forbidden, 403), (UsageError, 400), (ImageError, 422),
+    (NoSpace, 507), (OutputError, 409),
     (HostUnreachable, 503), (HostError, 502), (CommandFailed, 502), (GlasspaneError, 500)]
 
 
