@@ -7,17 +7,18 @@ from pathlib import Path
 from glasspane.images.base import DiskImage, WriteOptions
 from glasspane.images.compare import compare_images
 from glasspane.images.convert import convert
+from glasspane.images.references import FOLLOW_ANYWHERE
 from glasspane.images.sample import MIB, expected_mib
 
 
 def convert_to(src: Path, dst: Path, **options: object) -> Path:
     convert(str(src), str(dst), options=WriteOptions(**options),  # type: ignore[arg-type]
-            overwrite=True)
+            overwrite=True, references=FOLLOW_ANYWHERE)
     return dst
 
 
 def assert_same(a: Path, b: Path, disk: int | None = None) -> None:
-    results = compare_images(str(a), str(b), disk)
+    results = compare_images(str(a), str(b), disk, FOLLOW_ANYWHERE)
     assert results, "nothing compared"
     for r in results:
         assert r.identical, f"{a} vs {b}: {r.describe()}"
