@@ -56,8 +56,7 @@ def named_format_check(src: ByteSource, detected: str) -> None:
             f"the content is not {name}: no {name} header found (an empty or damaged file, "
             f"or another format under a {named} name)", path=src.path,
             structure=f"{name} header", offset=0,
-            hint="if it really is a raw disk, say so with --from raw (the API: \"from\": "
-                 "\"raw\")")
+            hint='if it really is a raw disk, say so: --from raw (in the API, "from": "raw")')
 
 
 def open_disk_source(src: ByteSource, fmt: str | None = None, depth: int = 0,
