@@ -106,8 +106,8 @@ class StoreReferences(References):
     def _open(self, referrer: ByteSource, name: str, what: str,
               structure: str) -> ByteSource | None:
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-        try:
-            root = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:  # the store's own directory is the server's setting: it may be reached by a link
+            root = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
             return None
         try:
