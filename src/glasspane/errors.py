@@ -6,14 +6,17 @@ to exit codes and HTTP statuses in one place each.
 
     GlasspaneError
      ├─ UsageError                 the request itself is wrong (unknown format, bad option)
-     │   └─ Conflict               the object's state does not allow it (start a running VM)
+     │   ├─ Conflict               the object's state does not allow it (start a running VM)
+     │   ├─ Forbidden              the caller may not touch this object (another's image)
+     │   └─ RequestTimeout         a request's body stopped arriving (the server's limit)
      ├─ ImageError                 a disk image or VM archive cannot be used
      │   ├─ FormatError            structure is invalid: names file, structure and offset
      │   │   └─ ChecksumError      content does not match its recorded checksum
+     │   ├─ ReferenceRefused       names a file (backing file, parent) it may not read here
      │   ├─ UnsupportedFeature     valid, but uses a feature glasspane does not implement
      │   └─ LimitExceeded          declared sizes beyond what glasspane accepts
-     │   └─ RequestTimeout         a request's body stopped arriving (the server's limit)
-     ├─ OutputError                an output cannot be written (exists, no space, ...)
+     ├─ OutputError                an output cannot be written (exists, ...)
+     │   └─ NoSpace                it would fill the disk (beyond the kept reserve)
      ├─ NotFound                   a named host, VM or template does not exist
      ├─ CommandFailed              an external program failed (names the command line)
      ├─ BuildFailed                a template build step failed: names the step and its log
@@ -58,6 +61,11 @@ class Conflict(UsageError):
 
 class RequestTimeout(UsageError):
     """A request's body stopped arriving for longer than the server waits."""
+
+
+class Forbidden(UsageError):
+    """The caller's role allows the action, but not on this object (an image another
+    operator stored)."""
 
 
 class ImageError(GlasspaneError):
@@ -107,6 +115,12 @@ class ChecksumError(FormatError):
     """Content does not match the checksum recorded beside it."""
 
 
+class ReferenceRefused(ImageError):
+    """The image names another file (a qcow2 backing file, a differencing VHD's parent) that
+    may not be read where it is opened: outside the server's image store, or from inside an
+    archive.  Its message never names the file the reference points at."""
+
+
 class UnsupportedFeature(ImageError):
     """The image is valid but uses a feature glasspane does not implement."""
 
@@ -119,6 +133,10 @@ class OutputError(GlasspaneError):
     """An output cannot be written."""
 
     exit_code = 4
+
+
+class NoSpace(OutputError):
+    """Writing would leave less than the kept reserve free on the disk."""
 
 
 class NotFound(GlasspaneError):

@@ -2,7 +2,7 @@
 
 XDG locations by default, each overridable by an environment variable (GLASSPANE_CONFIG_DIR,
 GLASSPANE_DATA_DIR, GLASSPANE_CACHE_DIR, GLASSPANE_RUNTIME_DIR, GLASSPANE_TEMPLATE_STORAGE,
-GLASSPANE_VM_STORAGE, GLASSPANE_SSH_USER),
+GLASSPANE_VM_STORAGE, GLASSPANE_SSH_USER, GLASSPANE_STORE_RESERVE_MIB),
 which is also how tests keep to their own directories and storage.
 """
 
@@ -35,6 +35,7 @@ class Settings:
     template_storage: str = "glasspane-templates"  # the storage on each host for templates
     vm_storage: str = "glasspane-vms"              # and for VMs' disks and seeds
     ssh_user: str = "debian"                       # the templates' default cloud-init user
+    store_reserve: int = 256 << 20                 # bytes the image store leaves free
 
     @classmethod
     def load(cls) -> Settings:
@@ -47,4 +48,16 @@ class Settings:
             template_storage=env("GLASSPANE_TEMPLATE_STORAGE") or "glasspane-templates",
             vm_storage=env("GLASSPANE_VM_STORAGE") or "glasspane-vms",
             ssh_user=env("GLASSPANE_SSH_USER") or "debian",
+            store_reserve=_mib(env("GLASSPANE_STORE_RESERVE_MIB"), 256) << 20,
         )
+
+
+def _mib(value: str | None, default: int) -> int:
+    if not value:
+        return default
+    try:
+        return max(0, int(value))
+    except ValueError:
+        from glasspane.errors import UsageError
+        raise UsageError(f"GLASSPANE_STORE_RESERVE_MIB={value!r} is not a number of MiB"
+                         ) from None

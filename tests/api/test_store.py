@@ -86,7 +86,7 @@ def test_store_over_the_api(server: Server, settings: Settings, tmp_path: Path) 
             answer = ""
             while "}" not in answer:  # the headers and the body may come apart
                 answer += raw_s.recv(65536).decode()
-        assert answer.startswith("HTTP/1.1 409") and "MiB free" in answer, answer
+        assert answer.startswith("HTTP/1.1 507") and "MiB free" in answer, answer
         assert not (files / "huge.raw").exists()
         assert client.get("/api/v1/images/nothing").status_code == 404
 

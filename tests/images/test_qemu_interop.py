@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from glasspane.images.detect import open_disk
+from glasspane.images.references import FOLLOW_ANYWHERE
 from glasspane.images.sample import MIB
 from tests.conftest import SAMPLE_SIZE
 from tests.images.helpers import assert_pattern, assert_same, convert_to
@@ -84,7 +85,7 @@ def test_glasspane_reads_what_qemu_writes(qemu_images: dict[str, Path], name: st
 
 
 def test_qcow2_backing_chain(qemu_images: dict[str, Path], tmp_path: Path) -> None:
-    overlay = open_disk(str(qemu_images["qemu-overlay.qcow2"]))
+    overlay = open_disk(str(qemu_images["qemu-overlay.qcow2"]), references=FOLLOW_ANYWHERE)
     try:
         assert [p.path for p in overlay.chain()[1:]] == [str(qemu_images["qemu-v3.qcow2"])]
         for offset, length, byte in OVERLAY_WRITES:

@@ -40,10 +40,12 @@ from glasspane.errors import (
     Busy,
     CommandFailed,
     Conflict,
+    Forbidden,
     GlasspaneError,
     HostError,
     HostUnreachable,
     ImageError,
+    NoSpace,
     NotFound,
     OutputError,
     RateLimited,
@@ -65,8 +67,9 @@ log = logging.getLogger("glasspane.api")
 
 # The one place where the exception tree meets HTTP.
 STATUS: list[tuple[type[GlasspaneError], int]] = [
-    (NotFound, 404), (Conflict, 409), (RequestTimeout, 408), (UsageError, 400),
-    (ImageError, 422), (OutputError, 409), (RateLimited, 429), (Busy, 503),
+    (NotFound, 404), (Conflict, 409), (Forbidden, 403), (RequestTimeout, 408),
+    (UsageError, 400), (ImageError, 422), (NoSpace, 507), (OutputError, 409),
+    (RateLimited, 429), (Busy, 503),
     (HostUnreachable, 503), (HostError, 502), (CommandFailed, 502), (GlasspaneError, 500)]
 
 

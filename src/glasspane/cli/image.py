@@ -22,6 +22,7 @@ from glasspane.images.compare import compare_images
 from glasspane.images.convert import convert as convert_image
 from glasspane.images.detect import ALL_FORMATS
 from glasspane.images.inspect import image_info
+from glasspane.images.references import FOLLOW_ANYWHERE
 
 FORMAT = click.Choice(ALL_FORMATS, case_sensitive=False)
 
@@ -42,7 +43,8 @@ register(image)
 
 @image.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=FORMAT, help="Skip detection and read as this format.")
+@click.option("--format", "--from", "fmt", type=FORMAT,
+              help="Skip detection and read as this format.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(file: str, fmt: str | None, as_json: bool) -> None:
     """Format, sizes, disks inside (XVA/OVA) and backing chain of FILE (with --server: a
@@ -50,12 +52,13 @@ def info(file: str, fmt: str | None, as_json: bool) -> None:
     remote = remote_of(click.get_current_context())
     if remote is not None:
         with remote.stored_input(file, quiet=as_json) as name:
-            stored = remote.get(f"/images/{name}")
+            stored = remote.get(f"/images/{name}", **{"from": fmt})
         if "info" not in stored:
             raise UsageError(f"{file} is a {stored['kind']}, not a disk image or VM archive")
         data = {"path": file, **stored["info"]}
     else:
-        data = image_info(file, fmt)
+        # The user's own files: a backing file is read wherever the image names it.
+        data = image_info(file, fmt, FOLLOW_ANYWHERE)
     if as_json:
         emit_json(data)
         return
@@ -118,9 +121,10 @@ def convert(src: str, dst: str, to: str | None, src_format: str | None, disk: in
     remote = remote_of(click.get_current_context())
     if remote is not None:
         _convert_remote(remote, src, dst, {
-            "format": to, "disk": disk, "compress": compress, "vhd_type": vhd_type,
-            "vhd_flavour": vhd_flavour, "xva_checksum": xva_checksum, "vm_name": vm_name,
-            "vcpus": vcpus, "memory_mib": memory_mib, "verify": verify, "replace": force},
+            "format": to, "from": src_format, "disk": disk, "compress": compress,
+            "vhd_type": vhd_type, "vhd_flavour": vhd_flavour, "xva_checksum": xva_checksum,
+            "vm_name": vm_name, "vcpus": vcpus, "memory_mib": memory_mib, "verify": verify,
+            "replace": force},
             force, quiet or as_json, as_json)
         return
     options = WriteOptions(compress=compress, vhd_type=vhd_type, vhd_flavour=vhd_flavour,
@@ -129,11 +133,12 @@ def convert(src: str, dst: str, to: str | None, src_format: str | None, disk: in
     began = time.monotonic()
     with byte_progress(not quiet and not as_json) as start:
         outputs = convert_image(src, dst, to=to, src_format=src_format, disk=disk,
-                                options=options, overwrite=force, sync=sync, start=start)
+                                options=options, overwrite=force, sync=sync, start=start,
+                                references=FOLLOW_ANYWHERE)
     elapsed = time.monotonic() - began
     verified: list[str] = []
     if verify:
-        verified = _verify(src, outputs, disk)
+        verified = _verify(src, outputs, disk, src_format)
     if as_json:
         emit_json({"outputs": [vars(o) for o in outputs], "seconds": round(elapsed, 3),
                    "verified": verified})
@@ -166,16 +171,18 @@ def _convert_remote(remote: Remote, src: str, dst: str, body: dict[str, Any], fo
         click.echo(f"verified {line}")
 
 
-def _verify(src: str, outputs: list[Any], disk: int | None) -> list[str]:
+def _verify(src: str, outputs: list[Any], disk: int | None,
+            src_format: str | None) -> list[str]:
     lines = []
     if len(outputs) == 1:
-        results = compare_images(src, outputs[0].path, disk)
+        results = compare_images(src, outputs[0].path, disk, FOLLOW_ANYWHERE, src_format)
         lines += [f"verified {outputs[0].path}: {r.describe()}" for r in results]
         failed = [r for r in results if not r.identical]
     else:
         failed = []
         for index, o in enumerate(outputs):
-            r = compare_images(src, o.path, index if disk is None else disk)[0]
+            r = compare_images(src, o.path, index if disk is None else disk,
+                               FOLLOW_ANYWHERE, src_format)[0]
             lines.append(f"verified {o.path}: {r.describe()}")
             if not r.identical:
                 failed.append(r)
@@ -188,18 +195,20 @@ def _verify(src: str, outputs: list[Any], disk: int | None) -> list[str]:
 
 @image.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=FORMAT, help="Skip detection and read as this format.")
+@click.option("--format", "--from", "fmt", type=FORMAT,
+              help="Skip detection and read as this format.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def check(file: str, fmt: str | None, as_json: bool) -> None:
     """Check FILE's structure and checksums; exit 1 when a problem is found."""
     remote = remote_of(click.get_current_context())
     if remote is not None:
         with remote.stored_input(file, quiet=as_json) as name:
-            found = remote.wait(remote.post(f"/images/{name}/check"), quiet=True)["result"]
+            found = remote.wait(remote.post(f"/images/{name}/check", {"from": fmt}),
+                                quiet=True)["result"]
         report = CheckReport(file, found["format"], [])
         problems: list[Any] = found["problems"]
     else:
-        report = check_image(file, fmt)
+        report = check_image(file, fmt, FOLLOW_ANYWHERE)
         problems = report.problems
     _report_check(file, report, problems, as_json)
 
@@ -233,7 +242,7 @@ def compare(a: str, b: str, disk: int | None, as_json: bool) -> None:
                 "a": first, "b": second, "disk": disk}), quiet=True)["result"]
         lines, identical = found["results"], found["identical"]
     else:
-        results = compare_images(a, b, disk)
+        results = compare_images(a, b, disk, FOLLOW_ANYWHERE)
         lines, identical = [r.describe() for r in results], all(r.identical for r in results)
         if as_json:
             emit_json([vars(r) for r in results])
@@ -299,5 +308,6 @@ def upload(file: str, host: str, name: str | None, sr: str | None, quiet: bool) 
                              hint="on libvirt hosts use `glasspane template import`")
         with byte_progress(not quiet) as start:
             uuid = driver.upload_disk(file, label, start(os.path.getsize(file),
-                                                         f"{label} to {host}"), sr)
+                                                         f"{label} to {host}"), sr,
+                                      FOLLOW_ANYWHERE)
     click.echo(f"uploaded {file} to {host} as disk {label} ({uuid})")

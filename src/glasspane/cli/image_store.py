@@ -16,12 +16,16 @@ import click
 from glasspane.cli.remote import remote_of
 from glasspane.cli.table import human
 from glasspane.errors import OutputError
-from glasspane.inventory.store import ImageStore
+from glasspane.inventory.store import Actor, ImageStore
 from glasspane.settings import Settings
+
+# This machine's store belongs to whoever runs the CLI on it.
+LOCAL = Actor("local", admin=True)
 
 
 def _local_store() -> ImageStore:
-    return ImageStore(Settings.load().data_dir)
+    settings = Settings.load()
+    return ImageStore(settings.data_dir, settings.store_reserve)
 
 
 def register(image: click.Group) -> None:
@@ -59,10 +63,10 @@ def put(file: Path, name: str | None, replace: bool, quiet: bool) -> None:
         stored = remote.put_file(file, target, replace, quiet)
     else:
         store = _local_store()
-        store.check_new(target, replace)
+        store.check_new(target, replace, LOCAL)
         with store.staging() as work:
             shutil.copyfile(file, work / target)
-            stored = dataclasses.asdict(store.adopt(work / target, target, "local", replace))
+            stored = dataclasses.asdict(store.adopt(work / target, target, LOCAL, replace))
     click.echo(f"stored {stored['name']}: {stored['kind']}, {human(stored['size'])}, "
                f"sha256 {stored['sha256']}")
 
@@ -107,5 +111,5 @@ def delete(names: tuple[str, ...]) -> None:
         if remote is not None:
             remote.delete(f"/images/{name}")
         else:
-            _local_store().delete(name)
+            _local_store().delete(name, LOCAL)
         click.echo(f"deleted {name}")

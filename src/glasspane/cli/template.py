@@ -14,6 +14,7 @@ import click
 from glasspane.cli.progress import byte_progress
 from glasspane.cli.remote import Remote, remote_of
 from glasspane.cli.table import human
+from glasspane.images.references import FOLLOW_ANYWHERE
 from glasspane.settings import Settings
 from glasspane.templates import service
 from glasspane.templates.spec import TemplateSpec, parse_spec, parse_vars, select_outputs
@@ -50,7 +51,8 @@ def import_(name: str, file: str, host: str, disk: int | None, kernel: str | Non
         return
     with byte_progress(not quiet) as start:
         info = service.import_template(Settings.load(), name, file, host, disk, start,
-                                       kernel=kernel, initrd=initrd)
+                                       kernel=kernel, initrd=initrd,
+                                       references=FOLLOW_ANYWHERE)
     _imported(dataclasses.asdict(info))
 
 
@@ -191,7 +193,7 @@ def build(spec: Path, variables: tuple[str, ...], only: tuple[str, ...],
     with byte_progress(not quiet) as start:
         result = build_template(Settings.load(), parsed, only=only, output_dir=output_dir,
                                 host=host, register=not no_register, start=start,
-                                echo=None if quiet else echo)
+                                echo=None if quiet else echo, references=FOLLOW_ANYWHERE)
     click.echo(f"built template {result.name} in {result.manifest['build_seconds']} s; "
                f"outputs in {result.directory}:")
     for output in result.manifest["outputs"]:

@@ -46,6 +46,7 @@ from glasspane.hypervisors.base import (
     VmSummary,
     VolumeInfo,
 )
+from glasspane.images.references import STANDALONE, References
 
 ORIGINATOR = "glasspane"
 POWER_STATES = {"Running": "running", "Halted": "halted", "Paused": "paused",
@@ -497,15 +498,16 @@ class XenApiDriver:
 
     # -- disks ------------------------------------------------------------------------------
     def upload_disk(self, source: str, name: str, progress: Callable[[int], None],
-                    sr: str | None = None) -> str:
+                    sr: str | None = None, references: References = STANDALONE) -> str:
         """A new VDI `name` on SR `sr` (default: the pool's) holding the disk image `source`:
-        a VHD or raw file goes to /import_raw_vdi as it is; any other format is streamed as
-        raw, converted on the fly (no temporary copy).  Its UUID.  On any failure the VDI is
+        a VHD or raw file goes to /import_raw_vdi as it is; any other format, or a VHD with
+        a parent (`references` says which parents it may have read), is streamed as raw,
+        converted on the fly (no temporary copy).  Its UUID.  On any failure the VDI is
         destroyed: nothing half-imported is left."""
         from glasspane.images.detect import open_image
         from glasspane.images.parallel import prefetched
         from glasspane.images.vm import VmImage
-        image = open_image(source)
+        image = open_image(source, references=references)
         try:
             if isinstance(image, VmImage):
                 raise UsageError(f"{source} is a whole VM ({image.format_name}), not a disk",
@@ -517,7 +519,7 @@ class XenApiDriver:
                 "type": "user", "sharable": False, "read_only": False, "other_config": {}})
             try:
                 url = f"/import_raw_vdi?session_id={self._session._session}&vdi={vdi}"
-                if fmt in ("raw", "vhd"):
+                if fmt in ("raw", "vhd") and image.parent is None:
                     self._put(f"{url}&format={fmt}", source, progress)
                 else:
                     extents = prefetched(image.extents())

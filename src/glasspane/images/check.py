@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from glasspane.errors import FormatError, ImageError
 from glasspane.images.base import Problem
 from glasspane.images.detect import open_image
+from glasspane.images.references import STANDALONE, References
 from glasspane.images.vm import VmImage
 
 
@@ -21,10 +22,12 @@ class CheckReport:
         return not self.problems
 
 
-def check_image(path: str, fmt: str | None = None) -> CheckReport:
-    """Never raises for a damaged image: damage is what the report is for."""
+def check_image(path: str, fmt: str | None = None,
+                references: References = STANDALONE) -> CheckReport:
+    """Never raises for a damaged image: damage is what the report is for (a reference
+    `references` refuses is a problem found, too)."""
     try:
-        image = open_image(path, fmt)
+        image = open_image(path, fmt, references)
     except FormatError as exc:
         return CheckReport(path, fmt, [Problem(exc.structure or "file", exc.message,
                                                exc.offset)])

@@ -10,6 +10,7 @@ from glasspane.errors import UsageError
 from glasspane.images.base import DiskImage
 from glasspane.images.detect import open_image
 from glasspane.images.extents import Extent, is_zero
+from glasspane.images.references import STANDALONE, References
 from glasspane.images.vm import VmImage
 
 
@@ -41,8 +42,15 @@ def _disks(image: DiskImage | VmImage, disk: int | None) -> list[DiskImage]:
     return [image]
 
 
-def compare_images(a: str, b: str, disk: int | None = None) -> list[CompareResult]:
-    img_a, img_b = open_image(a), open_image(b)
+def compare_images(a: str, b: str, disk: int | None = None,
+                   references: References = STANDALONE, a_format: str | None = None,
+                   b_format: str | None = None) -> list[CompareResult]:
+    img_a = open_image(a, a_format, references)
+    try:
+        img_b = open_image(b, b_format, references)
+    except BaseException:
+        img_a.close()
+        raise
     try:
         disks_a, disks_b = _disks(img_a, disk), _disks(img_b, disk)
         if len(disks_a) != len(disks_b):

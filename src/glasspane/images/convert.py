@@ -19,6 +19,7 @@ from glasspane.images.detect import (
 from glasspane.images.extents import Extent
 from glasspane.images.output import AtomicOutputs
 from glasspane.images.parallel import prefetched
+from glasspane.images.references import STANDALONE, References
 from glasspane.images.vm import DEFAULT_MEMORY_MIB, DEFAULT_VCPUS, VmImage, VmSettings
 
 StartFn = Callable[[int, str], ProgressFn]
@@ -56,9 +57,11 @@ def no_progress(total: int, label: str) -> ProgressFn:
 def convert(src: str, dst: str, *, to: str | None = None, src_format: str | None = None,
             disk: int | None = None, options: WriteOptions | None = None,
             overwrite: bool = False, sync: bool = True,
-            start: StartFn = no_progress) -> list[ConvertedOutput]:
+            start: StartFn = no_progress,
+            references: References = STANDALONE) -> list[ConvertedOutput]:
     """Convert `src` into `dst`; returns what was written.  `start(total, label)` is called
-    once with the number of guest bytes to process and returns the progress callback."""
+    once with the number of guest bytes to process and returns the progress callback;
+    `references` says which backing files or parents `src` may have read."""
     options = options or WriteOptions()
     fmt = require_format(to) if to else format_from_extension(dst)
     if fmt is None:
@@ -66,7 +69,7 @@ def convert(src: str, dst: str, *, to: str | None = None, src_format: str | None
                          hint="name it .raw/.vhd/.qcow2/.vmdk/.xva/.ova or pass --to FORMAT")
     if os.path.exists(dst) and os.path.exists(src) and os.path.samefile(src, dst):
         raise UsageError(f"{dst} is the source itself")
-    image = open_image(src, src_format)
+    image = open_image(src, src_format, references)
     try:
         with AtomicOutputs(overwrite, sync) as outputs:
             if isinstance(image, VmImage):

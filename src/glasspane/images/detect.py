@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 
-from glasspane.errors import UnsupportedFeature, UsageError
+from glasspane.errors import FormatError, UnsupportedFeature, UsageError
 from glasspane.images.base import DiskImage
+from glasspane.images.references import STANDALONE, References
 from glasspane.images.source import ByteSource
 from glasspane.images.vm import VmImage
 
@@ -42,18 +43,39 @@ def probe(src: ByteSource) -> str:
     return "raw"
 
 
-def open_disk_source(src: ByteSource, fmt: str | None = None, depth: int = 0) -> DiskImage:
-    fmt = fmt or probe(src)
+def named_format_check(src: ByteSource, detected: str) -> None:
+    """Refuse a file whose name says one format and whose content is none at all: read as a
+    raw disk it would be converted into garbage without a word (an empty `x.qcow2`, a VHD
+    whose footer is damaged).  Content of another real format is read as what it is."""
+    # A member of an archive is named `ARCHIVE[MEMBER]`: the member's own name counts.
+    own = src.path[:-1].rsplit("[", 1)[-1] if src.path.endswith("]") else src.path
+    named = format_from_extension(own)
+    if detected == "raw" and named not in (None, "raw"):
+        name = named.upper() if named != "qcow2" else named
+        raise FormatError(
+            f"the content is not {name}: no {name} header found (an empty or damaged file, "
+            f"or another format under a {named} name)", path=src.path,
+            structure=f"{name} header", offset=0,
+            hint='if it really is a raw disk, say so: --from raw (in the API, "from": "raw")')
+
+
+def open_disk_source(src: ByteSource, fmt: str | None = None, depth: int = 0,
+                     references: References = STANDALONE) -> DiskImage:
+    """The disk in `src`, in format `fmt` or the one its content shows; references to other
+    files (backing files, parents) resolved by `references`."""
     try:
+        if fmt is None:
+            fmt = probe(src)
+            named_format_check(src, fmt)
         if fmt == "raw":
             from glasspane.images.raw import RawImage
             return RawImage(src, src.size)
         if fmt == "vhd":
             from glasspane.images.vhd import VhdImage
-            return VhdImage(src, depth)
+            return VhdImage(src, depth, references)
         if fmt == "qcow2":
             from glasspane.images.qcow2 import Qcow2Image
-            return Qcow2Image(src, depth)
+            return Qcow2Image(src, depth, references)
         if fmt == "vmdk":
             from glasspane.images.vmdk import VmdkImage
             return VmdkImage(src)
@@ -61,19 +83,26 @@ def open_disk_source(src: ByteSource, fmt: str | None = None, depth: int = 0) ->
         src.close()
         raise
     if fmt in VM_FORMATS:
+        src.close()
         raise UsageError(f"{src.path} is an {fmt.upper()} (a whole VM), not a single disk")
+    src.close()
     raise UsageError(f"unknown disk format {fmt!r} (one of {', '.join(ALL_FORMATS)})")
 
 
-def open_disk(path: str, fmt: str | None = None, depth: int = 0) -> DiskImage:
-    return open_disk_source(ByteSource.open(path), fmt, depth)
+def open_disk(path: str, fmt: str | None = None, depth: int = 0,
+              references: References = STANDALONE) -> DiskImage:
+    return open_disk_source(ByteSource.open(path), fmt, depth, references)
 
 
-def open_image(path: str, fmt: str | None = None) -> DiskImage | VmImage:
-    """Open a single disk or a whole-VM archive."""
+def open_image(path: str, fmt: str | None = None,
+               references: References = STANDALONE) -> DiskImage | VmImage:
+    """Open a single disk or a whole-VM archive.  `references` says which other files a disk
+    may have read through it (see images.references); the default reads none."""
     src = ByteSource.open(path)
     try:
-        fmt = fmt or probe(src)
+        if fmt is None:
+            fmt = probe(src)
+            named_format_check(src, fmt)
         if fmt == "xva":
             from glasspane.images.xva import XvaArchive
             return XvaArchive(src).vm()
@@ -83,7 +112,7 @@ def open_image(path: str, fmt: str | None = None) -> DiskImage | VmImage:
     except BaseException:
         src.close()
         raise
-    return open_disk_source(src, fmt)
+    return open_disk_source(src, fmt, references=references)
 
 
 def require_format(name: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from glasspane.images.base import DiskImage
 from glasspane.images.detect import open_image
+from glasspane.images.references import STANDALONE, References
 from glasspane.images.vm import VmImage
 
 
@@ -21,8 +22,9 @@ def disk_info(image: DiskImage) -> dict[str, Any]:
     }
 
 
-def image_info(path: str, fmt: str | None = None) -> dict[str, Any]:
-    image = open_image(path, fmt)
+def image_info(path: str, fmt: str | None = None,
+               references: References = STANDALONE) -> dict[str, Any]:
+    image = open_image(path, fmt, references)
     try:
         info: dict[str, Any] = {"path": path, "file_size": os.path.getsize(path)}
         if isinstance(image, VmImage):

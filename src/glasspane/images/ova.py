@@ -11,6 +11,7 @@ from glasspane.errors import FormatError
 from glasspane.images import ovf, tar
 from glasspane.images.base import ByteSink, Problem, ProgressFn, WriteOptions
 from glasspane.images.extents import Extent
+from glasspane.images.references import INSIDE_ARCHIVE
 from glasspane.images.source import ByteSource
 from glasspane.images.vm import VmDisk, VmImage, VmSettings
 from glasspane.images.vmdk import VmdkWriter
@@ -42,7 +43,8 @@ class OvaArchive:
                 raise FormatError(f"disk file {d.href!r} named by the descriptor is not in the "
                                   "archive", path=self.path, structure="OVA")
             region = self.source.region(member.offset, member.size, d.href)
-            disks.append(VmDisk(d.href, open_disk_source(region)))
+            # A disk inside the archive names no other file: whatever it names is not in it.
+            disks.append(VmDisk(d.href, open_disk_source(region, references=INSIDE_ARCHIVE)))
         desc = self.descriptor
         return VmImage(desc.name, desc.vcpus, desc.memory_mib, disks, "ova", self.path,
                        source=self.source, archive_check=self.check)

@@ -4,7 +4,6 @@ writer (version 3, 64 KiB clusters, optionally deflate-compressed, written in on
 from __future__ import annotations
 
 import array
-import os
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -14,6 +13,7 @@ from glasspane.images import qcow2_format as qf
 from glasspane.images.base import DiskImage, DiskWriter, Problem, ProgressFn, check_virtual_size
 from glasspane.images.extents import Buffer, Extent, Span, iter_block_runs, iter_blocks, tracked
 from glasspane.images.parallel import ordered_map
+from glasspane.images.references import STANDALONE, References
 from glasspane.images.source import ByteSource
 from glasspane.images.tables import pack_table, read_table
 
@@ -25,10 +25,11 @@ MERGE_LIMIT = 2 << 20  # contiguous host clusters are read together up to this s
 class Qcow2Image(DiskImage):
     format_name = "qcow2"
 
-    def __init__(self, source: ByteSource, depth: int = 0) -> None:
+    def __init__(self, source: ByteSource, depth: int = 0,
+                 references: References = STANDALONE) -> None:
         blob = source.pread(0, min(source.size, 4096), "qcow2 header")
         if blob[:4] != qf.MAGIC:
-            raise FormatError(f"bad magic {blob[:4]!r}", path=source.path,
+            raise FormatError("bad magic (not a qcow2 header)", path=source.path,
                               structure="qcow2 header", offset=0)
         version = int.from_bytes(blob[4:8], "big") if len(blob) >= 8 else 0
         needed = qf.V3_HEADER_SIZE if version >= 3 else qf.V2_HEADER_SIZE
@@ -48,7 +49,7 @@ class Qcow2Image(DiskImage):
         self.backing_format: str | None = None
         self._read_extensions(blob)
         if hdr.backing_file_offset:
-            self.parent = self._open_backing(depth)
+            self.parent = self._open_backing(depth, references)
 
     def _fail(self, message: str, structure: str, offset: int | None = None) -> FormatError:
         return FormatError(message, path=self.path, structure=structure, offset=offset)
@@ -104,7 +105,7 @@ class Qcow2Image(DiskImage):
                 self.backing_format = blob[pos + 8:pos + 8 + length].decode("ascii", "replace")
             pos += 8 + ((length + 7) & ~7)
 
-    def _open_backing(self, depth: int) -> DiskImage:
+    def _open_backing(self, depth: int, references: References) -> DiskImage:
         hdr = self.header
         if hdr.backing_file_size > 1023:
             raise self._fail("backing file name longer than 1023 bytes", "qcow2 header", 16)
@@ -112,12 +113,9 @@ class Qcow2Image(DiskImage):
                                  "qcow2 backing file name").decode("utf-8", "replace")
         if depth >= MAX_CHAIN_DEPTH:
             raise self._fail(f"backing chain deeper than {MAX_CHAIN_DEPTH}", "qcow2 backing file")
-        path = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(self.path)), name))
-        if not os.path.isfile(path):
-            raise self._fail(f"backing file {name!r} not found (looked at {path})",
-                             "qcow2 backing file", hdr.backing_file_offset)
-        from glasspane.images.detect import open_disk
-        return open_disk(path, fmt=self.backing_format, depth=depth + 1)
+        source = references.open(self.source, [name], "backing file", "qcow2 backing file")
+        from glasspane.images.detect import open_disk_source
+        return open_disk_source(source, self.backing_format, depth + 1, references)
 
     def _l2_table(self, l1_index: int) -> array.array[int] | None:
         entry = self.l1[l1_index]

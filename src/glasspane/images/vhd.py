@@ -12,6 +12,7 @@ from glasspane.errors import ChecksumError, FormatError, UnsupportedFeature
 from glasspane.images import vhd_format as vf
 from glasspane.images.base import DiskImage, DiskWriter, Problem, ProgressFn, check_virtual_size
 from glasspane.images.extents import Extent, data_runs, iter_blocks, tracked
+from glasspane.images.references import STANDALONE, References
 from glasspane.images.source import ByteSource
 from glasspane.images.tables import pack_table, read_table
 
@@ -27,7 +28,7 @@ def read_footer(src: ByteSource) -> vf.Footer:
     blob = src.pread(at, vf.SECTOR, "VHD footer")
     footer = vf.Footer.unpack(blob)
     if footer.cookie != vf.FOOTER_COOKIE:
-        raise FormatError(f"bad cookie {footer.cookie!r}, expected b'conectix'", path=src.path,
+        raise FormatError("bad cookie, expected 'conectix'", path=src.path,
                           structure="VHD footer", offset=at, hint="not a VHD, or truncated")
     if footer.computed_checksum(blob) != footer.checksum:
         raise ChecksumError(
@@ -44,7 +45,8 @@ def read_footer(src: ByteSource) -> vf.Footer:
 class VhdImage(DiskImage):
     format_name = "vhd"
 
-    def __init__(self, source: ByteSource, depth: int = 0) -> None:
+    def __init__(self, source: ByteSource, depth: int = 0,
+                 references: References = STANDALONE) -> None:
         self.footer = read_footer(source)
         super().__init__(source, self.footer.current_size)
         self.header: vf.Header | None = None
@@ -61,11 +63,13 @@ class VhdImage(DiskImage):
             if depth >= MAX_CHAIN_DEPTH:
                 raise FormatError(f"parent chain deeper than {MAX_CHAIN_DEPTH}", path=self.path,
                                   structure="VHD parent locator")
-            self.parent = VhdImage(ByteSource.open(self._parent_path()), depth + 1)
+            parent = references.open(self.source, self._parent_names(), "parent",
+                                     "VHD parent locator")
+            self.parent = VhdImage(parent, depth + 1, references)
             if self.parent.footer.uuid != self.header_or_fail().parent_uuid:
+                # Neither UUID is shown: the parent's would let the next upload forge it.
                 raise FormatError(
-                    f"parent {self.parent.path} has UUID {uuid.UUID(bytes=self.parent.footer.uuid)}"
-                    f" but the header names {uuid.UUID(bytes=self.header_or_fail().parent_uuid)}",
+                    "the parent found is not the one the header names (its UUID differs)",
                     path=self.path, structure="VHD header parent_uuid", offset=None,
                     hint="the parent was replaced or modified")
 
@@ -78,7 +82,7 @@ class VhdImage(DiskImage):
         blob = src.pread(at, 1024, "VHD dynamic header")
         hdr = vf.Header.unpack(blob)
         if hdr.cookie != vf.HEADER_COOKIE:
-            raise FormatError(f"bad cookie {hdr.cookie!r}, expected b'cxsparse'", path=src.path,
+            raise FormatError("bad cookie, expected 'cxsparse'", path=src.path,
                               structure="VHD dynamic header", offset=at)
         if vf.Header.computed_checksum(blob) != hdr.checksum:
             raise ChecksumError("header checksum mismatch", path=src.path,
@@ -118,10 +122,11 @@ class VhdImage(DiskImage):
                     f"[{meta_end}, {limit})", path=self.path, structure=f"VHD BAT entry {index}",
                     offset=hdr.table_offset + index * 4)
 
-    def _parent_path(self) -> str:
+    def _parent_names(self) -> list[str]:
+        """The parent's names from the locators (absolute or relative, as written), then the
+        header's parent name: for the references policy to resolve."""
         hdr = self.header_or_fail()
-        here = os.path.dirname(os.path.abspath(self.path))
-        candidates: list[str] = []
+        names: list[str] = []
         for loc in hdr.locators:
             if loc.code not in (b"MacX", b"W2ku", b"W2ru") or not loc.data_length:
                 continue
@@ -133,16 +138,10 @@ class VhdImage(DiskImage):
                 name = name.removeprefix("file://")
             else:
                 name = raw.decode("utf-16-le", errors="replace").rstrip("\0").replace("\\", "/")
-            candidates.append(os.path.normpath(os.path.join(here, name)))
+            names.append(name)
         if hdr.parent_name:
-            candidates.append(os.path.join(here, os.path.basename(hdr.parent_name)))
-        for cand in candidates:
-            if os.path.isfile(cand):
-                return cand
-        raise FormatError(
-            f"parent {hdr.parent_name or '(unnamed)'} not found (looked for: "
-            f"{', '.join(candidates) or 'no locator'})", path=self.path,
-            structure="VHD parent locator", hint="put the parent beside the child")
+            names.append(os.path.basename(hdr.parent_name.replace("\\", "/")))
+        return [n for n in names if n]
 
     def _extents(self, start: int, end: int) -> Iterator[Extent]:
         if self.footer.disk_type == vf.TYPE_FIXED:

@@ -30,6 +30,7 @@ from glasspane.guests.access import guest_target
 from glasspane.guests.ssh import SshConnection
 from glasspane.hosts.service import host_driver
 from glasspane.images.convert import StartFn, no_progress
+from glasspane.images.references import FOLLOW_ANYWHERE, STANDALONE, References
 from glasspane.settings import Settings
 from glasspane.templates.exports import ExportedOutput, export_output, manifest
 from glasspane.templates.provisioners import BuildLog, generalize, run_provisioner
@@ -90,8 +91,10 @@ def _source_files(settings: Settings, spec: TemplateSpec, start: StartFn) -> _So
 
 class _Build:
     def __init__(self, settings: Settings, spec: TemplateSpec, outputs: list[Output],
-                 host: str, start: StartFn, log: BuildLog, report: Report) -> None:
+                 host: str, start: StartFn, log: BuildLog, report: Report,
+                 references: References) -> None:
         self.settings, self.spec, self.outputs = settings, spec, outputs
+        self.references = references
         self.host, self.start = host, start
         self.log, self.report = log, report
         # Lowercase, short and unique: it is a VM name (and the guest's hostname) too.
@@ -112,7 +115,8 @@ class _Build:
         self.step(8, f"importing the source as temporary template {self.vm}")
         import_template(self.settings, self.vm, str(files.disk), self.host, start=self.start,
                         kernel=str(files.kernel) if files.kernel else None,
-                        initrd=str(files.initrd) if files.initrd else None)
+                        initrd=str(files.initrd) if files.initrd else None,
+                        references=self.references)
         self.made_template = True
         self.step(15, f"booting build VM {self.vm} on {self.host} (waiting up to "
                   f"{spec.ssh_timeout:.0f} s for SSH and cloud-init)")
@@ -174,10 +178,13 @@ class _Build:
             remove_template(self.settings, name, self.host)
         files = self.files
         assert files is not None and self.built_disk is not None
+        # The built disk is glasspane's own output or the build VM's volume: its backing file,
+        # if any, is the hypervisor's.
         return import_template(self.settings, name, str(self.built_disk), self.host,
                                start=self.start,
                                kernel=str(files.kernel) if files.kernel else None,
-                               initrd=str(files.initrd) if files.initrd else None)
+                               initrd=str(files.initrd) if files.initrd else None,
+                               references=FOLLOW_ANYWHERE)
 
     def cleanup(self) -> None:
         if self.made_vm:
@@ -191,7 +198,10 @@ class _Build:
 def build_template(settings: Settings, spec: TemplateSpec, *, only: tuple[str, ...] = (),
                    output_dir: Path | None = None, host: str = "local", register: bool = True,
                    start: StartFn = no_progress, echo: Callable[[str], None] | None = None,
-                   report: Report = no_report) -> BuildResult:
+                   report: Report = no_report,
+                   references: References = STANDALONE) -> BuildResult:
+    """Build `spec`; `references` says which backing files or parents the spec's source
+    image may have read (the local CLI: anywhere; the server: none)."""
     outputs = select_outputs(spec, only)
     directory = (output_dir or default_output_dir(spec)).absolute()
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -206,7 +216,7 @@ def build_template(settings: Settings, spec: TemplateSpec, *, only: tuple[str, .
     # into it with the outputs when the build succeeds.
     log_path = directory.with_name(directory.name + ".build.log")
     log = BuildLog(log_path, echo)
-    build = _Build(settings, spec, outputs, host, start, log, report)
+    build = _Build(settings, spec, outputs, host, start, log, report, references)
     try:
         try:
             exported, boot = build.run(staging)

@@ -21,6 +21,7 @@ from glasspane.images.base import WriteOptions
 from glasspane.images.check import check_image
 from glasspane.images.compare import compare_images
 from glasspane.images.convert import StartFn, convert
+from glasspane.images.references import FOLLOW_ANYWHERE
 from glasspane.templates.spec import Output, TemplateSpec
 
 CHUNK = 1 << 20
@@ -63,7 +64,7 @@ def _verify(disk: Path, path: Path, output: Output, log_path: str) -> list[str]:
         problem = report.problems[0]
         raise BuildFailed(f"{path.name} fails its check: {problem.structure}: "
                           f"{problem.message}", step=f"outputs.{output.name}", log=log_path)
-    for result in compare_images(str(disk), str(path)):
+    for result in compare_images(str(disk), str(path), references=FOLLOW_ANYWHERE):
         if not result.identical:
             raise BuildFailed(f"{path.name} does not hold the built disk: "
                               f"{result.describe()}", step=f"outputs.{output.name}",
@@ -101,8 +102,10 @@ def export_output(disk: Path, spec: TemplateSpec, output: Output, directory: Pat
     final = directory / output.filename(spec.name)
     image = directory / (spec.name + "." + output.format) if output.compress == "bz2" \
         else final
+    # The built disk is the build VM's volume, a linked clone: its backing file is the
+    # hypervisor's own (the temporary template glasspane imported), read where it is.
     written = convert(str(disk), str(image), to=output.format, options=_options(spec, output),
-                      sync=False, overwrite=True, start=start)
+                      sync=False, overwrite=True, start=start, references=FOLLOW_ANYWHERE)
     verified = _verify(disk, image, output, log_path)
     if output.compress == "bz2":
         part = directory / f".{final.name}.part"

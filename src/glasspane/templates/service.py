@@ -19,6 +19,7 @@ from glasspane.hosts.service import has_storage, host_driver
 from glasspane.hypervisors.base import HypervisorDriver, VolumeInfo
 from glasspane.images.base import WriteOptions
 from glasspane.images.convert import StartFn, convert, no_progress
+from glasspane.images.references import STANDALONE, References
 from glasspane.settings import Settings
 
 SUFFIX = ".qcow2"
@@ -71,10 +72,12 @@ def list_templates(settings: Settings, host: str = "local") -> list[TemplateInfo
 
 def import_template(settings: Settings, name: str, source: str, host: str = "local",
                     disk: int | None = None, start: StartFn = no_progress,
-                    kernel: str | None = None, initrd: str | None = None) -> TemplateInfo:
+                    kernel: str | None = None, initrd: str | None = None,
+                    references: References = STANDALONE) -> TemplateInfo:
     """Store `source` (any supported format; an XVA/OVA's disk `disk`, default its first) as
     template `name` on `host`, with the kernel and initrd it boots from if it has no
-    bootloader.  On failure nothing of the template is left on the host."""
+    bootloader; `references` says which backing files or parents `source` may have read.
+    On failure nothing of the template is left on the host."""
     if not _NAME.match(name):
         raise UsageError(f"invalid template name {name!r}",
                          hint="letters, digits, '.', '_' and '-'")
@@ -83,14 +86,14 @@ def import_template(settings: Settings, name: str, source: str, host: str = "loc
             raise UsageError(f"template {name!r} already exists on host {host}",
                              hint="remove it first, or choose another name")
         if (xen := _xenapi(driver)) is not None:
-            _import_to_xenapi(xen, settings, name, source, disk, start)
+            _import_to_xenapi(xen, settings, name, source, disk, start, references)
             return next(t for t in templates_on(driver, settings, host) if t.name == name)
         driver.ensure_storage(settings.template_storage)
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="import-", dir=settings.cache_dir) as work:
             local = f"{work}/{name}{SUFFIX}"
             convert(source, local, to="qcow2", disk=disk if disk is not None else 0,
-                    sync=False, start=start)
+                    sync=False, start=start, references=references)
             uploads = [(local, name + SUFFIX)]
             uploads += [(path, name + suffix) for path, suffix in
                         ((kernel, ".vmlinuz"), (initrd, ".initrd")) if path]
@@ -108,7 +111,7 @@ def import_template(settings: Settings, name: str, source: str, host: str = "loc
 
 
 def _import_to_xenapi(driver: Any, settings: Settings, name: str, source: str,
-                      disk: int | None, start: StartFn) -> None:
+                      disk: int | None, start: StartFn, references: References) -> None:
     """An XVA goes to XAPI's /import as it is; any other format is made into one first (a
     temporary file: the XVA writer needs to seek)."""
     from glasspane.images.detect import probe
@@ -122,7 +125,8 @@ def _import_to_xenapi(driver: Any, settings: Settings, name: str, source: str,
     with tempfile.TemporaryDirectory(prefix="import-", dir=settings.cache_dir) as work:
         local = f"{work}/{name}.xva"
         convert(source, local, to="xva", disk=disk, sync=False, start=start,
-                options=WriteOptions(vm_name=name, xva_checksum="xxhash"))
+                options=WriteOptions(vm_name=name, xva_checksum="xxhash"),
+                references=references)
         driver.import_xva(local, name, start(os.path.getsize(local), "upload to XAPI"))
 
 

@@ -20,6 +20,7 @@ from glasspane.hypervisors.libvirt_driver import is_local_uri
 from glasspane.images.base import WriteOptions
 from glasspane.images.convert import StartFn, convert, no_progress
 from glasspane.images.detect import format_from_extension, require_format
+from glasspane.images.references import FOLLOW_ANYWHERE
 from glasspane.settings import Settings
 from glasspane.templates.service import SUFFIX
 
@@ -57,8 +58,10 @@ def export_vm(settings: Settings, name: str, dest: Path, host: str = "local",
                              hint="only VMs created by glasspane can be exported")
         if disk != 0:
             raise UsageError(f"VM {name} has one disk: --disk {disk} does not exist")
+        # The disk is the hypervisor's own volume, a linked clone over glasspane's template:
+        # its backing file is read where libvirt put it.
         convert(path, str(dest), to=fmt, options=WriteOptions(vm_name=name), overwrite=force,
-                start=start)
+                start=start, references=FOLLOW_ANYWHERE)
         return fmt
 
 

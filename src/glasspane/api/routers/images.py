@@ -2,7 +2,8 @@
 contexts) and what can be done with a stored image: its facts, a structural check, a
 conversion to any format, a comparison, loading it into a VM's container engine, uploading
 it to a XenServer pool as a disk.  Files go in by PUT (streamed to disk, never held in
-memory) and out by GET .../content; the long operations are tasks."""
+memory) and out by GET .../content; the long operations are tasks.  An operator replaces
+or deletes only the images they stored; an admin any."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from glasspane.api.deps import CurrentUser, Services, audited, operator, service
 from glasspane.api.routers.common import find_vm, submit
 from glasspane.containers import service as containers
 from glasspane.images.detect import ALL_FORMATS
-from glasspane.inventory.store import ImageStore
+from glasspane.inventory.store import Actor, ImageStore
 
 router = APIRouter(tags=["images"])
 MAX_IMAGE = 4 << 40  # 4 TiB: the largest VHD is 2 TiB; a qcow2 or XVA may be more
@@ -27,14 +28,24 @@ FORMAT = "^(" + "|".join(ALL_FORMATS) + ")$"
 
 
 def store_of(found: Services) -> ImageStore:
-    return ImageStore(found.settings.data_dir)
+    return ImageStore(found.settings.data_dir, found.settings.store_reserve)
+
+
+def actor(user: CurrentUser) -> Actor:
+    return Actor(user.name, user.role == "admin")
+
+
+SOURCE_FORMAT = Field(default=None, alias="from", pattern=FORMAT,
+                      description="read the source as this format instead of detecting it "
+                                  "(\"raw\" for a raw disk whose name says otherwise)")
 
 
 class Convert(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     output: str = Field(min_length=1, max_length=128, description="the new stored image")
     format: str | None = Field(default=None, pattern=FORMAT,
                                description="default: from the output's extension")
+    source_format: str | None = SOURCE_FORMAT
     disk: int | None = Field(default=None, ge=0, le=255, description="one disk of an XVA/OVA")
     compress: bool = False
     vhd_type: str = Field(default="dynamic", pattern="^(dynamic|fixed)$")
@@ -45,6 +56,11 @@ class Convert(BaseModel):
     memory_mib: int | None = Field(default=None, ge=16, le=1 << 24)
     verify: bool = Field(default=True, description="compare the output with the source")
     replace: bool = False
+
+
+class Check(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    source_format: str | None = SOURCE_FORMAT
 
 
 class Compare(BaseModel):
@@ -83,23 +99,32 @@ async def put_image(name: str, request: Request, user: CurrentUser = Depends(ope
     """Store the request body as image `name` (any size up to 4 TiB; a declared length that
     cannot fit on the server's disk is refused before anything is written)."""
     store = store_of(found)
-    store.check_new(name, replace)
+    store.check_new(name, replace, actor(user))
     declared = request.headers.get("content-length")
-    store.check_room(int(declared) if declared and declared.isdigit() else None)
-    stored = await store.receive(name, request.stream(), user.name, MAX_IMAGE, replace)
+    if declared and declared.isdigit():
+        store.check_room(int(declared))
+    stored = await store.receive(name, request.stream(), actor(user), MAX_IMAGE, replace)
     return dataclasses.asdict(stored)
 
 
 @router.get("/images/{name}")
 async def get_image(name: str, _: CurrentUser = Depends(viewer),
-                    found: Services = Depends(services)) -> dict[str, Any]:
-    """The stored image and, for a disk image, what `image info` says of it."""
+                    found: Services = Depends(services),
+                    source_format: str | None = Query(None, alias="from", pattern=FORMAT)
+                    ) -> dict[str, Any]:
+    """The stored image and, for a disk image, what `image info` says of it (its backing
+    chain as stored images' names: nothing else can be one)."""
     store = store_of(found)
     stored = store.get(name)
     view: dict[str, Any] = dataclasses.asdict(stored)
-    if stored.kind in DISK_KINDS:
+    if stored.kind in DISK_KINDS or source_format is not None:
         from glasspane.images.inspect import image_info
-        info = await run_in_threadpool(image_info, str(store.path(name)), None)
+
+        def info_of() -> dict[str, Any]:
+            with store.confined():
+                return store.confine(image_info(str(store.path(name)), source_format,
+                                                store.references()))
+        info = await run_in_threadpool(info_of)
         info.pop("path", None)
         view["info"] = info
     return view
@@ -113,9 +138,10 @@ def download_image(name: str, _: CurrentUser = Depends(viewer),
 
 
 @router.delete("/images/{name}", dependencies=[audited("image.delete", "image", "{name}")])
-def delete_image(name: str, _: CurrentUser = Depends(operator),
+def delete_image(name: str, user: CurrentUser = Depends(operator),
                  found: Services = Depends(services)) -> dict[str, Any]:
-    store_of(found).delete(name)
+    """Delete the image: the operator who stored it, or an admin."""
+    store_of(found).delete(name, actor(user))
     return {"deleted": name}
 
 
@@ -126,11 +152,14 @@ def _stored(found: Services, *names: str) -> None:
 
 @router.post("/images/{name}/check", status_code=202,
              dependencies=[audited("image.check", "image", "{name}")])
-def check_image(name: str, request: Request, user: CurrentUser = Depends(operator),
+def check_image(name: str, request: Request, body: Check | None = None,
+                user: CurrentUser = Depends(operator),
                 found: Services = Depends(services)) -> dict[str, Any]:
     """Check the image's structure and checksums (a task; the problems are its result)."""
     _stored(found, name)
-    return submit(request, found, user, "image.check", "image", name, {"name": name}, pinned=True)
+    source_format = body.source_format if body is not None else None
+    return submit(request, found, user, "image.check", "image", name,
+                  {"name": name, "from": source_format}, pinned=True)
 
 
 @router.post("/images/{name}/convert", status_code=202,
@@ -141,9 +170,11 @@ def convert_image(name: str, body: Convert, request: Request,
     """Convert the image into a new stored image (a task with byte progress; the output is
     compared with the source unless `verify` is false)."""
     _stored(found, name)
-    store_of(found).check_new(body.output, body.replace)
+    store_of(found).check_new(body.output, body.replace, actor(user))
+    params = body.model_dump(exclude={"source_format"})
     return submit(request, found, user, "image.convert", "image", name,
-                  {"name": name, **body.model_dump()}, cancellable=True, pinned=True)
+                  {"name": name, **params, "from": body.source_format}, cancellable=True,
+                  pinned=True)
 
 
 @router.post("/images/compare", status_code=202,

@@ -236,8 +236,8 @@ def export_vm(host: str, name: str, body: Export, request: Request,
               found: Services = Depends(services)) -> dict[str, Any]:
     """Export the halted VM into the image store: XVA or OVA (the whole VM), or one disk in
     any format (a task; download the result from /images/{output}/content)."""
-    from glasspane.inventory.store import ImageStore
-    ImageStore(found.settings.data_dir).check_new(body.output, body.replace)
+    from glasspane.api.routers.images import actor, store_of
+    store_of(found).check_new(body.output, body.replace, actor(user))
     with found.database.session() as session:
         state = find_vm(session, host, name).power_state
     if state in ("running", "paused"):
