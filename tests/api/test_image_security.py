@@ -31,7 +31,7 @@ from glasspane.inventory.db import Database
 from glasspane.inventory.users import add_user
 from glasspane.settings import Settings
 from tests.api.conftest import Server, login, serve
-from tests.hypervisors.conftest import libvirt_conn, storage  # noqa: F401 - own pools
+from tests.hypervisors.conftest import URI, remove_pool
 from tests.images.helpers import (
     convert_to,
     footer_of,
@@ -45,6 +45,21 @@ pytestmark = [pytest.mark.integration,
 MIB = 1 << 20
 SECRET = b"s3cret-admin-password-" + uuid.uuid4().hex.encode() + b"\n"
 TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+@pytest.fixture(autouse=True)
+def own_pools(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Template and VM storage of the test's own: autouse, so that it is set before the
+    server's settings are loaded (a template import must never land in the default pool)."""
+    import libvirt
+    name = f"gp-imgsec-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("GLASSPANE_TEMPLATE_STORAGE", name)
+    monkeypatch.setenv("GLASSPANE_VM_STORAGE", name + "-vms")
+    yield
+    conn = libvirt.open(URI)
+    remove_pool(conn, name + "-vms")
+    remove_pool(conn, name)
+    conn.close()
 
 
 @pytest.fixture
@@ -234,8 +249,7 @@ def test_qcow2_inside_an_ova_naming_a_backing_file_is_refused(
 
 
 def test_template_import_and_build_refuse_a_backing_file(
-        otto: httpx.Client, settings: Settings, tmp_path: Path,
-        storage: str) -> None:  # noqa: F811
+        otto: httpx.Client, settings: Settings, tmp_path: Path) -> None:
     x = qemu_overlay(tmp_path / "x.qcow2", "../../config/admin-password")
     assert put(otto, "x.qcow2", x).status_code == 201
     done = finished(otto, otto.post("/templates", json={"name": "leak", "image": "x.qcow2"})
