@@ -35,6 +35,9 @@ class Settings:
     template_storage: str = "glasspane-templates"  # the storage on each host for templates
     vm_storage: str = "glasspane-vms"              # and for VMs' disks and seeds
     ssh_user: str = "debian"                       # the templates' default cloud-init user
+    # Set by the server for its tasks: playbooks (vm configure, a build's ansible step) run
+    # in the sandbox, never as the server (guests.sandbox).
+    sandbox_playbooks: bool = False
 
     @classmethod
     def load(cls) -> Settings:

@@ -42,6 +42,7 @@ from glasspane.errors import (
     ImageError,
     NotFound,
     OutputError,
+    Unavailable,
     UsageError,
 )
 from glasspane.inventory import (
@@ -59,7 +60,8 @@ log = logging.getLogger("glasspane.api")
 # The one place where the exception tree meets HTTP.
 STATUS: list[tuple[type[GlasspaneError], int]] = [
     (NotFound, 404), (Conflict, 409), (UsageError, 400), (ImageError, 422), (OutputError, 409),
-    (HostUnreachable, 503), (HostError, 502), (CommandFailed, 502), (GlasspaneError, 500)]
+    (HostUnreachable, 503), (HostError, 502), (CommandFailed, 502), (Unavailable, 503),
+    (GlasspaneError, 500)]
 
 
 def status_for(exc: GlasspaneError) -> int:
