@@ -126,7 +126,8 @@ def _prepared(playbook: Path, targets: Sequence[tuple[str, SshTarget]],
         seen = INSIDE if sandbox is not None else work
         hosts: dict[str, Any] = {}
         if sandbox is not None:
-            shutil.copytree(playbook.parent, work / "play", symlinks=True)
+            shutil.copytree(playbook.parent, work / "play", symlinks=True,
+                            ignore=_not_into(work))
             hosts = _private_access(work, seen, targets)
             played = seen / "play" / playbook.name
         else:
@@ -140,6 +141,14 @@ def _prepared(playbook: Path, targets: Sequence[tuple[str, SshTarget]],
                         str(seen / "extra-vars.yml"), sandbox)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _not_into(work: Path) -> Callable[[str, list[str]], list[str]]:
+    """For copytree: never the run's own directory (a playbook beside the server's runtime
+    directory would copy itself into itself)."""
+    def ignored(directory: str, names: list[str]) -> list[str]:
+        return [n for n in names if Path(directory, n) in (work, work.parent)]
+    return ignored
 
 
 def _private_access(work: Path, seen: Path, targets: Sequence[tuple[str, SshTarget]]

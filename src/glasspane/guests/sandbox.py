@@ -45,7 +45,7 @@ WRITABLE = (Path("/tmp"), Path("/var/tmp"))  # noqa: S108
 SECRET_FILES = (Path("/etc/shadow"), Path("/etc/gshadow"), Path("/etc/shadow-"),
                 Path("/etc/gshadow-"), Path("/etc/sudoers"))
 
-_probed: dict[tuple[int, int] | None, bool] = {}
+_probed: dict[tuple[str, tuple[int, int] | None], bool] = {}
 _probe_lock = threading.Lock()
 
 
@@ -156,7 +156,7 @@ class Sandbox:
 
     def check(self) -> None:
         """Unavailable unless a sandbox can be made here now (tried once, then trusted)."""
-        key = self.user()
+        key = (_bwrap(), self.user())
         with _probe_lock:
             if _probed.get(key):
                 return
