@@ -5,6 +5,9 @@ the sandbox) against a VM address nobody answers on: the tasks here run on the c
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,17 @@ ADDRESS = "192.0.2.10"  # TEST-NET-1: never answers
 def settings(tmp_path: Path) -> Settings:
     return Settings(tmp_path / "config", tmp_path / "data", tmp_path / "cache",
                     tmp_path / "run", sandbox_playbooks=True)
+
+
+@pytest.fixture
+def temporary(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A temporary directory of the test's own for the runs (crossable by the sandbox's
+    user, as /tmp is), to see that they leave nothing there."""
+    directory = Path(tempfile.mkdtemp(prefix="gp-runs-"))
+    directory.chmod(0o711)
+    monkeypatch.setattr(tempfile, "tempdir", str(directory))
+    yield directory
+    shutil.rmtree(directory)
 
 
 def target(settings: Settings, address: str = ADDRESS, host: str = "local") -> SshTarget:
@@ -90,6 +104,8 @@ def test_what_cannot_be_an_inventory_is_refused_before_running(settings: Setting
     with pytest.raises(GuestError, match="is not an IP address"):
         run_playbook(playbook, [("web-1", target(settings, "10.0.0.1 -oProxyCommand=x"))],
                      print)
+    with pytest.raises(GuestError, match="address ::1 is this machine's own"):
+        run_playbook(playbook, [("web-1", target(settings, "::1"))], print)
     with pytest.raises(UsageError, match="extra variable 'ansible_host' is refused"):
         run_playbook(playbook, [("web-1", target(settings))], print,
                      extra_vars={"ansible_host": "127.0.0.1"})
@@ -97,7 +113,8 @@ def test_what_cannot_be_an_inventory_is_refused_before_running(settings: Setting
 
 @pytest.mark.integration
 def test_without_bwrap_the_server_runs_no_playbook(settings: Settings, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   temporary: Path) -> None:
     marker = tmp_path / "ran"
     playbook = tmp_path / "play.yml"
     playbook.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
@@ -109,13 +126,12 @@ def test_without_bwrap_the_server_runs_no_playbook(settings: Settings, tmp_path:
         run_playbook(playbook, [("web-1", vm)], print, sandbox=sandbox)
     assert "apt-get install bubblewrap" in str(refused.value)
     assert not marker.exists()
-    assert not (settings.runtime_dir / "playbooks").exists() or \
-        not any((settings.runtime_dir / "playbooks").iterdir())
+    assert list(temporary.iterdir()) == []
 
 
 @pytest.mark.integration
-def test_a_sandboxed_run_cannot_write_outside_and_leaves_nothing(settings: Settings,
-                                                                 tmp_path: Path) -> None:
+def test_a_sandboxed_run_cannot_write_outside_and_leaves_nothing(
+        settings: Settings, tmp_path: Path, temporary: Path) -> None:
     """The run's own directory is the only writable place besides tmpfs; a known host key
     of the target goes in, and nothing of the run stays behind."""
     alias_line = "glasspane-0b7c-uuid ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample\n"
@@ -127,15 +143,21 @@ def test_a_sandboxed_run_cannot_write_outside_and_leaves_nothing(settings: Setti
     playbook.write_text(
         "- hosts: all\n  gather_facts: false\n  tasks:\n"
         f"    - ansible.builtin.debug: {{msg: \"[{{{{ lookup('pipe', 'touch {outside} "
-        f"{settings.config_dir}/x 2>&1; cat ../ssh/known_hosts; true') }}}}]\"}}\n")
+        f"{settings.config_dir}/x 2>&1; cat ../ssh/known_hosts; ls ../ssh; ssh-add -l; "
+        f"ssh-add -L; true') }}}}]\"}}\n")
+    vm = target(settings)
+    public = vm.identity.with_name(vm.identity.name + ".pub").read_text().split()[1]
     output = bytearray()
-    run = run_playbook(playbook, [("web-1", target(settings))], output.extend,
+    run = run_playbook(playbook, [("web-1", vm)], output.extend,
                        sandbox=Sandbox.for_settings(settings))
     text = output.decode()
     assert run.status == 0, text
     assert not outside.exists() and not (settings.config_dir / "x").exists()
     assert alias_line.strip() in text and "glasspane-other" not in text
-    assert list((settings.runtime_dir / "playbooks").iterdir()) == []
+    # The key is in the agent (the run may use it) and only its public half in the run.
+    assert "id-0.pub" in text and "PRIVATE KEY" not in text and public in text
+    assert "(ED25519)" in text  # ssh-add -l: the agent answers the sandbox
+    assert list(temporary.iterdir()) == []
 
 
 def test_known_host_lines_plain_and_hashed(tmp_path: Path) -> None:

@@ -8,8 +8,9 @@ Every run gets a fresh private directory with its inventory (only the target VMs
 reached over SSH) and its extra variables, written as YAML with every value `!unsafe`:
 Ansible takes them as text and never evaluates a template found in one (a VM's label, an
 address, a caller's variable).  A run for the server (`sandbox` given) also refuses plays
-that target the server, copies the playbook's directory, the key and the VMs' known host
-keys into that directory and runs ansible-playbook in the sandbox (guests.sandbox).
+that target the server, copies the playbook's directory, the key's public half and the
+VMs' known host keys into that directory, holds the private key in an agent outside
+(guests.key_agent) and runs ansible-playbook in the sandbox (guests.sandbox).
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ from glasspane.guests.ansible_checks import (
     check_extra_vars,
     check_inventory_name,
     check_playbook_file,
+    is_local,
 )
 from glasspane.guests.ansible_files import known_host_lines, write_yaml
+from glasspane.guests.key_agent import agent_holding
 from glasspane.guests.sandbox import INSIDE, Sandbox
 from glasspane.guests.ssh import SshTarget
 from glasspane.hypervisors.base import ip_addresses
@@ -103,7 +106,8 @@ class _Prepared:
         if self.sandbox is None:
             return {"env": {**os.environ, **_KNOBS},
                     "cwd": str(Path(self.playbook).parent)}
-        return {"env": self.sandbox.environment(_KNOBS)}
+        return {"env": self.sandbox.environment(
+            {**_KNOBS, "SSH_AUTH_SOCK": str(INSIDE / "agent" / "sock")})}
 
 
 @contextmanager
@@ -116,29 +120,38 @@ def _prepared(playbook: Path, targets: Sequence[tuple[str, SshTarget]],
         if ip_addresses([target.address]) != [target.address]:
             raise GuestError(f"address {target.address[:64]!r} is not an IP address",
                              host=target.host, vm=target.vm)
+        if is_local(target.address):  # a guest that says it is 127.0.0.1 is not
+            raise GuestError(f"address {target.address} is this machine's own",
+                             host=target.host, vm=target.vm)
     if sandbox is not None:
         sandbox.check()
         check_playbook_file(playbook)
-    work = sandbox.workspace() if sandbox is not None else \
-        Path(tempfile.mkdtemp(prefix="glasspane-ansible-"))
+    # In the temporary directory, 0700: the sandbox's user crosses only /tmp to reach its
+    # agent's socket.
+    work = Path(tempfile.mkdtemp(prefix="glasspane-ansible-"))
     try:
         # Inside the sandbox the run's directory is INSIDE; locally it is where it is.
         seen = INSIDE if sandbox is not None else work
         hosts: dict[str, Any] = {}
+        keys: list[Path] = []
         if sandbox is not None:
             shutil.copytree(playbook.parent, work / "play", symlinks=True,
                             ignore=_not_into(work))
-            hosts = _private_access(work, seen, targets)
+            hosts, keys = _private_access(work, seen, targets)
             played = seen / "play" / playbook.name
         else:
             hosts = {name: host_vars(t) for name, t in targets}
             played = playbook.absolute()
         write_yaml(work / "inventory.yml", {"all": {"hosts": hosts}})
         write_yaml(work / "extra-vars.yml", extra_vars or {})
-        if sandbox is not None:
-            sandbox.hand_over(work)
-        yield _Prepared(work, str(played), str(seen / "inventory.yml"),
-                        str(seen / "extra-vars.yml"), sandbox)
+        prepared = _Prepared(work, str(played), str(seen / "inventory.yml"),
+                             str(seen / "extra-vars.yml"), sandbox)
+        if sandbox is None:
+            yield prepared
+            return
+        sandbox.hand_over(work)
+        with agent_holding(keys, work / "agent" / "sock", sandbox.run_as()):
+            yield prepared
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -152,24 +165,38 @@ def _not_into(work: Path) -> Callable[[str, list[str]], list[str]]:
 
 
 def _private_access(work: Path, seen: Path, targets: Sequence[tuple[str, SshTarget]]
-                    ) -> dict[str, Any]:
-    """Copies of the key(s) and of the targets' known host keys in the run's directory
-    (glasspane's own are out of the sandbox's sight), and the host variables naming them.
-    Host keys Ansible learns there are not copied back: glasspane learns its own."""
+                    ) -> tuple[dict[str, Any], list[Path]]:
+    """The host variables of a sandboxed run, and the private keys its agent is to hold.
+    The run's directory gets the public halves (ssh picks the agent's key by them) and the
+    targets' known host keys (glasspane's known_hosts is out of the sandbox's sight).  Host
+    keys Ansible learns there are not copied back: glasspane learns its own."""
     ssh = work / "ssh"
     ssh.mkdir(mode=0o700)
+    (work / "agent").mkdir(mode=0o700)
     keys: dict[Path, Path] = {}
     for _, target in targets:
         if target.identity not in keys:
-            keys[target.identity] = ssh / f"id-{len(keys)}"
-            shutil.copyfile(target.identity, keys[target.identity])
-            keys[target.identity].chmod(0o600)
+            keys[target.identity] = ssh / f"id-{len(keys)}.pub"
+            keys[target.identity].write_text(_public_half(target.identity))
     stores = {t.known_hosts for _, t in targets}
     (ssh / "known_hosts").write_text("".join(
         known_host_lines(store, [f"glasspane-{t.vm_uuid}" for _, t in targets])
         for store in sorted(stores)))
-    return {name: host_vars(t, seen / "ssh" / keys[t.identity].name,
-                            seen / "ssh" / "known_hosts") for name, t in targets}
+    hosts = {name: host_vars(t, seen / "ssh" / keys[t.identity].name,
+                             seen / "ssh" / "known_hosts") for name, t in targets}
+    return hosts, list(keys)
+
+
+def _public_half(identity: Path) -> str:
+    public = identity.with_name(identity.name + ".pub")
+    if public.is_file():
+        return public.read_text()
+    done = subprocess.run(["ssh-keygen", "-y", "-f", str(identity)], capture_output=True,
+                          timeout=30, check=False, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise CommandFailed(f"reading the public half of SSH key {identity.name} failed",
+                            command="ssh-keygen -y", output=done.stderr.decode(errors="replace"))
+    return done.stdout.decode()
 
 
 def count_tasks(run: _Prepared, limit: str) -> int:

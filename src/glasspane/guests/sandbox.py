@@ -22,14 +22,13 @@ import pwd
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from glasspane.errors import Unavailable
-from glasspane.guests.ssh import private_dir
 from glasspane.settings import Settings
 
 SANDBOX_USER = "glasspane-ansible"   # a system user made for this, when the machine has one
@@ -54,19 +53,13 @@ class Sandbox:
     """How playbook runs are confined on this server (built from its settings)."""
 
     hidden: tuple[Path, ...]     # directories emptied inside, in mount order
-    scratch: Path                # where the runs' directories are made (the server's only)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Sandbox:
         own = [settings.config_dir, settings.data_dir, settings.cache_dir, settings.runtime_dir]
         # A directory and what it really is (a symlinked data directory is hidden too).
         paths = [p for path in own for p in (path.absolute(), path.resolve())]
-        return cls(_outermost([*HIDDEN, *paths]), settings.runtime_dir / "playbooks")
-
-    def workspace(self) -> Path:
-        """A new directory for one run, in a directory only the server may enter."""
-        private_dir(self.scratch.parent)
-        return Path(tempfile.mkdtemp(prefix="run-", dir=private_dir(self.scratch)))
+        return cls(_outermost([*HIDDEN, *paths]))
 
     def user(self) -> tuple[int, int] | None:
         """The (uid, gid) a run switches to, or None to run as the server itself (not
@@ -82,6 +75,11 @@ class Sandbox:
                 return entry.pw_uid, entry.pw_gid
         raise Unavailable(f"no unprivileged user to run playbooks as ({SANDBOX_USER} or "
                           f"{FALLBACK_USER})", hint=f"create the system user {SANDBOX_USER}")
+
+    def run_as(self) -> dict[str, Any]:
+        """subprocess arguments that run a program as the sandbox's user, outside it."""
+        who = self.user()
+        return {} if who is None else {"user": who[0], "group": who[1], "extra_groups": []}
 
     def command(self, work: Path | None, argv: list[str]) -> list[str]:
         """`argv` run inside the sandbox, with `work` (the run's private directory) as
@@ -102,12 +100,16 @@ class Sandbox:
                  "/dev/shm", "--proc", "/proc"]  # noqa: S108 - inside the sandbox
         args += self._mounts()
         if work is not None:
-            args += ["--bind", str(work), str(INSIDE),
-                     "--chdir", str(INSIDE / "play")]
+            args += ["--bind", str(work), str(INSIDE)]
         if who is not None:
             args += ["--", _setpriv(), f"--reuid={who[0]}", f"--regid={who[1]}",
                      "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
                      "--no-new-privs"]
+        if work is not None:
+            # Into the playbook's directory as the sandbox's user: the run's directory is
+            # that user's alone (bwrap's own --chdir would go as root, without capabilities).
+            argv = ["/bin/sh", "-c", 'cd -- "$1" && shift && exec "$@"', "sh",
+                    str(INSIDE / "play"), *argv]
         return [*args, "--", *argv]
 
     def _mounts(self) -> list[str]:
@@ -142,17 +144,13 @@ class Sandbox:
                 "ANSIBLE_LOCAL_TEMP": str(HOME / ".ansible" / "tmp"), **extra}
 
     def hand_over(self, work: Path) -> None:
-        """Make the run's directory the sandbox user's.  bwrap, as root without
-        capabilities, enters it and its play/ directory to start there: both may be
-        crossed by anyone (the directory they are in is the server's alone)."""
+        """Make the run's directory (0700) the sandbox user's alone."""
         who = self.user()
         if who is None:
             return
         for root, dirs, files in os.walk(work):
             for name in [root, *(os.path.join(root, n) for n in [*dirs, *files])]:
                 os.lchown(name, *who)
-        for crossed in (work, work / "play"):
-            crossed.chmod(0o711)
 
     def check(self) -> None:
         """Unavailable unless a sandbox can be made here now (tried once, then trusted)."""
