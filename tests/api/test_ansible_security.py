@@ -19,6 +19,7 @@ from glasspane.inventory.sync import sync_hosts
 from glasspane.settings import Settings
 from tests.api.conftest import login
 from tests.cli.runner import run_cli
+from tests.hypervisors.conftest import guest_world
 from tests.xapi.server import Running, Xapi, small_pool, start
 
 API = "/api/v1"
@@ -168,3 +169,67 @@ def test_an_address_holding_a_template_never_reaches_the_inventory(
     assert done["state"] == "failed"
     assert "no running VM named 'web-1' with an address" in done["error"]
     assert not marker.exists()
+
+
+GUEST = "as-vm"
+
+
+@pytest.fixture(scope="module")
+def guest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str]]:
+    """One real Debian VM (from the machine's cached image, under TCG) and its address."""
+    from glasspane.vms.service import VmRequest, create_vm
+    base = tmp_path_factory.mktemp("ansible-sandbox")
+    with guest_world(base, "gp-as", (GUEST,)) as settings:
+        created = create_vm(settings, VmRequest(GUEST, "deb", memory_mib=640))
+        yield settings, created.addresses[0]
+
+
+@pytest.mark.integration
+def test_a_configure_task_reaches_a_real_vm_from_the_sandbox(
+        guest: tuple[Settings, str], tmp_path: Path) -> None:
+    """The whole way: the API's task runs ansible-playbook in the sandbox, which logs in to
+    the VM through the run's agent (the key itself is not there), becomes root in it, and
+    writes what the caller sent, as text."""
+    import subprocess
+
+    from glasspane.api.app import create_app
+    from glasspane.inventory.db import Database
+    from glasspane.inventory.users import add_user
+    settings, address = guest
+    database = Database.open(settings, f"sqlite:///{tmp_path / 'inventory.db'}")
+    with database.session() as session:
+        add_user(session, "otto", "operator-password", "operator")
+    app = create_app(settings, database, background=False)
+    word = "{{ lookup('pipe', 'id') }}"
+    playbook = """\
+- hosts: all
+  become: true
+  gather_facts: false
+  tasks:
+    - name: what the caller sent, and who ran the controller
+      ansible.builtin.copy:
+        dest: /etc/from-the-sandbox
+        content: "{{ word }} / controller uid {{ lookup('pipe', 'id -u') }}\\n"
+        mode: "0644"
+"""
+    try:
+        with TestClient(app) as client:
+            accepted = configure(client, "otto", playbook, vms=[GUEST],
+                                 extra_vars={"word": word})
+            assert accepted.status_code == 202, accepted.text
+            run_tasks(app)
+            done = client.get(f"{API}/tasks/{accepted.json()['id']}",
+                              headers=login(client, "otto")).json()
+        assert done["state"] == "succeeded", done["error"]
+        assert "changed=1" in done["result"]["recap"]
+    finally:
+        database.close()
+    key = settings.config_dir / "ssh" / "id_ed25519"
+    written = subprocess.run(
+        ["ssh", "-i", str(key), "-o", "StrictHostKeyChecking=no", "-o",
+         "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
+         f"debian@{address}", "cat /etc/from-the-sandbox"],
+        capture_output=True, text=True, timeout=120, check=True).stdout
+    caller, _, uid = written.strip().partition(" / controller uid ")
+    assert caller == word
+    assert uid != str(os.getuid())
