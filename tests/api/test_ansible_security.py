@@ -171,6 +171,30 @@ def test_an_address_holding_a_template_never_reaches_the_inventory(
     assert not marker.exists()
 
 
+@pytest.mark.integration
+def test_the_dynamic_inventory_gives_what_the_hypervisor_says_as_text(
+        pool: Running, settings: Settings, tmp_path: Path) -> None:
+    """`glasspane-inventory` (the user's own Ansible runs): a VM name written on the pool
+    reaches a playbook as text; Ansible does not evaluate the template in it."""
+    import subprocess
+    import sys
+    marker = tmp_path / "ran-on-the-controller"
+    xapi = pool.xapi
+    web = next(r for r, v in xapi.objects["VM"].items() if v["name_label"] == "web-1")
+    name = f"web-{{{{ lookup('pipe', 'touch {marker}') }}}}"
+    xapi.objects["VM"][web]["name_label"] = name
+    playbook = tmp_path / "show.yml"
+    playbook.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
+                        "    - ansible.builtin.debug: {msg: '[{{ glasspane_vm }}]'}\n")
+    programs = Path(sys.executable).parent
+    shown = subprocess.run([str(programs / "ansible-playbook"), "-i",
+                            str(programs / "glasspane-inventory"), str(playbook)],
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert f"[{name}]" in shown.stdout
+    assert not marker.exists()
+
+
 GUEST = "as-vm"
 
 
