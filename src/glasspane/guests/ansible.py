@@ -132,7 +132,6 @@ def _prepared(playbook: Path, targets: Sequence[tuple[str, SshTarget]],
     try:
         # Inside the sandbox the run's directory is INSIDE; locally it is where it is.
         seen = INSIDE if sandbox is not None else work
-        hosts: dict[str, Any] = {}
         keys: list[Path] = []
         if sandbox is not None:
             shutil.copytree(playbook.parent, work / "play", symlinks=True,
@@ -157,8 +156,8 @@ def _prepared(playbook: Path, targets: Sequence[tuple[str, SshTarget]],
 
 
 def _not_into(work: Path) -> Callable[[str, list[str]], list[str]]:
-    """For copytree: never the run's own directory (a playbook beside the server's runtime
-    directory would copy itself into itself)."""
+    """For copytree: never the run's own directory (a playbook in the temporary directory
+    would copy the run into itself)."""
     def ignored(directory: str, names: list[str]) -> list[str]:
         return [n for n in names if Path(directory, n) in (work, work.parent)]
     return ignored
