@@ -22,6 +22,7 @@ to exit codes and HTTP statuses in one place each.
      ├─ BuildFailed                a template build step failed: names the step and its log
      ├─ Busy                       the server is at one of its limits: try again later
      │   └─ RateLimited            too many attempts from one client
+     ├─ Unavailable                this machine cannot do it safely (no sandbox for playbooks)
      └─ HostError                  a hypervisor host refused or failed an operation
          ├─ HostUnreachable        the host cannot be reached at all
          └─ GuestError             reaching into a VM failed: names the host and the VM
@@ -205,6 +206,13 @@ class BuildFailed(GlasspaneError):
         self.detail = f"build step {step}: {message}"
         self.step = step
         self.log = log
+
+
+class Unavailable(GlasspaneError):
+    """What is asked cannot be done safely here: the server runs playbooks only in a
+    sandbox, and it cannot make one (bubblewrap missing or refused by the kernel)."""
+
+    exit_code = 9
 
 
 class GuestError(HostError):

@@ -36,6 +36,9 @@ class Settings:
     vm_storage: str = "glasspane-vms"              # and for VMs' disks and seeds
     ssh_user: str = "debian"                       # the templates' default cloud-init user
     store_reserve: int = 256 << 20                 # bytes the image store leaves free
+    # Set by the server for its tasks: playbooks (vm configure, a build's ansible step) run
+    # in the sandbox, never as the server (guests.sandbox).
+    sandbox_playbooks: bool = False
 
     @classmethod
     def load(cls) -> Settings:

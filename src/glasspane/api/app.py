@@ -50,6 +50,7 @@ from glasspane.errors import (
     OutputError,
     RateLimited,
     RequestTimeout,
+    Unavailable,
     UsageError,
 )
 from glasspane.inventory import (
@@ -70,7 +71,8 @@ STATUS: list[tuple[type[GlasspaneError], int]] = [
     (NotFound, 404), (Conflict, 409), (Forbidden, 403), (RequestTimeout, 408),
     (UsageError, 400), (ImageError, 422), (NoSpace, 507), (OutputError, 409),
     (RateLimited, 429), (Busy, 503),
-    (HostUnreachable, 503), (HostError, 502), (CommandFailed, 502), (GlasspaneError, 500)]
+    (HostUnreachable, 503), (HostError, 502), (CommandFailed, 502), (Unavailable, 503),
+    (GlasspaneError, 500)]
 
 
 def status_for(exc: GlasspaneError) -> int:

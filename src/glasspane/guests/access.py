@@ -11,7 +11,7 @@ from glasspane.guests.keys import management_key
 from glasspane.guests.ssh import SshTarget
 from glasspane.hosts.registry import HostRegistry
 from glasspane.hosts.service import host_driver
-from glasspane.hypervisors.base import HypervisorDriver, VmSummary
+from glasspane.hypervisors.base import HypervisorDriver, VmSummary, ip_addresses
 from glasspane.settings import Settings
 
 
@@ -35,7 +35,7 @@ def guest_target(settings: Settings, host: str, vm: str) -> SshTarget:
         if summary.power_state != "running":
             raise GuestError(f"the VM is {summary.power_state}", host=host, vm=vm,
                              hint=f"`glasspane vm start {vm}` first")
-        addresses = driver.vm_addresses(vm)
+        addresses = ip_addresses(driver.vm_addresses(vm))
         if not addresses:
             raise GuestError("the VM has no address yet", host=host, vm=vm,
                              hint="wait for its network to come up")
@@ -83,7 +83,7 @@ def _running_on(host: str, driver: HypervisorDriver, failures: list[Failure]
     for summary in driver.list_vms():
         if summary.power_state != "running":
             continue
-        addresses = driver.vm_addresses(summary.name)
+        addresses = ip_addresses(driver.vm_addresses(summary.name))
         if not addresses:
             failures.append((host, summary.name,
                              GuestError("the VM has no address yet", host=host,

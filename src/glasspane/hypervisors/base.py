@@ -3,9 +3,28 @@ VMs, storage), free of any one hypervisor's terms."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import ipaddress
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+
+def ip_addresses(reported: Iterable[object]) -> list[str]:
+    """The values a guest reported that are IP addresses, in order, each once.
+
+    A guest writes what its tools or DHCP client report, and an address goes on into the
+    inventory, SSH command lines and Ansible's inventory: anything that does not parse as an
+    address (a Jinja expression, an option) is dropped, and so is an IPv6 zone, whose text
+    `ipaddress` accepts as it comes."""
+    kept: list[str] = []
+    for value in reported:
+        try:
+            address = ipaddress.ip_address(value if isinstance(value, str) else "")
+        except ValueError:
+            continue
+        if getattr(address, "scope_id", None) is None and str(address) not in kept:
+            kept.append(str(address))
+    return kept
 
 
 @dataclass(frozen=True)
@@ -129,7 +148,9 @@ class HypervisorDriver(Protocol):
         """Define and start the VM; nothing is left on failure."""
         ...
 
-    def vm_addresses(self, name: str) -> list[str]: ...
+    def vm_addresses(self, name: str) -> list[str]:
+        """The VM's IP addresses (IPv4 first), only values that parse as addresses."""
+        ...
 
     def vm_action(self, name: str, action: str) -> None:
         """start | reboot | pause | resume | poweroff (at once) | shutdown (ask the guest)."""

@@ -27,6 +27,7 @@ from glasspane.hypervisors.base import (
     VmSpec,
     VmSummary,
     VolumeInfo,
+    ip_addresses,
 )
 from glasspane.hypervisors.libvirt_domain import METADATA_NS, domain_xml, parse_metadata
 
@@ -318,8 +319,8 @@ class LibvirtDriver:
             network = self._call("finding the VM's network", self._conn.networkLookupByName,
                                  net.get("network"))
             for lease in self._call("reading DHCP leases", network.DHCPLeases, mac.get("address")):
-                addresses.append(str(lease["ipaddr"]))
-        return addresses
+                addresses.append(lease["ipaddr"])
+        return ip_addresses(addresses)  # a lease's address comes from the guest's DHCP client
 
     def vm_state(self, name: str) -> str:
         dom = self._domain(name)

@@ -45,6 +45,7 @@ from glasspane.hypervisors.base import (
     VmSpec,
     VmSummary,
     VolumeInfo,
+    ip_addresses,
 )
 from glasspane.images.references import STANDALONE, References
 
@@ -231,9 +232,10 @@ class XenApiDriver:
         metrics = self._call(f"reading VM {name}'s guest metrics",
                              "VM_guest_metrics.get_record", record["guest_metrics"])
         networks = metrics["networks"]
-        # Keys are "<device>/ip", "<device>/ipv4/<n>", "<device>/ipv6/<n>": IPv4 first.
+        # Keys are "<device>/ip", "<device>/ipv4/<n>", "<device>/ipv6/<n>": IPv4 first.  The
+        # guest's tools write the values: only those that are addresses are kept.
         keys = sorted(networks, key=lambda k: ("ipv6" in k, k))
-        return list(dict.fromkeys(networks[k] for k in keys))
+        return ip_addresses(networks[k] for k in keys)
 
     def vm_state(self, name: str) -> str:
         return POWER_STATES.get(self._vm(name)[1]["power_state"], "unknown")

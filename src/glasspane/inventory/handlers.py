@@ -4,6 +4,7 @@ pane shows the truth as soon as the task ends."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,12 +25,13 @@ _settings: dict[str, Settings] = {}
 
 
 def configure(settings: Settings) -> None:
-    """The settings the handlers act with (the server's)."""
-    _settings["current"] = settings
+    """The settings the handlers act with (the server's; its playbooks in the sandbox)."""
+    _settings["current"] = dataclasses.replace(settings, sandbox_playbooks=True)
 
 
 def current_settings() -> Settings:
-    return _settings.get("current") or Settings.load()
+    return _settings.get("current") or dataclasses.replace(Settings.load(),
+                                                           sandbox_playbooks=True)
 
 
 def refresh_host(database: Database, host: str) -> None:

@@ -19,6 +19,7 @@ from glasspane.errors import GuestError
 from glasspane.guests.access import ssh_target
 from glasspane.hosts.registry import HostRecord, HostRegistry
 from glasspane.hosts.service import host_driver
+from glasspane.hypervisors.base import ip_addresses
 from glasspane.inventory.db import Database
 from glasspane.inventory.events import publish
 from glasspane.inventory.models import Container, Host, Template, Vm, utcnow
@@ -64,7 +65,9 @@ def sync_host(database: Database, settings: Settings, record: HostRecord) -> Non
             info = driver.host_info()
             seen = []
             for summary in driver.list_vms():
-                addresses = driver.vm_addresses(summary.name) \
+                # Guests report their addresses: a driver keeps only IP addresses, checked
+                # again here since the inventory shows them and SSH and Ansible use them.
+                addresses = ip_addresses(driver.vm_addresses(summary.name)) \
                     if summary.power_state == "running" else []
                 seen.append((summary, addresses))
             templates = templates_on(driver, settings, record.name)
@@ -217,7 +220,7 @@ def sync_xscontainer_keys(settings: Settings) -> int:
                 for summary in driver.list_vms():
                     if summary.power_state != "running":
                         continue
-                    addresses = driver.vm_addresses(summary.name)
+                    addresses = ip_addresses(driver.vm_addresses(summary.name))
                     if not addresses:
                         continue
                     target = ssh_target(settings, record.name, summary.name, summary.uuid,

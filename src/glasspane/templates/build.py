@@ -27,6 +27,7 @@ from typing import Any
 
 from glasspane.errors import BuildFailed, Conflict, GlasspaneError
 from glasspane.guests.access import guest_target
+from glasspane.guests.sandbox import playbook_sandbox
 from glasspane.guests.ssh import SshConnection
 from glasspane.hosts.service import host_driver
 from glasspane.images.convert import StartFn, no_progress
@@ -134,7 +135,8 @@ class _Build:
             count = max(1, len(spec.provisioners))
             for index, provisioner in enumerate(spec.provisioners):
                 self.report(25 + 35 * index // count, f"running {provisioner.where}")
-                run_provisioner(conn, provisioner, self.log, spec.name)
+                run_provisioner(conn, provisioner, self.log, spec.name,
+                                playbook_sandbox(self.settings))
             if spec.generalize:
                 self.report(60, "generalizing")
                 generalize(conn, self.log)

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from glasspane.errors import BuildFailed
+from glasspane.errors import BuildFailed, Unavailable, UsageError
 from glasspane.guests.ansible import run_playbook
+from glasspane.guests.sandbox import Sandbox
 from glasspane.guests.ssh import SshConnection
 from glasspane.templates.spec import Provisioner
 
@@ -84,15 +85,17 @@ class BuildLog:
                            hint=hint)
 
 
-def run_provisioner(conn: SshConnection, step: Provisioner, log: BuildLog, name: str) -> None:
-    """Run one provisioner in the build VM (`name`: its name in Ansible's inventory)."""
+def run_provisioner(conn: SshConnection, step: Provisioner, log: BuildLog, name: str,
+                    sandbox: Sandbox | None = None) -> None:
+    """Run one provisioner in the build VM (`name`: its name in Ansible's inventory); an
+    ansible step in `sandbox` when the build is the server's."""
     log.step(f"{step.where}")
     if step.kind == "shell":
         _shell(conn, step, log)
     elif step.kind == "file":
         _file(conn, step, log)
     else:
-        _ansible(conn, step, log, name)
+        _ansible(conn, step, log, name, sandbox)
 
 
 def _sudo(step: Provisioner) -> list[str]:
@@ -141,10 +144,15 @@ def _tar_of(directory: Path, sink: IO[bytes]) -> None:
     sink.flush()
 
 
-def _ansible(conn: SshConnection, step: Provisioner, log: BuildLog, name: str) -> None:
+def _ansible(conn: SshConnection, step: Provisioner, log: BuildLog, name: str,
+             sandbox: Sandbox | None) -> None:
     assert step.playbook is not None
-    result = run_playbook(step.playbook, [(name, conn.target)], log.write,
-                          extra_vars=step.extra_vars, timeout=step.timeout)
+    try:
+        result = run_playbook(step.playbook, [(name, conn.target)], log.write,
+                              extra_vars=step.extra_vars, timeout=step.timeout,
+                              sandbox=sandbox)
+    except (UsageError, Unavailable) as exc:  # refused before it ran: say which step
+        raise log.failed(f"{step.where}", exc.message, hint=exc.hint) from None
     _check(result.status, step, log, f"ansible-playbook exited with status {result.status}")
 
 

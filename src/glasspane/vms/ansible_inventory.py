@@ -72,8 +72,18 @@ def inventory_list(vms: list[ReachableVm]) -> dict[str, Any]:
 
 
 def _vars(vm: ReachableVm) -> dict[str, Any]:
-    return {**host_vars(vm.target), "glasspane_vm": vm.target.vm,
-            "glasspane_template": vm.template, "glasspane_labels": vm.labels}
+    # Names, the template and labels are whatever was written on the hypervisor: Ansible
+    # would evaluate a template in one (on the machine running the playbook) unless told
+    # that it is text.  The connection variables are glasspane's own or checked (addresses).
+    return {**host_vars(vm.target), "glasspane_host": _text(vm.target.host),
+            "glasspane_vm": _text(vm.target.vm),
+            "glasspane_template": None if vm.template is None else _text(vm.template),
+            "glasspane_labels": {k: _text(v) for k, v in vm.labels.items()}}
+
+
+def _text(value: str) -> dict[str, str]:
+    """A value Ansible's inventory JSON marks as never to be templated."""
+    return {"__ansible_unsafe": value}
 
 
 def inventory_host(vms: list[ReachableVm], name: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from glasspane.errors import CommandFailed
 from glasspane.guests.ansible import run_playbook
+from glasspane.guests.sandbox import playbook_sandbox
 from glasspane.settings import Settings
 from glasspane.vms.ansible_inventory import reachable_vms, select
 from glasspane.vms.service import Report, no_report
@@ -38,7 +39,8 @@ def configure_vms(settings: Settings, playbook: Path, names: list[str], label: s
 
     report(0, f"running {playbook.name} on {', '.join(v.name for v in chosen)}")
     run = run_playbook(playbook, [(v.name, v.target) for v in chosen], collect,
-                       extra_vars=extra_vars, on_task=on_task)
+                       extra_vars=extra_vars, on_task=on_task,
+                       sandbox=playbook_sandbox(settings))
     result = {"playbook": playbook.name, "vms": [v.name for v in chosen],
               "status": run.status, "tasks": run.tasks, "recap": run.recap,
               "output": output.decode(errors="replace")}

@@ -36,6 +36,8 @@ from glasspane.api.routers.common import (
 )
 from glasspane.api.routers.containers import container_view
 from glasspane.errors import NotFound
+from glasspane.guests.ansible_checks import check_extra_vars, check_playbook
+from glasspane.guests.sandbox import Sandbox
 from glasspane.inventory.handlers import VM_ACTIONS
 from glasspane.inventory.models import Container, Host, Template, Vm
 from glasspane.vms import service as vms
@@ -154,9 +156,14 @@ def create_vm(body: NewVm, request: Request, user: CurrentUser = Depends(operato
 def configure_vms(body: Configure, request: Request, user: CurrentUser = Depends(operator),
                   found: Services = Depends(services)) -> dict[str, Any]:
     """Run an Ansible playbook (one file, sent in the body) on the named VMs and/or those
-    with a label, as a task: progress counts the playbook's tasks; the recap is the result."""
+    with a label, as a task: progress counts the playbook's tasks; the recap is the result.
+    It runs in the server's sandbox, never as the server: refused (503) where none can be
+    made, and so are plays that target the server itself and ansible_* extra variables."""
     if not body.vms and not body.label:
         raise HTTPException(422, "name at least one VM (vms) or a label (label)")
+    check_extra_vars(body.extra_vars)
+    check_playbook(body.playbook, body.playbook_name)
+    Sandbox.for_settings(found.settings).check()
     target = ",".join(body.vms) or f"label {body.label}"
     return submit(request, found, user, "vm.configure", "vm", target[:255], body.model_dump())
 
