@@ -25,6 +25,9 @@ setup: system-packages $(VENV)/.installed services
 services: system-packages
 	@scripts/ensure-libvirtd
 	@scripts/ensure-postgres
+	@# The unprivileged user the server's playbooks run as, inside their sandbox (guests/sandbox.py).
+	@id glasspane-ansible >/dev/null 2>&1 || $(SUDO) useradd --system --no-create-home \
+	  --home-dir /nonexistent --shell /usr/sbin/nologin glasspane-ansible
 
 system-packages:
 	@missing=""; \
