@@ -6,7 +6,8 @@ to exit codes and HTTP statuses in one place each.
 
     GlasspaneError
      ├─ UsageError                 the request itself is wrong (unknown format, bad option)
-     │   └─ Conflict               the object's state does not allow it (start a running VM)
+     │   ├─ Conflict               the object's state does not allow it (start a running VM)
+     │   └─ Forbidden              the caller may not do it to this object (another's task)
      ├─ ImageError                 a disk image or VM archive cannot be used
      │   ├─ FormatError            structure is invalid: names file, structure and offset
      │   │   └─ ChecksumError      content does not match its recorded checksum
@@ -51,6 +52,10 @@ class UsageError(GlasspaneError):
 
 class Conflict(UsageError):
     """The object's current state does not allow the request (start a running VM)."""
+
+
+class Forbidden(UsageError):
+    """The caller's role allows the action, but not on this object (another user's task)."""
 
 
 class ImageError(GlasspaneError):

@@ -36,6 +36,7 @@ from glasspane.api.routers import (
 from glasspane.errors import (
     CommandFailed,
     Conflict,
+    Forbidden,
     GlasspaneError,
     HostError,
     HostUnreachable,
@@ -58,8 +59,9 @@ log = logging.getLogger("glasspane.api")
 
 # The one place where the exception tree meets HTTP.
 STATUS: list[tuple[type[GlasspaneError], int]] = [
-    (NotFound, 404), (Conflict, 409), (UsageError, 400), (ImageError, 422), (OutputError, 409),
-    (HostUnreachable, 503), (HostError, 502), (CommandFailed, 502), (GlasspaneError, 500)]
+    (NotFound, 404), (Conflict, 409), (Forbidden, 403), (UsageError, 400), (ImageError, 422),
+    (OutputError, 409), (HostUnreachable, 503), (HostError, 502), (CommandFailed, 502),
+    (GlasspaneError, 500)]
 
 
 def status_for(exc: GlasspaneError) -> int:
@@ -92,8 +94,10 @@ def create_app(settings: Settings, database: Database, *, background: bool = Tru
             worker.stop()
             found.syncer.stop()
 
+    # No Swagger UI page: FastAPI's loads its scripts from a CDN, and a script on this
+    # origin acts with the signed-in user's cookie (the CSRF header is no bar to it).
     app = FastAPI(title="glasspane", version=__version__, lifespan=lifespan,
-                  openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs", redoc_url=None)
+                  openapi_url=f"{API}/openapi.json", docs_url=None, redoc_url=None)
     app.state.services = found
     app.state.worker = worker
     app.state.login_limiter = auth.LoginLimiter()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from glasspane.cli.remote import remote_of
-from glasspane.settings import Settings
+from glasspane.settings import Settings, private_dir, private_file
 
 if TYPE_CHECKING:
     from glasspane.inventory.db import Database
@@ -63,9 +63,9 @@ def _bootstrap_admin(settings: Settings, database: Database) -> None:
         if session.scalar(select(func.count()).select_from(User)):
             return
         password = secrets.token_urlsafe(12)
-        settings.config_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = settings.config_dir / "admin-password"
+        path = private_dir(settings.config_dir) / "admin-password"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        private_file(fd)
         with os.fdopen(fd, "w") as f:
             f.write(password + "\n")
         add_user(session, "admin", password, "admin")
