@@ -161,9 +161,12 @@ def password_of(uri: str) -> str:
 
 
 def without_secrets(text: str, uri: str) -> str:
-    """`text` (an error message, say) with `uri`'s password and query left out, however
-    the text quotes them."""
+    """`text` (an error message, say) with `uri`'s password and query left out, whether it
+    quotes the URI whole or in part (xmlrpc's errors quote user:password@host/path?query)."""
     text = text.replace(uri, redacted(uri, query=False))
+    query = re.split(r"#", uri.partition("?")[2], maxsplit=1)[0]
+    if query:
+        text = text.replace(f"?{query}", "?***")
     password = password_of(uri)
     for secret in {password, unquote(password)} - {""}:
         text = text.replace(secret, "***")
