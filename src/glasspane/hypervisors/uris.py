@@ -9,9 +9,11 @@ qemu:///system (or qemu+unix:///system) here, qemu+ssh://USER@HOST[:PORT]/system
 qemu+tls://HOST[:PORT]/system remotely, /session instead of /system, and the two parameters
 that only choose between libvirt's own helpers on the host (`mode=`, `proxy=`).
 
-A URI may carry a password (a XenServer URL's user:password@); it is never shown to anyone,
-and the query (paths of this server's files, say) is shown to admins only.  Not a parser of
-every URI: the checks work on the raw text, as libvirt will see it."""
+A password in a URI (user:password@) is refused at registration too, for libvirt and XenAPI
+alike (XAPI takes it at login, and it is kept apart from the registry); one registered
+before is never shown to anyone, and the query (paths of this server's files, say) is shown
+to admins only.  Not a parser of every URI: the checks work on the raw text, as libvirt
+will see it."""
 
 from __future__ import annotations
 
@@ -90,6 +92,11 @@ def check_xenapi_uri(uri: str) -> None:
     if not _PRINTABLE.match(uri) or not uri.startswith(("https://", "http://")):
         raise UsageError(f"{redacted(uri, query=False)!r} is not an XAPI address",
                          hint="https://POOL-MASTER (or http:// on a trusted network)")
+    if password_of(uri):
+        # XAPI logs in with login_with_password; in the URL it would only sit in hosts.json.
+        raise UsageError(f"XAPI address {redacted(uri, query=True)!r} refused: it carries a "
+                         "password", hint="give it as the password (--password-file), which "
+                                          "is kept apart, in host-secrets.json")
 
 
 def _refuse(uri: str, why: str) -> None:
