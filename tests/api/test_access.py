@@ -480,3 +480,50 @@ def test_sqlite_inventory_is_private_even_when_it_existed(
                 assert mode(journal) == 0o600, journal
     finally:
         database.close()
+
+
+# -- what a viewer's errors may say ----------------------------------------------------------
+def _tar(files: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in files.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            archive.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_validation_error_names_the_context_not_the_server_paths(
+        app: FastAPI, settings: Settings) -> None:
+    spec = (b"name: web\nsource: {debian: {suite: bookworm}}\noutputs: [{format: qcow2}]\n"
+            b"provisioners:\n  - shell: {script: ../../missing.sh}\n")
+    server = serve(app)
+    try:
+        with httpx.Client(base_url=server.url) as client:
+            operator, viewer = bearer(client, "otto"), bearer(client, "vera")
+            for name, files in (("spec.tar", {"template.yaml": spec}),
+                                ("broken.tar", {"template.yaml": b"name: [\n",
+                                                "app.yaml": b"name: x\nsource: 1\n"})):
+                stored = client.put(f"{API}/images/{name}", content=_tar(files), headers={
+                    **operator, "Content-Type": "application/octet-stream"})
+                assert stored.status_code == 201, stored.text
+            answers = [
+                client.post(f"{API}/templates/validate", headers=viewer,
+                            json={"context": "spec.tar"}),
+                client.post(f"{API}/templates/validate", headers=viewer,
+                            json={"context": "broken.tar"}),
+                client.post(f"{API}/apps/validate", headers=viewer,
+                            json={"context": "broken.tar"})]
+    finally:
+        server.stop()
+    details = [a.json()["detail"] for a in answers]
+    assert [a.status_code for a in answers] == [400, 400, 400], details
+    assert "spec.tar/template.yaml line 5" in details[0]
+    assert "no such file: spec.tar/../../missing.sh" in details[0]
+    assert details[1].startswith("broken.tar/template.yaml line 2")
+    assert details[2].startswith("broken.tar/app.yaml line 2")
+    for detail in details:
+        assert str(settings.data_dir) not in detail and "staging" not in detail, detail
