@@ -7,7 +7,7 @@ to exit codes and HTTP statuses in one place each.
     GlasspaneError
      ├─ UsageError                 the request itself is wrong (unknown format, bad option)
      │   ├─ Conflict               the object's state does not allow it (start a running VM)
-     │   ├─ Forbidden              the caller may not touch this object (another's image)
+     │   ├─ Forbidden              the caller may not touch this object (another's image, task)
      │   └─ RequestTimeout         a request's body stopped arriving (the server's limit)
      ├─ ImageError                 a disk image or VM archive cannot be used
      │   ├─ FormatError            structure is invalid: names file, structure and offset
@@ -66,7 +66,7 @@ class RequestTimeout(UsageError):
 
 class Forbidden(UsageError):
     """The caller's role allows the action, but not on this object (an image another
-    operator stored)."""
+    operator stored, another user's task)."""
 
 
 class ImageError(GlasspaneError):

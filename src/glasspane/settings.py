@@ -9,6 +9,7 @@ which is also how tests keep to their own directories and storage.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,3 +65,20 @@ def _mib(value: str | None, default: int) -> int:
         from glasspane.errors import UsageError
         raise UsageError(f"GLASSPANE_STORE_RESERVE_MIB={value!r} is not a number of MiB"
                          ) from None
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a directory its owner alone may enter (0700), made so if it was not: the
+    configuration directory holds host credentials, glasspane's SSH key, the first admin's
+    password and the CLI's token, and `mkdir(mode=...)` leaves an existing directory (or the
+    parents it makes) as they were."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if stat.S_IMODE(path.stat().st_mode) != 0o700:
+        os.chmod(path, 0o700)
+    return path
+
+
+def private_file(fd: int) -> None:
+    """The open file `fd` readable by its owner alone (0600), even if it existed before with
+    a wider mode (os.open's mode applies only to a file it creates)."""
+    os.fchmod(fd, 0o600)

@@ -286,8 +286,8 @@ def test_two_instances_share_one_postgresql(database_url: str, database: Databas
 def test_action_on_unreachable_host_fails_its_task_and_keeps_the_inventory(
         app: FastAPI, client: TestClient, database: Database, settings: Any) -> None:
     from glasspane.hosts.registry import HostRecord, HostRegistry
-    HostRegistry(settings.config_dir).add(
-        HostRecord("far", "qemu+unix:///system?socket=/nonexistent/libvirt-sock"))
+    # Nothing listens on port 1: ssh is refused at once.
+    HostRegistry(settings.config_dir).add(HostRecord("far", "qemu+ssh://nobody@127.0.0.1:1/system"))
     add_vm(database, "web-9", "running", host_name="far")
     operator = login(client, "otto")
     task = client.post(f"{API}/vms/far/web-9/actions/reboot", headers=operator).json()
@@ -298,7 +298,7 @@ def test_action_on_unreachable_host_fails_its_task_and_keeps_the_inventory(
     assert final["state"] == "failed"
     assert "host far" in final["error"] and "cannot connect" in final["error"]
     host = client.get(f"{API}/hosts/far", headers=operator).json()
-    assert host["state"] == "unreachable" and "nonexistent" in host["error"]
+    assert host["state"] == "unreachable" and "127.0.0.1:1" in host["error"]
     vm = client.get(f"{API}/vms/far/web-9", headers=operator).json()
     assert vm["power_state"] == "running"  # as last seen: not dropped, not guessed
 

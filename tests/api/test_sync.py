@@ -50,19 +50,19 @@ def test_changes_behind_glasspanes_back(settings: Settings, database: Database,
 def test_unreachable_host_is_marked_not_dropped_and_comes_back(
         settings: Settings, database: Database, domain: libvirt.virDomain) -> None:
     registry = HostRegistry(settings.config_dir)
-    # Another name for the same libvirtd, reached through its socket path.
-    good = "qemu+unix:///system?socket=/var/run/libvirt/libvirt-sock"
+    # Another name for the same libvirtd, reached through the remote driver's unix transport.
+    good = "qemu+unix:///system"
     registry.add(HostRecord("far", good))
     sync_hosts(database, settings)
     assert vm_state(database, "far", domain.name()) == "running"
 
     registry.remove("far")
-    registry.add(HostRecord("far", "qemu+unix:///system?socket=/nonexistent/libvirt-sock"))
+    registry.add(HostRecord("far", "qemu+ssh://nobody@127.0.0.1:1/system"))  # refused at once
     sync_hosts(database, settings)
     with database.session() as session:
         far = session.scalar(select(Host).where(Host.name == "far"))
         assert far is not None and far.state == "unreachable"
-        assert far.error and "nonexistent" in far.error
+        assert far.error and "127.0.0.1:1" in far.error
     assert vm_state(database, "far", domain.name()) == "running"  # kept, as last seen
 
     registry.remove("far")

@@ -77,7 +77,7 @@ def test_add_list_remove(capsys: pytest.CaptureFixture[str], settings: Settings)
 
 def test_unreachable_host_is_not_registered(capsys: pytest.CaptureFixture[str],
                                             settings: Settings) -> None:
-    uri = "qemu+unix:///system?socket=/nonexistent/libvirt-sock"
+    uri = "qemu+ssh://nobody@127.0.0.1:1/system"  # nothing listens on port 1
     r = run_cli(capsys, "host", "add", "ghost", uri)
     assert r.code == 5
     assert "host ghost: cannot connect to" in r.err and "Traceback" not in r.err

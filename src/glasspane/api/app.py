@@ -108,7 +108,8 @@ def create_app(settings: Settings, database: Database, *, background: bool = Tru
             worker.stop()
             found.syncer.stop()
 
-    # No docs page: Swagger UI would come from a CDN; the OpenAPI document is enough.
+    # No Swagger UI page: FastAPI's loads its scripts from a CDN, and a script on this
+    # origin acts with the signed-in user's cookie (the CSRF header is no bar to it).
     app = FastAPI(title="glasspane", version=__version__, lifespan=lifespan,
                   openapi_url=f"{API}/openapi.json", docs_url=None, redoc_url=None)
     app.state.services = found

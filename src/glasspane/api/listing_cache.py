@@ -6,7 +6,8 @@ Pure ASGI, in front of the routing: a hit is a dictionary lookup.  Only an authe
 caller is answered from it (the token cache says who; a token it lacks is looked up in the
 database once, however many requests carry it; a token that is no user's goes on to the
 application, which refuses it), every listing needs only the viewer role that every user
-has, and an entry is used only while the inventory generation it was computed under is
+has, entries are kept per role (an admin's listing of hosts shows more of their URIs than
+a viewer's), and an entry is used only while the inventory generation it was computed under is
 current and for at most `ttl` seconds: the bound for changes another instance sharing a
 PostgreSQL database makes without announcing an event (10 s, the sync's own period); on
 SQLite, which one instance alone serves, a minute."""
@@ -41,7 +42,7 @@ class ListingCache:
     def __init__(self, app: ASGIApp, services: Services, ttl: float) -> None:
         self.app, self.services, self.ttl = app, services, ttl
         self.generation = services.generation
-        self._entries: OrderedDict[tuple[str, bytes], _Entry] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str, bytes], _Entry] = OrderedDict()
         self._bytes = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -54,7 +55,7 @@ class ListingCache:
         if user is None:  # no such token: the application says so
             await self.app(scope, receive, send)
             return
-        key = (scope["path"], scope["query_string"])
+        key = (user.role, scope["path"], scope["query_string"])
         entry = self._entries.get(key)
         if entry is not None and entry.generation == self.generation.value and \
                 entry.expires > _now():
@@ -65,7 +66,7 @@ class ListingCache:
             return
         await self._fill(key, scope, receive, send)
 
-    async def _fill(self, key: tuple[str, bytes], scope: Scope, receive: Receive,
+    async def _fill(self, key: tuple[str, str, bytes], scope: Scope, receive: Receive,
                     send: Send) -> None:
         started = self.generation.value
         status, headers, chunks = 0, [], []
@@ -85,7 +86,7 @@ class ListingCache:
             self._store(key, _Entry(started, _now() + self.ttl, headers,
                                     b"".join(chunks)))
 
-    def _store(self, key: tuple[str, bytes], entry: _Entry) -> None:
+    def _store(self, key: tuple[str, str, bytes], entry: _Entry) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
             self._bytes -= len(old.body)

@@ -12,6 +12,7 @@ from glasspane.cli.remote import remote_of
 from glasspane.hosts import service
 from glasspane.hosts.registry import DRIVERS, HostRegistry
 from glasspane.hypervisors.base import HostInfo
+from glasspane.hypervisors.uris import redacted
 from glasspane.settings import Settings
 
 
@@ -39,8 +40,10 @@ def host() -> None:
                    "master's self-signed /etc/xensource/xapi-ssl.pem.")
 def add(name: str, uri: str, driver: str, no_check: bool, user: str,
         password_file: str | None, no_verify_tls: bool, ca_file: str | None) -> None:
-    """Register host NAME at URI: qemu:///system, qemu+ssh://root@kvm1/system, or a pool
-    master's https://xcp1.example.com with --driver xenapi --user root."""
+    """Register host NAME at URI: qemu:///system, qemu+ssh://root@kvm1/system,
+    qemu+tls://kvm1/system, or a pool master's https://xcp1.example.com with --driver xenapi
+    --user root.  libvirt URIs that would run programs or read files here (qemu+ext,
+    command=, socket=, keyfile=, pkipath=, ...) are refused."""
     password = None
     if driver == "xenapi":
         if not user:
@@ -62,7 +65,7 @@ def add(name: str, uri: str, driver: str, no_check: bool, user: str,
     record = service.add_host(Settings.load(), name, uri, driver, check=not no_check,
                               user=user, password=password, verify_tls=not no_verify_tls,
                               ca_file=ca_file)
-    click.echo(f"added host {record.name}: {record.uri}")
+    click.echo(f"added host {record.name}: {redacted(record.uri, query=True)}")
 
 
 @host.command("list")
@@ -78,7 +81,9 @@ def list_hosts(as_json: bool) -> None:
         for item in items:
             click.echo(f"{item['name']}  {item['driver']:<8} {item['state']:<11} {item['uri']}")
         return
-    records = HostRegistry(Settings.load().config_dir).all()
+    # A password in a URI (a XenServer URL's user:password@) is shown to no one.
+    records = [dataclasses.replace(r, uri=redacted(r.uri, query=True))
+               for r in HostRegistry(Settings.load().config_dir).all()]
     if as_json:
         _emit([dataclasses.asdict(r) for r in records])
         return

@@ -26,7 +26,7 @@ from glasspane.errors import (
     NotFound,
     UsageError,
 )
-from glasspane.settings import Settings
+from glasspane.settings import Settings, private_dir, private_file
 
 CHUNK = 1 << 20
 
@@ -68,9 +68,10 @@ def _stored_token(settings: Settings) -> str | None:
 
 
 def save_token(settings: Settings, token: str) -> str:
-    settings.config_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(settings.config_dir)
     path = token_file(settings)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    private_file(fd)
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
     return path

@@ -10,7 +10,7 @@ import click
 
 from glasspane.cli.database import database_option
 from glasspane.errors import UsageError
-from glasspane.settings import Settings
+from glasspane.settings import Settings, private_dir, private_file
 
 if TYPE_CHECKING:
     from glasspane.inventory.db import Database
@@ -83,9 +83,10 @@ def _bootstrap_admin(settings: Settings, database: Database) -> None:
         if session.scalar(select(func.count()).select_from(User)):
             return
         password = secrets.token_urlsafe(12)
-        settings.config_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(settings.config_dir)
         path = bootstrap_password_file(settings)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        private_file(fd)
         with os.fdopen(fd, "w") as f:
             f.write(password + "\n")
         add_user(session, BOOTSTRAP_USER, password, "admin")

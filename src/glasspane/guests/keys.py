@@ -10,7 +10,7 @@ from pathlib import Path
 
 from glasspane.locks import file_lock
 from glasspane.process import require, run
-from glasspane.settings import Settings
+from glasspane.settings import Settings, private_dir
 
 
 def management_key(settings: Settings) -> Path:
@@ -18,8 +18,8 @@ def management_key(settings: Settings) -> Path:
     key = settings.config_dir / "ssh" / "id_ed25519"
     if key.exists():
         return key
-    key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(key.parent, 0o700)
+    private_dir(settings.config_dir)
+    private_dir(key.parent)
     with file_lock(key.parent / ".lock"):  # two first runs at once make one pair, not a mix
         if not key.exists():
             _generate(key)

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from glasspane.errors import NotFound, UsageError
+from glasspane.hypervisors.uris import check_uri
+from glasspane.settings import private_dir
 
 DRIVERS = ("libvirt", "xenapi")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -65,6 +67,7 @@ class HostRegistry:
                              hint="lowercase letters, digits, '.', '_' and '-'")
         if record.driver not in DRIVERS:
             raise UsageError(f"unknown driver {record.driver!r} (one of {', '.join(DRIVERS)})")
+        check_uri(record.uri, record.driver)
         if any(r.name == record.name for r in self.all()):
             raise UsageError(f"a host named {record.name!r} is already registered")
 
@@ -79,7 +82,7 @@ class HostRegistry:
         (self.path.parent / "certs" / f"{name}.pem").unlink(missing_ok=True)
 
     def _save(self, records: list[HostRecord]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.path.parent)
         fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".hosts.", suffix=".json")
         try:
             with os.fdopen(fd, "w") as f:
@@ -118,7 +121,7 @@ class HostSecrets:
             data.pop(name, None)
         else:
             data[name] = secret
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.path.parent)
         fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".secrets.", suffix=".json")
         try:
             with os.fdopen(fd, "w") as f:  # mkstemp makes it 0600

@@ -5,10 +5,11 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from glasspane.hosts.registry import HostRecord, HostRegistry, HostSecrets
 from glasspane.hypervisors.base import HostInfo, HypervisorDriver
-from glasspane.settings import Settings
+from glasspane.settings import Settings, private_dir
 
 
 def connect(record: HostRecord, settings: Settings) -> HypervisorDriver:
@@ -41,25 +42,27 @@ def add_host(settings: Settings, name: str, uri: str, driver: str = "libvirt",
              verify_tls: bool = True, ca_file: str | None = None) -> HostRecord:
     """Register a host; with `check`, only once a connection to it has succeeded.  A
     password goes to the host secrets, never the registry; a pinned certificate is copied
-    into CONFIG_DIR/certs/."""
-    pinned = ""
-    if ca_file:
-        certs = settings.config_dir / "certs"
-        certs.mkdir(parents=True, exist_ok=True, mode=0o700)
-        pinned = str(certs / f"{name}.pem")
-        shutil.copyfile(ca_file, pinned)
+    into CONFIG_DIR/certs/.  The name, driver and URI are checked before anything is
+    written, and a refusal leaves nothing behind."""
+    pinned = str(settings.config_dir / "certs" / f"{name}.pem") if ca_file else ""
     record = HostRecord(name, uri, driver, user, verify_tls, pinned)
     registry = HostRegistry(settings.config_dir)
     registry.check_new(record)
     secrets = HostSecrets(settings.config_dir)
-    if password is not None:
-        secrets.set(name, password)
     try:
+        if ca_file:
+            private_dir(settings.config_dir / "certs")
+            shutil.copyfile(ca_file, pinned)
+        if password is not None:
+            secrets.set(name, password)
         if check:
             connect(record, settings).close()
         registry.add(record)
     except BaseException:
-        secrets.set(name, None)
+        if password is not None:
+            secrets.set(name, None)
+        if pinned:
+            Path(pinned).unlink(missing_ok=True)
         raise
     return record
 

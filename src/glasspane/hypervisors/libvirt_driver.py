@@ -30,6 +30,7 @@ from glasspane.hypervisors.base import (
     ip_addresses,
 )
 from glasspane.hypervisors.libvirt_domain import METADATA_NS, domain_xml, parse_metadata
+from glasspane.hypervisors.uris import redacted, without_secrets
 
 # libvirt prints every error to stderr unless a handler is registered; ours are raised instead.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
@@ -67,7 +68,9 @@ class LibvirtDriver:
         try:
             self._conn = libvirt.open(uri)
         except libvirt.libvirtError as exc:
-            raise HostUnreachable(f"cannot connect to {uri}: {_message(exc)}", host=name,
+            # Seen by every user (the host's error, a task's): no password, no query.
+            raise HostUnreachable(f"cannot connect to {redacted(uri, query=False)}: "
+                                  f"{without_secrets(_message(exc), uri)}", host=name,
                                   hint="is libvirtd running there, and is the URI right?"
                                   ) from None
 
@@ -83,7 +86,7 @@ class LibvirtDriver:
         version = self._call("reading the hypervisor version", self._conn.getVersion)
         major, minor, micro = version // 1_000_000, version // 1000 % 1000, version % 1000
         return HostInfo(
-            name=self.name, uri=self.uri, driver=self.driver_name,
+            name=self.name, uri=redacted(self.uri, query=True), driver=self.driver_name,
             hostname=self._call("reading the hostname", self._conn.getHostname),
             hypervisor=f"QEMU {major}.{minor}.{micro}", cpu_model=str(model), cpus=int(cpus),
             memory_mib=int(memory_mib), free_memory_mib=int(free) >> 20,

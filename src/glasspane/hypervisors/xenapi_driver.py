@@ -47,6 +47,7 @@ from glasspane.hypervisors.base import (
     VolumeInfo,
     ip_addresses,
 )
+from glasspane.hypervisors.uris import redacted, without_secrets
 from glasspane.images.references import STANDALONE, References
 
 ORIGINATOR = "glasspane"
@@ -67,6 +68,7 @@ class XenApiDriver:
     def __init__(self, name: str, uri: str, user: str, password: str,
                  verify_tls: bool = True, ca_file: str | None = None) -> None:
         self.name, self.uri = name, uri
+        self._given = uri  # whose password no message may carry
         self._user, self._password = user, password
         self._verify = verify_tls
         try:
@@ -80,8 +82,9 @@ class XenApiDriver:
 
     # -- the session ----------------------------------------------------------------------------
     def _login(self, uri: str, redirects: int = 2) -> None:
+        where = redacted(uri, query=False)  # seen by every user: no password, no query
         if not uri.startswith(("https://", "http://")):
-            raise UsageError(f"host {self.name}: {uri!r} is not an XAPI address",
+            raise UsageError(f"host {self.name}: {where!r} is not an XAPI address",
                              hint="https://POOL-MASTER (or http:// on a trusted network)")
         transport = xmlrpc.client.SafeTransport(context=self._context) \
             if uri.startswith("https:") else None
@@ -97,19 +100,20 @@ class XenApiDriver:
                 self._login(master, redirects - 1)
                 return
             if details[0] == "SESSION_AUTHENTICATION_FAILED":
-                raise HostUnreachable(f"XAPI at {uri} refused user {self._user!r}: wrong user "
+                raise HostUnreachable(f"XAPI at {where} refused user {self._user!r}: wrong user "
                                       "name or password", host=self.name) from None
-            raise HostUnreachable(f"cannot log in to XAPI at {uri}: {' '.join(details)}",
+            raise HostUnreachable(f"cannot log in to XAPI at {where}: {' '.join(details)}",
                                   host=self.name) from None
         except ssl.SSLCertVerificationError as exc:
             raise HostUnreachable(
-                f"XAPI at {uri} presented a certificate glasspane does not trust: "
+                f"XAPI at {where} presented a certificate glasspane does not trust: "
                 f"{exc.verify_message}", host=self.name,
                 hint="pin the pool master's certificate with --ca-file (XenServer keeps it in "
                      "/etc/xensource/xapi-ssl.pem), or check that this is the right "
                      "host") from None
         except (OSError, ssl.SSLError, xmlrpc.client.ProtocolError) as exc:
-            raise HostUnreachable(f"cannot reach XAPI at {uri}: {exc}", host=self.name,
+            raise HostUnreachable(f"cannot reach XAPI at {where}: {self._clean(exc)}",
+                                  host=self.name,
                                   hint="is the address right and XAPI up?") from None
         self._session, self.uri = session, uri
 
@@ -129,8 +133,8 @@ class XenApiDriver:
                     continue
                 raise self._translate(what, details) from None
             except (TimeoutError, OSError, xmlrpc.client.ProtocolError) as exc:
-                raise HostUnreachable(f"{what}: XAPI at {self.uri} did not answer: {exc}",
-                                      host=self.name) from None
+                raise HostUnreachable(f"{what}: XAPI at {self._where} did not answer: "
+                                      f"{self._clean(exc)}", host=self.name) from None
         raise AssertionError("unreachable")
 
     def _translate(self, what: str, details: list[str]) -> Exception:
@@ -186,7 +190,8 @@ class XenApiDriver:
             memory += int(metrics["memory_total"])
             free += int(metrics["memory_free"])
         version = master["software_version"]
-        return HostInfo(self.name, self.uri, "xenapi", master["hostname"],
+        return HostInfo(self.name, redacted(self.uri, query=True), "xenapi",
+                        master["hostname"],
                         f"{version.get('product_brand', 'XenServer')} "
                         f"{version.get('product_version', '')}".strip(),
                         master["cpu_info"].get("modelname", "?"), cpus, memory >> 20,
@@ -490,12 +495,12 @@ class XenApiDriver:
             answer = conn.getresponse()
             answer.read()
         except (OSError, http.client.HTTPException) as exc:
-            raise HostError(f"the upload of {path} to XAPI at {self.uri} was cut off: {exc}",
-                            host=self.name) from None
+            raise HostError(f"the upload of {path} to XAPI at {self._where} was cut off: "
+                            f"{self._clean(exc)}", host=self.name) from None
         finally:
             conn.close()
         if answer.status >= 300:
-            raise HostError(f"XAPI at {self.uri} refused the upload of {path}: HTTP "
+            raise HostError(f"XAPI at {self._where} refused the upload of {path}: HTTP "
                             f"{answer.status} {answer.reason}", host=self.name)
 
     # -- disks ------------------------------------------------------------------------------
@@ -610,17 +615,28 @@ class XenApiDriver:
                     progress(len(block))
             return expected is None or received == int(expected)
         except (OSError, http.client.HTTPException) as exc:
-            raise HostError(f"{what} from XAPI at {self.uri} was cut off: {exc}",
-                            host=self.name) from None
+            raise HostError(f"{what} from XAPI at {self._where} was cut off: "
+                            f"{self._clean(exc)}", host=self.name) from None
         finally:
             conn.close()
 
     def _http(self) -> http.client.HTTPConnection:
         parts = urlsplit(self.uri)
+        # Without the URL's user-info: http.client would take user:password@host for a host
+        # with a port, and its error would quote the password.
+        netloc = parts.netloc.rpartition("@")[2]
         if parts.scheme == "https":
-            return http.client.HTTPSConnection(parts.netloc, context=self._context,
-                                               timeout=300)
-        return http.client.HTTPConnection(parts.netloc, timeout=300)
+            return http.client.HTTPSConnection(netloc, context=self._context, timeout=300)
+        return http.client.HTTPConnection(netloc, timeout=300)
+
+    @property
+    def _where(self) -> str:
+        return redacted(self.uri, query=False)
+
+    def _clean(self, exc: BaseException) -> str:
+        """The text of `exc` without the password of the host's URL (xmlrpc's errors quote
+        the URL whole)."""
+        return without_secrets(str(exc), self._given)
 
     def _wait_task(self, task: str, what: str, timeout: float = 3600) -> str:
         """Wait for an XAPI task; its result on success, HostError with XAPI's error info

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from glasspane.errors import UsageError
-from glasspane.settings import Settings
+from glasspane.settings import Settings, private_file
 
 MIGRATIONS = str(Path(__file__).with_name("migrations"))
 MIGRATION_LOCK = 0x67_6C_61_73  # the PostgreSQL advisory lock key ("glas")
@@ -43,7 +43,11 @@ class Database:
             path = Path(url.removeprefix("sqlite:///"))
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # Password and token hashes live here: the owner's eyes only, from the start.
-            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                private_file(fd)
+            finally:
+                os.close(fd)
             # Enough kept connections for every API thread and task at once: an overflow
             # connection is opened (and its pragmas run) anew for each use.
             self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False,

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from glasspane.errors import ImageError, UsageError
+from glasspane.errors import GlasspaneError, ImageError, UsageError
 from glasspane.images.base import ProgressFn
 from glasspane.images.convert import StartFn
 from glasspane.inventory.handlers import (
@@ -207,12 +207,32 @@ def open_context(store: ImageStore, context: str, spec: str) -> Iterator[tuple[P
     from glasspane.build_context import unpack_context
     with store.staging() as work:
         root = (work / "context").resolve()
-        unpack_context(store.path(context), root, CONTEXT_LIMIT)
-        spec_path = (root / spec).resolve()
-        if not spec_path.is_relative_to(root) or not spec_path.is_file():
-            raise UsageError(f"context {context} has no spec {spec!r}",
-                             hint="name the spec's path inside the context")
-        yield spec_path, work
+        try:
+            unpack_context(store.path(context), root, CONTEXT_LIMIT)
+            spec_path = (root / spec).resolve()
+            if not spec_path.is_relative_to(root) or not spec_path.is_file():
+                raise UsageError(f"context {context} has no spec {spec!r}",
+                                 hint="name the spec's path inside the context")
+            yield spec_path, work
+        except GlasspaneError as exc:
+            # Errors go to every user (a validation's answer, a task's error): the context's
+            # files by their names in it, not by where this server unpacked them.
+            _rename_paths(exc, [(str(root), context), (str(work.resolve()), "staging"),
+                                (str(work), "staging"), (str(store.root.resolve()), "store"),
+                                (str(store.root), "store")])
+            raise
+
+
+def _rename_paths(exc: GlasspaneError, renames: list[tuple[str, str]]) -> None:
+    def renamed(value: str) -> str:
+        for old, new in renames:
+            value = value.replace(old, new)
+        return value
+    for attribute in ("message", "detail", "hint", "path", "log"):
+        value = getattr(exc, attribute, None)
+        if isinstance(value, str):
+            setattr(exc, attribute, renamed(value))
+    exc.args = tuple(renamed(a) if isinstance(a, str) else a for a in exc.args)
 
 
 def _confined(files: list[Path], root: Path, context: str) -> None:

@@ -20,6 +20,7 @@ from glasspane.guests.access import ssh_target
 from glasspane.hosts.registry import HostRecord, HostRegistry
 from glasspane.hosts.service import host_driver
 from glasspane.hypervisors.base import ip_addresses
+from glasspane.hypervisors.uris import redacted, without_secrets
 from glasspane.inventory.db import Database
 from glasspane.inventory.events import publish
 from glasspane.inventory.models import Container, Host, Template, Vm, utcnow
@@ -39,10 +40,14 @@ def _host_row(session: Session, record: HostRecord, settings: Settings) -> Host 
     if host is None:
         if not any(r.name == record.name for r in HostRegistry(settings.config_dir).all()):
             return None
-        host = Host(name=record.name, uri=record.uri, driver=record.driver)
+        # The inventory and its events are for every user: never the URI's password, and
+        # the query (the admins' business) not in the event either.
+        host = Host(name=record.name, uri=redacted(record.uri, query=True),
+                    driver=record.driver)
         session.add(host)
         session.flush()
-        publish(session, "host.added", "host", record.name, uri=record.uri)
+        publish(session, "host.added", "host", record.name,
+                uri=redacted(record.uri, query=False))
     return host
 
 
@@ -72,20 +77,23 @@ def sync_host(database: Database, settings: Settings, record: HostRecord) -> Non
                 seen.append((summary, addresses))
             templates = templates_on(driver, settings, record.name)
     except Exception as exc:  # any failure to look: unreachable, with the reason
+        reason = without_secrets(str(exc), record.uri)
         with hosts_lock, database.session() as session:
             host = _host_row(session, record, settings)
             if host is None:
                 return
-            if host.state != "unreachable" or host.error != str(exc):
-                host.state, host.error, host.updated_at = "unreachable", str(exc), utcnow()
+            if host.state != "unreachable" or host.error != reason:
+                host.state, host.error, host.updated_at = "unreachable", reason, utcnow()
                 publish(session, "host.state", "host", host.name, state="unreachable",
-                        error=str(exc))
+                        error=reason)
         return
     with hosts_lock, database.session() as session:
         host = _host_row(session, record, settings)
         if host is None:
             return
         host.last_seen = utcnow()
+        if host.uri != redacted(record.uri, query=True):  # a row from before redaction
+            host.uri = redacted(record.uri, query=True)
         host.info = {"hypervisor": info.hypervisor, "cpus": info.cpus,
                      "memory_mib": info.memory_mib, "acceleration": info.acceleration.kind,
                      "networks": [n.name for n in info.networks]}

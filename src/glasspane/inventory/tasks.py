@@ -94,12 +94,17 @@ def submit(database: Database, kind: str, object_type: str, object_name: str,
         return task_view(task)
 
 
-def request_cancel(database: Database, task_id: int) -> dict[str, Any]:
-    from glasspane.errors import NotFound, UsageError
+def request_cancel(database: Database, task_id: int, by: str | None = None) -> dict[str, Any]:
+    """Cancel the task (at once if it has not started, else at its next check); `by` a
+    user who may cancel only their own tasks (None: anyone's, as an admin may)."""
+    from glasspane.errors import Forbidden, NotFound, UsageError
     with database.session() as session:
         task = session.get(Task, task_id, with_for_update=True)
         if task is None:
             raise NotFound(f"no task {task_id}")
+        if by is not None and task.created_by != by:
+            raise Forbidden(f"task {task_id} is {task.created_by}'s: only they or an admin "
+                            "may cancel it")
         if task.state in FINISHED:
             raise UsageError(f"task {task_id} has already {task.state}")
         if not task.cancellable:

@@ -1,6 +1,8 @@
 """Hosts: listing and details from the inventory, the host's live facts from its hypervisor,
 and registering or forgetting a host (admins: it changes the server's own configuration and
-stores the host's credentials, mode 0600, never in the inventory or the logs)."""
+stores the host's credentials, mode 0600, never in the inventory or the logs).  A host's URI
+is shown without its password to everyone, and without its query (paths of the server's own
+files, say) to all but admins."""
 
 from __future__ import annotations
 
@@ -19,16 +21,23 @@ from glasspane.api.routers.common import Limit, Offset, counts, find_host, paged
 from glasspane.errors import HostError, UsageError
 from glasspane.hosts import service
 from glasspane.hosts.registry import DRIVERS, HostRegistry
+from glasspane.hypervisors.uris import redacted, without_secrets
 from glasspane.inventory.events import publish
 from glasspane.inventory.models import Host, Vm
 from glasspane.inventory.sync import hosts_lock, sync_host
+from glasspane.inventory.users import role_allows
 
 router = APIRouter(tags=["hosts"])
 
 
-def host_view(host: Host, vm_count: int | None = None) -> dict[str, Any]:
+def shown_uri(uri: str, user: CurrentUser) -> str:
+    return redacted(uri, query=role_allows(user.role, "admin"))
+
+
+def host_view(host: Host, user: CurrentUser, vm_count: int | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
-        "name": host.name, "uri": host.uri, "driver": host.driver, "state": host.state,
+        "name": host.name, "uri": shown_uri(host.uri, user), "driver": host.driver,
+        "state": host.state,
         "error": host.error, "info": host.info,
         "last_seen": host.last_seen.isoformat() if host.last_seen else None}
     if vm_count is not None:
@@ -53,38 +62,41 @@ class NewHost(BaseModel):
 
 
 @router.get("/hosts")
-async def list_hosts(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
-               limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
+async def list_hosts(user: CurrentUser = Depends(viewer), found: Services = Depends(services),
+                     limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
     query = select(Host).order_by(Host.name)
     with found.database.session() as session:
         total, rows = paged(session, query, limit, offset)
         by_host = counts(session, Vm.host_id, [h.id for (h,) in rows])
-        return page(limit, offset, total, [host_view(h, by_host.get(h.id, 0)) for (h,) in rows])
+        return page(limit, offset, total,
+                    [host_view(h, user, by_host.get(h.id, 0)) for (h,) in rows])
 
 
 @router.get("/hosts/{name}")
-def get_host(name: str, _: CurrentUser = Depends(viewer),
+def get_host(name: str, user: CurrentUser = Depends(viewer),
              found: Services = Depends(services)) -> dict[str, Any]:
     with found.database.session() as session:
-        return host_view(find_host(session, name))
+        return host_view(find_host(session, name), user)
 
 
 @router.get("/hosts/{name}/facts")
-async def host_facts(name: str, _: CurrentUser = Depends(viewer),
+async def host_facts(name: str, user: CurrentUser = Depends(viewer),
                      found: Services = Depends(services)) -> dict[str, Any]:
     """What the hypervisor says now: CPU, memory, storage, networks, acceleration, VMs."""
-    facts = await run_in_threadpool(service.host_info, found.settings, name)
-    return dataclasses.asdict(facts)
+    facts = dataclasses.asdict(await run_in_threadpool(service.host_info, found.settings,
+                                                       name))
+    facts["uri"] = shown_uri(facts["uri"], user)
+    return facts
 
 
 @router.post("/hosts", status_code=201, dependencies=[audited("host.add", "host")])
-async def add_host(body: NewHost, request: Request, _: CurrentUser = Depends(admin),
+async def add_host(body: NewHost, request: Request, user: CurrentUser = Depends(admin),
                    found: Services = Depends(services),
                    wait: bool = Query(True, description="sync the host into the inventory "
                                                          "before answering")) -> dict[str, Any]:
     """Register a host (connecting to it first unless `check` is false); a xenapi host needs
     `user` and `password`."""
-    request.state.audit = ("host.add", "host", body.name, body.uri)
+    request.state.audit = ("host.add", "host", body.name, redacted(body.uri, query=True))
     if body.driver == "xenapi" and (not body.user or body.password is None):
         raise UsageError("a xenapi host needs user and password")
 
@@ -108,13 +120,15 @@ async def add_host(body: NewHost, request: Request, _: CurrentUser = Depends(adm
     try:
         await run_in_threadpool(add)
     except HostError as exc:  # the caller's URI or credentials, not this server, are wrong
-        raise HTTPException(422, f"host {body.name} not registered: {exc}") from None
+        raise HTTPException(422, f"host {body.name} not registered: "
+                                 f"{without_secrets(str(exc), body.uri)}") from None
     found.syncer.poke()
     with found.database.session() as session:
         host = session.scalar(select(Host).where(Host.name == body.name))
         if host is not None:
-            return host_view(host)
-    return {"name": body.name, "uri": body.uri, "driver": body.driver, "state": "unknown"}
+            return host_view(host, user)
+    return {"name": body.name, "uri": shown_uri(body.uri, user), "driver": body.driver,
+            "state": "unknown"}
 
 
 @router.delete("/hosts/{name}", dependencies=[audited("host.remove", "host", "{name}")])

@@ -1,4 +1,5 @@
-"""Tasks: their state, progress, result or error; cancellation."""
+"""Tasks: their state, progress, result or error; cancellation (an operator's own tasks, an
+admin's any)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from glasspane.api.deps import (
 from glasspane.errors import NotFound
 from glasspane.inventory import tasks
 from glasspane.inventory.models import Task
+from glasspane.inventory.users import role_allows
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 TaskId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # what every database's INTEGER holds
@@ -51,7 +53,8 @@ def get_task(task_id: TaskId, _: CurrentUser = Depends(viewer),
 
 
 @router.post("/{task_id}/cancel", dependencies=[audited("task.cancel", "task", "{task_id}")])
-def cancel_task(task_id: TaskId, request: Request, _: CurrentUser = Depends(operator),
+def cancel_task(task_id: TaskId, request: Request, user: CurrentUser = Depends(operator),
                 found: Services = Depends(services)) -> dict[str, Any]:
     audit_as(request, "task.cancel", "task", str(task_id))
-    return tasks.request_cancel(found.database, task_id)
+    by = None if role_allows(user.role, "admin") else user.name
+    return tasks.request_cancel(found.database, task_id, by)
