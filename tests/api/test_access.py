@@ -45,6 +45,8 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", f"{API}/auth/login"): PUBLIC,
     ("POST", f"{API}/auth/logout"): USER,
     ("GET", f"{API}/auth/me"): USER,
+    ("POST", f"{API}/auth/password"): USER,
+    ("POST", f"{API}/users/{{name}}/password"): ADMIN,
     ("GET", f"{API}/users"): ADMIN,
     ("POST", f"{API}/users"): ADMIN,
     ("DELETE", f"{API}/users/{{name}}"): ADMIN,
