@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from glasspane.errors import ImageError, UsageError
+from glasspane.errors import GlasspaneError, ImageError, UsageError
 from glasspane.images.base import ProgressFn
 from glasspane.images.convert import StartFn
 from glasspane.inventory.handlers import (
@@ -25,9 +25,6 @@ from glasspane.inventory.tasks import TaskContext, handler
 
 if TYPE_CHECKING:
     from glasspane.templates.spec import TemplateSpec
-
-CONTEXT_LIMIT = 1 << 40
-
 
 def byte_progress(context: TaskContext) -> StartFn:
     """A `start(total, label)` for the image toolkit reporting into the task."""
@@ -165,14 +162,26 @@ def open_context(store: ImageStore, context: str, spec: str) -> Iterator[tuple[P
     """The stored build context `context` unpacked into a staging directory: the path of
     its spec `spec` (which must be inside it) and the staging directory, for outputs."""
     from glasspane.build_context import unpack_context
+    settings = current_settings()
     with store.staging() as work:
         root = (work / "context").resolve()
-        unpack_context(store.path(context), root, CONTEXT_LIMIT)
+        unpack_context(store.path(context), root, settings.context_limit,
+                       settings.context_members)
         spec_path = (root / spec).resolve()
         if not spec_path.is_relative_to(root) or not spec_path.is_file():
             raise UsageError(f"context {context} has no spec {spec!r}",
                              hint="name the spec's path inside the context")
-        yield spec_path, work
+        try:
+            yield spec_path, work
+        except GlasspaneError as exc:
+            # The spec's errors name its file: as the caller knows it, inside the context,
+            # not as the server's staging directory.
+            for attribute in ("message", "detail", "path"):
+                value = getattr(exc, attribute, None)
+                if isinstance(value, str):
+                    setattr(exc, attribute, value.replace(f"{root}/", f"{context}:")
+                            .replace(str(work), context))
+            raise
 
 
 def _confined(files: list[Path], root: Path, context: str) -> None:
