@@ -7,6 +7,7 @@ memory) and out by GET .../content; the long operations are tasks."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -17,7 +18,9 @@ from starlette.concurrency import run_in_threadpool
 from glasspane.api.deps import CurrentUser, Services, audited, operator, services, viewer
 from glasspane.api.routers.common import find_vm, submit
 from glasspane.containers import service as containers
+from glasspane.errors import ImageError
 from glasspane.images.detect import ALL_FORMATS
+from glasspane.inventory.parsing import in_parser_thread
 from glasspane.inventory.store import ImageStore
 
 router = APIRouter(tags=["images"])
@@ -67,9 +70,11 @@ class ToPool(BaseModel):
 
 
 @router.get("/images")
-def list_images(_: CurrentUser = Depends(viewer),
-                found: Services = Depends(services)) -> list[dict[str, Any]]:
-    return [dataclasses.asdict(i) for i in store_of(found).list()]
+async def list_images(_: CurrentUser = Depends(viewer),
+                      found: Services = Depends(services)) -> list[dict[str, Any]]:
+    # A file placed in the store by hand is described (parsed) when first listed.
+    return await in_parser_thread(lambda: [dataclasses.asdict(i)
+                                           for i in store_of(found).list()])
 
 
 @router.put("/images/{name}", status_code=201,
@@ -95,14 +100,32 @@ async def get_image(name: str, _: CurrentUser = Depends(viewer),
                     found: Services = Depends(services)) -> dict[str, Any]:
     """The stored image and, for a disk image, what `image info` says of it."""
     store = store_of(found)
-    stored = store.get(name)
-    view: dict[str, Any] = dataclasses.asdict(stored)
-    if stored.kind in DISK_KINDS:
-        from glasspane.images.inspect import image_info
-        info = await run_in_threadpool(image_info, str(store.path(name)), None)
-        info.pop("path", None)
-        view["info"] = info
-    return view
+
+    def facts() -> dict[str, Any]:
+        stored = store.get(name)  # describes (parses) a file placed by hand
+        view: dict[str, Any] = dataclasses.asdict(stored)
+        if stored.kind in DISK_KINDS:
+            from glasspane.images.inspect import image_info
+            path = store.path(name)
+            try:
+                info = image_info(str(path), None)
+            except ImageError as exc:
+                raise as_stored(exc, path, name) from None
+            info.pop("path", None)
+            view["info"] = info
+        return view
+    return await in_parser_thread(facts)
+
+
+def as_stored(exc: ImageError, path: Path, name: str) -> ImageError:
+    """The error naming the stored image, not the server's file (its directories are none of
+    the caller's business)."""
+    for attribute in ("path", "message"):
+        value = getattr(exc, attribute)
+        if isinstance(value, str):
+            setattr(exc, attribute, value.replace(str(path), name)
+                    .replace(str(path.parent) + "/", ""))
+    return exc
 
 
 @router.get("/images/{name}/content", response_class=FileResponse)
