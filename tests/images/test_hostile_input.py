@@ -127,3 +127,13 @@ def test_an_ova_of_thousands_of_members(tmp_path: Path) -> None:
     with ByteSource.open(str(path)) as source, \
             pytest.raises(LimitExceeded, match=f"more than {MAX_MEMBERS} members"):
         OvaArchive(source)
+
+
+def test_an_ovf_of_thousands_of_disks(capsys: pytest.CaptureFixture[str],
+                                      tmp_path: Path) -> None:
+    disk = '<Disk ovf:diskId="d1" ovf:fileRef="f1" ovf:capacity="1"/>'
+    descriptor = hostile.ovf().replace(b"<DiskSection><Info>disks</Info>",
+                                       b"<DiskSection><Info>disks</Info>" +
+                                       disk.encode() * 5000)
+    path = hostile.write_archive(tmp_path / "x.ova", hostile.member("x.ovf", descriptor))
+    info_fails(capsys, path, "OVF DiskSection: 5001 disks, more than 256")

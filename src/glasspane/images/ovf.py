@@ -25,6 +25,7 @@ MAX_DIGITS = 20
 MAX_VCPUS = 4096
 MAX_MEMORY_MIB = 1 << 24  # 16 TiB
 MAX_CAPACITY = 64 << 40   # as base.MAX_VIRTUAL_SIZE (not imported: ovf stays pure data)
+MAX_DISKS = 256           # each is opened (its tables read) with the VM: not thousands
 
 for _prefix, _uri in (("ovf", NS_OVF), ("rasd", NS_RASD), ("vssd", NS_VSSD), ("vmw", NS_VMW)):
     register_namespace(_prefix, _uri)
@@ -151,7 +152,11 @@ def _interpret(root: Element, path: str) -> OvfDescriptor:
             for res in (_text(item, "HostResource") or "").split():
                 disk_order.append(res.rsplit("/", 1)[-1])
     disks: dict[str, OvfDisk] = {}
-    for d in _children(root, "Disk"):
+    found = _children(root, "Disk")
+    if len(found) > MAX_DISKS:
+        raise LimitExceeded(f"OVF DiskSection: {len(found)} disks, more than {MAX_DISKS}",
+                            path=path, hint="the descriptor is corrupt or crafted")
+    for d in found:
         disk_id = _attr(d, "diskId") or ""
         href = files.get(_attr(d, "fileRef"))
         if not href:
