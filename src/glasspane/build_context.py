@@ -4,20 +4,26 @@ defensively.
 
 Packed: every file under the spec's directory except earlier builds' outputs
 (`output-*/`, `*.build.log`) and hidden files; a spec naming a file outside its directory
-is refused, since the server could not see it.  Unpacked: only regular files and
-directories, no absolute names, no '..', no links (tarfile's data filter), at most
-MAX_MEMBERS members and `limit` bytes in all."""
+is refused, since the server could not see it.  Unpacked by the image toolkit's own tar
+reader (Python's tarfile follows a negative pax size backwards forever): the whole archive is
+read and checked first (only regular files and directories, no absolute names, no '..', at
+most `max_members` members and `limit` bytes in all), and only then written, file by file,
+into a new directory that a failure removes."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tarfile
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from glasspane.errors import ImageError, UsageError
+from glasspane.errors import FormatError, ImageError, LimitExceeded, OutputError, UsageError
+from glasspane.images import tar
+from glasspane.images.source import ByteSource
+from glasspane.settings import DEFAULT_CONTEXT_LIMIT, DEFAULT_CONTEXT_MEMBERS
 
-MAX_MEMBERS = 100_000
+COPY_BYTES = 4 << 20
 
 
 def context_files(spec: Path, referenced: Iterable[Path]) -> list[Path]:
@@ -42,37 +48,97 @@ def context_files(spec: Path, referenced: Iterable[Path]) -> list[Path]:
 def pack_context(spec: Path, referenced: Iterable[Path], archive: Path) -> int:
     """Write the context of `spec` to `archive`; its size in bytes."""
     base = spec.parent.resolve()
-    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as packed:
         for relative in context_files(spec, referenced):
             # Links are followed here: the server accepts regular files only.
-            tar.add(base / relative, arcname=str(relative), recursive=False)
+            packed.add(base / relative, arcname=str(relative), recursive=False)
     return archive.stat().st_size
 
 
-def unpack_context(archive: Path, destination: Path, limit: int) -> None:
-    """Extract a received context; ImageError naming the member for anything but
-    plain files and directories inside `destination`, or over the limits."""
+def unpack_context(archive: Path, destination: Path, limit: int = DEFAULT_CONTEXT_LIMIT,
+                   max_members: int = DEFAULT_CONTEXT_MEMBERS) -> None:
+    """Extract a received context into `destination`; ImageError naming the member for
+    anything but plain files and directories inside it, LimitExceeded over the limits, and
+    nothing written in either case (nor left behind by a write that fails)."""
+    name = archive.name
+    with ByteSource.open(str(archive)) as source:
+        members = _checked_members(source, name, limit, max_members)
+        destination.mkdir(parents=True, exist_ok=True, mode=0o700)
+        before = set(os.listdir(destination))
+        try:
+            for member in members:
+                _write(source, member, destination, name)
+        except BaseException:
+            for entry in set(os.listdir(destination)) - before:
+                target = destination / entry
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target, ignore_errors=True)
+                else:
+                    target.unlink(missing_ok=True)
+            raise
+
+
+def _checked_members(source: ByteSource, name: str, limit: int, max_members: int
+                     ) -> list[tar.TarMember]:
+    members: list[tar.TarMember] = []
+    total = 0
     try:
-        with tarfile.open(archive, "r:") as tar:
-            members, total = [], 0
-            for member in tar:
-                members.append(member)
-                total += member.size
-                if len(members) > MAX_MEMBERS:
-                    raise ImageError(f"context {archive.name}: over {MAX_MEMBERS} "
-                                     "members")
-                if total > limit:
-                    raise ImageError(f"context {archive.name}: over {limit} bytes "
-                                     f"unpacked (at member {member.name!r})")
-                if member.name.startswith("/") or ".." in Path(member.name).parts:
-                    raise ImageError(f"context {archive.name}: member {member.name!r} is "
-                                     "absolute or outside the destination")
-                if not (member.isfile() or member.isdir()):
-                    raise ImageError(f"context {archive.name}: member {member.name!r} "
-                                     "is not a regular file or directory")
-            try:
-                tar.extractall(destination, members=members, filter="data")
-            except tarfile.FilterError as exc:
-                raise ImageError(f"context {archive.name}: {exc}") from None
-    except tarfile.ReadError as exc:
-        raise ImageError(f"context {archive.name} is not a tar archive: {exc}") from None
+        for member in tar.iter_members(source):
+            members.append(member)
+            total += member.size
+            if len(members) > max_members:
+                raise LimitExceeded(f"context {name}: over {max_members} members",
+                                    hint="the server's GLASSPANE_CONTEXT_MEMBERS")
+            if total > limit:
+                raise LimitExceeded(f"context {name}: over {limit} bytes unpacked (at member "
+                                    f"{member.name[:200]!r})",
+                                    hint="the server's GLASSPANE_CONTEXT_LIMIT")
+            if member.kind not in ("file", "dir"):
+                raise ImageError(f"context {name}: member {member.name[:200]!r} is not a "
+                                 "regular file or directory")
+            if "\0" in member.name:
+                raise ImageError(f"context {name}: member {member.name[:200]!r} has a NUL "
+                                 "in its name")
+    except FormatError as exc:
+        if exc.structure == "tar member name":
+            raise ImageError(f"context {name}: {exc.message} (outside the destination)"
+                             ) from None
+        raise ImageError(f"context {name} is not a tar archive, or a damaged one: "
+                         f"{exc.message}", hint=exc.hint) from None
+    return members
+
+
+def _write(source: ByteSource, member: tar.TarMember, destination: Path, name: str) -> None:
+    parts = PurePosixPath(member.name).parts
+    if not parts:  # "./": the destination itself
+        return
+    target = destination.joinpath(*parts)
+    try:
+        if member.kind == "dir":
+            target.mkdir(parents=True, exist_ok=True, mode=0o755)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        # Executable scripts stay executable; nothing else of the archive's modes is kept.
+        mode = 0o755 if member.mode & 0o100 else 0o644
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, mode)
+    except FileExistsError:
+        raise ImageError(f"context {name}: member {member.name[:200]!r} appears twice, or "
+                         "as both a file and a directory") from None
+    except NotADirectoryError:
+        raise ImageError(f"context {name}: member {member.name[:200]!r} is inside a "
+                         "member that is a file") from None
+    except OSError as exc:
+        raise OutputError(f"context {name}: cannot write {member.name[:200]!r}: "
+                          f"{exc.strerror}") from None
+    try:
+        for at in range(0, member.size, COPY_BYTES):
+            data = memoryview(source.pread(member.offset + at,
+                                           min(COPY_BYTES, member.size - at), member.name))
+            while data:
+                data = data[os.write(fd, data):]
+    except OSError as exc:
+        raise OutputError(f"context {name}: cannot write {member.name[:200]!r}: "
+                          f"{exc.strerror}") from None
+    finally:
+        os.close(fd)

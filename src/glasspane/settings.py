@@ -3,15 +3,26 @@
 XDG locations by default, each overridable by an environment variable (GLASSPANE_CONFIG_DIR,
 GLASSPANE_DATA_DIR, GLASSPANE_CACHE_DIR, GLASSPANE_RUNTIME_DIR, GLASSPANE_TEMPLATE_STORAGE,
 GLASSPANE_VM_STORAGE, GLASSPANE_SSH_USER, GLASSPANE_STORE_RESERVE_MIB),
-which is also how tests keep to their own directories and storage.
+which is also how tests keep to their own directories and storage; and the server's bounds on
+what a spec's context may unpack to (GLASSPANE_CONTEXT_LIMIT, bytes with an optional K/M/G/T
+suffix, and GLASSPANE_CONTEXT_MEMBERS).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+from glasspane.errors import UsageError
+
+# A template's context holds a spec, scripts and perhaps a base image: a few GiB.
+DEFAULT_CONTEXT_LIMIT = 4 << 30
+DEFAULT_CONTEXT_MEMBERS = 10_000
+_SIZE = re.compile(r"^\s*(\d{1,15})\s*([KMGT]?)i?B?\s*$", re.I)
+_SHIFTS = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}
 
 
 def _xdg(variable: str, fallback: str) -> Path:
@@ -40,6 +51,8 @@ class Settings:
     # Set by the server for its tasks: playbooks (vm configure, a build's ansible step) run
     # in the sandbox, never as the server (guests.sandbox).
     sandbox_playbooks: bool = False
+    context_limit: int = DEFAULT_CONTEXT_LIMIT     # bytes a context may unpack to
+    context_members: int = DEFAULT_CONTEXT_MEMBERS  # and files and directories it may hold
 
     @classmethod
     def load(cls) -> Settings:
@@ -53,7 +66,21 @@ class Settings:
             vm_storage=env("GLASSPANE_VM_STORAGE") or "glasspane-vms",
             ssh_user=env("GLASSPANE_SSH_USER") or "debian",
             store_reserve=_mib(env("GLASSPANE_STORE_RESERVE_MIB"), 256) << 20,
+            context_limit=_bound("GLASSPANE_CONTEXT_LIMIT", DEFAULT_CONTEXT_LIMIT, True),
+            context_members=_bound("GLASSPANE_CONTEXT_MEMBERS", DEFAULT_CONTEXT_MEMBERS),
         )
+
+
+def _bound(variable: str, default: int, size: bool = False) -> int:
+    """A positive count (or size, with K/M/G/T) from the environment."""
+    text = os.environ.get(variable)
+    if not text:
+        return default
+    match = _SIZE.match(text)
+    if not match or (match.group(2) and not size) or int(match.group(1)) == 0:
+        raise UsageError(f"{variable}={text[:40]!r} is not a positive "
+                         f"{'size (e.g. 4G)' if size else 'number'}")
+    return int(match.group(1)) << _SHIFTS[match.group(2).upper()]
 
 
 def _mib(value: str | None, default: int) -> int:

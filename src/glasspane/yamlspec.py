@@ -2,8 +2,9 @@
 can be reported with its file and line.
 
 Mappings come back as `Located` dicts that remember the line of each key.  Input is treated as
-untrusted: size-capped, safe types only, and aliases refused (a few lines of nested aliases
-expand into billions of nodes)."""
+untrusted: size-capped, safe types only, aliases refused (a few lines of nested aliases
+expand into billions of nodes), nesting and numbers bounded (PyYAML composes recursively, and
+reads `0x` followed by a megabyte of digits, or `1:2:3:...` in base 60, as one huge integer)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import yaml
 from glasspane.errors import UsageError
 
 MAX_SPEC_BYTES = 1 << 20
+MAX_DEPTH = 64
+MAX_NUMBER_CHARS = 40
 TOP = "the file"  # `where` of a document's top-level mapping: its keys are named alone
 
 
@@ -26,12 +29,30 @@ class Located(dict[str, Any]):
 
 
 class _Loader(yaml.SafeLoader):
+    depth = 0
+
     def compose_node(self, parent: Any, index: Any) -> Any:
+        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
         if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
             raise yaml.MarkedYAMLError("while reading", None, "aliases (*name) are not "
                                        "accepted: write the value out", mark)
-        return super().compose_node(parent, index)
+        if self.depth >= MAX_DEPTH:
+            raise yaml.MarkedYAMLError("while reading", None, "lists and mappings nested "
+                                       f"more than {MAX_DEPTH} deep", mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_number(self, node: yaml.ScalarNode) -> Any:
+        if len(node.value) > MAX_NUMBER_CHARS:
+            raise yaml.MarkedYAMLError("while reading", None, f"a number of {len(node.value)} "
+                                       f"characters (at most {MAX_NUMBER_CHARS}); quote it if "
+                                       "it is text", node.start_mark)
+        if node.tag.endswith(":int"):
+            return self.construct_yaml_int(node)
+        return self.construct_yaml_float(node)
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         plain = super().construct_mapping(node, deep=True)
@@ -50,6 +71,8 @@ def _construct_located(loader: _Loader, node: yaml.MappingNode) -> Located:
 
 # SafeLoader builds mappings as plain dicts (filled after the fact); ours are Located.
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_located)
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_number)
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_number)
 
 
 def load_yaml(path: Path) -> Any:
@@ -70,8 +93,11 @@ def load_yaml(path: Path) -> Any:
         mark = exc.problem_mark or exc.context_mark
         where = f" line {mark.line + 1}" if mark else ""
         raise UsageError(f"{path}{where}: {exc.problem or exc.context}") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: {exc}") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        # ValueError: a number PyYAML's own conversion refuses; RecursionError: whatever
+        # recursion the depth bound does not see (the scanner's own is iterative).
+        raise UsageError(f"{path}: not a readable spec ({type(exc).__name__}: "
+                         f"{str(exc)[:200]})") from None
 
 
 class SpecReader:

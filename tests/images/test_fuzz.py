@@ -1,6 +1,7 @@
 """Every parser, driven with mutated real images for a bounded number of examples: each either
 reads the image or raises one of the project's own errors: never another exception, a hang or
-a huge allocation."""
+a huge allocation.  The tar reader under every XVA and OVA is also driven with pax headers of
+any size, and watched to read each header once: forward, always."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from glasspane.errors import GlasspaneError
+from glasspane.images import tar
 from glasspane.images.detect import open_image
 from glasspane.images.sample import write_sample
+from glasspane.images.source import ByteSource
 from glasspane.images.vm import VmImage
 from tests.images.helpers import convert_to
 
@@ -80,6 +83,55 @@ def test_mutated_images_fail_cleanly(originals: dict[str, bytes], name: str) -> 
                 read_everything(path)
             except GlasspaneError:
                 pass
+        finally:
+            Path(path).unlink()
+
+    run()
+
+
+class _Watched(ByteSource):
+    """Fails the example if a tar header is read at or before one read already: a reader that
+    does not move forward would otherwise loop until the test's timeout."""
+
+    def __init__(self, path: str) -> None:
+        source = ByteSource.open(path)
+        super().__init__(source.fd, path, owns_fd=True)
+        self.last_header = -1
+
+    def pread(self, offset: int, length: int, structure: str) -> bytes:
+        if structure == "tar header":
+            assert offset > self.last_header, f"tar header at {offset} read again"
+            self.last_header = offset
+        return super().pread(offset, length, structure)
+
+
+PAX_VALUES = st.one_of(st.integers(-(1 << 20), 1 << 20).map(str),
+                       st.text(alphabet="0123456789-+ _.eabcx\0", max_size=14))
+
+
+@pytest.mark.timeout(300)
+def test_tar_reader_moves_forward_whatever_the_pax_size_says() -> None:
+    from tests.images import hostile
+
+    @settings(max_examples=int(os.environ.get("GLASSPANE_FUZZ_EXAMPLES", "150")),
+              deadline=None, database=None)
+    @given(PAX_VALUES, st.sampled_from(["size", "path"]), st.integers(0, 3))
+    def run(value: str, key: str, trailing: int) -> None:
+        members = [hostile.member("PaxHeaders/x", hostile.pax_record(key, value), b"x"),
+                   hostile.member("x.ovf", b"<Envelope/>" * 100)]
+        members += [hostile.member(f"f{i}", b"y" * 700) for i in range(trailing)]
+        fd, path = tempfile.mkstemp(suffix=".tar")
+        try:
+            os.write(fd, b"".join(members) + tar.END_OF_ARCHIVE)
+            os.close(fd)
+            source = _Watched(path)
+            try:
+                for _ in tar.iter_members(source):
+                    pass
+            except GlasspaneError:
+                pass
+            finally:
+                source.close()
         finally:
             Path(path).unlink()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from glasspane.build_context import context_files, pack_context, unpack_context
-from glasspane.errors import ImageError, UsageError
+from glasspane.errors import ImageError, LimitExceeded, UsageError
 from glasspane.templates.spec import parse_spec
 from tests.templates.test_spec import GOOD, spec_dir, write  # noqa: F401 - the fixture
 
@@ -85,3 +85,74 @@ def test_not_a_tar(tmp_path: Path) -> None:
     (tmp_path / "x.tar").write_bytes(b"\0" * 10 + b"not tar" * 100)
     with pytest.raises(ImageError, match="not a tar archive"):
         unpack_context(tmp_path / "x.tar", tmp_path / "out", 1 << 20)
+
+
+def _raw_tar(path: Path, *members: tuple[str, bytes, bytes]) -> Path:
+    """(name, data, typeflag) members written byte by byte, as tarfile would not."""
+    from tests.images import hostile
+    return hostile.write_archive(path, *(hostile.member(n, d, t) for n, d, t in members))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("size", ["-1536", "abc"])
+def test_a_pax_size_that_is_no_size(tmp_path: Path, size: str) -> None:
+    from tests.images import hostile
+    archive = _raw_tar(tmp_path / "ctx.tar",
+                       ("PaxHeaders/template.yaml", hostile.pax_record("size", size), b"x"),
+                       ("template.yaml", b"name: x\n", b"0"))
+    with pytest.raises(ImageError, match=r"ctx\.tar is not a tar archive, or a damaged one: "
+                                         r"pax size"):
+        unpack_context(archive, tmp_path / "out", 1 << 20)
+    assert not (tmp_path / "out").exists()
+
+
+def test_limits_are_checked_before_anything_is_written(tmp_path: Path) -> None:
+    archive = _tar(tmp_path / "ctx.tar", _member("template.yaml", size=10),
+                   *(_member(f"f{i}") for i in range(5)))
+    target = tmp_path / "out"
+    with pytest.raises(LimitExceeded, match="over 5 members"):
+        unpack_context(archive, target, 1 << 20, max_members=5)
+    with pytest.raises(LimitExceeded, match=r"over 12 bytes unpacked \(at member 'f2'"):
+        unpack_context(archive, target, 12)
+    assert not target.exists()
+    unpack_context(archive, target, 15, max_members=6)
+    assert sorted(p.name for p in target.iterdir()) == ["f0", "f1", "f2", "f3", "f4",
+                                                        "template.yaml"]
+
+
+@pytest.mark.parametrize(("members", "problem"), [
+    ((("a", b"x", b"0"), ("a", b"y", b"0")), "'a' appears twice"),
+    ((("a", b"x", b"0"), ("a/b", b"y", b"0")), "'a/b' appears twice, or as both a file"),
+    ((("a", b"x", b"0"), ("a/b/c", b"y", b"0")), "'a/b/c' is inside a member that is a file"),
+])
+def test_a_failed_write_leaves_nothing(tmp_path: Path,
+                                       members: tuple[tuple[str, bytes, bytes], ...],
+                                       problem: str) -> None:
+    archive = _raw_tar(tmp_path / "ctx.tar", ("keep/first", b"1", b"0"), *members)
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "mine").write_text("was here before")
+    with pytest.raises(ImageError, match=problem):
+        unpack_context(archive, target, 1 << 20)
+    assert [p.name for p in target.iterdir()] == ["mine"]
+
+
+def test_modes_kept_are_the_executable_bit(tmp_path: Path) -> None:
+    script, secret = _member("run.sh"), _member("setuid")
+    script.mode, secret.mode = 0o700, 0o4777
+    unpack_context(_tar(tmp_path / "ctx.tar", script, secret), tmp_path / "out", 1 << 20)
+    assert (tmp_path / "out" / "run.sh").stat().st_mode & 0o7777 == 0o755
+    assert (tmp_path / "out" / "setuid").stat().st_mode & 0o7777 == 0o755
+
+
+def test_the_caps_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from glasspane.settings import DEFAULT_CONTEXT_LIMIT, Settings
+    assert Settings.load().context_limit == DEFAULT_CONTEXT_LIMIT == 4 << 30
+    monkeypatch.setenv("GLASSPANE_CONTEXT_LIMIT", "512M")
+    monkeypatch.setenv("GLASSPANE_CONTEXT_MEMBERS", "300")
+    loaded = Settings.load()
+    assert (loaded.context_limit, loaded.context_members) == (512 << 20, 300)
+    monkeypatch.setenv("GLASSPANE_CONTEXT_MEMBERS", "3k")
+    with pytest.raises(UsageError, match="GLASSPANE_CONTEXT_MEMBERS='3k' is not a positive "
+                                         "number"):
+        Settings.load()

@@ -125,3 +125,29 @@ def test_the_example_spec_is_valid(tmp_path: Path) -> None:
     spec = parse_spec(example, {"app_image": str(image)})
     assert spec.source.suite == "bookworm"
     assert {o.format for o in spec.outputs} == {"xva", "vhd", "qcow2"}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("text", "problem"), [
+    ("name: " + "[" * 5000 + "]" * 5000 + "\n", "line 1: lists and mappings nested more than 64"),
+    ("name: x\nsource:\n" + "".join("  " * i + " k:\n" for i in range(1, 200)),
+     "nested more than 64 deep"),
+    ("name: " + "1" * 5000 + "\n", "line 1: a number of 5000 characters (at most 40)"),
+    ("name: 0x" + "f" * 100_000 + "\n", "a number of 100002 characters"),
+    ("name: " + ":".join(["59"] * 50_000) + "\n", "a number of 149999 characters"),
+    ("name: " + "9" * 500 + ".5e+1\n", "a number of 505 characters"),
+])
+def test_yaml_bounded_in_depth_and_numbers(spec_dir: Path, text: str, problem: str) -> None:
+    """PyYAML composes recursively (a RecursionError, a 500 on a server) and reads numbers of
+    any length, in base 16 or 60 (the latter quadratic in the digits)."""
+    with pytest.raises(UsageError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        parse_spec(write(spec_dir, text))
+
+
+def test_variables_expand_within_bounds(spec_dir: Path) -> None:
+    value = "v" * 200_000
+    text = GOOD.replace("motd: hello", f"motd: {value}").replace(
+        'inline: ["echo ${motd} > /etc/motd"]', "inline: [\"" + "${motd}" * 100 + "\"]")
+    with pytest.raises(UsageError, match=r"line \d+: provisioners\[0\].shell.inline\[0\]: "
+                                         "variables expand to more than 4194304 bytes"):
+        parse_spec(write(spec_dir, text))

@@ -10,7 +10,7 @@ from xml.etree.ElementTree import Element, SubElement, register_namespace, tostr
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from glasspane.errors import FormatError
+from glasspane.errors import FormatError, LimitExceeded
 
 NS_OVF = "http://schemas.dmtf.org/ovf/envelope/1"
 NS_RASD = "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"
@@ -18,6 +18,14 @@ NS_VSSD = "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSe
 NS_VMW = "http://www.vmware.com/schema/ovf"
 VMDK_STREAM = "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"
 MAX_OVF = 16 << 20
+# Bounds checked before any arithmetic: `byte * 2^4000000000` is a valid-looking unit whose
+# shift would build a 500 MB integer (and printing it takes hours).
+MAX_UNIT_EXPONENT = 60
+MAX_DIGITS = 20
+MAX_VCPUS = 4096
+MAX_MEMORY_MIB = 1 << 24  # 16 TiB
+MAX_CAPACITY = 64 << 40   # as base.MAX_VIRTUAL_SIZE (not imported: ovf stays pure data)
+MAX_DISKS = 256           # each is opened (its tables read) with the VM: not thousands
 
 for _prefix, _uri in (("ovf", NS_OVF), ("rasd", NS_RASD), ("vssd", NS_VSSD), ("vmw", NS_VMW)):
     register_namespace(_prefix, _uri)
@@ -65,21 +73,42 @@ _NAMED_UNITS = {"byte": 0, "bytes": 0, "kilobytes": 10, "kb": 10, "megabytes": 2
                 "gigabytes": 30, "gb": 30}
 
 
-def unit_shift(units: str | None, default: int) -> int:
+def unit_shift(units: str | None, default: int, path: str = "", structure: str = "OVF"
+               ) -> int:
     if not units:
         return default
     m = _UNITS.match(units)
     if m:
-        return int(m.group(1))
+        digits = m.group(1)
+        if len(digits) > 2 or int(digits) > MAX_UNIT_EXPONENT:
+            raise LimitExceeded(f"{structure}: allocation units 'byte * 2^{digits[:12]}' have "
+                                f"an exponent beyond {MAX_UNIT_EXPONENT}", path=path,
+                                hint="the descriptor is corrupt or crafted")
+        return int(digits)
     return _NAMED_UNITS.get(units.strip().lower(), default)
 
 
+def _count(text: str, what: str, path: str, structure: str) -> int:
+    """A whole number from the descriptor, digits only and short, before any arithmetic."""
+    text = text.strip()
+    if not text.isascii() or not text.isdigit():
+        raise FormatError(f"{what} {text[:24]!r} is not a whole number", path=path,
+                          structure=structure)
+    if len(text) > MAX_DIGITS:
+        raise LimitExceeded(f"{structure}: {what} of {len(text)} digits", path=path,
+                            hint="the descriptor is corrupt or crafted")
+    return int(text)
+
+
+def _in_range(value: int, low: int, high: int, what: str, path: str, structure: str) -> int:
+    if not low <= value <= high:
+        raise LimitExceeded(f"{structure}: {what} {value} is outside {low}..{high}", path=path,
+                            hint="the descriptor is corrupt or crafted")
+    return value
+
+
 def parse_ovf(raw: bytes, path: str) -> OvfDescriptor:
-    try:
-        return _interpret(_parse_xml(raw, path), path)
-    except ValueError as exc:
-        raise FormatError(f"OVF descriptor holds a malformed number: {exc}", path=path,
-                          structure="OVF descriptor") from None
+    return _interpret(_parse_xml(raw, path), path)
 
 
 def _parse_xml(raw: bytes, path: str) -> Element:
@@ -112,26 +141,32 @@ def _interpret(root: Element, path: str) -> OvfDescriptor:
         rtype = _text(item, "ResourceType")
         quantity = _text(item, "VirtualQuantity")
         if rtype == "3" and quantity:
-            vcpus = int(quantity)
+            vcpus = _in_range(_count(quantity, "vCPU count", path, "OVF CPU item"), 1,
+                              MAX_VCPUS, "vCPU count", path, "OVF CPU item")
         elif rtype == "4" and quantity:
-            memory = (int(quantity) << unit_shift(_text(item, "AllocationUnits"), 20)) >> 20
+            where = "OVF memory item"
+            amount = _count(quantity, "memory quantity", path, where) << unit_shift(
+                _text(item, "AllocationUnits"), 20, path, where)
+            memory = _in_range(amount >> 20, 1, MAX_MEMORY_MIB, "memory (MiB)", path, where)
         elif rtype == "17":
             for res in (_text(item, "HostResource") or "").split():
                 disk_order.append(res.rsplit("/", 1)[-1])
     disks: dict[str, OvfDisk] = {}
-    for d in _children(root, "Disk"):
+    found = _children(root, "Disk")
+    if len(found) > MAX_DISKS:
+        raise LimitExceeded(f"OVF DiskSection: {len(found)} disks, more than {MAX_DISKS}",
+                            path=path, hint="the descriptor is corrupt or crafted")
+    for d in found:
         disk_id = _attr(d, "diskId") or ""
         href = files.get(_attr(d, "fileRef"))
         if not href:
             raise FormatError(f"disk {disk_id!r} refers to no file", path=path,
                               structure="OVF DiskSection")
-        try:
-            capacity = int(_attr(d, "capacity") or "0") << unit_shift(
-                _attr(d, "capacityAllocationUnits"), 0)
-        except ValueError:
-            raise FormatError(f"disk {disk_id!r} has a non-numeric capacity", path=path,
-                              structure="OVF DiskSection") from None
-        disks[disk_id] = OvfDisk(disk_id, href, capacity)
+        where = f"OVF disk {disk_id[:64]!r}"
+        capacity = _count(_attr(d, "capacity") or "0", "capacity", path, where) << unit_shift(
+            _attr(d, "capacityAllocationUnits"), 0, path, where)
+        disks[disk_id] = OvfDisk(disk_id, href,
+                                 _in_range(capacity, 0, MAX_CAPACITY, "capacity", path, where))
     ordered = [disks[d] for d in disk_order if d in disks]
     ordered += [d for d in disks.values() if d not in ordered]
     return OvfDescriptor(name, vcpus, memory, ordered)

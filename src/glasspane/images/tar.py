@@ -7,6 +7,7 @@ OVA never has them and their presence means a crafted file.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,11 @@ from glasspane.images.source import ByteSource
 
 BLOCK = 512
 MAX_META_BYTES = 1 << 20  # long names and pax records
+# A field or pax value holding anything but digits is refused before `int()`, which would
+# accept a sign: a negative size moves the reader back onto a header it already read, and
+# that header then sends it back again, forever.
+_OCTAL = re.compile(rb"[0-7]+")
+_DECIMAL = re.compile(rb"[0-9]{1,20}")
 
 
 @dataclass(frozen=True)
@@ -25,20 +31,28 @@ class TarMember:
     size: int
     kind: str        # "file", "dir" or "other"
     header_offset: int
+    mode: int = 0o644
 
 
 def _number(field: bytes, path: str, offset: int) -> int:
+    if field and field[0] == 0xFF:  # GNU base-256, negative
+        raise FormatError("numeric field is negative", path=path, structure="tar header",
+                          offset=offset)
     if field and field[0] & 0x80:  # GNU base-256 for sizes of 8 GiB and more
-        value = int.from_bytes(field[1:], "big")
-        return value
+        return int.from_bytes(field[1:], "big")
     text = field.split(b"\0", 1)[0].strip(b" \0")
     if not text:
         return 0
-    try:
-        return int(text, 8)
-    except ValueError:
-        raise FormatError(f"numeric field {field!r} is not octal", path=path,
-                          structure="tar header", offset=offset) from None
+    if not _OCTAL.fullmatch(text):
+        raise FormatError(f"numeric field {text[:16]!r} is not octal", path=path,
+                          structure="tar header", offset=offset)
+    return int(text, 8)
+
+
+def _mode(field: bytes) -> int:
+    """Permission bits; only an unpacked context uses them, so garbage is just the default."""
+    text = field.split(b"\0", 1)[0].strip(b" \0")
+    return int(text, 8) & 0o7777 if _OCTAL.fullmatch(text) else 0o644
 
 
 def _checksum_ok(header: bytes) -> bool:
@@ -73,6 +87,7 @@ def iter_members(src: ByteSource) -> Iterator[TarMember]:
                               structure="tar header", offset=pos,
                               hint="the file is truncated, corrupt or not a tar archive")
         size = _number(header[124:136], src.path, pos)
+        mode = _mode(header[100:108])
         typeflag = header[156:157]
         data_at = pos + BLOCK
         if data_at + size > src.size:
@@ -100,10 +115,14 @@ def iter_members(src: ByteSource) -> Iterator[TarMember]:
                                       path=src.path, structure="tar member", offset=pos)
             kind = ("file" if typeflag in (b"0", b"\0", b"7") else
                     "dir" if typeflag == b"5" else "other")
-            yield TarMember(safe_name(name, src.path, pos), data_at, size, kind, pos)
+            yield TarMember(safe_name(name, src.path, pos), data_at, size, kind, pos, mode)
             long_name = pax_name = None
             pax_size = None
-        pos = data_at + (-(-size // BLOCK)) * BLOCK
+        following = data_at + (-(-size // BLOCK)) * BLOCK
+        if following <= pos:  # sizes are checked non-negative; this keeps it so
+            raise FormatError("member size moves the reader backwards", path=src.path,
+                              structure="tar header", offset=pos)
+        pos = following
     # Tolerate a missing end-of-archive marker (some writers omit it), never a torn header.
     if 0 < src.size - pos < BLOCK or src.size == 0:
         raise FormatError("archive ends inside a header block", path=src.path,
@@ -118,18 +137,23 @@ def _parse_pax(meta: bytes, path: str, offset: int) -> tuple[str | None, int | N
         space = meta.find(b" ", pos)
         if space < 0:
             break
-        try:
-            length = int(meta[pos:space])
-        except ValueError:
-            raise FormatError("malformed pax record", path=path, structure="tar pax header",
-                              offset=offset) from None
-        if length <= 0:
-            break
+        digits = meta[pos:space]
+        if not _DECIMAL.fullmatch(digits):
+            raise FormatError("malformed pax record length", path=path,
+                              structure="tar pax header", offset=offset)
+        length = int(digits)
+        if length <= space - pos:  # a record holds at least its own length and a space
+            raise FormatError(f"pax record of {length} bytes is shorter than its header",
+                              path=path, structure="tar pax header", offset=offset)
         record = meta[space + 1:pos + length].rstrip(b"\n")
         key, _, value = record.partition(b"=")
         if key == b"path":
             name = value.decode("utf-8", "replace")
         elif key == b"size":
+            if not _DECIMAL.fullmatch(value):
+                raise FormatError(f"pax size {value[:24]!r} is not a non-negative number",
+                                  path=path, structure="tar pax header", offset=offset,
+                                  hint="the archive is crafted or corrupt")
             size = int(value)
         pos += length
     return name, size

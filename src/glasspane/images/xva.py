@@ -168,9 +168,9 @@ class XvaArchive:
         disks = [VmDisk(d.name, XvaDisk(self.source, d.ref, d.virtual_size,
                                         self.chunks.get(d.ref, [])))
                  for d in self.disk_records]
-        memory = meta.int_field(rec, "memory_static_max", 0, self.path) >> 20
+        memory = meta.int_field(rec, "memory_static_max", 0, self.path, meta.MAX_MEMORY) >> 20
         return VmImage(name=str(rec.get("name_label", "")),
-                       vcpus=meta.int_field(rec, "VCPUs_max", 1, self.path),
+                       vcpus=meta.int_field(rec, "VCPUs_max", 1, self.path, meta.MAX_VCPUS),
                        memory_mib=memory or 1024,
                        disks=disks, format_name="xva", path=self.path, source=self.source,
                        details=self.details(), archive_check=self.check)

@@ -13,15 +13,27 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from glasspane.errors import FormatError
+from glasspane.errors import FormatError, LimitExceeded
 from glasspane.images.vm import VmSettings
 
 NULL_REF = "OpaqueRef:NULL"
 MAX_OVA_XML = 64 << 20
+# XAPI's own documents nest five levels deep (objects, snapshot, platform...); deeper is
+# crafted, and would otherwise end in a RecursionError.
+MAX_DEPTH = 32
+MAX_DIGITS = 20
+MAX_VCPUS = 4096
+MAX_MEMORY = 16 << 40
 
 
-def parse_value(elem: Element) -> Any:
+class _TooDeep(Exception):
+    pass
+
+
+def parse_value(elem: Element, depth: int = 0) -> Any:
     """An XML-RPC <value> as Python: struct -> dict, array -> list, scalars as text/int/bool."""
+    if depth > MAX_DEPTH:
+        raise _TooDeep
     children = list(elem)
     if not children:
         return elem.text or ""
@@ -32,15 +44,16 @@ def parse_value(elem: Element) -> Any:
         for member in child.findall("member"):
             name = member.findtext("name") or ""
             value = member.find("value")
-            out[name] = parse_value(value) if value is not None else ""
+            out[name] = parse_value(value, depth + 1) if value is not None else ""
         return out
     if tag == "array":
         data = child.find("data")
-        return [parse_value(v) for v in (data.findall("value") if data is not None else [])]
+        return [parse_value(v, depth + 1)
+                for v in (data.findall("value") if data is not None else [])]
     if tag == "boolean":
         return (child.text or "0").strip() == "1"
     if tag in ("int", "i4", "i8"):
-        return int((child.text or "0").strip())
+        return _whole((child.text or "0").strip())
     if tag == "double":
         return float((child.text or "0").strip())
     return child.text or ""
@@ -62,6 +75,9 @@ def parse_ova_xml(raw: bytes, path: str) -> dict[str, Any]:
                           structure="ova.xml")
     try:
         doc = parse_value(root)
+    except _TooDeep:
+        raise LimitExceeded(f"ova.xml: values nested deeper than {MAX_DEPTH} levels",
+                            path=path, hint="the export is corrupt or crafted") from None
     except ValueError as exc:
         raise FormatError(f"ova.xml holds a malformed value: {exc}", path=path,
                           structure="ova.xml") from None
@@ -78,41 +94,65 @@ class XvaDiskRecord:
     userdevice: str
 
 
+def _whole(text: str) -> int:
+    """A number from the document: digits only (and a sign), never thousands of them."""
+    digits = text.removeprefix("-")
+    if not digits.isascii() or not digits.isdigit() or len(digits) > MAX_DIGITS:
+        raise ValueError(f"{text[:24]!r} is not a whole number of at most {MAX_DIGITS} digits")
+    return int(text)
+
+
 def disks_of(doc: dict[str, Any], path: str) -> tuple[dict[str, Any], list[XvaDiskRecord]]:
     """The exported VM's record and its disks in userdevice order."""
-    objects = {o.get("id"): o for o in doc["objects"] if isinstance(o, dict)}
+    try:
+        return _disks_of(doc, path)
+    except (TypeError, AttributeError):  # a list where a name belongs, a struct for a ref...
+        raise FormatError("ova.xml holds a value of the wrong type (a struct or list where a "
+                          "name or a number belongs)", path=path, structure="ova.xml",
+                          hint="the export is corrupt or crafted") from None
+
+
+def _disks_of(doc: dict[str, Any], path: str) -> tuple[dict[str, Any], list[XvaDiskRecord]]:
+    objects = {str(o.get("id")): o for o in doc["objects"] if isinstance(o, dict)}
     vms = [o for o in objects.values() if o.get("class") == "VM"
            and not _snap(o).get("is_a_snapshot")]
     if not vms:
         raise FormatError("ova.xml describes no VM", path=path, structure="ova.xml")
     vm = _snap(vms[0])
     disks: list[XvaDiskRecord] = []
-    for vbd_ref in vm.get("VBDs", []):
-        vbd = _snap(objects.get(vbd_ref, {}))
+    vbds = vm.get("VBDs", [])
+    for vbd_ref in vbds if isinstance(vbds, list) else []:
+        vbd = _snap(objects.get(str(vbd_ref), {}))
         if not vbd or str(vbd.get("type", "Disk")).lower() == "cd" or vbd.get("empty") is True:
             continue
-        vdi_ref = vbd.get("VDI", NULL_REF)
+        vdi_ref = str(vbd.get("VDI", NULL_REF))
         vdi = _snap(objects.get(vdi_ref, {}))
         if not vdi:
             continue
         try:
-            size = int(vdi.get("virtual_size", "0"))
+            size = _whole(str(vdi.get("virtual_size", "0")))
         except ValueError:
-            raise FormatError(f"VDI {vdi_ref} has a non-numeric virtual_size", path=path,
+            raise FormatError(f"VDI {vdi_ref[:64]} has a non-numeric virtual_size", path=path,
                               structure="ova.xml") from None
         disks.append(XvaDiskRecord(vdi_ref, str(vdi.get("name_label", vdi_ref)), size,
                                    str(vbd.get("userdevice", "0"))))
-    disks.sort(key=lambda d: (int(d.userdevice) if d.userdevice.isdigit() else 99, d.ref))
+    disks.sort(key=lambda d: (int(d.userdevice) if d.userdevice.isdigit()
+                              and len(d.userdevice) < 6 else 99, d.ref))
     return vm, disks
 
 
-def int_field(record: dict[str, Any], name: str, default: int, path: str) -> int:
+def int_field(record: dict[str, Any], name: str, default: int, path: str,
+              high: int | None = None) -> int:
     value = record.get(name) or default
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise FormatError(f"VM field {name} is {value!r}, not a number", path=path,
+        number = value if isinstance(value, int) else _whole(str(value).strip())
+    except ValueError:
+        raise FormatError(f"VM field {name} is {str(value)[:40]!r}, not a number", path=path,
                           structure="ova.xml") from None
+    if number < 0 or (high is not None and number > high):
+        raise LimitExceeded(f"ova.xml: VM field {name} is {number}, outside 0..{high}",
+                            path=path, hint="the export is corrupt or crafted")
+    return number
 
 
 def _snap(obj: dict[str, Any]) -> dict[str, Any]:

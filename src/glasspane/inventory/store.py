@@ -34,6 +34,7 @@ from glasspane.errors import (
     UsageError,
 )
 from glasspane.images.references import StoreReferences
+from glasspane.inventory.parsing import in_parser_thread
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 META = ".meta.json"
@@ -42,6 +43,7 @@ RESERVE = 256 << 20
 T = TypeVar("T")
 # How much a chunked upload (no declared length) writes between two looks at the free space.
 ROOM_CHECK_EVERY = 4 << 20
+KIND_MEMBERS = 1000  # the members looked at to tell an OVA from a container image archive
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,9 @@ class ImageStore:
                     unchecked += len(chunk)
                     digest.update(chunk)
                     f.write(chunk)
-            return self.adopt(temp, name, actor, replace, digest.hexdigest())
+            # Describing the file parses it: off the event loop, as every parse of an upload.
+            return await in_parser_thread(
+                lambda: self.adopt(temp, name, actor, replace, digest.hexdigest()))
 
     @contextmanager
     def staging(self) -> Iterator[Path]:
@@ -246,21 +250,19 @@ def sha256_of(path: Path) -> str:
 def _kind(path: Path) -> str:
     """What the file is: a disk format the toolkit recognizes, a container image archive
     (`docker save` / `podman save`), or just a file."""
-    import tarfile
-
+    from glasspane.images import tar
     from glasspane.images.detect import probe
     from glasspane.images.source import ByteSource
     try:
         with ByteSource.open(str(path)) as source:
             kind = probe(source)
+            if kind != "ova":  # every other ustar archive looks like an OVA to the probe
+                return kind
+            # The toolkit's own bounded reader, and only the first members: a hostile tar
+            # (a negative pax size, 200,000 members) costs no more than a good one.
+            names = [m.name for m, _ in zip(tar.iter_members(source), range(KIND_MEMBERS),
+                                            strict=False)]
     except Exception:  # an unreadable or unrecognized file is a plain file
-        kind = None
-    if kind != "ova":  # every other ustar archive looks like an OVA to the probe
-        return kind or "file"
-    try:
-        with tarfile.open(path) as archive:
-            names = archive.getnames()[:1000]
-    except (tarfile.TarError, OSError):
         return "file"
     if any(n.endswith(".ovf") for n in names):
         return "ova"

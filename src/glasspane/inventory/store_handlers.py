@@ -31,9 +31,6 @@ from glasspane.inventory.tasks import Handler, TaskContext, handler
 if TYPE_CHECKING:
     from glasspane.templates.spec import TemplateSpec
 
-CONTEXT_LIMIT = 1 << 40
-
-
 def byte_progress(context: TaskContext) -> StartFn:
     """A `start(total, label)` for the image toolkit reporting into the task."""
     window = {"floor": 0.0}
@@ -205,10 +202,12 @@ def open_context(store: ImageStore, context: str, spec: str) -> Iterator[tuple[P
     """The stored build context `context` unpacked into a staging directory: the path of
     its spec `spec` (which must be inside it) and the staging directory, for outputs."""
     from glasspane.build_context import unpack_context
+    settings = current_settings()
     with store.staging() as work:
         root = (work / "context").resolve()
         try:
-            unpack_context(store.path(context), root, CONTEXT_LIMIT)
+            unpack_context(store.path(context), root, settings.context_limit,
+                           settings.context_members)
             spec_path = (root / spec).resolve()
             if not spec_path.is_relative_to(root) or not spec_path.is_file():
                 raise UsageError(f"context {context} has no spec {spec!r}",
@@ -216,9 +215,11 @@ def open_context(store: ImageStore, context: str, spec: str) -> Iterator[tuple[P
             yield spec_path, work
         except GlasspaneError as exc:
             # Errors go to every user (a validation's answer, a task's error): the context's
-            # files by their names in it, not by where this server unpacked them.
-            _rename_paths(exc, [(str(root), context), (str(work.resolve()), "staging"),
-                                (str(work), "staging"), (str(store.root.resolve()), "store"),
+            # files by their names in it, as the caller knows them, not by where this server
+            # unpacked them.
+            _rename_paths(exc, [(f"{root}/", f"{context}:"), (str(root), context),
+                                (str(work.resolve()), "staging"), (str(work), "staging"),
+                                (str(store.root.resolve()), "store"),
                                 (str(store.root), "store")])
             raise
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from glasspane.errors import UsageError
-from glasspane.yamlspec import TOP, Located, SpecReader, load_yaml
+from glasspane.yamlspec import MAX_SPEC_BYTES, TOP, Located, SpecReader, load_yaml
 
 _TEMPLATE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -40,6 +40,9 @@ OUTPUT_KEYS = {"xva": {"vm_name", "vcpus", "memory"}, "vhd": {"compress"},
                "qcow2": {"compress"}, "ova": {"vm_name", "vcpus", "memory"}, "raw": set()}
 DEFAULT_SSH_TIMEOUT = 600
 DEFAULT_STEP_TIMEOUT = 1800
+# What substituted variables may add to a spec in all: a megabyte of values referenced a few
+# hundred thousand times would otherwise be built into terabytes of strings.
+MAX_EXPANSION = 4 * MAX_SPEC_BYTES
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,7 @@ class _SpecParser:
         self.reader = SpecReader(path)
         self.overrides = overrides
         self.variables: dict[str, str] = {}
+        self.expanded = 0
 
     def fail(self, where: str, problem: str, mapping: Any = None, key: str | None = None
              ) -> UsageError:
@@ -157,6 +161,10 @@ class _SpecParser:
                 if name not in self.variables:
                     raise self.fail(where, f"undefined variable ${{{name}}} (define it under "
                                     "`variables:` or pass --var)", parent, key)
+                self.expanded += len(self.variables[name])
+                if self.expanded > MAX_EXPANSION:
+                    raise self.fail(where, f"variables expand to more than {MAX_EXPANSION} "
+                                    "bytes in all", parent, key)
                 return self.variables[name]
             return _VARIABLE.sub(one, value)
         return value

@@ -10,12 +10,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import Field
 from sqlalchemy import select
-from starlette.concurrency import run_in_threadpool
 
 from glasspane.api.deps import CurrentUser, Services, audited, operator, services, viewer
 from glasspane.api.routers.common import SpecContext, find_vm, submit
 from glasspane.api.routers.images import store_of
 from glasspane.inventory.models import Container, Host, Vm
+from glasspane.inventory.parsing import in_parser_thread
 
 router = APIRouter(tags=["apps"])
 
@@ -87,4 +87,4 @@ async def validate_app(body: AppContext, _: CurrentUser = Depends(viewer),
         with app_in_context(store_of(found), body.context, body.spec) as spec_path:
             parsed = parse_app(spec_path)
             return {"name": parsed.name, "services": [s.name for s in parsed.services]}
-    return await run_in_threadpool(check)
+    return await in_parser_thread(check)

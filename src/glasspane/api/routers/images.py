@@ -19,6 +19,7 @@ from glasspane.api.deps import CurrentUser, Services, audited, operator, service
 from glasspane.api.routers.common import find_vm, submit
 from glasspane.containers import service as containers
 from glasspane.images.detect import ALL_FORMATS
+from glasspane.inventory.parsing import in_parser_thread
 from glasspane.inventory.store import Actor, ImageStore
 
 router = APIRouter(tags=["images"])
@@ -83,9 +84,11 @@ class ToPool(BaseModel):
 
 
 @router.get("/images")
-def list_images(_: CurrentUser = Depends(viewer),
-                found: Services = Depends(services)) -> list[dict[str, Any]]:
-    return [dataclasses.asdict(i) for i in store_of(found).list()]
+async def list_images(_: CurrentUser = Depends(viewer),
+                      found: Services = Depends(services)) -> list[dict[str, Any]]:
+    # A file placed in the store by hand is described (parsed) when first listed.
+    return await in_parser_thread(lambda: [dataclasses.asdict(i)
+                                           for i in store_of(found).list()])
 
 
 @router.put("/images/{name}", status_code=201,
@@ -115,19 +118,19 @@ async def get_image(name: str, _: CurrentUser = Depends(viewer),
     """The stored image and, for a disk image, what `image info` says of it (its backing
     chain as stored images' names: nothing else can be one)."""
     store = store_of(found)
-    stored = store.get(name)
-    view: dict[str, Any] = dataclasses.asdict(stored)
-    if stored.kind in DISK_KINDS or source_format is not None:
-        from glasspane.images.inspect import image_info
 
-        def info_of() -> dict[str, Any]:
-            with store.confined():
-                return store.confine(image_info(str(store.path(name)), source_format,
+    def facts() -> dict[str, Any]:
+        stored = store.get(name)  # describes (parses) a file placed by hand
+        view: dict[str, Any] = dataclasses.asdict(stored)
+        if stored.kind in DISK_KINDS or source_format is not None:
+            from glasspane.images.inspect import image_info
+            with store.confined():  # errors name the stored image, not the server's file
+                info = store.confine(image_info(str(store.path(name)), source_format,
                                                 store.references()))
-        info = await run_in_threadpool(info_of)
-        info.pop("path", None)
-        view["info"] = info
-    return view
+            info.pop("path", None)
+            view["info"] = info
+        return view
+    return await in_parser_thread(facts)
 
 
 @router.get("/images/{name}/content", response_class=FileResponse)

@@ -9,7 +9,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
-from starlette.concurrency import run_in_threadpool
 
 from glasspane.api.deps import CurrentUser, Services, audited, operator, page, services, viewer
 from glasspane.api.routers.common import (
@@ -23,6 +22,7 @@ from glasspane.api.routers.common import (
 from glasspane.api.routers.images import store_of
 from glasspane.errors import NotFound
 from glasspane.inventory.models import Host, Template
+from glasspane.inventory.parsing import in_parser_thread
 
 router = APIRouter(tags=["templates"])
 TEMPLATE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -127,7 +127,7 @@ async def validate_spec(body: Validate, _: CurrentUser = Depends(viewer),
             return {"name": parsed.name, "source": parsed.source.describe(),
                     "provisioners": len(parsed.provisioners),
                     "outputs": [o.filename(parsed.name) for o in parsed.outputs]}
-    return await run_in_threadpool(check)
+    return await in_parser_thread(check)
 
 
 @router.delete("/templates/{host}/{name}", status_code=202,
