@@ -49,7 +49,7 @@ class UntrustedPeer(Exception):
     """A redirect led to a host whose certificate is not the one trusted for it."""
 
 
-Verify = Callable[[str], Peer]  # host name (as in a URL) -> how to trust it
+Verify = Callable[[str], Peer]  # host[:port] (as in a URL) -> how to trust it
 
 
 def _normal(fingerprint: str) -> str:
@@ -59,10 +59,11 @@ def _normal(fingerprint: str) -> str:
 def _connect(url: SplitResult, verify: Verify, timeout: float) -> socket.socket:
     host = url.hostname or ""
     port = url.port or (443 if url.scheme == "https" else 80)
+    # Asked before connecting: the answer may take a call to XAPI.
+    peer = verify(url.netloc) if url.scheme == "https" else None
     raw = socket.create_connection((host, port), timeout=timeout)
-    if url.scheme != "https":
+    if peer is None:
         return raw
-    peer = verify(host)
     assert peer.context is not None
     try:
         sock = peer.context.wrap_socket(raw, server_hostname=host)
