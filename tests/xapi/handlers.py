@@ -290,6 +290,7 @@ def import_archive(xapi: Xapi, data: bytes, sr: str) -> str:
                   VCPUs_at_startup=int(vm_snapshot.get("VCPUs_at_startup",
                                                        vm_snapshot.get("VCPUs_max", 1))),
                   memory_static_max=int(vm_snapshot.get("memory_static_max", 0)),
+                  other_config=dict(vm_snapshot.get("other_config", {})),  # import.ml keeps it
                   VBDs=vbds)
     for vbd in vbds:
         xapi.objects["VBD"][vbd]["VM"] = vm

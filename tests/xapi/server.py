@@ -18,6 +18,7 @@ What it enforces, as XAPI does for the calls it serves:
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -102,6 +103,7 @@ class Xapi:
         self.guest_address = "10.0.1.99"      # what a started VM's tools report
         self.faults: dict[str, list[str]] = {}  # handler -> the error an SR fails it with
         self.cut_after: int | None = None     # downloads cut there, unknown to XAPI
+        self.plugins: dict[str, set[str]] = {}  # host plugin -> its functions (every host)
 
     def master(self) -> str:
         pools = list(self.objects["pool"].values())
@@ -340,7 +342,9 @@ class Xapi:
         source = self.record("VM", vm)
         if source["power_state"] != "Halted":
             raise Failure("VM_BAD_POWER_STATE", vm, "halted", source["power_state"].lower())
-        values = {k: v for k, v in source.items() if k not in ("uuid", "VBDs", "VIFs")}
+        # xapi_vm_clone.ml copies the record, other_config included.
+        values = {k: copy.deepcopy(v) for k, v in source.items()
+                  if k not in ("uuid", "VBDs", "VIFs")}
         clone = self.add("VM", **{**values, "name_label": new_name})
         self._copy_disks(vm, clone)  # copy-on-write clones of the disks, here plain copies
         return clone
@@ -407,11 +411,11 @@ class Xapi:
         source = self.record("VM", vm)
         if source["power_state"] != "Halted":
             raise Failure("VM_BAD_POWER_STATE", vm, "halted", source["power_state"].lower())
-        values = {k: v for k, v in source.items()
+        values = {k: copy.deepcopy(v) for k, v in source.items()
                   if k not in ("uuid", "VBDs", "VIFs", "snapshots")}
-        copy = self.add("VM", **{**values, "name_label": new_name})
-        self._copy_disks(vm, copy)
-        return copy
+        new = self.add("VM", **{**values, "name_label": new_name})
+        self._copy_disks(vm, new)
+        return new
 
     def VM_provision(self, vm: str) -> None:
         if not self.record("VM", vm)["is_a_template"]:
@@ -534,6 +538,16 @@ class Xapi:
         for vif in record["VIFs"]:  # a VM's interfaces go with it, its disks do not
             self.objects["VIF"].pop(vif, None)
         del self.objects["VM"][vm]
+
+    def host_call_plugin(self, host: str, plugin: str, fn: str, args: dict[str, str]) -> str:
+        # xapi_plugins.ml: a plugin not in /etc/xapi.d/plugins is XENAPI_MISSING_PLUGIN; a
+        # function the plugin lacks is the plugin's own failure (XenAPIPlugin.dispatch).
+        self.record("host", host)
+        if plugin not in self.plugins:
+            raise Failure("XENAPI_MISSING_PLUGIN", plugin)
+        if fn not in self.plugins[plugin]:
+            raise Failure("XENAPI_PLUGIN_FAILURE", fn, "UnknownMethod", fn)
+        return ""
 
     # -- tasks ----------------------------------------------------------------------------------
     def task_create(self, label: str, description: str) -> str:

@@ -322,6 +322,7 @@ class XenApiDriver:
                 report(5, "cloning the template")
                 vm = self._call(f"cloning template {template}", "VM.clone", source, name)
             undo.append(lambda: self._destroy_with_disks(vm))
+            self._forget_container_keys(vm, name)
             self._call(f"provisioning VM {name}", "VM.provision", vm)
             self._call(f"making {name} a VM", "VM.set_is_a_template", vm, False)
             if network is not None:
@@ -479,20 +480,53 @@ class XenApiDriver:
     def other_config(self, name: str) -> dict[str, str]:
         return dict(self._vm(name)[1]["other_config"])
 
-    def write_other_config(self, name: str, values: dict[str, str]) -> list[str]:
-        """Set keys of VM `name`'s other_config, writing only those that changed (each write
-        is an event for every XAPI client); the keys written."""
-        ref, record = self._vm(name)
-        current = record["other_config"]
-        written = []
-        for key, value in values.items():
-            if current.get(key) == value:
-                continue
-            if key in current:  # add_to_ refuses an existing key (MAP_DUPLICATE_KEY)
-                self._call(f"updating VM {name}", "VM.remove_from_other_config", ref, key)
-            self._call(f"updating VM {name}", "VM.add_to_other_config", ref, key, value)
-            written.append(key)
-        return written
+    def other_configs(self) -> dict[str, tuple[str, str, dict[str, str]]]:
+        """Every VM's power state (glasspane's word), UUID and other_config, by name, in one
+        call."""
+        return {r["name_label"]: (POWER_STATES.get(r["power_state"], "unknown"), r["uuid"],
+                                  dict(r["other_config"])) for r in self._vms().values()}
+
+    def write_other_config(self, name: str, values: dict[str, str],
+                           remove: Iterable[str] = ()) -> list[str]:
+        """Set `values` in VM `name`'s other_config and drop the keys `remove`, in one call
+        (VM.set_other_config on a fresh read, as xscontainer did: remove_from_ then add_to_
+        would be two events, with the key missing between them for every reader); the keys
+        changed, and no call at all when none did."""
+        ref, _ = self._vm(name)
+        current = dict(self._call(f"reading VM {name}", "VM.get_other_config", ref))
+        wanted = {**{k: v for k, v in current.items() if k not in set(remove)}, **values}
+        changed = sorted(k for k in set(current) | set(wanted)
+                         if current.get(k) != wanted.get(k))
+        if changed:
+            self._call(f"updating VM {name}", "VM.set_other_config", ref, wanted)
+        return changed
+
+    def _forget_container_keys(self, vm: str, name: str) -> None:
+        """XAPI copies other_config into clones, copies and exports: the containers of the
+        VM it came from are not this one's."""
+        from glasspane.containers.xscontainer import KEYS
+        current = dict(self._call(f"reading VM {name}", "VM.get_other_config", vm))
+        if any(key in current for key in KEYS):
+            self._call(f"updating VM {name}", "VM.set_other_config", vm,
+                       {k: v for k, v in current.items() if k not in KEYS})
+
+    def xscontainer_hosts(self) -> list[str]:
+        """The pool's hosts that have XenServer's own xscontainer (its host plugin answers):
+        it wipes the container keys of the VMs it monitors, on start and after each failure.
+        A plugin function that does not exist is refused by the plugin itself; a plugin that
+        does not exist by XAPI (XENAPI_MISSING_PLUGIN)."""
+        found = []
+        for ref, record in self._call("listing hosts", "host.get_all_records").items():
+            try:
+                self._call("asking for xscontainer", "host.call_plugin", ref, "xscontainer",
+                           "glasspane_probe", {})
+            except HostUnreachable:
+                raise
+            except HostError as exc:
+                if "XENAPI_MISSING_PLUGIN" in exc.message:
+                    continue
+            found.append(str(record["name_label"]))
+        return sorted(found)
 
     def destroy_vm(self, name: str) -> None:
         """Stop the VM and destroy it with its disks (clones of a template's are its own)."""
@@ -514,6 +548,7 @@ class XenApiDriver:
             raise HostError(f"importing {path}: XAPI named no VM", host=self.name)
         vm = refs[0]
         self._call(f"naming VM {name}", "VM.set_name_label", vm, name)
+        self._forget_container_keys(vm, name)  # an export keeps the VM's other_config
         if template:
             self._call(f"making {name} a template", "VM.set_is_a_template", vm, True)
         return str(self._call(f"reading VM {name}", "VM.get_uuid", vm))
