@@ -108,16 +108,22 @@ def _exchange(url: str, method: str, headers: dict[str, str], verify: Verify,
             raise HttpFailure(0, f"{parts.hostname} broke the connection: {exc}") from None
         if answer.status in (301, 302, 303, 307, 308):
             location = answer.getheader("Location") or ""
-            sock.close()
+            _close(sock, answer)
             if not location:
                 raise HttpFailure(answer.status, "a redirect without a Location")
             url = urljoin(url, location)
             continue
         if answer.status >= 300:
-            sock.close()
+            _close(sock, answer)
             raise HttpFailure(answer.status, f"HTTP {answer.status} {answer.reason}")
         return sock, answer, url
     raise HttpFailure(302, f"more than {MAX_REDIRECTS} redirects")
+
+
+def _close(sock: socket.socket, answer: http.client.HTTPResponse) -> None:
+    """Really close: the answer's reader holds the socket open until it is closed too."""
+    answer.close()
+    sock.close()
 
 
 def put(url: str, size: int, blocks: Iterable[bytes], progress: Callable[[int], None],
@@ -137,7 +143,7 @@ def put(url: str, size: int, blocks: Iterable[bytes], progress: Callable[[int], 
     except (OSError, http.client.HTTPException) as exc:
         raise HttpFailure(0, f"the connection broke: {exc}") from None
     finally:
-        sock.close()
+        _close(sock, answer)
     return where
 
 
@@ -155,7 +161,7 @@ def get(url: str, sink: BinaryIO, progress: Callable[[int], None], verify: Verif
     except (OSError, http.client.HTTPException) as exc:
         raise HttpFailure(0, f"the connection broke after {received} bytes: {exc}") from None
     finally:
-        sock.close()
+        _close(sock, answer)
     return received
 
 

@@ -587,9 +587,10 @@ class XenApiDriver:
                           failure: xapi_http.HttpFailure) -> Exception:
         """The error for a transfer the HTTP side reports as failed: XAPI's own reason when
         its task has one (a refusal before the body, a failure mid-stream), else the HTTP
-        side's.  A broken connection gives XAPI a moment to record why."""
+        side's.  XAPI records a refusal before it answers; a broken connection gives it a
+        moment to notice and record why."""
         try:
-            self._wait_task(task, what, timeout=30 if failure.status == 0 else 5)
+            self._wait_task(task, what, timeout=30 if failure.status == 0 else 0)
         except HostError as exc:
             if "did not finish within" not in exc.message:
                 exc.message += f" (the transfer: {failure.detail})"
@@ -597,16 +598,16 @@ class XenApiDriver:
         except (Conflict, NotFound) as exc:
             return exc
         if failure.status == 0:
-            return HostError(f"{what}: the transfer with XAPI at {self.uri} was cut off: "
+            return HostError(f"{what}: the transfer with XAPI at {self.uri} did not complete: "
                              f"{failure.detail}", host=self.name)
         return HostError(f"{what}: XAPI at {self.uri} refused it: {failure.detail}",
                          host=self.name)
 
     def _untrusted(self, what: str, exc: xapi_http.UntrustedPeer) -> HostUnreachable:
-        return HostUnreachable(f"{what}: XAPI sent glasspane to another pool member, and {exc}",
-                               host=self.name,
-                               hint="check the member's certificate in XenCenter (Server > "
-                                    "Certificate); XAPI's list is what glasspane trusts")
+        return HostUnreachable(f"{what}: the pool host at {exc}", host=self.name,
+                               hint="a member XAPI redirects to must present the certificate "
+                                    "XAPI lists for it (XenCenter: the server's General tab, "
+                                    "Certificates); the master, the one given with --ca-file")
 
     def _peer(self, netloc: str) -> xapi_http.Peer:
         """How to trust the host at `netloc`: the pool master (the host glasspane logged in
