@@ -1,19 +1,36 @@
 """A loopback XAPI for tests: XML-RPC over HTTP, built from XAPI's published datamodel
 (datamodel.json, derived from xapi-project/xen-api's doc/data/xenapi.json by
 make_datamodel.py) and wire protocol, so that the official `XenAPI` SDK talks to it unchanged.
+One Xapi is one pool's database; `start` serves it as the master or, with `host`, as a member
+(add_member), so redirects and HOST_IS_SLAVE go where a real pool sends them.
 
-What it enforces, as XAPI does for the calls it serves:
+What it enforces, as xen-api's ocaml/xapi sources do (each rule cites its file beside it):
 - the envelope: every answer is a struct {Status: Success, Value} or {Status: Failure,
   ErrorDescription: [code, params...]}; `void` is ""; `int` travels as a string of digits;
 - sessions: every call but login needs a live session (SESSION_INVALID otherwise);
   SESSION_AUTHENTICATION_FAILED for a wrong password; a pool member answers login with
-  HOST_IS_SLAVE naming its master;
+  HOST_IS_SLAVE naming its master (xapi_session.ml);
 - the message table: unknown messages are MESSAGE_METHOD_UNKNOWN, a wrong number of
-  parameters MESSAGE_PARAMETER_COUNT_MISMATCH, a parameter of the wrong type FIELD_TYPE_ERROR,
+  parameters MESSAGE_PARAMETER_COUNT_MISMATCH (a trailing parameter with a default may be
+  left out: VM.snapshot's ignore_vdis), a parameter of the wrong type FIELD_TYPE_ERROR,
   a ref that names nothing HANDLE_INVALID (OpaqueRef:NULL included);
 - generic accessors for every class: get_all, get_all_records, get_record, get_by_uuid,
   get_by_name_label, get_<field>, set_<field> for RW fields;
-- VM lifecycle with VM_BAD_POWER_STATE [vm, expected, actual] and VM_IS_TEMPLATE.
+- VM lifecycle with VM_BAD_POWER_STATE [vm, expected, actual] and VM_IS_TEMPLATE; destroy
+  from Halted or Suspended, leaving snapshots and VDIs (xapi_vm_lifecycle.ml); snapshot in
+  any power state; INVALID_VALUE for VCPUs_max below VCPUs_at_startup or the reverse
+  (xapi_vm.ml); VCPU_MAX_NOT_CORES_PER_SOCKET_MULTIPLE at start (vm_platform.ml);
+- VDI_IN_USE for destroying an attached VDI (xapi_vdi.ml); SR_BACKEND_FAILURE_44 for a VDI
+  larger than the SR's free space (sm's SRNoSpace);
+- tasks: cancel makes a pending task "cancelling", its worker ends it "cancelled" with
+  TASK_CANCELLED (xapi_task.ml);
+- event.from tokens as XAPI makes them, EVENT_FROM_TOKEN_PARSE_FAILURE for others
+  (xapi_event.ml);
+- host.call_plugin: XENAPI_MISSING_PLUGIN for a plugin the host lacks (xapi_plugins.ml);
+- built-in templates without disks (small_pool), as XenServer ships them;
+- the HTTP handlers (handlers.py): answers before the body, outcomes only in the task,
+  exports without Content-Length, 302 to the member that sees the SR, /import's SR and
+  stream_vdi.ml's checks.
 """
 
 from __future__ import annotations
