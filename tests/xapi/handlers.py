@@ -155,12 +155,15 @@ def _read(xapi: Xapi, task: str, body: BinaryIO, length: int) -> bytes:
     client stops early: the transfer fails."""
     parts, left = [], length
     while left:
-        check_cancel(xapi, task)
         piece = body.read(min(CHUNK, left))
         if not piece:
             raise _failure("IMPORT_INCOMPLETE", f"the body ended {left} bytes early")
         parts.append(piece)
         left -= len(piece)
+        check_cancel(xapi, task)  # noticed as each chunk arrives
+        with xapi.lock:
+            if task in xapi.objects["task"]:
+                xapi.objects["task"][task]["progress"] = 1 - left / length
     data = b"".join(parts)
     xapi.uploads.append(data)
     return data

@@ -104,6 +104,10 @@ def test_a_task_cancelled_midway(xapi: tuple[Running, Any, dict[str, str]],
                      f"&format=raw HTTP/1.1\r\nContent-Length: {4 << 20}\r\n\r\n".encode())
         assert sock.recv(12).startswith(b"HTTP/1.0 200")  # answered before the body
         sock.sendall(bytes(1 << 20))
+        deadline = time.monotonic() + 20
+        while float(api.task.get_progress(task)) < 0.25:  # the chunk is in: it waits for more
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         api.task.cancel(task)
         assert api.task.get_status(task) == "cancelling"
         sock.sendall(bytes(1 << 20))

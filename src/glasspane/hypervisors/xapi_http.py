@@ -137,11 +137,16 @@ def put(url: str, size: int, blocks: Iterable[bytes], progress: Callable[[int], 
         for block in blocks:
             sock.sendall(block)
             progress(len(block))
-        # XAPI closes once it has consumed the body; until then the upload is in flight.
+    except (OSError, http.client.HTTPException) as exc:
+        _close(sock, answer)
+        raise HttpFailure(0, f"the connection broke: {exc}") from None
+    try:
+        # XAPI closes once it has taken the body; whatever happens here, the task says
+        # how the upload went.
         while answer.read(BLOCK):
             pass
-    except (OSError, http.client.HTTPException) as exc:
-        raise HttpFailure(0, f"the connection broke: {exc}") from None
+    except (OSError, http.client.HTTPException):
+        pass
     finally:
         _close(sock, answer)
     return where

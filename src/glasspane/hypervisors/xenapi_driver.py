@@ -494,7 +494,8 @@ class XenApiDriver:
         changed, and no call at all when none did."""
         ref, _ = self._vm(name)
         current = dict(self._call(f"reading VM {name}", "VM.get_other_config", ref))
-        wanted = {**{k: v for k, v in current.items() if k not in set(remove)}, **values}
+        dropped = set(remove)
+        wanted = {**{k: v for k, v in current.items() if k not in dropped}, **values}
         changed = sorted(k for k in set(current) | set(wanted)
                          if current.get(k) != wanted.get(k))
         if changed:
