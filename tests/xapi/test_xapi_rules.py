@@ -254,3 +254,37 @@ def test_destroying_a_vm_removes_its_snapshots(capsys: pytest.CaptureFixture[str
     assert r.code == 0, r.err
     assert not [v for v in pool.objects["VM"].values() if v["is_a_snapshot"]]
     assert len(pool.objects["VDI"]) == 1 and not pool.disks
+
+
+def test_no_redirect_from_https_to_http(tmp_path: Path) -> None:
+    """The session id is in the query: a redirect may not take it off TLS."""
+    import io
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from glasspane.hypervisors import xapi_http
+
+    class Downgrade(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1:9" + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    cert, key = self_signed(tmp_path)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Downgrade)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    trust = ssl.create_default_context(cafile=str(cert))
+    trust.check_hostname = False
+    try:
+        with pytest.raises(xapi_http.HttpFailure, match="HTTPS to plain HTTP"):
+            xapi_http.get(f"https://127.0.0.1:{server.server_address[1]}/export_raw_vdi"
+                          "?session_id=OpaqueRef:secret", io.BytesIO(), lambda n: None,
+                          lambda netloc: xapi_http.Peer(trust))
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -111,7 +111,11 @@ def _exchange(url: str, method: str, headers: dict[str, str], verify: Verify,
             _close(sock, answer)
             if not location:
                 raise HttpFailure(answer.status, "a redirect without a Location")
-            url = urljoin(url, location)
+            target = urljoin(url, location)
+            if parts.scheme == "https" and urlsplit(target).scheme != "https":
+                # The session id travels in the query: never in the clear.
+                raise HttpFailure(answer.status, "a redirect from HTTPS to plain HTTP")
+            url = target
             continue
         if answer.status >= 300:
             _close(sock, answer)
