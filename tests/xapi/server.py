@@ -597,7 +597,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         query = dict(parse_qsl(parts.query))
-        answer = route(self.xapi, query, self.host or self.xapi.master())
+        with self.xapi.lock:
+            before = set(self.xapi.objects["task"])
+            answer = route(self.xapi, query, self.host or self.xapi.master())
+            if not isinstance(answer, handlers.Accept):  # with_context's own task goes too
+                for task in set(self.xapi.objects["task"]) - before:
+                    if self.xapi.objects["task"][task]["other_config"].get("handler-own"):
+                        del self.xapi.objects["task"][task]
         self.close_connection = True  # XAPI's handlers set req.close
         if isinstance(answer, handlers.Refuse):
             # Answered before the body, which is never read (the client sees a reset).
