@@ -318,7 +318,12 @@ def test_xenserver_pool_vm_gets_xscontainer_keys(capsys: pytest.CaptureFixture[s
         assert "<names>xs-demo</names>" in keys["docker_ps"]
         assert "<status>Up</status>" in keys["docker_ps"]
         assert "Podman" in keys["docker_version"]
+        assert "sizerw" not in keys["docker_ps"]  # asked without sizes: no write loop
+        assert "VM.add_to_other_config" not in xapi.calls  # written whole, in one call
         assert sync_xscontainer_keys(guests.settings) == 0  # unchanged: nothing rewritten
+        xapi.objects["VM"][vm]["power_state"] = "Halted"  # stopped from XenCenter
+        assert sync_xscontainer_keys(guests.settings) == 1
+        assert "docker_ps" not in xapi.objects["VM"][vm]["other_config"]
     finally:
         run_cli(capsys, "container", "remove", "ct-a", "xs-demo", "--force")
         run_cli(capsys, "host", "remove", "xcp")

@@ -1,25 +1,42 @@
 """A loopback XAPI for tests: XML-RPC over HTTP, built from XAPI's published datamodel
 (datamodel.json, derived from xapi-project/xen-api's doc/data/xenapi.json by
 make_datamodel.py) and wire protocol, so that the official `XenAPI` SDK talks to it unchanged.
+One Xapi is one pool's database; `start` serves it as the master or, with `host`, as a member
+(add_member), so redirects and HOST_IS_SLAVE go where a real pool sends them.
 
-What it enforces, as XAPI does for the calls it serves:
+What it enforces, as xen-api's ocaml/xapi sources do (each rule cites its file beside it):
 - the envelope: every answer is a struct {Status: Success, Value} or {Status: Failure,
   ErrorDescription: [code, params...]}; `void` is ""; `int` travels as a string of digits;
 - sessions: every call but login needs a live session (SESSION_INVALID otherwise);
   SESSION_AUTHENTICATION_FAILED for a wrong password; a pool member answers login with
-  HOST_IS_SLAVE naming its master;
+  HOST_IS_SLAVE naming its master (xapi_session.ml);
 - the message table: unknown messages are MESSAGE_METHOD_UNKNOWN, a wrong number of
-  parameters MESSAGE_PARAMETER_COUNT_MISMATCH, a parameter of the wrong type FIELD_TYPE_ERROR,
+  parameters MESSAGE_PARAMETER_COUNT_MISMATCH (a trailing parameter with a default may be
+  left out: VM.snapshot's ignore_vdis), a parameter of the wrong type FIELD_TYPE_ERROR,
   a ref that names nothing HANDLE_INVALID (OpaqueRef:NULL included);
 - generic accessors for every class: get_all, get_all_records, get_record, get_by_uuid,
   get_by_name_label, get_<field>, set_<field> for RW fields;
-- VM lifecycle with VM_BAD_POWER_STATE [vm, expected, actual] and VM_IS_TEMPLATE.
+- VM lifecycle with VM_BAD_POWER_STATE [vm, expected, actual] and VM_IS_TEMPLATE; destroy
+  from Halted or Suspended, leaving snapshots and VDIs (xapi_vm_lifecycle.ml); snapshot in
+  any power state; INVALID_VALUE for VCPUs_max below VCPUs_at_startup or the reverse
+  (xapi_vm.ml); VCPU_MAX_NOT_CORES_PER_SOCKET_MULTIPLE at start (vm_platform.ml);
+- VDI_IN_USE for destroying an attached VDI (xapi_vdi.ml); SR_BACKEND_FAILURE_44 for a VDI
+  larger than the SR's free space (sm's SRNoSpace);
+- tasks: cancel makes a pending task "cancelling", its worker ends it "cancelled" with
+  TASK_CANCELLED (xapi_task.ml);
+- event.from tokens as XAPI makes them, EVENT_FROM_TOKEN_PARSE_FAILURE for others
+  (xapi_event.ml);
+- host.call_plugin: XENAPI_MISSING_PLUGIN for a plugin the host lacks (xapi_plugins.ml);
+- built-in templates without disks (small_pool), as XenServer ships them;
+- the HTTP handlers (handlers.py): answers before the body, outcomes only in the task,
+  exports without Content-Length, 302 to the member that sees the SR, /import's SR and
+  stream_vdi.ml's checks.
 """
 
 from __future__ import annotations
 
+import copy
 import json
-import tempfile
 import threading
 import time
 import uuid
@@ -32,6 +49,9 @@ from typing import Any
 # Derived from XAPI's published datamodel by make_datamodel.py (the classes served here).
 DATAMODEL = Path(__file__).with_name("datamodel.json")
 NULL = "OpaqueRef:NULL"
+# Messages whose last parameter has a default (ocaml/idl/datamodel*.ml param_default), so
+# older clients may leave it out: VM.snapshot's ignore_vdis (datamodel_vm.ml).
+DEFAULTED: dict[str, Any] = {"VM.snapshot": []}
 
 
 class Failure(Exception):
@@ -98,6 +118,13 @@ class Xapi:
         self.uploads: list[bytes] = []        # what /import received, as sent
         self.disks: dict[str, bytes] = {}     # VDI ref -> its content, for byte checks
         self.guest_address = "10.0.1.99"      # what a started VM's tools report
+        self.faults: dict[str, list[str]] = {}  # handler -> the error an SR fails it with
+        self.cut_after: int | None = None     # downloads cut there, unknown to XAPI
+        self.plugins: dict[str, set[str]] = {}  # host plugin -> its functions (every host)
+
+    def master(self) -> str:
+        pools = list(self.objects["pool"].values())
+        return str(pools[0]["master"]) if pools else ""
 
     # -- objects ------------------------------------------------------------------------------
     def add(self, klass: str, **values: Any) -> str:
@@ -119,7 +146,15 @@ class Xapi:
             self.changed.notify_all()
 
     def _event_from(self, classes: list[str], token: str, timeout: float) -> dict[str, Any]:
-        since = int(token) if token.isdigit() else 0
+        # xapi_event.ml Token: "" to start, else "%020Ld,%020Ld" (last event id, last
+        # message id); anything else is EVENT_FROM_TOKEN_PARSE_FAILURE.
+        if token == "":
+            since = 0
+        else:
+            last, _, messages = token.partition(",")
+            if not (last.isdigit() and messages.isdigit()):
+                raise Failure("EVENT_FROM_TOKEN_PARSE_FAILURE", token)
+            since = int(last)
         wanted = {c.lower() for c in classes}
         deadline = time.monotonic() + float(timeout)
         while True:
@@ -137,7 +172,7 @@ class Xapi:
             events.append({**e, "id": str(e["id"]), "timestamp": "20261124T00:00:00Z",
                            "snapshot": snapshot})
         return {"events": events, "valid_ref_counts": {},
-                "token": str(self.events[-1]["id"] if self.events else 0)}
+                "token": f"{self.events[-1]['id'] if self.events else 0:020d},{0:020d}"}
 
     def record(self, klass: str, ref: str) -> dict[str, Any]:
         if ref not in self.objects[klass]:
@@ -149,10 +184,15 @@ class Xapi:
                 for name, value in self.record(klass, ref).items()}
 
     # -- dispatch -----------------------------------------------------------------------------
-    def call(self, method: str, params: tuple[Any, ...]) -> Any:
+    def call(self, method: str, params: tuple[Any, ...], host: str = "") -> Any:
+        """Method `method` as served by pool host `host` (default: the master)."""
         with self.lock:
             self.calls.append(method)
             if method == "session.login_with_password":
+                if host and host != self.master():
+                    # xapi_session.ml: a member refuses logins, naming its master.
+                    raise Failure("HOST_IS_SLAVE",
+                                  self.objects["host"][self.master()]["address"])
                 return self._login(*params[:2])
             klass, _, message = method.partition(".")
             if klass not in self.model.fields:
@@ -218,8 +258,11 @@ class Xapi:
             declared = [f"{klass} ref"] if message == "get_record" else ["string"]
         if declared is None:
             raise Failure("MESSAGE_METHOD_UNKNOWN", method)
-        self._check_params(method, declared[1:] if declared[:1] == ["session ref"]
-                           else declared, params)
+        declared = declared[1:] if declared[:1] == ["session ref"] else declared
+        if len(params) == len(declared) - 1 and method in DEFAULTED:
+            # A trailing parameter with a param_default in the datamodel may be left out.
+            params = [*params, DEFAULTED[method]]
+        self._check_params(method, declared, params)
         handler = getattr(self, f"{klass}_{message}", None)
         if handler is not None:  # XAPI's own implementation of a declared message
             result = handler(*params)
@@ -269,11 +312,26 @@ class Xapi:
         if record["power_state"] != expected:
             raise Failure("VM_BAD_POWER_STATE", vm, expected.lower(),
                           record["power_state"].lower())
+        self._set_power(vm, new)
+
+    def _set_power(self, vm: str, new: str) -> None:
+        """A running or paused VM has its VBDs attached (currently_attached), which keeps
+        their VDIs from being destroyed."""
+        record = self.record("VM", vm)
         record["power_state"] = new
+        for vbd in record["VBDs"]:
+            if vbd in self.objects["VBD"]:
+                self.objects["VBD"][vbd]["currently_attached"] = new in ("Running", "Paused")
 
     def VM_start(self, vm: str, start_paused: bool, force: bool) -> None:
-        self._power(vm, "Halted", "Paused" if start_paused else "Running")
         record = self.record("VM", vm)
+        per_socket = record["platform"].get("cores-per-socket")
+        if per_socket and not record["is_a_template"] and \
+                record["VCPUs_max"] % int(per_socket):
+            # vm_platform.ml sanity_check: VCPUs_max must be a multiple of cores-per-socket.
+            raise Failure("VCPU_MAX_NOT_CORES_PER_SOCKET_MULTIPLE", str(record["VCPUs_max"]),
+                          per_socket)
+        self._power(vm, "Halted", "Paused" if start_paused else "Running")
         if self.guest_address and record["guest_metrics"] == NULL:
             # The guest's tools report its address a moment after boot.
             record["guest_metrics"] = self.add("VM_guest_metrics",
@@ -286,7 +344,7 @@ class Xapi:
         record = self.record("VM", vm)
         if record["power_state"] == "Halted":
             raise Failure("VM_BAD_POWER_STATE", vm, "running", "halted")
-        record["power_state"] = "Halted"
+        self._set_power(vm, "Halted")
 
     def VM_clean_reboot(self, vm: str) -> None:
         self._power(vm, "Running", "Running")
@@ -301,7 +359,9 @@ class Xapi:
         source = self.record("VM", vm)
         if source["power_state"] != "Halted":
             raise Failure("VM_BAD_POWER_STATE", vm, "halted", source["power_state"].lower())
-        values = {k: v for k, v in source.items() if k not in ("uuid", "VBDs", "VIFs")}
+        # xapi_vm_clone.ml copies the record, other_config included.
+        values = {k: copy.deepcopy(v) for k, v in source.items()
+                  if k not in ("uuid", "VBDs", "VIFs")}
         clone = self.add("VM", **{**values, "name_label": new_name})
         self._copy_disks(vm, clone)  # copy-on-write clones of the disks, here plain copies
         return clone
@@ -332,8 +392,8 @@ class Xapi:
         source = self.record("VM", vm)
         if source["is_a_template"]:
             raise Failure("VM_IS_TEMPLATE", vm)
-        if source["power_state"] == "Suspended":
-            raise Failure("VM_BAD_POWER_STATE", vm, "running", "suspended")
+        # xapi_vm_lifecycle.ml allows snapshot in every power state (a suspended VM's is
+        # taken with its suspend image).
         values = {k: v for k, v in source.items()
                   if k not in ("uuid", "VBDs", "VIFs", "snapshots", "guest_metrics")}
         snapshot = self.add("VM", **{**values, "name_label": new_name, "is_a_template": True,
@@ -355,7 +415,7 @@ class Xapi:
         for current, saved in zip(mine, theirs, strict=False):
             if current != NULL and saved != NULL:
                 self.disks[current] = self.disks.get(saved, b"")
-        target["power_state"] = "Halted"  # a disk-only snapshot: the VM comes back halted
+        self._set_power(vm, "Halted")  # a disk-only snapshot: the VM comes back halted
         self.event("VM", vm, "mod")
 
     def VM_suspend(self, vm: str) -> None:
@@ -368,23 +428,34 @@ class Xapi:
         source = self.record("VM", vm)
         if source["power_state"] != "Halted":
             raise Failure("VM_BAD_POWER_STATE", vm, "halted", source["power_state"].lower())
-        values = {k: v for k, v in source.items()
+        values = {k: copy.deepcopy(v) for k, v in source.items()
                   if k not in ("uuid", "VBDs", "VIFs", "snapshots")}
-        copy = self.add("VM", **{**values, "name_label": new_name})
-        self._copy_disks(vm, copy)
-        return copy
+        new = self.add("VM", **{**values, "name_label": new_name})
+        self._copy_disks(vm, new)
+        return new
 
     def VM_provision(self, vm: str) -> None:
         if not self.record("VM", vm)["is_a_template"]:
             raise Failure("PROVISION_ONLY_ALLOWED_ON_TEMPLATE", vm)
 
     def VM_set_VCPUs_max(self, vm: str, value: str) -> None:
-        self.record("VM", vm)["VCPUs_max"] = int(value)
+        # xapi_vm.ml set_VCPUs_max: not on a running VM; for a VM (templates are exempt),
+        # 0 < VCPUs_at_startup <= VCPUs_max must hold after the change.
+        record = self.record("VM", vm)
+        if record["power_state"] == "Running":
+            raise Failure("VM_BAD_POWER_STATE", vm, "halted", "running")
+        if not record["is_a_template"] and not \
+                0 < record["VCPUs_at_startup"] <= int(value):
+            raise Failure("INVALID_VALUE", "VCPU values must satisfy: 0 < VCPUs_at_startup "
+                          "≤ VCPUs_max", value)
+        record["VCPUs_max"] = int(value)
 
     def VM_set_VCPUs_at_startup(self, vm: str, value: str) -> None:
+        # xapi_vm.ml set_VCPUs_at_startup: the same rule, from the other side.
         record = self.record("VM", vm)
-        if int(value) > record["VCPUs_max"]:
-            raise Failure("VCPUS_AT_STARTUP_GREATER_THAN_MAX", value)
+        if not record["is_a_template"] and not 0 < int(value) <= record["VCPUs_max"]:
+            raise Failure("INVALID_VALUE", "VCPU values must satisfy: 0 < VCPUs_at_startup "
+                          "≤ VCPUs_max", value)
         record["VCPUs_at_startup"] = int(value)
 
     def VM_set_memory_limits(self, vm: str, static_min: str, static_max: str,
@@ -407,7 +478,9 @@ class Xapi:
         sr = self.record("SR", values["SR"])
         free = sr["physical_size"] - sr["physical_utilisation"]
         if sr["physical_size"] and values.get("virtual_size", 0) > free:
-            raise Failure("SR_FULL", str(values["virtual_size"]), str(free))
+            # The SR drivers (sm: FileSR, LVHDSR...) raise xs_errors "SRNoSpace", code 44,
+            # which xapi_vdi.ml create passes on as SR_BACKEND_FAILURE_44.
+            raise Failure("SR_BACKEND_FAILURE_44", "", "There is insufficient space", "")
         return self.add("VDI", **values)
 
     def VIF_create(self, args: dict[str, Any]) -> str:
@@ -445,7 +518,16 @@ class Xapi:
         record["virtual_size"] = int(size)
 
     def VDI_destroy(self, vdi: str) -> None:
+        # xapi_vdi.ml check_operation_error: not while a VBD has it attached (VDI_IN_USE);
+        # destroy then removes the VDI's VBDs itself.
         self.record("VDI", vdi)
+        vbds = [r for r, v in self.objects["VBD"].items() if v["VDI"] == vdi]
+        if any(self.objects["VBD"][v]["currently_attached"] for v in vbds):
+            raise Failure("VDI_IN_USE", vdi, "destroy")
+        for vbd in vbds:
+            owner = self.objects["VBD"].pop(vbd)["VM"]
+            if owner in self.objects["VM"] and vbd in self.objects["VM"][owner]["VBDs"]:
+                self.objects["VM"][owner]["VBDs"].remove(vbd)
         del self.objects["VDI"][vdi]
         self.disks.pop(vdi, None)
 
@@ -463,8 +545,10 @@ class Xapi:
         return vbd
 
     def VM_destroy(self, vm: str) -> None:
+        # xapi_vm_lifecycle.ml: destroy is allowed Halted or Suspended.  It leaves the VM's
+        # snapshots (their snapshot_of then names nothing) and its VDIs.
         record = self.record("VM", vm)
-        if record["power_state"] != "Halted":
+        if record["power_state"] not in ("Halted", "Suspended"):
             raise Failure("VM_BAD_POWER_STATE", vm, "halted", record["power_state"].lower())
         for vbd in record["VBDs"]:
             self.objects["VBD"].pop(vbd, None)
@@ -472,227 +556,123 @@ class Xapi:
             self.objects["VIF"].pop(vif, None)
         del self.objects["VM"][vm]
 
+    def host_call_plugin(self, host: str, plugin: str, fn: str, args: dict[str, str]) -> str:
+        # xapi_plugins.ml: a plugin not in /etc/xapi.d/plugins is XENAPI_MISSING_PLUGIN; a
+        # function the plugin lacks is the plugin's own failure (XenAPIPlugin.dispatch).
+        self.record("host", host)
+        if plugin not in self.plugins:
+            raise Failure("XENAPI_MISSING_PLUGIN", plugin)
+        if fn not in self.plugins[plugin]:
+            raise Failure("XENAPI_PLUGIN_FAILURE", fn, "UnknownMethod", fn)
+        return ""
+
     # -- tasks ----------------------------------------------------------------------------------
     def task_create(self, label: str, description: str) -> str:
         return self.add("task", name_label=label, name_description=description,
                         status="pending", progress=0.0)
 
     def task_cancel(self, task: str) -> None:
+        # xapi_task.ml cancel: a pending task becomes "cancelling"; the worker doing it
+        # notices (TaskHelper.exn_if_cancelling) and ends it "cancelled" with TASK_CANCELLED.
         record = self.record("task", task)
         if record["status"] == "pending":
-            record["status"] = "cancelled"
+            record["status"] = "cancelling"
 
     def task_destroy(self, task: str) -> None:
         self.record("task", task)
         del self.objects["task"][task]
 
-    # -- the /import HTTP handler ---------------------------------------------------------------
-    def http_import(self, query: dict[str, str], body: bytes, complete: bool) -> int:
-        """PUT /import: an XVA in the body.  Answers an HTTP status; the outcome is the
-        task's (XAPI's own way: the body is streamed, the result comes from the task)."""
-        with self.lock:
-            if query.get("session_id") not in self.sessions:
-                return 401
-            task = query.get("task_id", "")
-            if task not in self.objects["task"]:
-                return 404
-            self.uploads.append(body)
-            try:
-                if not complete:
-                    raise Failure("IMPORT_INCOMPLETE", "the upload ended early")
-                vm = self._import_xva(body)
-            except Failure as failure:
-                self.objects["task"][task].update(status="failure",
-                                                  error_info=failure.description)
-                return 200
-            self.objects["task"][task].update(
-                status="success", progress=1.0,
-                result=f"<value><array><data><value>{vm}</value></data></array></value>")
-            return 200
-
-    def http_import_raw_vdi(self, query: dict[str, str], body: bytes, complete: bool) -> int:
-        """PUT /import_raw_vdi?vdi=REF&format=raw: the disk's bytes in the body."""
-        with self.lock:
-            if query.get("session_id") not in self.sessions:
-                return 401
-            vdi = query.get("vdi", "")
-            if vdi not in self.objects["VDI"]:
-                return 404
-            fmt = query.get("format", "raw")
-            if fmt not in ("raw", "vhd") or not complete:
-                return 400
-            self.uploads.append(body)
-            if fmt == "vhd":  # decoded by qemu-img: an implementation other than glasspane's
-                body = _vhd_to_raw(body)
-                if body is None:
-                    return 400
-            if len(body) > self.objects["VDI"][vdi]["virtual_size"]:
-                return 400
-            self.disks[vdi] = body
-            self.event("VDI", vdi, "mod")
-            return 200
-
-    # -- the /export handlers ------------------------------------------------------------------
-    def http_export(self, query: dict[str, str]) -> tuple[int, bytes]:
-        """GET /export?ref=VM or uuid=...: the VM as an XVA (XAPI refuses a running VM)."""
-        from glasspane.images.vm import VmSettings
-        from tests.images.xva_builder import build_xva
-        with self.lock:
-            if query.get("session_id") not in self.sessions:
-                return 401, b""
-            vm = query.get("ref") or next(
-                (r for r, v in self.objects["VM"].items() if v["uuid"] == query.get("uuid")),
-                "")
-            if vm not in self.objects["VM"]:
-                return 404, b""
-            record = self.record("VM", vm)
-            task = query.get("task_id", "")
-            if record["power_state"] not in ("Halted", "Suspended"):
-                if task in self.objects["task"]:
-                    self.objects["task"][task].update(
-                        status="failure", error_info=["VM_BAD_POWER_STATE", vm, "halted",
-                                                      record["power_state"].lower()])
-                return 500, b""
-            disks = [self.disks.get(self.record("VBD", v)["VDI"], b"")
-                     for v in record["VBDs"] if self.record("VBD", v)["type"] == "Disk"]
-            sizes = [self.record("VDI", self.record("VBD", v)["VDI"])["virtual_size"]
-                     for v in record["VBDs"] if self.record("VBD", v)["type"] == "Disk"]
-        with tempfile.TemporaryDirectory() as work:
-            path = Path(work) / "export.xva"
-            build_xva(path, [(size, [(i, data[i << 20:(i + 1) << 20])
-                                     for i in range(0, (len(data) + (1 << 20) - 1) >> 20)
-                                     if data[i << 20:(i + 1) << 20].strip(b"\0")])
-                             for size, data in zip(sizes, disks, strict=True)],
-                      VmSettings(record["name_label"], record["VCPUs_max"] or 1,
-                                 max(1, record["memory_static_max"] >> 20)))
-            body = path.read_bytes()
-        with self.lock:
-            if task in self.objects["task"]:
-                self.objects["task"][task].update(status="success", progress=1.0, result="")
-        return 200, body
-
-    def http_export_raw_vdi(self, query: dict[str, str]) -> tuple[int, bytes]:
-        """GET /export_raw_vdi?vdi=REF&format=raw|vhd: one disk; VHD made by qemu-img, an
-        implementation other than glasspane's."""
-        import subprocess
-        with self.lock:
-            if query.get("session_id") not in self.sessions:
-                return 401, b""
-            vdi = query.get("vdi", "")
-            if vdi not in self.objects["VDI"]:
-                return 404, b""
-            size = self.record("VDI", vdi)["virtual_size"]
-            data = self.disks.get(vdi, b"").ljust(size, b"\0")
-        fmt = query.get("format", "raw")
-        if fmt == "raw":
-            return 200, data
-        if fmt != "vhd":
-            return 400, b""
-        with tempfile.TemporaryDirectory() as work:
-            raw, vhd = Path(work) / "disk.raw", Path(work) / "disk.vhd"
-            raw.write_bytes(data)
-            subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o",
-                            "subformat=dynamic,force_size=on", str(raw), str(vhd)], check=True)
-            return 200, vhd.read_bytes()
-
-    def _import_xva(self, body: bytes) -> str:
-        import io
-        import tarfile
-        try:
-            archive = tarfile.open(fileobj=io.BytesIO(body), mode="r:")  # noqa: SIM115 - in memory
-            members = {m.name: m for m in archive.getmembers()}
-            ova = archive.extractfile(members["ova.xml"])
-            assert ova is not None
-            text = ova.read().decode()
-        except (tarfile.TarError, KeyError) as exc:
-            raise Failure("IMPORT_ERROR", f"not an XVA: {exc}") from None
-        (header,), _ = xmlrpc.client.loads(
-            f"<methodResponse><params><param>{text}</param></params></methodResponse>")
-        objects = {o["id"]: o for o in header["objects"]}
-        vm_snapshot = next(o["snapshot"] for o in objects.values() if o["class"] == "VM")
-        vbds = []
-        for vbd in (objects[ref] for ref in vm_snapshot.get("VBDs", []) if ref in objects):
-            vdi_source = objects.get(vbd["snapshot"]["VDI"])
-            if vdi_source is None:
-                continue
-            size = int(vdi_source["snapshot"]["virtual_size"])
-            data = bytearray(size)
-            prefix = vdi_source["id"] + "/"
-            for name, member in members.items():
-                chunk = name.removeprefix(prefix)
-                if name.startswith(prefix) and chunk.isdigit():
-                    content = archive.extractfile(member)
-                    assert content is not None
-                    offset = int(chunk) << 20
-                    piece = content.read()
-                    data[offset:offset + len(piece)] = piece
-            vdi = self.add("VDI", name_label=vdi_source["snapshot"]["name_label"],
-                           virtual_size=size, type="user")
-            self.disks[vdi] = bytes(data)
-            vbds.append(self.add("VBD", VDI=vdi, type="Disk",
-                                 userdevice=vbd["snapshot"].get("userdevice", "0")))
-        vm = self.add("VM", name_label=vm_snapshot["name_label"], power_state="Halted",
-                      VCPUs_max=int(vm_snapshot.get("VCPUs_max", 1)),
-                      memory_static_max=int(vm_snapshot.get("memory_static_max", 0)),
-                      VBDs=vbds)
-        for vbd in vbds:
-            self.objects["VBD"][vbd]["VM"] = vm
-        return vm
-
-
-def _vhd_to_raw(body: bytes) -> bytes | None:
-    import subprocess
-    with tempfile.TemporaryDirectory() as work:
-        vhd, raw = Path(work) / "in.vhd", Path(work) / "out.raw"
-        vhd.write_bytes(body)
-        done = subprocess.run(["qemu-img", "convert", "-f", "vpc", "-O", "raw", str(vhd),
-                               str(raw)], capture_output=True, check=False)
-        return raw.read_bytes() if done.returncode == 0 else None
-
-
 class _Handler(BaseHTTPRequestHandler):
     xapi: Xapi
+    host: str  # the pool host this endpoint is (a member's endpoint redirects its logins)
+    scheme: str
 
-    def do_PUT(self) -> None:
+    def _serve(self, method: str) -> None:
         from urllib.parse import parse_qsl, urlsplit
+
+        from tests.xapi import handlers
         parts = urlsplit(self.path)
-        if parts.path not in ("/import", "/import_raw_vdi"):
+        route = handlers.HANDLERS.get((method, parts.path))
+        if route is None:
             self.send_error(404)
             return
-        length = self.headers.get("Content-Length")
-        if length is not None:
-            expected = int(length)
-            body = self.rfile.read(expected)
-            complete = len(body) == expected
-        else:  # XAPI's clients may stream without a length, to the connection's end
-            body, complete = self.rfile.read(), True
         query = dict(parse_qsl(parts.query))
-        status = self.xapi.http_import(query, body, complete) if parts.path == "/import" \
-            else self.xapi.http_import_raw_vdi(query, body, complete)
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
+        with self.xapi.lock:
+            before = set(self.xapi.objects["task"])
+            answer = route(self.xapi, query, self.host or self.xapi.master())
+            if not isinstance(answer, handlers.Accept):  # with_context's own task goes too
+                for task in set(self.xapi.objects["task"]) - before:
+                    if self.xapi.objects["task"][task]["other_config"].get("handler-own"):
+                        del self.xapi.objects["task"][task]
+        self.close_connection = True  # XAPI's handlers set req.close
+        if isinstance(answer, handlers.Refuse):
+            # Answered before the body, which is never read (the client sees a reset).
+            self.send_response(answer.status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if isinstance(answer, handlers.Redirect):
+            # importexport.ml return_302_redirect: same path and query, the member's address.
+            self.send_response(302)
+            self.send_header("Location", f"{self.scheme}://{answer.address}{self.path}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        # Http.http_200_ok ~keep_alive:false, with the task: no Content-Length, sent first.
+        self.send_response(200)
+        self.send_header("Connection", "close")
+        self.send_header("task-id", answer.task)
         self.end_headers()
+        self.wfile.flush()
+        try:
+            if method == "PUT":
+                result = answer.work(self.rfile, int(self.headers.get("Content-Length", 0)))
+            else:
+                result = self._stream(answer.task, answer.work())
+        except Failure as failure:
+            status, info, result = "failure", failure.description, ""
+            if failure.description[0] == "TASK_CANCELLED":
+                status = "cancelled"
+        except OSError as exc:  # the client went away
+            status, info, result = "failure", ["INTERNAL_ERROR", str(exc)], ""
+        else:
+            status, info = "success", []
+        with self.xapi.lock:
+            record = self.xapi.objects["task"].get(answer.task)
+            if record is not None:
+                if record["other_config"].get("handler-own"):
+                    del self.xapi.objects["task"][answer.task]  # with_context's own task
+                else:
+                    record.update(status=status, error_info=info, result=result,
+                                  progress=1.0 if status == "success" else record["progress"])
+                    self.xapi.event("task", answer.task, "mod")
+
+    def _stream(self, task: str, data: bytes) -> str:
+        """Send an export in pieces; an SR failure (xapi.faults) stops it halfway and a cut
+        (xapi.cut_after) ends it early without XAPI knowing."""
+        from tests.xapi import handlers
+        fault = self.xapi.faults.get(self.path.partition("?")[0])
+        stop = len(data) // 2 if fault else len(data)
+        if self.xapi.cut_after is not None:
+            stop = min(stop, self.xapi.cut_after)
+        for offset in range(0, stop, 1 << 16):
+            handlers.check_cancel(self.xapi, task)
+            self.wfile.write(data[offset:min(stop, offset + (1 << 16))])
+        if fault:
+            raise Failure(*fault)
+        return ""
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
 
     def do_GET(self) -> None:
-        from urllib.parse import parse_qsl, urlsplit
-        parts = urlsplit(self.path)
-        query = dict(parse_qsl(parts.query))
-        if parts.path == "/export":
-            status, body = self.xapi.http_export(query)
-        elif parts.path == "/export_raw_vdi":
-            status, body = self.xapi.http_export_raw_vdi(query)
-        else:
-            status, body = 404, b""
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self._serve("GET")
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         params, method = xmlrpc.client.loads(body, use_builtin_types=True)
         try:
-            value = self.xapi.call(str(method), params)
+            value = self.xapi.call(str(method), params, self.host)
             answer: dict[str, Any] = {"Status": "Success", "Value": value}
         except Failure as failure:
             answer = {"Status": "Failure", "ErrorDescription": failure.description}
@@ -718,17 +698,17 @@ class Running:
         self.server.server_close()
 
 
-def start(xapi: Xapi, tls: tuple[Path, Path] | None = None) -> Running:
-    """Serve `xapi` on a loopback port; over HTTPS with (certificate, key) as XAPI does."""
+def start(xapi: Xapi, tls: tuple[Path, Path] | None = None, host: str = "") -> Running:
+    """Serve `xapi` on a loopback port; over HTTPS with (certificate, key) as XAPI does; as
+    pool host `host` (default: the master)."""
     import ssl
-    handler = type("Handler", (_Handler,), {"xapi": xapi})
+    scheme = "http" if tls is None else "https"
+    handler = type("Handler", (_Handler,), {"xapi": xapi, "host": host, "scheme": scheme})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    scheme = "http"
     if tls is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(str(tls[0]), str(tls[1]))
         server.socket = context.wrap_socket(server.socket, server_side=True)
-        scheme = "https"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return Running(xapi, f"{scheme}://127.0.0.1:{server.server_address[1]}", server)
 
@@ -744,8 +724,9 @@ def self_signed(directory: Path, name: str = "xcp1.lab") -> tuple[Path, Path]:
 
 
 def small_pool(xapi: Xapi) -> dict[str, str]:
-    """A pool of one host with local storage, a network, the control domain, a template and
-    two VMs (one running with guest metrics): the refs by role."""
+    """A pool of one host with local storage (attached there), a network, the control domain,
+    one of XenServer's built-in templates (no disk: it installs from media), a template of the
+    pool's own with a disk, and two VMs (one running with guest metrics): the refs by role."""
     metrics = xapi.add("host_metrics", memory_total=64 << 30, memory_free=40 << 30, live=True)
     host = xapi.add("host", name_label="xcp1", address="10.0.0.11", hostname="xcp1",
                     metrics=metrics, cpu_info={"cpu_count": "16", "modelname": "Xeon"},
@@ -755,12 +736,26 @@ def small_pool(xapi: Xapi) -> dict[str, str]:
     sr = xapi.add("SR", name_label="Local storage", type="ext", content_type="user",
                   physical_size=500 << 30, physical_utilisation=120 << 30, shared=False)
     xapi.objects["pool"][pool]["default_SR"] = sr
+    pbd = xapi.add("PBD", host=host, SR=sr, currently_attached=True)
+    xapi.objects["SR"][sr]["PBDs"] = [pbd]
+    xapi.objects["host"][host]["PBDs"] = [pbd]
     network = xapi.add("network", name_label="Pool-wide network", bridge="xenbr0")
     xapi.add("network", name_label="lab-vlan-20", bridge="xapi1")
     dom0 = xapi.add("VM", name_label="Control domain on host: xcp1", is_control_domain=True,
                     power_state="Running", resident_on=host)
-    template = xapi.add("VM", name_label="Debian Bookworm 12", is_a_template=True,
-                        power_state="Halted", VCPUs_max=1, memory_static_max=1 << 30)
+    # As XenServer ships them: marked, diskless, the disks to make described for
+    # VM.provision and the installer's sources listed (xapi's create_templates.ml).
+    builtin = xapi.add("VM", name_label="Debian Bookworm 12", is_a_template=True,
+                       is_default_template=True, power_state="Halted", VCPUs_max=1,
+                       VCPUs_at_startup=1, memory_static_max=1 << 30,
+                       other_config={"default_template": "true",
+                                     "install-methods": "cdrom,nfs,http,ftp",
+                                     "disks": '<provision><disk device="0" size="10737418240" '
+                                              'sr="" bootable="true" type="system"/>'
+                                              '</provision>'})
+    template = xapi.add("VM", name_label="debian-12", is_a_template=True,
+                        power_state="Halted", VCPUs_max=1, VCPUs_at_startup=1,
+                        memory_static_max=1 << 30)
     template_disk = xapi.add("VDI", name_label="debian root", SR=sr, virtual_size=10 << 30)
     xapi.objects["VM"][template]["VBDs"] = [
         xapi.add("VBD", VM=template, VDI=template_disk, type="Disk", userdevice="0",
@@ -775,4 +770,32 @@ def small_pool(xapi: Xapi) -> dict[str, str]:
     db = xapi.add("VM", name_label="db-1", power_state="Halted", VCPUs_max=4,
                   VCPUs_at_startup=4, memory_static_max=8 << 30)
     return {"host": host, "pool": pool, "sr": sr, "network": network, "dom0": dom0,
-            "template": template, "web": web, "db": db}
+            "template": template, "builtin": builtin, "web": web, "db": db}
+
+
+def add_member(xapi: Xapi, tls: tuple[Path, Path] | None = None) -> tuple[str, str, Running]:
+    """A second host in the pool with local storage of its own (attached only there), served
+    on an endpoint of its own (its address is where XAPI's redirects point): the host, its
+    SR and the endpoint.  With `tls`, its certificate is listed as XAPI lists hosts'
+    (Certificate, type host, SHA-256 fingerprint)."""
+    import hashlib
+    import ssl
+    host = xapi.add("host", name_label="xcp2", hostname="xcp2", enabled=True,
+                    metrics=xapi.add("host_metrics", memory_total=32 << 30,
+                                     memory_free=30 << 30, live=True),
+                    cpu_info={"cpu_count": "8", "modelname": "Xeon"},
+                    software_version={"product_brand": "XCP-ng", "product_version": "8.3.0"})
+    running = start(xapi, tls, host=host)
+    xapi.objects["host"][host]["address"] = running.url.split("://", 1)[1]
+    sr = xapi.add("SR", name_label="Local storage on xcp2", type="ext", content_type="user",
+                  physical_size=200 << 30, physical_utilisation=0, shared=False)
+    pbd = xapi.add("PBD", host=host, SR=sr, currently_attached=True)
+    xapi.objects["SR"][sr]["PBDs"] = [pbd]
+    xapi.objects["host"][host]["PBDs"] = [pbd]
+    if tls is not None:
+        der = ssl.PEM_cert_to_DER_cert(tls[0].read_text())
+        digest = hashlib.sha256(der).hexdigest().upper()
+        # certificates.ml pp_fingerprint: hex byte pairs joined by colons.
+        xapi.add("Certificate", host=host, type="host",
+                 fingerprint=":".join(digest[i:i + 2] for i in range(0, len(digest), 2)))
+    return host, sr, running

@@ -135,7 +135,7 @@ def test_pool_in_the_inventory(capsys: pytest.CaptureFixture[str], settings: Set
     with database.session() as session:
         templates = [t.name for t in session.scalars(
             select(Template).where(Template.host_id == host.id))]
-    assert templates == ["Debian Bookworm 12"]  # ready for POST /vms on this pool
+    assert templates == ["debian-12"]  # ready for POST /vms on this pool (not the built-in)
     xapi.stop()  # the pool master goes away: marked unreachable, its VMs kept
     sync_hosts(database, settings)
     with database.session() as session:
@@ -162,7 +162,10 @@ def test_template_import_streams_an_xva_and_converts_the_rest(
     assert r.code == 0, r.err
     templates = {t["name"]: t for t in json.loads(
         run_cli(capsys, "template", "list", "--host", "xcp", "--json").out)}
-    assert set(templates) == {"Debian Bookworm 12", "from-xva", "from-raw"}
+    assert set(templates) == {"Debian Bookworm 12", "debian-12", "from-xva", "from-raw"}
+    assert [n for n, t in templates.items() if t["builtin"]] == ["Debian Bookworm 12"]
+    r = run_cli(capsys, "template", "list", "--host", "xcp")
+    assert "Debian Bookworm 12  XenServer built-in (no disk" in r.out
     assert templates["from-raw"]["virtual_size"] == raw.stat().st_size
     contents = list(xapi.xapi.disks.values())
     assert contents == [raw.read_bytes(), raw.read_bytes()]
@@ -267,7 +270,7 @@ def test_provision_from_a_template(capsys: pytest.CaptureFixture[str], settings:
     from glasspane.guests.keys import management_public_key
     pool = xapi.xapi
     add_pool(capsys, xapi.url, password_file)
-    r = run_cli(capsys, "vm", "create", "web-2", "--template", "Debian Bookworm 12", "--host",
+    r = run_cli(capsys, "vm", "create", "web-2", "--template", "debian-12", "--host",
                 "xcp", "--cpus", "4", "--memory", "1024", "--disk", "20", "--no-wait")
     assert r.code == 0 and "created VM web-2 on xcp: 10.0.1.99" in r.out, r.err
     [(ref, vm)] = [(k, v) for k, v in pool.objects["VM"].items() if v["name_label"] == "web-2"]
@@ -302,13 +305,13 @@ def test_provision_from_a_template(capsys: pytest.CaptureFixture[str], settings:
         return [pool.objects["VIF"][vif]["network"] for vif in record["VIFs"]]
 
     assert networks_of("web-2") == [networks["Pool-wide network"]]  # the template's
-    r = run_cli(capsys, "vm", "create", "web-4", "--template", "Debian Bookworm 12", "--host",
+    r = run_cli(capsys, "vm", "create", "web-4", "--template", "debian-12", "--host",
                 "xcp", "--full", "--network", "lab-vlan-20", "--no-wait")
     assert r.code == 0 and "VM.copy" in pool.calls and "VM.clone" in pool.calls, r.err
     assert networks_of("web-4") == [networks["lab-vlan-20"]]
     assert run_cli(capsys, "vm", "destroy", "web-4", "--host", "xcp").code == 0
     vms_before = set(pool.objects["VM"])
-    r = run_cli(capsys, "vm", "create", "web-5", "--template", "Debian Bookworm 12", "--host",
+    r = run_cli(capsys, "vm", "create", "web-5", "--template", "debian-12", "--host",
                 "xcp", "--network", "nope", "--no-wait")
     assert r.code == 6 and "no network named 'nope' on host xcp" in r.err
     assert "lab-vlan-20" in r.err and set(pool.objects["VM"]) == vms_before
@@ -316,7 +319,7 @@ def test_provision_from_a_template(capsys: pytest.CaptureFixture[str], settings:
     # A guest that never reports an address: everything made for it is removed again.
     pool.guest_address = ""
     vdis_before = set(pool.objects["VDI"])
-    r = run_cli(capsys, "vm", "create", "web-3", "--template", "Debian Bookworm 12", "--host",
+    r = run_cli(capsys, "vm", "create", "web-3", "--template", "debian-12", "--host",
                 "xcp", "--timeout", "3", "--no-wait")
     assert r.code == 5 and "reported no address within 3 s" in r.err
     assert not [v for v in pool.objects["VM"].values() if v["name_label"] == "web-3"]

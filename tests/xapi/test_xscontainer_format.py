@@ -56,3 +56,23 @@ def test_volatile_info_is_not_rewritten_while_containers_stay() -> None:
     assert to_write(first, later) == {}  # only the clock moved
     changed = other_config(PODMAN_PS[:1], {"SystemTime": "10:00:31"}, {"Version": "4.3.1"})
     assert set(to_write(first, changed)) == {"docker_ps", "docker_info"}
+
+
+def test_no_volatile_sizes_and_no_characters_xml_forbids() -> None:
+    """SizeRw changes whenever a container writes (each rewrite is a VM event, which starts
+    another pass); a control character in a label or a command makes XenCenter's LoadXml
+    throw on every event of the VM."""
+    hostile = [{"Id": "abcdef0123456789", "Names": ["/t\x01ty"], "Image": "x", "State":
+                "running", "Status": "Up 1 second", "Command": "sh -c 'printf \x1b[31m\x00'",
+                "SizeRw": 12345, "SizeRootFs": 67890,
+                "Labels": {"colour\x07": "red\x1b[0m", "ok": "\ufffe\U0001F600"}}]
+    keys = other_config(hostile, {"Name": "vm\x0b"}, {"Version": "4.3.1"})
+    for key in ("docker_ps", "docker_info", "docker_version"):
+        xml.dom.minidom.parseString(keys[key])  # well-formed XML 1.0
+    assert "sizerw" not in keys["docker_ps"] and "sizerootfs" not in keys["docker_ps"]
+    entry = xml.dom.minidom.parseString(keys["docker_ps"]).getElementsByTagName("entry")[0]
+    assert text(entry, "names") == "tty"
+    assert text(entry, "command") == "sh -c 'printf [31m'"
+    labels = entry.getElementsByTagName("labels")[0]
+    assert [n.tagName for n in labels.childNodes] == ["colour", "ok"]
+    assert text(labels, "ok") == "\U0001F600"

@@ -102,6 +102,10 @@ def list_(host: str, as_json: bool) -> None:
         click.echo(json.dumps([dataclasses.asdict(t) for t in templates], indent=2))
         return
     for t in templates:
+        if t.builtin:
+            click.echo(f"{t.name}  XenServer built-in (no disk, installs from media: not for "
+                       f"vm create)  {t.path}")
+            continue
         click.echo(f"{t.name}  {human(t.virtual_size)} virtual  {human(t.allocation)} stored  "
                    f"{t.path}")
 

@@ -4,17 +4,23 @@ show glasspane's data without any change on their side.
 
 - `xscontainer-monitor`: "True" while the VM is monitored;
 - `docker_ps`: <docker_ps><item><entry>...</entry></item>...</docker_ps>, one entry per
-  container of `GET /containers/json?all=1&size=1`, keys lower-cased, `names` the first name
-  without its slash, `container` the first 10 characters of the id, and `status` reduced to
-  "Up", "Up (Paused)" or "Exited (N)" (a value that changes every second would rewrite the key
-  on every pass);
+  container of `GET /containers/json?all=1` (without sizes: SizeRw changes whenever a
+  container writes, and every write of the key is a VM event that starts another pass), keys
+  lower-cased, `names` the first name without its slash, `container` the first 10 characters
+  of the id, and `status` reduced to "Up", "Up (Paused)" or "Exited (N)" (a value that changes
+  every second would rewrite the key on every pass);
 - `docker_info` and `docker_version`: `GET /info` and `GET /version` the same way.
 
 The encoding follows xscontainer's own converter, quirks included (the readers were written
 against it): lists become <item> elements; keys that are not valid XML names (xscontainer:
 leading digit, '/', leading punctuation, leading "xml"; here every invalid name, since labels
 are free text) become <SPECIAL_XS_ENCODED_ELEMENT name="...">; text is escaped once before it
-is put in the document, which escapes it again.
+is put in the document, which escapes it again.  Characters XML 1.0 forbids (control
+characters in a label or a command) are dropped: XenCenter parses the keys with LoadXml, which
+throws on them, on every event of the VM.
+
+The keys are cleared when the VM stops or its engine stops answering (a halted VM showing "Up"
+containers), never carried into a clone, a copy or an imported template.
 """
 
 from __future__ import annotations
@@ -25,6 +31,15 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 MONITOR_KEY = "xscontainer-monitor"
+KEYS = (MONITOR_KEY, "docker_ps", "docker_info", "docker_version")
+# Fields that change while nothing a reader shows does (only asked for with size=1).
+VOLATILE = ("sizerw", "sizerootfs")
+# XML 1.0's Char production; anything else makes the document unreadable.
+_NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    return _NOT_XML.sub("", text)
 
 
 _XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -44,7 +59,7 @@ def _append(document: Any, parent: Any, value: Any) -> None:
             _append(document, element, item)
     elif isinstance(value, dict):
         for raw_key, item in value.items():
-            key = str(raw_key)
+            key = xml_text(str(raw_key))
             if not key:
                 continue
             if _special(key):
@@ -55,7 +70,7 @@ def _append(document: Any, parent: Any, value: Any) -> None:
             parent.appendChild(element)
             _append(document, element, item)
     else:
-        parent.appendChild(document.createTextNode(escape(str(value))))
+        parent.appendChild(document.createTextNode(escape(xml_text(str(value)))))
 
 
 def to_xml(root: str, value: Any) -> str:
@@ -74,7 +89,8 @@ def stable_status(status: str) -> str:
 def docker_ps_xml(containers: list[dict[str, Any]]) -> str:
     entries = []
     for container in containers:
-        entry = {str(k).lower(): v for k, v in container.items()}
+        entry = {str(k).lower(): v for k, v in container.items()
+                 if str(k).lower() not in VOLATILE}
         names = container.get("Names") or [""]
         entry["names"] = str(names[0]).lstrip("/")
         entry["container"] = str(container.get("Id", ""))[:10]

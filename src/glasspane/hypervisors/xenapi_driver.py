@@ -9,14 +9,16 @@ NotFound, the rest into HostError with XAPI's code and parameters.
 
 Data moves through XAPI's HTTP handlers: /import (an XVA, as a template), /import_raw_vdi (a
 disk: raw or VHD as it is, other formats streamed as raw; the cloud-init seed), /export (a VM as
-an XVA) and /export_raw_vdi (a disk as VHD or raw).  glasspane's own volume storage calls do
-not apply to pools (UnsupportedFeature): VMs come from XenServer templates (`provision_vm`).
+an XVA) and /export_raw_vdi (a disk as VHD or raw), each under a task of glasspane's own, since
+the HTTP exchange does not say how the transfer went (xapi_http.py).  A handler may redirect
+to the pool member that sees the SR; that member's certificate is checked against the
+fingerprint XAPI lists for it.  glasspane's own volume storage calls do not apply to pools
+(UnsupportedFeature): VMs come from XenServer templates (`provision_vm`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import re
 import ssl
@@ -37,6 +39,7 @@ from glasspane.errors import (
     UnsupportedFeature,
     UsageError,
 )
+from glasspane.hypervisors import xapi_http
 from glasspane.hypervisors.base import (
     Acceleration,
     HostInfo,
@@ -71,6 +74,7 @@ class XenApiDriver:
         self._given = uri  # whose password no message may carry
         self._user, self._password = user, password
         self._verify = verify_tls
+        self._pinned = bool(ca_file) and verify_tls
         try:
             self._context = _tls_context(verify_tls, ca_file)
         except ssl.SSLError as exc:
@@ -81,7 +85,7 @@ class XenApiDriver:
         self._login(uri)
 
     # -- the session ----------------------------------------------------------------------------
-    def _login(self, uri: str, redirects: int = 2) -> None:
+    def _login(self, uri: str, redirects: int = 2, member: str | None = None) -> None:
         where = redacted(uri, query=False)  # seen by every user: no password, no query
         if not uri.startswith(("https://", "http://")):
             raise UsageError(f"host {self.name}: {where!r} is not an XAPI address",
@@ -97,7 +101,7 @@ class XenApiDriver:
                 # A pool member: XAPI names the master; talk to it instead.
                 parts = urlsplit(uri)
                 master = parts._replace(netloc=_with_port(details[1], parts.port)).geturl()
-                self._login(master, redirects - 1)
+                self._login(master, redirects - 1, member or uri)
                 return
             if details[0] == "SESSION_AUTHENTICATION_FAILED":
                 raise HostUnreachable(f"XAPI at {where} refused user {self._user!r}: wrong user "
@@ -105,6 +109,16 @@ class XenApiDriver:
             raise HostUnreachable(f"cannot log in to XAPI at {where}: {' '.join(details)}",
                                   host=self.name) from None
         except ssl.SSLCertVerificationError as exc:
+            if member is not None and self._pinned:
+                # The certificate pinned was the member's: it says nothing of the master's.
+                raise HostUnreachable(
+                    f"{redacted(member, query=False)} is a pool member; its master, XAPI at "
+                    f"{where}, presented a certificate other than the pinned one "
+                    f"({exc.verify_message})",
+                    host=self.name,
+                    hint="pin the master's certificate (its /etc/xensource/xapi-ssl.pem), or "
+                         "a file holding both, with --ca-file; or add the master's "
+                         "address") from None
             raise HostUnreachable(
                 f"XAPI at {where} presented a certificate glasspane does not trust: "
                 f"{exc.verify_message}", host=self.name,
@@ -142,10 +156,15 @@ class XenApiDriver:
         if code == "VM_BAD_POWER_STATE" and len(details) >= 4:
             return Conflict(f"host {self.name}: {what}: the VM is {details[3]}, "
                             f"it must be {details[2]}")
-        if code == "SR_FULL":
-            return HostError(f"{what}: the SR is full" + (
-                f" ({details[1]} bytes asked, {details[2]} free)" if len(details) > 2 else ""),
-                host=self.name, hint="free space on it, or choose another SR")
+        if code in ("SR_FULL", "SR_BACKEND_FAILURE_44"):
+            # Most SR drivers (sm's ext, lvm, nfs) report no space as backend error 44.
+            asked = f" ({details[1]} bytes asked, {details[2]} free)" \
+                if code == "SR_FULL" and len(details) > 2 else ""
+            return HostError(f"{what}: the SR is full{asked}", host=self.name,
+                             hint="free space on it, or choose another SR")
+        if code == "DEFAULT_SR_NOT_FOUND":
+            return HostError(f"{what}: the pool has no default SR", host=self.name,
+                             hint="set one in XenCenter, or name an SR")
         if code == "HANDLE_INVALID":
             kind = details[1] if len(details) > 1 else "object"
             return NotFound(f"host {self.name}: {what}: no such {kind}")
@@ -204,13 +223,14 @@ class XenApiDriver:
         return sorted((NetworkInfo(r["name_label"], r["bridge"], True)
                        for r in records.values()), key=lambda n: n.name)
 
-    def list_templates(self) -> list[tuple[str, str, int]]:
-        """The pool's own templates (not XenServer's built-in ones): name, UUID, disk size."""
+    def list_templates(self, builtin: bool = False) -> list[tuple[str, str, int, bool]]:
+        """The pool's own templates, and with `builtin` XenServer's built-in ones too (no
+        disk: an installer): name, UUID, disk size, whether built in."""
         records = self._call("listing templates", "VM.get_all_records")
         found = []
         for record in records.values():
-            if not record["is_a_template"] or record["is_default_template"] or \
-                    record.get("is_a_snapshot", False):
+            if not record["is_a_template"] or record.get("is_a_snapshot", False) or \
+                    (_builtin(record) and not builtin):
                 continue
             size = 0
             for vbd in record["VBDs"]:
@@ -218,7 +238,7 @@ class XenApiDriver:
                 if vdi != "OpaqueRef:NULL":
                     size += int(self._call("reading a disk's size", "VDI.get_virtual_size",
                                            vdi))
-            found.append((record["name_label"], record["uuid"], size))
+            found.append((record["name_label"], record["uuid"], size, _builtin(record)))
         return sorted(found)
 
     def list_storage(self) -> list[StorageInfo]:
@@ -300,6 +320,7 @@ class XenApiDriver:
         if any(r["name_label"] == name for r in self._vms().values()):
             raise Conflict(f"host {self.name}: a VM named {name!r} already exists")
         source = self._template(template)
+        self._check_cpus(source, template, cpus)
         undo: list[Callable[[], None]] = []
         try:
             if full:
@@ -310,13 +331,13 @@ class XenApiDriver:
                 report(5, "cloning the template")
                 vm = self._call(f"cloning template {template}", "VM.clone", source, name)
             undo.append(lambda: self._destroy_with_disks(vm))
+            self._forget_container_keys(vm, name)
             self._call(f"provisioning VM {name}", "VM.provision", vm)
             self._call(f"making {name} a VM", "VM.set_is_a_template", vm, False)
             if network is not None:
                 self._connect_to(vm, name, network)
             report(20, "sizing CPUs, memory and disk")
-            self._call(f"sizing VM {name}", "VM.set_VCPUs_max", vm, str(cpus))
-            self._call(f"sizing VM {name}", "VM.set_VCPUs_at_startup", vm, str(cpus))
+            self._size_cpus(vm, name, cpus)
             memory = str(memory_mib << 20)
             self._call(f"sizing VM {name}", "VM.set_memory_limits", vm, memory, memory,
                        memory, memory)
@@ -359,14 +380,47 @@ class XenApiDriver:
     def _template(self, name: str) -> str:
         records = self._call("listing templates", "VM.get_all_records")
         found = [ref for ref, r in records.items() if r["name_label"] == name]
-        templates = [ref for ref in found if records[ref]["is_a_template"]]
-        if not templates:
+        templates = [ref for ref in found if records[ref]["is_a_template"]
+                     and not records[ref].get("is_a_snapshot", False)]
+        own = [ref for ref in templates if not _builtin(records[ref])]
+        if not own:
+            if templates:
+                # XenServer's own: no disk, an installer from media or the network
+                # (other_config:install-methods), which glasspane does not provide.
+                raise UsageError(f"host {self.name}: {name!r} is one of XenServer's built-in "
+                                 "templates: it has no disk, only an installer, and glasspane "
+                                 "gives it no install source",
+                                 hint="use a template with a disk: `glasspane template import "
+                                      "NAME FILE --host` or one made in XenCenter; `glasspane "
+                                      "template list --host` shows which is which")
             if found:
                 raise Conflict(f"host {self.name}: {name!r} is a VM, not a template",
                                hint="make it a template in XenCenter, or pick one from "
                                     "`glasspane template list --host`")
             raise NotFound(f"no template named {name!r} on host {self.name}")
-        return str(templates[0])
+        return str(own[0])
+
+    def _check_cpus(self, template: str, name: str, cpus: int) -> None:
+        """VM.start refuses a vCPU count that is not a multiple of the template's
+        platform:cores-per-socket (VCPU_MAX_NOT_CORES_PER_SOCKET_MULTIPLE, vm_platform.ml):
+        said before anything is made."""
+        platform = self._call(f"reading template {name}", "VM.get_platform", template)
+        per_socket = str(platform.get("cores-per-socket", "")).strip()
+        if per_socket.isdigit() and int(per_socket) > 0 and cpus % int(per_socket):
+            raise UsageError(f"host {self.name}: template {name!r} has {per_socket} cores per "
+                             f"socket, and {cpus} vCPUs is not a multiple of it",
+                             hint=f"--cpus {int(per_socket) * max(1, cpus // int(per_socket))}"
+                                  " or another multiple of " + per_socket)
+
+    def _size_cpus(self, vm: str, name: str, cpus: int) -> None:
+        """VCPUs_at_startup <= VCPUs_max at every step: XAPI refuses a max below the current
+        at_startup and an at_startup above the max (INVALID_VALUE, xapi_vm.ml
+        set_VCPUs_max / set_VCPUs_at_startup); so shrinking sets at_startup first."""
+        current = int(self._call(f"reading VM {name}", "VM.get_VCPUs_at_startup", vm))
+        steps = ("VM.set_VCPUs_at_startup", "VM.set_VCPUs_max") if cpus < current else \
+            ("VM.set_VCPUs_max", "VM.set_VCPUs_at_startup")
+        for method in steps:
+            self._call(f"sizing VM {name}", method, vm, str(cpus))
 
     def _disks(self, vm: str) -> list[tuple[str, str]]:
         """(VBD, VDI) of the VM's disks."""
@@ -402,8 +456,9 @@ class XenApiDriver:
             "SR": self._default_sr(), "virtual_size": str(size), "type": "user",
             "sharable": False, "read_only": False, "other_config": {}})
         try:
-            self._put(f"/import_raw_vdi?session_id={self._session._session}&vdi={vdi}"
-                      "&format=raw", seed_iso, lambda n: None)
+            self._upload("/import_raw_vdi", {"vdi": vdi, "format": "raw"}, size,
+                         lambda: _file_blocks(seed_iso), lambda n: None,
+                         f"uploading VM {name}'s cloud-init seed")
             self._call("attaching the seed disk", "VBD.create", {
                 "VM": vm, "VDI": vdi, "userdevice": "autodetect", "bootable": False,
                 "mode": "RO", "type": "Disk", "empty": False, "other_config": {},
@@ -414,9 +469,17 @@ class XenApiDriver:
             raise
 
     def _destroy_with_disks(self, vm: str) -> None:
+        """The VM, its disks, and its snapshots with theirs (VM.destroy leaves snapshots
+        behind, orphaned; XenCenter removes them too)."""
         record = self._call("reading a VM", "VM.get_record", vm)
         if record["power_state"] != "Halted":
             self._call("stopping a VM", "VM.hard_shutdown", vm)
+        for snapshot in record.get("snapshots", []):
+            with contextlib.suppress(NotFound):
+                self._destroy_one(snapshot)
+        self._destroy_one(vm)
+
+    def _destroy_one(self, vm: str) -> None:
         disks = self._disks(vm)
         self._call("destroying a VM", "VM.destroy", vm)
         for _, vdi in disks:
@@ -426,20 +489,54 @@ class XenApiDriver:
     def other_config(self, name: str) -> dict[str, str]:
         return dict(self._vm(name)[1]["other_config"])
 
-    def write_other_config(self, name: str, values: dict[str, str]) -> list[str]:
-        """Set keys of VM `name`'s other_config, writing only those that changed (each write
-        is an event for every XAPI client); the keys written."""
-        ref, record = self._vm(name)
-        current = record["other_config"]
-        written = []
-        for key, value in values.items():
-            if current.get(key) == value:
-                continue
-            if key in current:  # add_to_ refuses an existing key (MAP_DUPLICATE_KEY)
-                self._call(f"updating VM {name}", "VM.remove_from_other_config", ref, key)
-            self._call(f"updating VM {name}", "VM.add_to_other_config", ref, key, value)
-            written.append(key)
-        return written
+    def other_configs(self) -> dict[str, tuple[str, str, dict[str, str]]]:
+        """Every VM's power state (glasspane's word), UUID and other_config, by name, in one
+        call."""
+        return {r["name_label"]: (POWER_STATES.get(r["power_state"], "unknown"), r["uuid"],
+                                  dict(r["other_config"])) for r in self._vms().values()}
+
+    def write_other_config(self, name: str, values: dict[str, str],
+                           remove: Iterable[str] = ()) -> list[str]:
+        """Set `values` in VM `name`'s other_config and drop the keys `remove`, in one call
+        (VM.set_other_config on a fresh read, as xscontainer did: remove_from_ then add_to_
+        would be two events, with the key missing between them for every reader); the keys
+        changed, and no call at all when none did."""
+        ref, _ = self._vm(name)
+        current = dict(self._call(f"reading VM {name}", "VM.get_other_config", ref))
+        dropped = set(remove)
+        wanted = {**{k: v for k, v in current.items() if k not in dropped}, **values}
+        changed = sorted(k for k in set(current) | set(wanted)
+                         if current.get(k) != wanted.get(k))
+        if changed:
+            self._call(f"updating VM {name}", "VM.set_other_config", ref, wanted)
+        return changed
+
+    def _forget_container_keys(self, vm: str, name: str) -> None:
+        """XAPI copies other_config into clones, copies and exports: the containers of the
+        VM it came from are not this one's."""
+        from glasspane.containers.xscontainer import KEYS
+        current = dict(self._call(f"reading VM {name}", "VM.get_other_config", vm))
+        if any(key in current for key in KEYS):
+            self._call(f"updating VM {name}", "VM.set_other_config", vm,
+                       {k: v for k, v in current.items() if k not in KEYS})
+
+    def xscontainer_hosts(self) -> list[str]:
+        """The pool's hosts that have XenServer's own xscontainer (its host plugin answers):
+        it wipes the container keys of the VMs it monitors, on start and after each failure.
+        A plugin function that does not exist is refused by the plugin itself; a plugin that
+        does not exist by XAPI (XENAPI_MISSING_PLUGIN)."""
+        found = []
+        for ref, record in self._call("listing hosts", "host.get_all_records").items():
+            try:
+                self._call("asking for xscontainer", "host.call_plugin", ref, "xscontainer",
+                           "glasspane_probe", {})
+            except HostUnreachable:
+                raise
+            except HostError as exc:
+                if "XENAPI_MISSING_PLUGIN" in exc.message:
+                    continue
+            found.append(str(record["name_label"]))
+        return sorted(found)
 
     def destroy_vm(self, name: str) -> None:
         """Stop the VM and destroy it with its disks (clones of a template's are its own)."""
@@ -448,60 +545,101 @@ class XenApiDriver:
 
     # -- import -------------------------------------------------------------------------------
     def import_xva(self, path: str, name: str, progress: Callable[[int], None],
-                   template: bool = True) -> str:
+                   template: bool = True, sr: str | None = None) -> str:
         """Upload the XVA at `path` through XAPI's /import handler, streamed, as VM (or
-        template) `name`; the new VM's UUID.  Progress counts bytes sent; the outcome is the
-        XAPI task's.  A failed or cut-off upload leaves nothing: XAPI discards a partial
-        import, and glasspane cancels the task."""
-        task = self._call("creating the import task", "task.create", f"import {name}", path)
+        template) `name` on SR `sr` (default: the pool's, named explicitly: without sr_id
+        XAPI falls back on pool.default_SR and fails when it is unset, import.ml); the new
+        VM's UUID.  Progress counts bytes sent; the outcome is the XAPI task's.  A failed or
+        cut-off upload leaves nothing: XAPI discards a partial import."""
+        result = self._upload("/import", {"sr_id": self._sr(sr)}, os.path.getsize(path),
+                              lambda: _file_blocks(path), progress, f"importing {path}")
+        refs = re.findall(r"OpaqueRef:[0-9a-fA-F-]+", result)
+        if not refs:
+            raise HostError(f"importing {path}: XAPI named no VM", host=self.name)
+        vm = refs[0]
+        self._call(f"naming VM {name}", "VM.set_name_label", vm, name)
+        self._forget_container_keys(vm, name)  # an export keeps the VM's other_config
+        if template:
+            self._call(f"making {name} a template", "VM.set_is_a_template", vm, True)
+        return str(self._call(f"reading VM {name}", "VM.get_uuid", vm))
+
+    def _url(self, handler: str, query: dict[str, str]) -> str:
+        from urllib.parse import urlencode
+        base = urlsplit(self.uri)
+        return base._replace(path=handler, query=urlencode(query)).geturl()
+
+    def _upload(self, handler: str, query: dict[str, str], size: int,
+                blocks: Callable[[], Iterable[bytes]], progress: Callable[[int], None],
+                what: str) -> str:
+        """PUT `size` bytes to an import handler under a task of glasspane's own, and wait
+        for the task: XAPI answers 200 before it reads a byte (import_raw_vdi.ml, import.ml)
+        and records what went wrong afterwards only in the task.  The task's result."""
+        task = self._call(f"{what}: creating the task", "task.create", what, ORIGINATOR)
         try:
-            self._put(f"/import?session_id={self._session._session}&task_id={task}", path,
-                      progress)
-            status = self._wait_task(task, f"importing {path}")
-            refs = re.findall(r"OpaqueRef:[0-9a-fA-F-]+", status)
-            if not refs:
-                raise HostError(f"importing {path}: XAPI named no VM", host=self.name)
-            vm = refs[0]
-            self._call(f"naming VM {name}", "VM.set_name_label", vm, name)
-            if template:
-                self._call(f"making {name} a template", "VM.set_is_a_template", vm, True)
-            return str(self._call(f"reading VM {name}", "VM.get_uuid", vm))
+            url = self._url(handler, {**query, "session_id": self._session._session,
+                                      "task_id": task})
+            try:
+                xapi_http.put(url, size, blocks(), progress, self._peer)
+            except xapi_http.HttpFailure as exc:
+                raise self._transfer_failure(task, what, exc) from None
+            except xapi_http.UntrustedPeer as exc:
+                raise self._untrusted(what, exc) from None
+            return self._wait_task(task, what)
         except BaseException:
             with contextlib.suppress(Exception):
-                self._call("cancelling the import", "task.cancel", task)
+                self._call(f"{what}: cancelling", "task.cancel", task)
             raise
         finally:
             with contextlib.suppress(Exception):
-                self._call("removing the import task", "task.destroy", task)
+                self._call(f"{what}: removing the task", "task.destroy", task)
 
-    def _put(self, target: str, path: str, progress: Callable[[int], None]) -> None:
-        def blocks() -> Iterator[bytes]:
-            with open(path, "rb") as source:
-                while block := source.read(UPLOAD_BLOCK):
-                    yield block
-        self._send(target, blocks(), os.path.getsize(path), progress, path)
-
-    def _send(self, target: str, blocks: Iterable[bytes], size: int,
-              progress: Callable[[int], None], path: str) -> None:
-        """PUT `size` bytes, given as `blocks`, to one of XAPI's HTTP handlers."""
-        conn = self._http()
+    def _transfer_failure(self, task: str, what: str,
+                          failure: xapi_http.HttpFailure) -> Exception:
+        """The error for a transfer the HTTP side reports as failed: XAPI's own reason when
+        its task has one (a refusal before the body, a failure mid-stream), else the HTTP
+        side's.  XAPI records a refusal before it answers; a broken connection gives it a
+        moment to notice and record why."""
         try:
-            conn.putrequest("PUT", target)
-            conn.putheader("Content-Length", str(size))
-            conn.endheaders()
-            for block in blocks:
-                conn.send(block)
-                progress(len(block))
-            answer = conn.getresponse()
-            answer.read()
-        except (OSError, http.client.HTTPException) as exc:
-            raise HostError(f"the upload of {path} to XAPI at {self._where} was cut off: "
-                            f"{self._clean(exc)}", host=self.name) from None
-        finally:
-            conn.close()
-        if answer.status >= 300:
-            raise HostError(f"XAPI at {self._where} refused the upload of {path}: HTTP "
-                            f"{answer.status} {answer.reason}", host=self.name)
+            self._wait_task(task, what, timeout=30 if failure.status == 0 else 0)
+        except HostError as exc:
+            if "did not finish within" not in exc.message:
+                exc.message += f" (the transfer: {failure.detail})"
+                return exc
+        except (Conflict, NotFound) as exc:
+            return exc
+        if failure.status == 0:
+            return HostError(f"{what}: the transfer with XAPI at {self._where} did not complete: "
+                             f"{failure.detail}", host=self.name)
+        return HostError(f"{what}: XAPI at {self._where} refused it: {failure.detail}",
+                         host=self.name)
+
+    def _untrusted(self, what: str, exc: xapi_http.UntrustedPeer) -> HostUnreachable:
+        return HostUnreachable(f"{what}: the pool host at {exc}", host=self.name,
+                               hint="a member XAPI redirects to must present the certificate "
+                                    "XAPI lists for it (XenCenter: the server's General tab, "
+                                    "Certificates); the master, the one given with --ca-file")
+
+    def _peer(self, netloc: str) -> xapi_http.Peer:
+        """How to trust the host at `netloc`: the pool master (the host glasspane logged in
+        to) as configured; another member, which a handler redirected to, by the fingerprint
+        XAPI lists for its certificate (pinned per host: the master's pinned certificate does
+        not vouch for it), or, when XAPI lists none, as configured (a pool CA given with
+        --ca-file, or the system's CAs)."""
+        if netloc == urlsplit(self.uri).netloc or not self._verify:
+            return xapi_http.Peer(self._context)
+        hostname = urlsplit(f"//{netloc}").hostname
+        hosts = self._call("finding the pool member", "host.get_all_records")
+        found = [ref for ref, r in hosts.items() if r["address"] in (netloc, hostname)]
+        if found:
+            try:
+                certificates = self._call("reading the member's certificate",
+                                          "Certificate.get_all_records")
+            except HostError:  # XAPI before certificates were listed: as configured
+                certificates = {}
+            for record in certificates.values():
+                if record["host"] == found[0] and record["type"] == "host":
+                    return xapi_http.Peer(_unverified_context(), str(record["fingerprint"]))
+        return xapi_http.Peer(self._context)
 
     # -- disks ------------------------------------------------------------------------------
     def upload_disk(self, source: str, name: str, progress: Callable[[int], None],
@@ -525,13 +663,15 @@ class XenApiDriver:
                 f"{os.path.basename(source)}", "SR": self._sr(sr), "virtual_size": str(size),
                 "type": "user", "sharable": False, "read_only": False, "other_config": {}})
             try:
-                url = f"/import_raw_vdi?session_id={self._session._session}&vdi={vdi}"
+                what = f"uploading {source}"
                 if fmt in ("raw", "vhd") and image.parent is None:
-                    self._put(f"{url}&format={fmt}", source, progress)
+                    self._upload("/import_raw_vdi", {"vdi": vdi, "format": fmt},
+                                 os.path.getsize(source), lambda: _file_blocks(source),
+                                 progress, what)
                 else:
-                    extents = prefetched(image.extents())
-                    self._send(f"{url}&format=raw", _raw_blocks(extents), size, progress,
-                               source)
+                    self._upload("/import_raw_vdi", {"vdi": vdi, "format": "raw"}, size,
+                                 lambda: _raw_blocks(prefetched(image.extents())), progress,
+                                 what)
             except BaseException:
                 with contextlib.suppress(Exception):
                     self._call("removing the half-imported disk", "VDI.destroy", vdi)
@@ -555,23 +695,8 @@ class XenApiDriver:
         """VM `name` as an XVA from XAPI's /export handler, streamed into `path` (whole or
         not at all).  XAPI exports halted or suspended VMs; a running one is a Conflict."""
         ref, _ = self._vm(name)
-        task = self._call("creating the export task", "task.create", f"export {name}", path)
-        try:
-            ok = self._get(f"/export?session_id={self._session._session}&ref={ref}"
-                           f"&task_id={task}", path, progress, f"the export of VM {name}")
-            self._wait_task(task, f"exporting VM {name}")
-            if not ok:
-                raise HostError(f"exporting VM {name}: XAPI ended the download early",
-                                host=self.name)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self._call("cancelling the export", "task.cancel", task)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            raise
-        finally:
-            with contextlib.suppress(Exception):
-                self._call("removing the export task", "task.destroy", task)
+        self._download("/export", {"ref": ref}, path, progress, f"exporting VM {name}",
+                       xapi_http.xva_is_whole)
 
     def export_disk(self, name: str, index: int, fmt: str, path: str,
                     progress: Callable[[int], None]) -> int:
@@ -584,50 +709,51 @@ class XenApiDriver:
                            f"{index}")
         vdi = disks[index][1]
         size = int(self._call("reading a disk's size", "VDI.get_virtual_size", vdi))
+
+        def whole(got: str) -> str | None:
+            if fmt == "vhd":
+                return xapi_http.vhd_is_whole(got, size)
+            length = os.path.getsize(got)
+            return None if length == size else f"{length} of its {size} bytes came"
+
+        self._download("/export_raw_vdi", {"vdi": vdi, "format": fmt}, path, progress,
+                       f"exporting disk {index} of VM {name}", whole)
+        return size
+
+    def _download(self, handler: str, query: dict[str, str], path: str,
+                  progress: Callable[[int], None], what: str,
+                  whole: Callable[[str], str | None]) -> None:
+        """GET an export into `path` under a task of glasspane's own; whole or not at all.
+        XAPI sends no Content-Length and just closes the connection when it fails midway
+        (export.ml, export_raw_vdi.ml), so the task says whether XAPI finished, and `whole`
+        whether all of it arrived (a connection cut between the two ends cleanly)."""
+        task = self._call(f"{what}: creating the task", "task.create", what, ORIGINATOR)
         try:
-            if not self._get(f"/export_raw_vdi?session_id={self._session._session}&vdi={vdi}"
-                             f"&format={fmt}", path, progress, f"disk {index} of VM {name}"):
-                raise HostError(f"exporting disk {index} of VM {name}: the download ended "
-                                "early", host=self.name)
+            url = self._url(handler, {**query, "session_id": self._session._session,
+                                      "task_id": task})
+            try:
+                with open(path, "wb") as sink:
+                    xapi_http.get(url, sink, progress, self._peer)
+            except xapi_http.HttpFailure as exc:
+                raise self._transfer_failure(task, what, exc) from None
+            except xapi_http.UntrustedPeer as exc:
+                raise self._untrusted(what, exc) from None
+            self._wait_task(task, what)
+            problem = whole(path)
+            if problem is not None:
+                raise HostError(f"{what}: the download from XAPI at {self._where} ended early "
+                                f"({problem})", host=self.name,
+                                hint="XAPI sent it all: something between cut the connection "
+                                     "(a proxy's time limit?); try again")
         except BaseException:
+            with contextlib.suppress(Exception):
+                self._call(f"{what}: cancelling", "task.cancel", task)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
             raise
-        return size
-
-    def _get(self, target: str, path: str, progress: Callable[[int], None], what: str
-             ) -> bool:
-        """Download `target` into `path`; whether all the announced bytes came (XAPI's
-        exports may announce none: then the connection's end is the end)."""
-        conn = self._http()
-        try:
-            conn.request("GET", target)
-            answer = conn.getresponse()
-            if answer.status >= 300:
-                answer.read()
-                return False
-            expected = answer.getheader("Content-Length")
-            received = 0
-            with open(path, "wb") as sink:
-                while block := answer.read(UPLOAD_BLOCK):
-                    sink.write(block)
-                    received += len(block)
-                    progress(len(block))
-            return expected is None or received == int(expected)
-        except (OSError, http.client.HTTPException) as exc:
-            raise HostError(f"{what} from XAPI at {self._where} was cut off: "
-                            f"{self._clean(exc)}", host=self.name) from None
         finally:
-            conn.close()
-
-    def _http(self) -> http.client.HTTPConnection:
-        parts = urlsplit(self.uri)
-        # Without the URL's user-info: http.client would take user:password@host for a host
-        # with a port, and its error would quote the password.
-        netloc = parts.netloc.rpartition("@")[2]
-        if parts.scheme == "https":
-            return http.client.HTTPSConnection(netloc, context=self._context, timeout=300)
-        return http.client.HTTPConnection(netloc, timeout=300)
+            with contextlib.suppress(Exception):
+                self._call(f"{what}: removing the task", "task.destroy", task)
 
     @property
     def _where(self) -> str:
@@ -691,6 +817,12 @@ class XenApiDriver:
         return []
 
 
+def _file_blocks(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as source:
+        while block := source.read(UPLOAD_BLOCK):
+            yield block
+
+
 def _raw_blocks(extents: Iterable[Any]) -> Iterator[bytes]:
     """The disk's every byte, holes as zeros, in blocks of at most UPLOAD_BLOCK."""
     for extent in extents:
@@ -717,6 +849,20 @@ def _tls_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
         context.check_hostname = False  # the pinned certificate itself is the identity
         return context
     return ssl.create_default_context()
+
+
+def _builtin(record: dict[str, Any]) -> bool:
+    """One of XenServer's own templates (is_default_template; older pools mark them in
+    other_config only)."""
+    return bool(record.get("is_default_template")) or \
+        record.get("other_config", {}).get("default_template") == "true"
+
+
+def _unverified_context() -> ssl.SSLContext:
+    """For a host whose certificate is then compared with the fingerprint XAPI lists."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context
 
 
 def _with_port(address: str, port: int | None) -> str:

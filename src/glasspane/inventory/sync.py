@@ -214,9 +214,11 @@ def _merge_containers(session: Session, host_name: str, vm: Vm, rows: list[Conta
 
 def sync_xscontainer_keys(settings: Settings) -> int:
     """On XenServer pools, write each running VM's containers into the other_config keys
-    XenCenter and Xen Orchestra read (xscontainer's); how many VMs were updated.  A VM whose
-    engine cannot be asked is skipped (its error is in the inventory already)."""
-    from glasspane.containers.xscontainer import other_config, to_write
+    XenCenter and Xen Orchestra read (xscontainer's); how many VMs were changed.  A VM that
+    is not running, reports no address or whose engine does not answer has the keys cleared
+    (as xscontainer did: no "Up" containers on a halted VM).  A pool that runs xscontainer
+    itself is left to it (it wipes these keys on start and after each failure): said once."""
+    from glasspane.containers.xscontainer import KEYS, to_write
     from glasspane.hypervisors.xenapi_driver import XenApiDriver
     updated = 0
     for record in HostRegistry(settings.config_dir).all():
@@ -225,30 +227,54 @@ def sync_xscontainer_keys(settings: Settings) -> int:
         try:
             with host_driver(settings, record.name) as driver:
                 assert isinstance(driver, XenApiDriver)
-                for summary in driver.list_vms():
-                    if summary.power_state != "running":
-                        continue
-                    addresses = ip_addresses(driver.vm_addresses(summary.name))
-                    if not addresses:
-                        continue
-                    target = ssh_target(settings, record.name, summary.name, summary.uuid,
-                                        addresses[0])
-                    try:
-                        with kept_engine(settings, target) as engine:
-                            values = other_config(
-                                engine.json("GET", "/containers/json",
-                                            params={"all": "1", "size": "1"}),
-                                engine.json("GET", "/info"), engine.json("GET", "/version"))
-                    except Exception as exc:  # that VM only
-                        log.info("xscontainer keys for %s/%s: %s", record.name, summary.name,
-                                 exc)
-                        continue
-                    values = to_write(driver.other_config(summary.name), values)
-                    if values and driver.write_other_config(summary.name, values):
-                        updated += 1
+                if _xscontainer_on(driver, record.name):
+                    continue
+                for name, (state, uuid, current) in driver.other_configs().items():
+                    values = _container_keys(settings, driver, record.name, name, uuid,
+                                             state)
+                    if values is None:  # nothing to show: nothing stale either
+                        changed = driver.write_other_config(name, {}, remove=KEYS) \
+                            if any(k in current for k in KEYS) else []
+                    else:
+                        values = to_write(current, values)
+                        changed = driver.write_other_config(name, values) if values else []
+                    updated += bool(changed)
         except Exception as exc:  # that host only
             log.info("xscontainer keys on %s: %s", record.name, exc)
     return updated
+
+
+_XSCONTAINER_SAID: set[tuple[str, str, tuple[str, ...]]] = set()
+
+
+def _xscontainer_on(driver: Any, host: str) -> bool:
+    """Whether the pool runs XenServer's own xscontainer; said once per pool and finding."""
+    found = tuple(driver.xscontainer_hosts())
+    if found and (host, driver.uri, found) not in _XSCONTAINER_SAID:
+        _XSCONTAINER_SAID.add((host, driver.uri, found))
+        log.warning("pool %s runs xscontainer (on %s): it owns the VMs' container keys and "
+                    "wipes them, so glasspane does not write them", host, ", ".join(found))
+    return bool(found)
+
+
+def _container_keys(settings: Settings, driver: Any, host: str, name: str, uuid: str,
+                    state: str) -> dict[str, str] | None:
+    """The keys VM `name` should carry, or None when it is not running or does not answer."""
+    from glasspane.containers.xscontainer import other_config
+    if state != "running":
+        return None
+    try:
+        addresses = ip_addresses(driver.vm_addresses(name))
+        if not addresses:
+            return None
+        target = ssh_target(settings, host, name, uuid, addresses[0])
+        with kept_engine(settings, target) as engine:
+            # No size=1: SizeRw changes whenever a container writes (a write loop).
+            return other_config(engine.json("GET", "/containers/json", params={"all": "1"}),
+                                engine.json("GET", "/info"), engine.json("GET", "/version"))
+    except Exception as exc:  # that VM only
+        log.info("xscontainer keys for %s/%s: %s", host, name, exc)
+        return None
 
 
 class Syncer:

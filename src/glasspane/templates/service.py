@@ -36,6 +36,7 @@ class TemplateInfo:
     virtual_size: int
     allocation: int
     format: str
+    builtin: bool = False  # one of XenServer's own: no disk, an installer from media
 
     @classmethod
     def of(cls, host: str, vol: VolumeInfo) -> TemplateInfo:
@@ -49,11 +50,13 @@ def _xenapi(driver: HypervisorDriver) -> Any:
     return driver if isinstance(driver, XenApiDriver) else None
 
 
-def templates_on(driver: HypervisorDriver, settings: Settings, host: str) -> list[TemplateInfo]:
-    """The templates on the host `driver` is connected to."""
+def templates_on(driver: HypervisorDriver, settings: Settings, host: str,
+                 builtin: bool = False) -> list[TemplateInfo]:
+    """The templates on the host `driver` is connected to (on a XenServer pool, with
+    `builtin`, its built-in templates too, which glasspane cannot provision from)."""
     if (xen := _xenapi(driver)) is not None:
-        return [TemplateInfo(name, host, uuid, size, size, "xva")
-                for name, uuid, size in xen.list_templates()]
+        return [TemplateInfo(name, host, uuid, size, size, "xva", own_builtin)
+                for name, uuid, size, own_builtin in xen.list_templates(builtin)]
     if not has_storage(driver, settings.template_storage):
         return []
     return [TemplateInfo.of(host, v) for v in driver.list_volumes(settings.template_storage)
@@ -67,7 +70,7 @@ def _boot_volumes(driver: HypervisorDriver, settings: Settings, name: str) -> li
 
 def list_templates(settings: Settings, host: str = "local") -> list[TemplateInfo]:
     with host_driver(settings, host) as driver:
-        return templates_on(driver, settings, host)
+        return templates_on(driver, settings, host, builtin=True)
 
 
 def import_template(settings: Settings, name: str, source: str, host: str = "local",
