@@ -48,3 +48,10 @@ class Settings:
             vm_storage=env("GLASSPANE_VM_STORAGE") or "glasspane-vms",
             ssh_user=env("GLASSPANE_SSH_USER") or "debian",
         )
+
+
+def machine_cache_dir() -> Path:
+    """The user's own cache, whatever GLASSPANE_CACHE_DIR says: facts about the machine (the
+    acceleration verdict, the probe kernel) are shared by every glasspane of the user, tests'
+    included, so that none probes again."""
+    return _xdg("XDG_CACHE_HOME", ".cache")

@@ -102,7 +102,9 @@ class LibvirtDriver:
 
     def acceleration(self) -> Acceleration:
         if is_local_uri(self.uri):
-            return probe_acceleration(self._cache_dir)
+            # The verdict lives in the machine's cache; this glasspane's cache may hold a
+            # guest image whose kernel can serve as the probe's payload.
+            return probe_acceleration(payload_dirs=(self._cache_dir,) if self._cache_dir else ())
         try:
             self._conn.getDomainCapabilities(None, "x86_64", None, "kvm")
         except libvirt.libvirtError as exc:
