@@ -134,16 +134,18 @@ def _download_and_extract(package: str, version: str, work: Path) -> None:
 
 
 def main() -> int:
-    """`make setup`: fetch the probe kernel, then say what the probe decides (once per boot)."""
+    """`make setup`: fetch the probe kernel, then say what the probe decides (once per boot).
+    Exit status 1 when no kernel could be fetched (apt's lists may be missing)."""
     from glasspane.hypervisors.accel import probe_acceleration
+    fetched = True
     try:
-        payload = fetch_kernel()
-        print(f"probe kernel: {payload.label}")
+        print(f"probe kernel: {fetch_kernel().label}")
     except CommandFailed as exc:
         print(f"probe kernel: not fetched: {exc}", file=sys.stderr)
-    verdict = probe_acceleration()
+        fetched = False
+    verdict = probe_acceleration(fetch=False)
     print(f"acceleration: {verdict.kind}: {verdict.reason}")
-    return 0
+    return 0 if fetched else 1
 
 
 if __name__ == "__main__":
