@@ -7,7 +7,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,44 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from glasspane.errors import CommandFailed, UsageError
+from glasspane.errors import UsageError
 from glasspane.hypervisors.accel import (
     CACHE_FILE,
     NO_PAYLOAD,
-    QEMU,
     boot_verdict,
     machine_key,
     probe_acceleration,
     read_verdict,
 )
 from glasspane.hypervisors.base import Acceleration
-from glasspane.hypervisors.probe_kernel import Payload, fetch_kernel, find_payload
+from glasspane.hypervisors.probe_kernel import Payload
 from glasspane.settings import Settings
 from tests.cli.runner import run_cli
 
 pytestmark = pytest.mark.integration
 
 PROVEN = ("QEMU aborts with KVM", "printed nothing in 15 s under KVM")
-
-
-@pytest.fixture(scope="session")
-def qemu() -> str:
-    path = shutil.which(QEMU)
-    if path is None:
-        pytest.fail(f"{QEMU} is missing: `make test` installs Debian's qemu-system-x86")
-    return path
-
-
-@pytest.fixture(scope="session")
-def payload() -> Payload:
-    """The machine's probe kernel (`make setup` fetches it)."""
-    found = find_payload()
-    if found is None:
-        try:
-            found = fetch_kernel()
-        except CommandFailed as exc:
-            pytest.fail(f"no probe kernel, and none could be fetched ({exc}): run `make setup`")
-    return found
 
 
 def planted(directory: Path, reason: str, **changes: str) -> Acceleration:
