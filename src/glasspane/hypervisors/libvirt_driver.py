@@ -125,10 +125,18 @@ class LibvirtDriver:
     def list_vms(self) -> list[VmSummary]:
         out = []
         for dom in self._call("listing VMs", self._conn.listAllDomains):
-            state = self._call(f"reading the state of VM {dom.name()}", dom.state)[0]
-            template, labels = self._metadata(dom)
-            power = "suspended" if state == libvirt.VIR_DOMAIN_SHUTOFF and \
-                dom.hasManagedSaveImage(0) else _STATES.get(state, "unknown")
+            try:
+                state = dom.state()[0]
+                template, labels = self._metadata(dom)
+                power = "suspended" if state == libvirt.VIR_DOMAIN_SHUTOFF and \
+                    dom.hasManagedSaveImage(0) else _STATES.get(state, "unknown")
+            except libvirt.libvirtError as exc:
+                # A transient VM that ended (or one undefined) between the listing and now
+                # is simply gone, not a failure to list the others.
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    continue
+                raise HostError(f"reading the state of VM {dom.name()} failed: "
+                                f"{_message(exc)}", host=self.name) from None
             out.append(VmSummary(dom.name(), dom.UUIDString(), power, template, labels))
         return sorted(out, key=lambda v: v.name)
 
