@@ -170,13 +170,18 @@ def boot_verdict(qemu: str, payload: Payload, accel_args: Sequence[str] = KVM_AR
                                    f"console line under KVM in "
                                    f"{time.monotonic() - started:.1f} s")
     if failure:
-        return Acceleration("tcg", f"QEMU aborts with KVM: {failure}")
+        pvm = " (/dev/kvm is kvm_pvm, a paravirtual device)" if _is_pvm() else ""
+        return Acceleration("tcg", f"QEMU aborts with KVM: {failure}{pvm}")
     return Acceleration("tcg", f"a guest kernel ({payload.label}) printed nothing in "
                                f"{timeout:.0f} s under KVM ({_device_guess()})")
 
 
+def _is_pvm() -> bool:
+    return Path("/sys/module/kvm_pvm").is_dir()
+
+
 def _device_guess() -> str:
-    if Path("/sys/module/kvm_pvm").is_dir():
+    if _is_pvm():
         return "/dev/kvm is kvm_pvm, a paravirtual device"
     return "/dev/kvm is paravirtual, such as kvm_pvm?"
 
