@@ -90,6 +90,9 @@ def run_playbook(playbook: Path, targets: Sequence[tuple[str, SshTarget]],
                  on_task: Callable[[int, int], None] | None = None) -> PlaybookRun:
     """Run `playbook` against the VMs (inventory name, how to reach it); output streamed to
     `on_output`, `on_task(n, total)` told as the n-th task of about `total` starts."""
+    # Absolute: ansible-playbook runs in the playbook's directory (its relative includes and
+    # files resolve there), where a path relative to ours would name nothing.
+    playbook = playbook.absolute()
     with tempfile.TemporaryDirectory(prefix="glasspane-ansible-") as work:
         inventory = Path(work) / "inventory.json"
         inventory.write_text(json.dumps({"all": {"hosts": {
