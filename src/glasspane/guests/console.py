@@ -20,8 +20,10 @@ from pathlib import Path
 from glasspane.errors import HostError
 
 # Far beyond any gap in a TCG boot on a loaded machine (systemd and cloud-init print as they
-# go), far below a wait's timeout.
-SILENCE_LIMIT = 120.0
+# go; a guest starved of CPU by its neighbours is slow, not silent for minutes), below a
+# wait's usual timeout.  Too short would kill a slow guest that was booting; too long only
+# delays the error, which a timeout also gives with the console's lines.
+SILENCE_LIMIT = 180.0
 TAIL_LINES = 12
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
