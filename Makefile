@@ -17,10 +17,10 @@ DEMO_DIR    ?= demo-work
 BENCH_SIZE  ?= 4096
 LISTEN      ?= 127.0.0.1:8080
 
-.PHONY: setup system-packages services demo test bench bench-images bench-containers bench-pane \
-        lint clean
+.PHONY: setup system-packages services probe-kernel demo test bench bench-images \
+        bench-containers bench-pane lint clean
 
-setup: system-packages $(VENV)/.installed services
+setup: system-packages $(VENV)/.installed services probe-kernel
 
 services: system-packages
 	@scripts/ensure-libvirtd
@@ -28,6 +28,13 @@ services: system-packages
 	@# The unprivileged user the server's playbooks run as, inside their sandbox (guests/sandbox.py).
 	@id glasspane-ansible >/dev/null 2>&1 || $(SUDO) useradd --system --no-create-home \
 	  --home-dir /nonexistent --shell /usr/sbin/nologin glasspane-ansible
+
+# The acceleration probe's payload: a Debian kernel of the guest image's flavour, fetched once
+# into the user's cache (only boot/vmlinuz-* taken out of the package); then the verdict, probed
+# once per boot of the machine, is printed.
+probe-kernel: system-packages $(VENV)/.installed
+	@$(BIN)/python -m glasspane.hypervisors.probe_kernel || \
+	  { $(SUDO) apt-get update -qq && $(BIN)/python -m glasspane.hypervisors.probe_kernel; }
 
 system-packages:
 	@missing=""; \

@@ -109,3 +109,10 @@ def private_file(fd: int) -> None:
     """The open file `fd` readable by its owner alone (0600), even if it existed before with
     a wider mode (os.open's mode applies only to a file it creates)."""
     os.fchmod(fd, 0o600)
+
+
+def machine_cache_dir() -> Path:
+    """The user's own cache, whatever GLASSPANE_CACHE_DIR says: facts about the machine (the
+    acceleration verdict, the probe kernel) are shared by every glasspane of the user, tests'
+    included, so that none probes again."""
+    return _xdg("XDG_CACHE_HOME", ".cache")

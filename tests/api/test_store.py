@@ -37,6 +37,24 @@ def server(settings: Settings, database: Database) -> Iterator[Server]:
     running.stop()
 
 
+def test_the_server_knows_its_hosts_before_its_first_pass(settings: Settings,
+                                                          database: Database) -> None:
+    """A template import for the built-in host was refused ("no host named 'local'") when
+    it came before the first inventory pass had written the host's row."""
+    from glasspane.inventory.sync import hosts_lock
+    with hosts_lock:  # the first pass looks, but cannot write its rows yet
+        running = serve(create_app(settings, database, sync_interval=2))
+        try:
+            with httpx.Client(base_url=running.url, timeout=30) as client:
+                client.headers.update(login(client, "vera"))
+                r = client.get("/api/v1/hosts/local")
+                assert r.status_code == 200 and r.json()["state"] == "unknown", r.text
+        finally:
+            hosts_lock.release()
+            running.stop()
+            hosts_lock.acquire()
+
+
 def wait_task(client: httpx.Client, task: dict[str, Any], timeout: float = 120
               ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout

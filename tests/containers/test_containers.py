@@ -328,3 +328,78 @@ def test_xenserver_pool_vm_gets_xscontainer_keys(capsys: pytest.CaptureFixture[s
         run_cli(capsys, "container", "remove", "ct-a", "xs-demo", "--force")
         run_cli(capsys, "host", "remove", "xcp")
         running.stop()
+
+
+# An engine in the VM (on a unix socket, like Podman's) that answers the first request of each
+# connection and closes the connection on the next one without a word: as Podman's service
+# does with kept connections when it exits after 5 s without requests, if a request goes out
+# just then.  Each request is noted in the log, answered or closed.
+CLOSING_ENGINE = r"""
+import os, socket, sys, threading
+path, log = sys.argv[1], sys.argv[2]
+body = b'{"Version": "0-test", "ApiVersion": "1.41", "Components": [{"Name": "Podman"}]}'
+def note(line):
+    with open(log, "a") as f:
+        f.write(line + "\n")
+def serve(conn):
+    buf, answered = b"", False
+    while True:
+        while b"\r\n\r\n" not in buf:
+            data = conn.recv(65536)
+            if not data:
+                conn.close()
+                return
+            buf += data
+        head, _, buf = buf.partition(b"\r\n\r\n")
+        request = head.split(b"\r\n")[0].decode()
+        if answered:
+            note("closed " + request)
+            conn.close()
+            return
+        note("answered " + request)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        answered = True
+server = socket.socket(socket.AF_UNIX)
+server.bind(path)
+server.listen(8)
+with open(path + ".pid", "w") as f:
+    f.write(str(os.getpid()))
+while True:
+    threading.Thread(target=serve, args=(server.accept()[0],), daemon=True).start()
+"""
+
+
+def test_a_kept_connection_closed_by_the_engine_is_replaced(guests: Guests) -> None:
+    """A read whose kept connection the engine closed instead of answering is sent again on
+    a new one; a change (POST) is not, and fails saying the connection broke."""
+    import shlex
+
+    from glasspane.containers.discovery import Probe
+    from glasspane.containers.engine import Engine
+    from glasspane.errors import EngineError
+    from glasspane.guests.access import guest_target
+    from glasspane.guests.ssh import SshConnection
+    sock, log = "/tmp/gp-closing-engine.sock", "/tmp/gp-closing-engine.log"
+    guests.ssh("ct-a", "rm", "-f", sock, log)
+    guests.ssh("ct-a", f"nohup python3 -c {shlex.quote(CLOSING_ENGINE)} {sock} {log} "
+                       ">/dev/null 2>&1 &")
+    try:
+        guests.ssh("ct-a", f"timeout 60 sh -c 'until [ -S {sock} ]; do sleep 0.2; done'")
+        ssh = SshConnection(guest_target(guests.settings, "local", "ct-a"),
+                            guests.settings.runtime_dir)
+        engine = Engine(ssh, Probe(sock, False, "python3"))  # asks GET /version
+        try:
+            assert engine.json("GET", "/images/json")["Version"] == "0-test"
+            with pytest.raises(EngineError, match="broke during POST /containers/x/start"):
+                engine.request("POST", "/containers/x/start")
+        finally:
+            engine.close()
+        assert guests.ssh("ct-a", "cat", log).splitlines() == [
+            "answered GET /version HTTP/1.1",
+            "closed GET /v1.41/images/json HTTP/1.1",      # on the kept connection
+            "answered GET /v1.41/images/json HTTP/1.1",    # again, on a new one
+            "closed POST /v1.41/containers/x/start HTTP/1.1"]  # once only
+    finally:
+        guests.ssh("ct-a", f"kill $(cat {sock}.pid); rm -f {sock} {sock}.pid {log}",
+                   check=False)

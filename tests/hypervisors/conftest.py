@@ -13,9 +13,31 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from glasspane.errors import CommandFailed
+from glasspane.hypervisors.probe_kernel import Payload, fetch_kernel, find_payload
 from glasspane.settings import Settings
 
 URI = "qemu:///system"
+
+
+@pytest.fixture(scope="session")
+def qemu() -> str:
+    path = shutil.which("qemu-system-x86_64")
+    if path is None:
+        pytest.fail("qemu-system-x86_64 is missing: `make test` installs qemu-system-x86")
+    return path
+
+
+@pytest.fixture(scope="session")
+def payload() -> Payload:
+    """The machine's probe kernel (`make setup` fetches it): a stock Debian kernel."""
+    found = find_payload()
+    if found is None:
+        try:
+            found = fetch_kernel()
+        except CommandFailed as exc:
+            pytest.fail(f"no probe kernel, and none could be fetched ({exc}): run `make setup`")
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import libvirt
 import pytest
 
-from glasspane.hypervisors.accel import probe_acceleration
 from glasspane.settings import Settings
 from tests.cli.runner import run_cli
 
@@ -47,17 +46,6 @@ def test_host_info_of_the_local_host(capsys: pytest.CaptureFixture[str], setting
         vm for vm in info["vms"] if vm["name"] == defined_vm).items()
     r = run_cli(capsys, "host", "info")
     assert "acceleration" in r.out and defined_vm in r.out
-
-
-def test_acceleration_verdict_is_cached_per_boot(settings: Settings) -> None:
-    first = probe_acceleration(settings.cache_dir)
-    assert (settings.cache_dir / "acceleration.json").is_file()
-    assert probe_acceleration(settings.cache_dir) == first
-
-
-def test_no_kvm_device_means_tcg(tmp_path: object) -> None:
-    verdict = probe_acceleration(None, kvm_device="/nonexistent/kvm")
-    assert verdict.kind == "tcg" and "/nonexistent/kvm does not exist" in verdict.reason
 
 
 def test_add_list_remove(capsys: pytest.CaptureFixture[str], settings: Settings) -> None:

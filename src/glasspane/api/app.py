@@ -60,7 +60,7 @@ from glasspane.inventory import (
 from glasspane.inventory.audit import NoiseBudget
 from glasspane.inventory.db import Database
 from glasspane.inventory.events import EventBus
-from glasspane.inventory.sync import Syncer
+from glasspane.inventory.sync import Syncer, register_hosts
 from glasspane.inventory.tasks import Worker
 from glasspane.settings import Settings
 
@@ -95,6 +95,7 @@ def create_app(settings: Settings, database: Database, *, background: bool = Tru
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        register_hosts(database, settings)  # known from the first answer, before any pass
         if background:
             worker.start()
             found.syncer.start()

@@ -24,7 +24,15 @@ DEFAULT_TIMEOUT = 30.0
 # The API version spoken: Docker 20.10 and Podman 4's compatible service both answer it.
 API_VERSION = "1.41"
 KEEPALIVE_EXPIRY = 120.0
+# Podman's socket-activated service exits after 5 s without requests (`podman system service`
+# without --time), closing every kept connection as it goes: a request sent into one then
+# meets "Server disconnected without sending a response".  Its connections are not reused
+# past 3 s idle, well before that.
+PODMAN_KEEPALIVE_EXPIRY = 3.0
 MAX_CONNECTIONS = 4
+# Requests sent again, once, on a new connection when a kept one turns out to have been closed
+# by the engine before it answered: reading them twice changes nothing.
+REPLAYABLE = frozenset({"GET", "HEAD"})
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,9 @@ class Engine:
         assert probe.socket is not None and probe.relay is not None
         self._pool = httpcore.ConnectionPool(
             network_backend=RelayBackend(ssh, probe.socket, probe.relay, probe.sudo),
-            max_connections=MAX_CONNECTIONS, keepalive_expiry=KEEPALIVE_EXPIRY)
+            max_connections=MAX_CONNECTIONS,
+            keepalive_expiry=PODMAN_KEEPALIVE_EXPIRY if "podman" in probe.socket
+            else KEEPALIVE_EXPIRY)
         # Requests under way, and whether the engine was retired meanwhile: another thread's
         # broken call must not close the connections this one is reading.
         self._active, self._retired = 0, False
@@ -148,18 +158,30 @@ class Engine:
             sent_headers["Content-Type"] = "application/json"
         if isinstance(content, bytes):
             sent_headers["Content-Length"] = str(len(content))
+        attempts = 2 if method in REPLAYABLE and not isinstance(content, Iterator) else 1
         with self._guard:
             self._active += 1
         try:
-            with self._pool.stream(method, self._url(path, params, versioned),
-                                   headers=sent_headers, content=content,
-                                   extensions=self._extensions(timeout)) as response:
-                if response.status >= 400:
-                    self._check(response, response.read(), what)
-                yield response.status, self._chunks(response, what, timeout)
-        except (httpcore.TimeoutException, httpcore.NetworkError,
-                httpcore.ProtocolError) as exc:
-            raise self._translate(exc, what, timeout) from None
+            for attempt in range(1, attempts + 1):
+                answered = False
+                try:
+                    with self._pool.stream(method, self._url(path, params, versioned),
+                                           headers=sent_headers, content=content,
+                                           extensions=self._extensions(timeout)) as response:
+                        answered = True
+                        if response.status >= 400:
+                            self._check(response, response.read(), what)
+                        yield response.status, self._chunks(response, what, timeout)
+                    return
+                except (httpcore.RemoteProtocolError, httpcore.ReadError,
+                        httpcore.WriteError) as exc:
+                    # A kept connection the engine closed as the request went out (Podman's
+                    # service exiting when idle): once more, on a new connection.
+                    if answered or attempt == attempts or not self._master_alive():
+                        raise self._translate(exc, what, timeout) from None
+                except (httpcore.TimeoutException, httpcore.NetworkError,
+                        httpcore.ProtocolError) as exc:
+                    raise self._translate(exc, what, timeout) from None
         finally:
             with self._guard:
                 self._active -= 1

@@ -219,6 +219,9 @@ def run_playbook(playbook: Path, targets: Sequence[tuple[str, SshTarget]],
     `on_output`, `on_task(n, total)` told as the n-th task of about `total` starts.  With
     `sandbox` (the server's runs), inside it.  UsageError for a refused variable or play,
     Unavailable when the sandbox cannot be made, CommandFailed when the run times out."""
+    # Absolute: ansible-playbook runs in the playbook's directory (its relative includes and
+    # files resolve there), where a path relative to ours would name nothing.
+    playbook = playbook.absolute()
     # Only the target VMs: a play's hosts never reach the implicit localhost.
     limit = ",".join(name for name, _ in targets)
     with _prepared(playbook, targets, extra_vars, sandbox) as run:

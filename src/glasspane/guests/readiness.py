@@ -1,5 +1,7 @@
 """Waiting for a guest: an address from the hypervisor, an SSH server that answers, then
-cloud-init having finished (glasspane's key in place, the user-data applied)."""
+cloud-init having finished (glasspane's key in place, the user-data applied).  With a console
+watch, a guest that is not booting fails the wait early, and every timeout says what its
+console printed last."""
 
 from __future__ import annotations
 
@@ -8,21 +10,27 @@ import time
 from collections.abc import Callable
 
 from glasspane.errors import GuestUnreachable, HostError
+from glasspane.guests.console import ConsoleWatch
 from glasspane.guests.ssh import SshConnection
 
 BOOT_FINISHED = "/var/lib/cloud/instance/boot-finished"
 
 
 def wait_for(what: str, probe: Callable[[], str | None], timeout: float, host: str,
-             interval: float = 2.0) -> str:
-    """Poll `probe` until it returns a value; HostError naming `what` after `timeout` s."""
+             interval: float = 2.0, watch: ConsoleWatch | None = None) -> str:
+    """Poll `probe` until it returns a value; HostError naming `what` after `timeout` s (with
+    the console's last lines), or as soon as `watch` finds the guest not booting."""
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
         if value:
             return value
+        if watch:
+            watch.check()
         if time.monotonic() >= deadline:
-            raise HostError(f"{what} did not happen within {timeout:.0f} s", host=host)
+            raise HostError(f"{what} did not happen within {timeout:.0f} s"
+                            + (f"; {watch.describe()}" if watch else ""), host=host,
+                            hint=watch.hint if watch else None)
         time.sleep(interval)
 
 
@@ -37,9 +45,11 @@ def ssh_banner(address: str, port: int = 22, timeout: float = 3.0) -> str | None
     return text if text.startswith("SSH-") else None
 
 
-def wait_cloud_init(connection: SshConnection, timeout: float) -> None:
+def wait_cloud_init(connection: SshConnection, timeout: float,
+                    watch: ConsoleWatch | None = None) -> None:
     """Wait until cloud-init has finished in the guest, logging in with glasspane's key; if
-    SSH never lets us in, say why rather than only that time ran out."""
+    SSH never lets us in, say why (and what the console printed last) rather than only that
+    time ran out."""
     last: list[GuestUnreachable] = []
 
     def finished() -> str | None:
@@ -51,9 +61,13 @@ def wait_cloud_init(connection: SshConnection, timeout: float) -> None:
         return "finished" if done.returncode == 0 else None
 
     target = connection.target
+    # No silence check here: SSH has answered, so the guest has booted, and cloud-init may
+    # work for minutes without a word on the console.
     try:
         wait_for(f"cloud-init in VM {target.vm}", finished, timeout, target.host)
-    except HostError:
-        if last:
-            raise last[0] from None
-        raise
+    except HostError as exc:
+        if watch is None:
+            raise (last[0] if last else exc) from None
+        what = last[0].detail if last else f"cloud-init did not finish within {timeout:.0f} s"
+        raise GuestUnreachable(f"{what}; {watch.describe()}", host=target.host, vm=target.vm,
+                               hint=last[0].hint if last else None) from None

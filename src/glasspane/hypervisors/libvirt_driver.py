@@ -106,7 +106,9 @@ class LibvirtDriver:
 
     def acceleration(self) -> Acceleration:
         if is_local_uri(self.uri):
-            return probe_acceleration(self._cache_dir)
+            # The verdict lives in the machine's cache; this glasspane's cache may hold a
+            # guest image whose kernel can serve as the probe's payload.
+            return probe_acceleration(payload_dirs=(self._cache_dir,) if self._cache_dir else ())
         try:
             self._conn.getDomainCapabilities(None, "x86_64", None, "kvm")
         except libvirt.libvirtError as exc:
@@ -127,10 +129,18 @@ class LibvirtDriver:
     def list_vms(self) -> list[VmSummary]:
         out = []
         for dom in self._call("listing VMs", self._conn.listAllDomains):
-            state = self._call(f"reading the state of VM {dom.name()}", dom.state)[0]
-            template, labels = self._metadata(dom)
-            power = "suspended" if state == libvirt.VIR_DOMAIN_SHUTOFF and \
-                dom.hasManagedSaveImage(0) else _STATES.get(state, "unknown")
+            try:
+                state = dom.state()[0]
+                template, labels = self._metadata(dom)
+                power = "suspended" if state == libvirt.VIR_DOMAIN_SHUTOFF and \
+                    dom.hasManagedSaveImage(0) else _STATES.get(state, "unknown")
+            except libvirt.libvirtError as exc:
+                # A transient VM that ended (or one undefined) between the listing and now
+                # is simply gone, not a failure to list the others.
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    continue
+                raise HostError(f"reading the state of VM {dom.name()} failed: "
+                                f"{_message(exc)}", host=self.name) from None
             out.append(VmSummary(dom.name(), dom.UUIDString(), power, template, labels))
         return sorted(out, key=lambda v: v.name)
 

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from glasspane.containers.service import ContainerRow, VmFailure, kept_engine, list_on
@@ -49,6 +50,18 @@ def _host_row(session: Session, record: HostRecord, settings: Settings) -> Host 
         publish(session, "host.added", "host", record.name,
                 uri=redacted(record.uri, query=False))
     return host
+
+
+def register_hosts(database: Database, settings: Settings) -> None:
+    """A row (state unknown until a pass has looked) for every host in the registry, before
+    the server answers: a request naming a registered host must not depend on the first
+    pass, which may take long (a host slow to answer, the first acceleration probe)."""
+    for record in HostRegistry(settings.config_dir).all():
+        try:
+            with database.session() as session:
+                _host_row(session, record, settings)
+        except IntegrityError:  # another instance sharing the database made it meanwhile
+            continue
 
 
 def sync_hosts(database: Database, settings: Settings) -> None:
@@ -96,6 +109,7 @@ def sync_host(database: Database, settings: Settings, record: HostRecord) -> Non
             host.uri = redacted(record.uri, query=True)
         host.info = {"hypervisor": info.hypervisor, "cpus": info.cpus,
                      "memory_mib": info.memory_mib, "acceleration": info.acceleration.kind,
+                     "acceleration_reason": info.acceleration.reason,
                      "networks": [n.name for n in info.networks]}
         if host.state != "ok":
             host.state, host.error, host.updated_at = "ok", None, utcnow()

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from glasspane.errors import NotFound, UsageError
 from glasspane.guests.access import ssh_target
 from glasspane.guests.cloudinit import Seed, write_seed_iso
+from glasspane.guests.console import ConsoleWatch, clean_console
 from glasspane.guests.keys import management_public_key
 from glasspane.guests.readiness import ssh_banner, wait_cloud_init, wait_for
 from glasspane.guests.ssh import SshConnection
@@ -55,7 +56,6 @@ def check_labels(labels: dict[str, str]) -> None:
             raise UsageError(f"invalid value for label {key!r}",
                              hint="at most 255 characters, no control characters")
 DEFAULT_CMDLINE = "root=LABEL=root rw console=ttyS0"
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]")
 
 
 @dataclass
@@ -155,20 +155,41 @@ def _create_on_xen(settings: Settings, driver: Any, request: VmRequest, host: st
 
 
 def _wait_ready(settings: Settings, driver: HypervisorDriver, request: VmRequest, host: str,
-                address: str, timeout: float, report: Report) -> str:
+                address: str, timeout: float, report: Report,
+                watch: ConsoleWatch | None = None) -> str:
     """SSH answers, then cloud-init has finished (checked over glasspane's key); the SSH
     banner, or "" when the request does not wait."""
     if not request.wait_ready:
         return ""
     report(50, f"waiting for SSH at {address}")
     banner = wait_for(f"SSH on VM {request.name} ({address})",
-                      lambda: ssh_banner(address), timeout, host)
+                      lambda: ssh_banner(address), timeout, host, watch=watch)
     uuid_ = next(v.uuid for v in driver.list_vms() if v.name == request.name)
     report(70, "waiting for cloud-init to finish")
     # Ready means ready for glasspane too: its key installed, the user-data applied.
     wait_cloud_init(SshConnection(ssh_target(settings, host, request.name, uuid_, address),
-                                  settings.runtime_dir), timeout)
+                                  settings.runtime_dir), timeout, watch)
     return banner
+
+
+def _console_watch(driver: HypervisorDriver, name: str, host: str) -> ConsoleWatch | None:
+    """A watch on the new VM's serial console (libvirt hosts: the log is readable where the
+    host is this machine; elsewhere only the VM's power state is watched)."""
+    from glasspane.hypervisors.libvirt_domain import serial_log
+    from glasspane.hypervisors.libvirt_driver import LibvirtDriver, is_local_uri
+    if not isinstance(driver, LibvirtDriver):
+        return None
+    local = is_local_uri(driver.uri)
+    accel = driver.acceleration()
+    if accel.kind != "kvm":
+        hint = "its kernel is not booting under TCG: check the template's disk and kernel"
+    elif local:
+        hint = (f"it runs under KVM ({accel.reason}); if KVM does not really run guests "
+                "here, set GLASSPANE_ACCEL=tcg and create it again")
+    else:
+        hint = f"it runs under KVM ({accel.reason}): check that KVM runs guests on {host}"
+    return ConsoleWatch(serial_log(name) if local else None, lambda: driver.vm_state(name),
+                        vm=name, host=host, hint=hint)
 
 
 def _create(settings: Settings, driver: HypervisorDriver, request: VmRequest, host: str,
@@ -195,10 +216,11 @@ def _create(settings: Settings, driver: HypervisorDriver, request: VmRequest, ho
         driver.create_vm(spec)
         undo.push(lambda: driver.destroy_vm(request.name))
         report(35, "waiting for an address")
+        watch = _console_watch(driver, request.name, host)
         address = wait_for(f"an address for VM {request.name}",
                            lambda: next(iter(driver.vm_addresses(request.name)), None),
-                           timeout, host)
-        banner = _wait_ready(settings, driver, request, host, address, timeout, report)
+                           timeout, host, watch=watch)
+        banner = _wait_ready(settings, driver, request, host, address, timeout, report, watch)
         return CreatedVm(request.name, host, driver.vm_addresses(request.name), banner)
     except BaseException:
         undo.unwind()
@@ -315,7 +337,7 @@ def console_log(settings: Settings, name: str, host: str = "local", lines: int =
         raise UsageError(f"cannot read the console of VM {name}: {exc.strerror}",
                          hint="console logs are readable on the VM's own host") from None
     # Terminal colours and carriage returns are for a terminal, not for a log view.
-    text = _ANSI.sub("", text).replace("\r", "")
+    text = clean_console(text)
     return "\n".join(text.splitlines()[-lines:])
 
 

@@ -170,7 +170,8 @@ async function showHost(host) {
   details(`Host ${host.name}`, [["state", badge(host.state)], ["URI", host.uri],
     ["driver", host.driver], ["hypervisor", host.info.hypervisor], ["CPUs", host.info.cpus],
     ["memory", host.info.memory_mib ? `${host.info.memory_mib} MiB` : null],
-    ["acceleration", host.info.acceleration],
+    ["acceleration", host.info.acceleration && host.info.acceleration_reason
+      ? `${host.info.acceleration}: ${host.info.acceleration_reason}` : host.info.acceleration],
     ["networks", (host.info.networks || []).join(", ")], ["last seen", host.last_seen],
     ["error", host.error]], [remove], [el("h2", {}, "Templates"), templates]);
   const found = await api(`/templates?${new URLSearchParams({ host: host.name, limit: "1000" })}`);
