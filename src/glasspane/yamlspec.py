@@ -100,6 +100,13 @@ def load_yaml(path: Path) -> Any:
                          f"{str(exc)[:200]})") from None
 
 
+def outside(path: Path, confine: Path | None) -> bool:
+    """Whether `path` (a file a spec names) leaves `confine`, the directory a server unpacked
+    the spec's context into.  Asked before the file is looked at, so that a spec cannot learn
+    whether a file of the server exists (an error "no such file" against "outside")."""
+    return confine is not None and not path.resolve().is_relative_to(confine.resolve())
+
+
 class SpecReader:
     """Checks the values of one file, raising UsageError('FILE line N: PATH: problem')."""
 

@@ -270,8 +270,11 @@ def test_specs_travel_with_their_directory(
         "name: tb-steal\nsource: {image: /etc/hostname}\noutputs: [{format: raw}]\n")
     (hostile / "app.yaml").write_text(
         "name: steal\nservices: {web: {image: x, archive: /etc/hostname}}\n")
+    # A file the server lacks: the same answer, so that no spec learns what the server holds.
+    (hostile / "probe.yaml").write_text(
+        "name: tb-probe\nsource: {image: /etc/no-such-file}\noutputs: [{format: raw}]\n")
     with tarfile.open(tmp_path / "hostile.tar", "w") as tar:
-        for name in ("template.yaml", "app.yaml"):
+        for name in ("template.yaml", "app.yaml", "probe.yaml"):
             tar.add(hostile / name, arcname=name)
     with httpx.Client(base_url=url, timeout=60) as client:
         client.headers.update(login(client, "otto"))
@@ -279,6 +282,11 @@ def test_specs_travel_with_their_directory(
                           content=(tmp_path / "hostile.tar").read_bytes()).status_code == 201
         r2 = client.post("/api/v1/templates/validate", json={"context": "hostile.tar"})
         assert r2.status_code == 400 and "outside the context" in r2.json()["detail"], r2.text
+        r3 = client.post("/api/v1/templates/validate",
+                         json={"context": "hostile.tar", "spec": "probe.yaml"})
+        assert r3.status_code == 400, r3.text
+        assert r3.json()["detail"].replace("no-such-file", "hostname").replace(
+            "probe.yaml", "template.yaml") == r2.json()["detail"], (r2.text, r3.text)
         r2 = client.post("/api/v1/apps/validate", json={"context": "hostile.tar"})
         assert r2.status_code == 400 and "outside the context" in r2.json()["detail"], r2.text
         task = client.post("/api/v1/templates/build", json={"context": "hostile.tar"}).json()

@@ -33,7 +33,7 @@ from glasspane.containers.engine import Engine
 from glasspane.containers.service import APP_LABEL, engine_of
 from glasspane.errors import NotFound, UsageError
 from glasspane.settings import Settings
-from glasspane.yamlspec import TOP, Located, SpecReader, load_yaml
+from glasspane.yamlspec import TOP, Located, SpecReader, load_yaml, outside
 
 SERVICE_LABEL = "io.glasspane.service"
 HASH_LABEL = "io.glasspane.config-hash"
@@ -57,7 +57,8 @@ class AppSpec:
     services: list[Service]  # in start order: dependencies first
 
 
-def _service(reader: SpecReader, app: str, name: str, value: Any, base: Path) -> Service:
+def _service(reader: SpecReader, app: str, name: str, value: Any, base: Path,
+             confine: Path | None) -> Service:
     where = f"services.{name}"
     spec = reader.mapping(value, where, SERVICE_KEYS, {"image"})
     request = RunRequest(reader.string(spec, "image", f"{where}.image"), f"{app}-{name}")
@@ -85,7 +86,12 @@ def _service(reader: SpecReader, app: str, name: str, value: Any, base: Path) ->
         raise reader.fail(where, exc.message, spec) from None
     archive = None
     if "archive" in spec:
-        archive = base / reader.string(spec, "archive", f"{where}.archive")
+        named = reader.string(spec, "archive", f"{where}.archive")
+        archive = base / named
+        if outside(archive, confine):
+            raise reader.fail(f"{where}.archive", f"{named!r} is outside the context "
+                              "(name files relative to the spec, inside its directory)",
+                              spec, "archive")
         if not archive.is_file():
             raise reader.fail(f"{where}.archive", f"no file {archive}", spec, "archive")
     depends = reader.strings(spec, "depends_on", f"{where}.depends_on") \
@@ -93,7 +99,9 @@ def _service(reader: SpecReader, app: str, name: str, value: Any, base: Path) ->
     return Service(name, request, archive, depends)
 
 
-def parse_app(path: Path) -> AppSpec:
+def parse_app(path: Path, confine: Path | None = None) -> AppSpec:
+    """The app spec in `path`; with `confine` (a server's unpacked context) every archive it
+    names must be inside that directory."""
     reader = SpecReader(path)
     top = reader.mapping(load_yaml(path), TOP, {"name", "services"},
                          {"name", "services"})
@@ -111,7 +119,7 @@ def parse_app(path: Path) -> AppSpec:
             raise reader.fail(f"services.{service_name}", "invalid service name",
                               services_map, service_name)
         services[str(service_name)] = _service(reader, name, str(service_name), value,
-                                               path.parent)
+                                               path.parent, confine)
     for service in services.values():
         for dependency in service.depends_on:
             if dependency not in services:

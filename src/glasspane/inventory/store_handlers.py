@@ -236,16 +236,6 @@ def _rename_paths(exc: GlasspaneError, renames: list[tuple[str, str]]) -> None:
     exc.args = tuple(renamed(a) if isinstance(a, str) else a for a in exc.args)
 
 
-def _confined(files: list[Path], root: Path, context: str) -> None:
-    """Refuse a spec that names a file outside its context: on the server such a path would
-    be the server's own file (a key, a password database), not one the caller sent."""
-    for path in files:
-        if not path.resolve().is_relative_to(root.resolve()):
-            raise UsageError(f"the spec in context {context} names {path}, outside the "
-                             "context", hint="name the files relative to the spec, inside "
-                                             "its directory")
-
-
 @contextmanager
 def template_in_context(store: ImageStore, context: str, spec: str,
                         variables: dict[str, str]) -> Iterator[tuple[TemplateSpec, Path]]:
@@ -253,9 +243,9 @@ def template_in_context(store: ImageStore, context: str, spec: str,
     directory for the build's outputs."""
     from glasspane.templates.spec import parse_spec
     with open_context(store, context, spec) as (spec_path, work):
-        parsed = parse_spec(spec_path, variables)
-        _confined(parsed.files(), work / "context", context)
-        yield parsed, work
+        # Confined as it is parsed: on the server a path outside would be the server's own
+        # file (a key, a password database), not one the caller sent.
+        yield parse_spec(spec_path, variables, confine=work / "context"), work
 
 
 @contextmanager
@@ -263,9 +253,7 @@ def app_in_context(store: ImageStore, context: str, spec: str) -> Iterator[Path]
     """The path of the app spec of a stored context, checked and confined to it."""
     from glasspane.containers.app import parse_app
     with open_context(store, context, spec) as (spec_path, work):
-        parsed = parse_app(spec_path)
-        _confined([s.archive for s in parsed.services if s.archive], work / "context",
-                  context)
+        parse_app(spec_path, confine=work / "context")
         yield spec_path
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from glasspane.errors import UsageError
-from glasspane.yamlspec import MAX_SPEC_BYTES, TOP, Located, SpecReader, load_yaml
+from glasspane.yamlspec import MAX_SPEC_BYTES, TOP, Located, SpecReader, load_yaml, outside
 
 _TEMPLATE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -132,9 +132,11 @@ def parse_vars(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 
 class _SpecParser:
-    def __init__(self, path: Path, overrides: dict[str, str]) -> None:
+    def __init__(self, path: Path, overrides: dict[str, str], confine: Path | None = None
+                 ) -> None:
         self.path = path
         self.base = path.parent
+        self.confine = confine
         self.reader = SpecReader(path)
         self.overrides = overrides
         self.variables: dict[str, str] = {}
@@ -185,7 +187,11 @@ class _SpecParser:
 
     def local_file(self, parent: Located, key: str, where: str, directory: bool = False
                    ) -> Path:
-        path = self.base / self.reader.string(parent, key, where)
+        named = self.reader.string(parent, key, where)
+        path = self.base / named
+        if outside(path, self.confine):
+            raise self.fail(where, f"{named!r} is outside the context (name files "
+                            "relative to the spec, inside its directory)", parent, key)
         if not (path.is_file() or (directory and path.is_dir())):
             raise self.fail(where, f"no such file: {path}", parent, key)
         return path
@@ -386,10 +392,12 @@ class _SpecParser:
             if "memory" in spec else None)
 
 
-def parse_spec(path: Path, variables: dict[str, str] | None = None) -> TemplateSpec:
+def parse_spec(path: Path, variables: dict[str, str] | None = None,
+               confine: Path | None = None) -> TemplateSpec:
     """The spec in `path`, with `variables` overriding its defaults; UsageError naming the
-    file, line and key of the first mistake."""
-    return _SpecParser(path, variables or {}).parse()
+    file, line and key of the first mistake.  With `confine` (a server's unpacked context),
+    every file it names must be inside that directory."""
+    return _SpecParser(path, variables or {}, confine).parse()
 
 
 def select_outputs(spec: TemplateSpec, only: tuple[str, ...] | list[str]) -> list[Output]:
