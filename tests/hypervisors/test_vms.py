@@ -66,8 +66,10 @@ def test_create_reach_and_destroy(capsys: pytest.CaptureFixture[str], template: 
                 "--ssh-key", f"{ssh_key}.pub", "--user-data", str(user_data))
     assert r.code == 0, r.err
     assert "SSH-2.0-OpenSSH" in r.out
-    [vm] = json.loads(run_cli(capsys, "vm", "list", "--json").out)
-    assert vm["name"] == "web-1" and vm["power_state"] == "running" and vm["addresses"]
+    # The host is shared (other VMs may be listed): this test's own VM.
+    [vm] = [v for v in json.loads(run_cli(capsys, "vm", "list", "--json").out)
+            if v["name"] == "web-1"]
+    assert vm["power_state"] == "running" and vm["addresses"]
     address = vm["addresses"][0]
     # cloud-init may still be finishing when sshd answers: wait for it inside the guest.
     ssh(ssh_key, address, "timeout 120 sh -c 'until [ -e /var/lib/cloud/instance/boot-finished ];"
