@@ -66,8 +66,10 @@ def test_create_reach_and_destroy(capsys: pytest.CaptureFixture[str], template: 
                 "--ssh-key", f"{ssh_key}.pub", "--user-data", str(user_data))
     assert r.code == 0, r.err
     assert "SSH-2.0-OpenSSH" in r.out
-    [vm] = json.loads(run_cli(capsys, "vm", "list", "--json").out)
-    assert vm["name"] == "web-1" and vm["power_state"] == "running" and vm["addresses"]
+    # The host is shared (other VMs may be listed): this test's own VM.
+    [vm] = [v for v in json.loads(run_cli(capsys, "vm", "list", "--json").out)
+            if v["name"] == "web-1"]
+    assert vm["power_state"] == "running" and vm["addresses"]
     address = vm["addresses"][0]
     # cloud-init may still be finishing when sshd answers: wait for it inside the guest.
     ssh(ssh_key, address, "timeout 120 sh -c 'until [ -e /var/lib/cloud/instance/boot-finished ];"
@@ -81,7 +83,8 @@ def test_create_reach_and_destroy(capsys: pytest.CaptureFixture[str], template: 
         "web-1.qcow2")
     assert f"/{storage}/deb.qcow2" in disk.XMLDesc(0)
     assert run_cli(capsys, "vm", "destroy", "web-1").code == 0
-    assert json.loads(run_cli(capsys, "vm", "list", "--json").out) == []
+    assert "web-1" not in [v["name"] for v in
+                           json.loads(run_cli(capsys, "vm", "list", "--json").out)]
     pool = libvirt_conn.storagePoolLookupByName(storage + "-vms")
     pool.refresh(0)
     assert pool.listVolumes() == []
@@ -167,7 +170,7 @@ def test_count_in_parallel_and_ssh(capfd: pytest.CaptureFixture[str], template: 
     assert r.code == 0, r.err
     assert "created VM multi-1" in r.out and "created VM multi-2" in r.out
     names = {v["name"] for v in json.loads(run_cli(capfd, "vm", "list", "--json").out)}
-    assert names == {"multi-1", "multi-2"}
+    assert {"multi-1", "multi-2"} <= names
     r = run_cli(capfd, "vm", "ssh", "multi-2", "-i", str(ssh_key), "--", "hostname")
     assert r.code == 0 and r.out.strip().splitlines()[-1] == "multi-2", r.out + r.err
     r = run_cli(capfd, "vm", "ssh", "multi-2", "-i", str(ssh_key), "--", "exit", "3")
