@@ -523,9 +523,9 @@ def test_a_validation_error_names_the_context_not_the_server_paths(
         server.stop()
     details = [a.json()["detail"] for a in answers]
     assert [a.status_code for a in answers] == [400, 400, 400], details
-    assert "spec.tar/template.yaml line 5" in details[0]
-    assert "no such file: spec.tar/../../missing.sh" in details[0]
-    assert details[1].startswith("broken.tar/template.yaml line 2")
-    assert details[2].startswith("broken.tar/app.yaml line 2")
+    assert "spec.tar:template.yaml line 5" in details[0]
+    assert "'../../missing.sh' is outside the context" in details[0]
+    assert details[1].startswith("broken.tar:template.yaml line 2")
+    assert details[2].startswith("broken.tar:app.yaml line 2")
     for detail in details:
         assert str(settings.data_dir) not in detail and "staging" not in detail, detail
