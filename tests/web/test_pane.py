@@ -148,7 +148,13 @@ def test_viewer_sees_but_cannot_act(pane: Pane, browser: Browser) -> None:
                             json={"name": "vera", "password": PASSWORDS["vera"]}).json()["token"]
         refused = client.post("/api/v1/vms/local/pane-1/actions/reboot",
                               headers={"Authorization": f"Bearer {token}"})
+        inspected = client.get("/api/v1/containers/local/pane-1/web/inspect",
+                               headers={"Authorization": f"Bearer {token}"})
     assert refused.status_code == 403 and "needs operator" in refused.json()["detail"]
+    # Environment variables are where containers get their passwords: names only, to viewers.
+    env = inspected.json()["Config"]["Env"]
+    assert env and all(entry.endswith("=***") for entry in env), env
+    assert any(entry.startswith("PATH=") for entry in env), env
 
 
 def cli_as_admin(pane: Pane, tmp_path: Path, capsys: pytest.CaptureFixture[str]

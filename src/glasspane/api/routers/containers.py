@@ -144,9 +144,17 @@ async def container_logs(host: str, vm: str, name: str, _: CurrentUser = Depends
 
 
 @router.get("/containers/{host}/{vm}/{name}/inspect")
-async def container_inspect(host: str, vm: str, name: str, _: CurrentUser = Depends(viewer),
+async def container_inspect(host: str, vm: str, name: str,
+                            user: CurrentUser = Depends(viewer),
                             found: Services = Depends(services)) -> dict[str, Any]:
-    return await run_in_threadpool(containers.inspect, found.settings, host, vm, name)
+    """The engine's inspection of the container; a viewer sees the names of its environment
+    variables but not their values (they are where containers are given their passwords)."""
+    found_inspect = await run_in_threadpool(containers.inspect, found.settings, host, vm, name)
+    if user.role == "viewer":
+        config = found_inspect.get("Config")
+        if isinstance(config, dict) and isinstance(config.get("Env"), list):
+            config["Env"] = [f"{str(entry).partition('=')[0]}=***" for entry in config["Env"]]
+    return found_inspect
 
 
 @router.get("/containers/{host}/{vm}/{name}/top")
