@@ -194,8 +194,12 @@ class Worker:
         except GlasspaneError as exc:
             result, state, error = None, "failed", str(exc)
         except Exception as exc:
+            # Every user may read a task's error, and an unexpected exception's text names the
+            # server's files (an OSError's path) or worse: the text goes to the server's log.
             log.exception("task %s (%s)", task_id, kind)
-            result, state, error = None, "failed", f"internal error: {type(exc).__name__}: {exc}"
+            result, state, error = None, "failed", (
+                f"internal error ({type(exc).__name__}); the server's log has the details "
+                f"under task {task_id}")
         with self.database.session() as session:
             task = session.get(Task, task_id)
             assert task is not None
