@@ -23,6 +23,9 @@ KEEPALIVE = 15.0
 # Ids are assigned at insert and become visible at commit, so a later id can be seen before
 # an earlier one: each read looks this far back and skips what it already sent.
 LOOKBACK = 256
+# What every database's INTEGER holds (event ids are one): past it PostgreSQL refuses the
+# query and SQLite's driver cannot bind it, which would break the stream after its 200.
+MAX_ID = 2**31 - 1
 
 
 class OpenStreams:
@@ -66,8 +69,9 @@ class _CountedStream(StreamingResponse):
 @router.get("/events", response_class=StreamingResponse)
 async def events(request: Request, user: CurrentUser = Depends(viewer),
                  found: Services = Depends(services),
-                 last_event_id: int | None = Header(None, ge=0),
-                 after: int | None = Query(None, ge=0, description="start after this id")
+                 last_event_id: int | None = Header(None, ge=0, le=MAX_ID),
+                 after: int | None = Query(None, ge=0, le=MAX_ID,
+                                           description="start after this id")
                  ) -> StreamingResponse:
     """Every event from now (or after Last-Event-ID / `after`) as it happens."""
     def read(since: int) -> list[tuple[int, str, str]]:
