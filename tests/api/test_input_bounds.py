@@ -1,13 +1,17 @@
-"""Inputs the database cannot hold are refused as the caller's mistake (a 4xx naming the
-input), never carried to the database, where they would end in a 500 or, in the event
-stream, in a broken stream after its 200."""
+"""Inputs the database cannot hold (ids past its integers, NUL characters) are refused as
+the caller's mistake (a 4xx naming the input), never carried to the database, where they
+would end in a 500 or, in the event stream, in a broken stream after its 200."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from glasspane.inventory.db import Database
+from glasspane.inventory.models import AuditEntry
 from tests.api.conftest import login, serve
 
 API = "/api/v1"
@@ -31,3 +35,30 @@ def test_an_event_id_past_what_the_database_holds_is_refused(
                 assert "less than or equal to" in response.text
     finally:
         server.stop()
+
+
+def test_a_nul_character_anywhere_in_a_request_is_a_400(client: TestClient,
+                                                        database: Database) -> None:
+    vera, otto = login(client, "vera"), login(client, "otto")
+    for url in (f"{API}/vms?q=%00", f"{API}/hosts/a%00b", f"{API}/vms/local/a%00b",
+                f"{API}/containers?vm=a%00", f"{API}/tasks?state=%00"):
+        response = client.get(url, headers=vera)
+        assert response.status_code == 400, (url, response.text)
+        assert "NUL character" in response.json()["detail"]
+    refused = [client.post(f"{API}/auth/login", json={"name": "ada\0", "password": "x"}),
+               client.post(f"{API}/vms", headers=otto,
+                           json={"name": "abc", "template": "debian\0"}),
+               client.post(f"{API}/vms/local/x%00/actions/start", headers=otto),
+               client.post(f"{API}/vms/configure", headers=otto,
+                           json={"vms": ["a\0"], "playbook": "- hosts: all\n"})]
+    for response in refused:
+        assert response.status_code == 400, response.text
+        assert "NUL character" in response.json()["detail"]
+    # Each refused change is in the audit log, its NUL shown rather than stored.
+    with database.session() as session:
+        paths = session.scalars(select(AuditEntry.object_name)).all()
+    assert "/api/v1/vms/local/x\\0/actions/start" in paths
+    # A backslash followed by the text u0000 is no NUL.
+    response = client.post(f"{API}/vms", headers=otto,
+                           json={"name": "abc", "template": "\\u0000"})
+    assert response.status_code == 404 and "no template" in response.json()["detail"]

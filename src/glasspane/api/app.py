@@ -22,7 +22,7 @@ from glasspane import __version__
 from glasspane.api.deps import Services
 from glasspane.api.limits import LoginGate, LoginLimiter, ServerLimits
 from glasspane.api.listing_cache import ListingCache
-from glasspane.api.middleware import API, AuditChanges, BodyLimit, SecurityHeaders
+from glasspane.api.middleware import API, AuditChanges, BodyLimit, NoNul, SecurityHeaders
 from glasspane.api.routers import (
     apps,
     audit,
@@ -145,6 +145,7 @@ def create_app(settings: Settings, database: Database, *, background: bool = Tru
 
     # The last added is the outermost: the audit sees the body limit's refusals, and
     # every answer, cached or refused, gets the security headers.
+    app.add_middleware(NoNul)  # inside BodyLimit: the body it reads whole is capped
     app.add_middleware(BodyLimit, timeout=limits.body_timeout)
     app.add_middleware(AuditChanges, database=database, budget=NoiseBudget())
     if cache_listings:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from urllib.parse import unquote_to_bytes
 
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -103,6 +104,53 @@ class BodyLimit:
                 raise
         if refusal is not None and not started:
             await _refuse(send, *refusal)
+
+
+class NoNul:
+    """400 for a NUL character anywhere in a request: its path, its query or (escaped as
+    \\u0000) a JSON body.  No name, text or path of glasspane's holds one; PostgreSQL's text
+    cannot (the query would fail with a 500), and neither can a program's argument.  Uploads
+    into the image store are files, not texts, and go through untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query = unquote_to_bytes(scope.get("query_string", b"").replace(b"+", b" "))
+        if "\0" in scope["path"] or b"\0" in query:
+            await _refuse(send, 400, _nul("its path or query"))
+            return
+        if scope["method"] in READS or (scope["method"] == "PUT" and
+                                        UPLOAD.match(scope["path"])):
+            await self.app(scope, receive, send)
+            return
+        messages = []
+        while True:  # a change's body is small (BodyLimit caps it) and read whole anyway
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+        if JSON_NUL.search(b"".join(m.get("body", b"") for m in messages)):
+            await _refuse(send, 400, _nul("its body"))
+            return
+        replay = iter(messages)
+
+        async def replayed() -> Message:
+            return next(replay, None) or await receive()
+        await self.app(scope, replayed, send)
+
+
+# The JSON escape of a NUL: "\u0000" after an even number of backslashes (an odd number
+# would make it a backslash and the text "u0000").
+JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _nul(where: str) -> UsageError:
+    return UsageError(f"the request has a NUL character in {where}",
+                      hint="no name, text or path glasspane keeps may hold one")
 
 
 def _too_large() -> UsageError:

@@ -34,8 +34,10 @@ def record(session: Session, user: str, action: str, object_type: str, object_na
     fields: dict[str, Any] = {
         "user": user, "action": action, "object_type": object_type,
         "object_name": object_name, "outcome": outcome, "detail": detail, "address": address}
+    # A NUL (a refused request's path may hold one) is shown, not stored: PostgreSQL's text
+    # cannot hold it, and the insert failing would lose the entry.
     entry = AuditEntry(status_code=status_code, **{
-        key: value[:CAPS[key]] if isinstance(value, str) else value
+        key: value.replace("\0", "\\0")[:CAPS[key]] if isinstance(value, str) else value
         for key, value in fields.items()})
     session.add(entry)
     session.flush()
