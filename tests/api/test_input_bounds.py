@@ -13,6 +13,7 @@ from sqlalchemy import select
 from glasspane.inventory.db import Database
 from glasspane.inventory.models import AuditEntry
 from tests.api.conftest import login, serve
+from tests.api.test_api import add_vm
 
 API = "/api/v1"
 
@@ -62,3 +63,17 @@ def test_a_nul_character_anywhere_in_a_request_is_a_400(client: TestClient,
     response = client.post(f"{API}/vms", headers=otto,
                            json={"name": "abc", "template": "\\u0000"})
     assert response.status_code == 404 and "no template" in response.json()["detail"]
+
+
+def test_a_task_on_a_long_name_is_queued_with_its_name_cut_to_the_column(
+        client: TestClient, database: Database) -> None:
+    # host/VM/image can be longer than a task's object name holds (the image alone may be
+    # 512 characters): on PostgreSQL the insert failed, a 500.
+    vm = "v" * 60
+    add_vm(database, vm)
+    image = "registry.example.com/" + "i" * 489 + ":1"
+    assert len(image) == 512
+    response = client.post(f"{API}/containers/local/{vm}", headers=login(client, "otto"),
+                           json={"image": image})
+    assert response.status_code == 202, response.text
+    assert response.json()["object_name"] == f"local/{vm}/{image}"[:512]

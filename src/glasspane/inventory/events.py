@@ -9,10 +9,10 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import String, select, text
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from glasspane.inventory.models import Event
@@ -21,10 +21,15 @@ CHANNEL = "glasspane_events"
 log = logging.getLogger("glasspane.events")
 
 
+# The column's size: a longer name fails the insert on PostgreSQL.
+OBJECT_NAME = cast(String, Event.__table__.c.object_name.type).length or 512
+
+
 def publish(session: Session, kind: str, object_type: str, object_name: str, /,
             **data: Any) -> None:
     """Record an event; listeners hear of it once the session commits."""
-    session.add(Event(kind=kind, object_type=object_type, object_name=object_name, data=data))
+    session.add(Event(kind=kind, object_type=object_type,
+                      object_name=object_name[:OBJECT_NAME], data=data))
     session.info["events"] = True
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})

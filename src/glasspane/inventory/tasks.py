@@ -10,9 +10,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import String, or_, select, update
 
 from glasspane.errors import GlasspaneError
 from glasspane.inventory import audit
@@ -68,6 +68,9 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
+OBJECT_NAME = cast(String, Task.__table__.c.object_name.type).length or 512
+
+
 def task_view(task: Task) -> dict[str, Any]:
     return {"id": task.id, "kind": task.kind, "object_type": task.object_type,
             "object_name": task.object_name, "state": task.state, "progress": task.progress,
@@ -84,6 +87,9 @@ def submit(database: Database, kind: str, object_type: str, object_name: str,
     on that instance's disk)."""
     if kind not in HANDLERS:
         raise ValueError(f"no handler for task kind {kind}")
+    # A name put together from the request (host/VM/image) may be longer than the column:
+    # cut, as the audit log's are, rather than failing the insert on PostgreSQL.
+    object_name = object_name[:OBJECT_NAME]
     with database.session() as session:
         task = Task(kind=kind, object_type=object_type, object_name=object_name, params=params,
                     created_by=user, cancellable=cancellable, pinned_to=pinned_to)
