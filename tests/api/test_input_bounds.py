@@ -4,14 +4,19 @@ would end in a 500 or, in the event stream, in a broken stream after its 200."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from glasspane.containers.service import APP_LABEL, _row
+from glasspane.guests.ssh import SshTarget
 from glasspane.inventory.db import Database
-from glasspane.inventory.models import AuditEntry
+from glasspane.inventory.models import AuditEntry, Vm
+from glasspane.inventory.sync import _merge_containers
 from tests.api.conftest import login, serve
 from tests.api.test_api import add_vm
 
@@ -77,3 +82,26 @@ def test_a_task_on_a_long_name_is_queued_with_its_name_cut_to_the_column(
                            json={"image": image})
     assert response.status_code == 202, response.text
     assert response.json()["object_name"] == f"local/{vm}/{image}"[:512]
+
+
+def test_what_a_guest_engine_reports_is_kept_within_the_inventory_columns(
+        client: TestClient, database: Database, tmp_path: Path) -> None:
+    # The engine in a VM is the guest's: what it says of its containers (as /containers/json
+    # would, crafted) must not fail the inventory pass, which would stop every other VM's
+    # containers from being seen too.
+    add_vm(database, "web-1")
+    target = SshTarget("local", "web-1", "web-1", "192.0.2.1", "glasspane",
+                       tmp_path / "key", tmp_path / "known_hosts")
+    hostile = {"Id": "a" * 80, "Names": ["/" + "n" * 300], "Image": "i\0" * 400,
+               "State": "running-but-longer", "Status": "s" * 300, "Created": 10**20,
+               "Ports": [{"PrivatePort": "p" * 100, "Type": "tcp"}],
+               "Labels": {APP_LABEL: "app" * 30}}
+    twin = {**hostile, "Names": ["/" + "n" * 300 + "-other"]}  # alike once cut
+    rows = [_row(target, item) for item in (hostile, twin)]
+    with database.session() as session:
+        vm = session.scalar(select(Vm).where(Vm.name == "web-1"))
+        assert vm is not None
+        _merge_containers(session, "local", vm, rows)
+    listed = client.get(f"{API}/containers", headers=login(client, "vera")).json()["items"]
+    assert [(c["name"], len(c["image"]), c["state"], c["app"]) for c in listed] == \
+        [("n" * 255, 400, "running-but-long", ("app" * 30)[:64])]

@@ -86,16 +86,27 @@ def format_ports(ports: list[dict[str, Any]]) -> list[str]:
     return sorted(set(shown))
 
 
+def _text(value: Any, size: int) -> str:
+    """A value the engine reported, as the inventory's column of `size` holds it: the engine
+    is the guest's, and a name longer than the column or holding a NUL would fail the whole
+    inventory pass on PostgreSQL, every other VM's containers with it."""
+    return str(value).replace("\0", "")[:size]
+
+
 def _row(target: SshTarget, item: dict[str, Any]) -> ContainerRow:
     created = item.get("Created")
-    when = (dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="seconds")
-            if isinstance(created, int | float) else str(created or ""))
-    names = item.get("Names") or [item.get("Id", "")[:12]]
-    return ContainerRow(target.host, target.vm, str(item.get("Id", ""))[:12],
-                        str(names[0]).lstrip("/"), str(item.get("Image", "")),
-                        str(item.get("State", "")), str(item.get("Status", "")),
-                        format_ports(item.get("Ports") or []), when,
-                        (item.get("Labels") or {}).get(APP_LABEL))
+    try:
+        when = (dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="seconds")
+                if isinstance(created, int | float) else str(created or ""))
+    except (OverflowError, OSError, ValueError):  # a time no calendar has
+        when = ""
+    names = item.get("Names") or [str(item.get("Id", ""))[:12]]
+    app = (item.get("Labels") or {}).get(APP_LABEL)
+    return ContainerRow(target.host, target.vm, _text(item.get("Id", ""), 12),
+                        _text(str(names[0]).lstrip("/"), 255), _text(item.get("Image", ""), 512),
+                        _text(item.get("State", ""), 16), _text(item.get("Status", ""), 255),
+                        [_text(p, 64) for p in format_ports(item.get("Ports") or [])[:64]],
+                        _text(when, 32), None if app is None else _text(app, 64))
 
 
 def _list_one(settings: Settings, target: SshTarget, all_: bool, timeout: float

@@ -203,7 +203,11 @@ def _merge_containers(session: Session, host_name: str, vm: Vm, rows: list[Conta
     known = {c.name: c for c in session.scalars(select(Container)
                                                 .where(Container.vm_id == vm.id))}
     prefix = f"{host_name}/{vm.name}/"
+    seen: set[str] = set()
     for row in rows:
+        if row.name in seen:  # an engine (the guest's) may name two alike: the first counts
+            continue
+        seen.add(row.name)
         container = known.pop(row.name, None)
         if container is None:
             session.add(Container(vm_id=vm.id, engine_id=row.id, name=row.name,
