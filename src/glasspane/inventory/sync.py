@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +31,7 @@ from glasspane.settings import Settings
 from glasspane.templates.service import templates_on
 
 log = logging.getLogger("glasspane.sync")
+T = TypeVar("T")
 # Held while a host's rows are written and while a host is forgotten, so that a pass that
 # looked at a host just removed cannot write its row back.
 hosts_lock = threading.Lock()
@@ -77,18 +80,45 @@ def sync_hosts(database: Database, settings: Settings) -> None:
                 publish(session, "host.removed", "host", host.name)
 
 
+NAME_SIZE = 128  # the inventory's VM and template names
+
+
+def nameable(found: list[T], name_of: Callable[[T], str], kind: str, host: str) -> list[T]:
+    """The objects of `found` glasspane can name: on a XenServer pool any number of VMs or
+    templates may share a name, of any length, and glasspane finds them by name (a shared
+    one would make it act on the wrong one; the driver refuses it).  The others are left out
+    of the inventory, said in the log, rather than fail the host's whole pass."""
+    count = Counter(name_of(o) for o in found)
+    kept, said = [], set()
+    for item in found:
+        name = name_of(item)
+        if count[name] > 1:
+            if name not in said:
+                log.warning("host %s: %d %ss are named %r: left out of the inventory until "
+                            "all but one are renamed", host, count[name], kind, name[:200])
+                said.add(name)
+        elif len(name) > NAME_SIZE or "\0" in name:
+            log.warning("host %s: a %s's name of %d characters is left out of the inventory "
+                        "(at most %d, no NUL): %r", host, kind, len(name), NAME_SIZE,
+                        name[:200])
+        else:
+            kept.append(item)
+    return kept
+
+
 def sync_host(database: Database, settings: Settings, record: HostRecord) -> None:
     try:
         with host_driver(settings, record.name) as driver:
             info = driver.host_info()
             seen = []
-            for summary in driver.list_vms():
+            for summary in nameable(driver.list_vms(), lambda v: v.name, "VM", record.name):
                 # Guests report their addresses: a driver keeps only IP addresses, checked
                 # again here since the inventory shows them and SSH and Ansible use them.
                 addresses = ip_addresses(driver.vm_addresses(summary.name)) \
                     if summary.power_state == "running" else []
                 seen.append((summary, addresses))
-            templates = templates_on(driver, settings, record.name)
+            templates = nameable(templates_on(driver, settings, record.name),
+                                 lambda t: t.name, "template", record.name)
     except Exception as exc:  # any failure to look: unreachable, with the reason
         reason = without_secrets(str(exc), record.uri)
         with hosts_lock, database.session() as session:
