@@ -53,6 +53,9 @@ class Settings:
     sandbox_playbooks: bool = False
     context_limit: int = DEFAULT_CONTEXT_LIMIT     # bytes a context may unpack to
     context_members: int = DEFAULT_CONTEXT_MEMBERS  # and files and directories it may hold
+    # The server's own files outside its directories (set by `serve`: its TLS key, its
+    # database's password file, its SQLite database): the playbook sandbox hides them too.
+    secret_files: tuple[Path, ...] = ()
 
     @classmethod
     def load(cls) -> Settings:

@@ -59,3 +59,9 @@ def _url(ctx: click.Context, _param: click.Parameter, value: str | None) -> str 
     rendered: str = url.set(password=password).render_as_string(hide_password=False)
     return rendered
 
+
+def database_password_file() -> Path | None:
+    """The --database-password-file of the command being run, if it was given one."""
+    ctx = click.get_current_context(silent=True)
+    found: Path | None = ctx.meta.get(_PASSWORD_FILE) if ctx is not None else None
+    return found

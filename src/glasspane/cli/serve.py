@@ -3,12 +3,13 @@ server's limits; `--bootstrap-admin` makes the first admin."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from glasspane.cli.database import database_option
+from glasspane.cli.database import database_option, database_password_file
 from glasspane.errors import UsageError
 from glasspane.settings import Settings, private_dir, private_file
 
@@ -54,6 +55,7 @@ def serve(listen: str, database_url: str | None, sync_interval: float,
                          hint="give both, or neither to serve plain HTTP")
     settings = Settings.load()
     database = Database.open(settings, database_url)
+    settings = dataclasses.replace(settings, secret_files=_secret_files(database, tls_key))
     if bootstrap_admin:
         _bootstrap_admin(settings, database)
     limits = ServerLimits(max_connections=max_connections, trusted_proxies=trusted_proxies)
@@ -69,6 +71,14 @@ def serve(listen: str, database_url: str | None, sync_interval: float,
     click.echo(f"glasspane serving {scheme}://{address}:{port}/ "
                f"({'PostgreSQL' if database.is_postgres else 'SQLite'})", err=True)
     uvicorn.Server(config).run()
+
+
+def _secret_files(database: Database, tls_key: Path | None) -> tuple[Path, ...]:
+    """The files of the server's own that its options name (the sandbox hides them)."""
+    found = [tls_key, database_password_file()]
+    if not database.is_postgres and database.engine.url.database:
+        found.append(Path(database.engine.url.database))
+    return tuple(p for p in found if p is not None)
 
 
 def _bootstrap_admin(settings: Settings, database: Database) -> None:

@@ -53,13 +53,15 @@ class Sandbox:
     """How playbook runs are confined on this server (built from its settings)."""
 
     hidden: tuple[Path, ...]     # directories emptied inside, in mount order
+    files: tuple[Path, ...] = ()  # and files emptied (the server's, outside those)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Sandbox:
         own = [settings.config_dir, settings.data_dir, settings.cache_dir, settings.runtime_dir]
         # A directory and what it really is (a symlinked data directory is hidden too).
         paths = [p for path in own for p in (path.absolute(), path.resolve())]
-        return cls(_outermost([*HIDDEN, *paths]))
+        files = [p for path in settings.secret_files for p in (path.absolute(), path.resolve())]
+        return cls(_outermost([*HIDDEN, *paths]), tuple(dict.fromkeys(files)))
 
     def user(self) -> tuple[int, int] | None:
         """The (uid, gid) a run switches to, or None to run as the server itself (not
@@ -119,7 +121,7 @@ class Sandbox:
                 # /tmp as usual (HOME, Ansible's local state and ssh's are in it).
                 writable = ["--perms", "01777"] if path in WRITABLE else []
                 args += [*writable, "--tmpfs", str(path)]
-        for path in SECRET_FILES:
+        for path in (*SECRET_FILES, *self._own_files()):
             if path.exists():
                 args += ["--ro-bind", "/dev/null", str(path)]
         # Python and ansible-core themselves, should they live under a hidden directory:
@@ -131,6 +133,13 @@ class Sandbox:
                     args += ["--perms", "0755", "--dir", str(parent)]
             args += ["--ro-bind", str(path), str(path)]
         return args
+
+    def _own_files(self) -> list[Path]:
+        """The server's files to hide that no hidden directory holds: each, and an SQLite
+        database's journal and write-ahead log beside it."""
+        found = [Path(f"{path}{suffix}") for path in self.files
+                 for suffix in ("", "-journal", "-wal", "-shm")]
+        return [p for p in found if p.is_file() and not self._is_hidden(p)]
 
     def _is_hidden(self, path: Path) -> bool:
         return any(path.is_relative_to(h) for h in self.hidden)
