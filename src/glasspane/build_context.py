@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
 from glasspane.errors import FormatError, ImageError, LimitExceeded, OutputError, UsageError
@@ -56,13 +56,17 @@ def pack_context(spec: Path, referenced: Iterable[Path], archive: Path) -> int:
 
 
 def unpack_context(archive: Path, destination: Path, limit: int = DEFAULT_CONTEXT_LIMIT,
-                   max_members: int = DEFAULT_CONTEXT_MEMBERS) -> None:
+                   max_members: int = DEFAULT_CONTEXT_MEMBERS,
+                   room: Callable[[int], None] | None = None) -> None:
     """Extract a received context into `destination`; ImageError naming the member for
     anything but plain files and directories inside it, LimitExceeded over the limits, and
-    nothing written in either case (nor left behind by a write that fails)."""
+    nothing written in either case (nor left behind by a write that fails).  `room(bytes)`,
+    given, is asked first whether the unpacked files fit (it raises if not)."""
     name = archive.name
     with ByteSource.open(str(archive)) as source:
         members = _checked_members(source, name, limit, max_members)
+        if room is not None:
+            room(sum(m.size for m in members))
         destination.mkdir(parents=True, exist_ok=True, mode=0o700)
         before = set(os.listdir(destination))
         try:

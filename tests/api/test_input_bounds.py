@@ -4,6 +4,9 @@ would end in a 500 or, in the event stream, in a broken stream after its 200."""
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+import tarfile
 from pathlib import Path
 
 import httpx
@@ -12,11 +15,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from glasspane.api.app import create_app
 from glasspane.containers.service import APP_LABEL, _row
 from glasspane.guests.ssh import SshTarget
 from glasspane.inventory.db import Database
 from glasspane.inventory.models import AuditEntry, Vm
 from glasspane.inventory.sync import _merge_containers
+from glasspane.settings import Settings
 from tests.api.conftest import login, serve
 from tests.api.test_api import add_vm
 
@@ -105,3 +110,27 @@ def test_what_a_guest_engine_reports_is_kept_within_the_inventory_columns(
     listed = client.get(f"{API}/containers", headers=login(client, "vera")).json()["items"]
     assert [(c["name"], len(c["image"]), c["state"], c["app"]) for c in listed] == \
         [("n" * 255, 400, "running-but-long", ("app" * 30)[:64])]
+
+
+def test_a_viewers_validation_does_not_unpack_past_the_stores_free_space(
+        client: TestClient, settings: Settings, database: Database, tmp_path: Path) -> None:
+    # Validating unpacks the context (a viewer may ask, as often as they like): it keeps the
+    # room the store keeps free, as an upload does, rather than fill the server's disk.
+    spec = tmp_path / "template.yaml"
+    spec.write_text("name: web\nsource: {image: disk.qcow2}\noutputs: [{format: qcow2}]\n")
+    archive = tmp_path / "context.tar"
+    with tarfile.open(archive, "w") as packed:
+        packed.add(spec, arcname="template.yaml")
+    stored = client.put(f"{API}/images/context.tar", content=archive.read_bytes(),
+                        headers=login(client, "otto"))
+    assert stored.status_code == 201, stored.text
+    free = shutil.disk_usage(settings.data_dir).free
+    tight = create_app(dataclasses.replace(settings, store_reserve=free + (1 << 30)), database,
+                       background=False)
+    with TestClient(tight) as other:
+        response = other.post(f"{API}/templates/validate", headers=login(other, "vera"),
+                              json={"context": "context.tar"})
+    assert response.status_code == 507, response.text
+    assert "MiB it keeps free" in response.json()["detail"]
+    images = settings.data_dir / "images"
+    assert sorted(p.name for p in images.iterdir()) == ["context.tar", "context.tar.meta.json"]

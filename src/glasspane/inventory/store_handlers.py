@@ -206,8 +206,10 @@ def open_context(store: ImageStore, context: str, spec: str) -> Iterator[tuple[P
     with store.staging() as work:
         root = (work / "context").resolve()
         try:
+            # The store's free-space rule holds for unpacking too: a viewer's validation
+            # unpacks, and would otherwise fill the disk the store keeps room on.
             unpack_context(store.path(context), root, settings.context_limit,
-                           settings.context_members)
+                           settings.context_members, room=store.check_room)
             spec_path = (root / spec).resolve()
             if not spec_path.is_relative_to(root) or not spec_path.is_file():
                 raise UsageError(f"context {context} has no spec {spec!r}",
