@@ -8,7 +8,6 @@ certificate and its master."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,21 +16,6 @@ from glasspane.settings import Settings
 from tests.cli.runner import run_cli
 from tests.xapi.server import Running, Xapi, add_member, self_signed, small_pool, start
 from tests.xapi.test_xenapi_driver import add_pool
-
-
-@pytest.fixture
-def xapi() -> Iterator[Running]:
-    running = start(Xapi(password="s3cret-pool"))
-    small_pool(running.xapi)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def password_file(tmp_path: Path) -> Path:
-    path = tmp_path / "password"
-    path.write_text("s3cret-pool\n")
-    return path
 
 
 def named(pool: Xapi, klass: str, name: str) -> list[str]:

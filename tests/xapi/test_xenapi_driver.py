@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,21 +14,6 @@ import pytest
 from glasspane.settings import Settings
 from tests.cli.runner import run_cli
 from tests.xapi.server import Running, Xapi, small_pool, start
-
-
-@pytest.fixture
-def xapi() -> Iterator[Running]:
-    running = start(Xapi(password="s3cret-pool"))
-    small_pool(running.xapi)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def password_file(tmp_path: Path) -> Path:
-    path = tmp_path / "password"
-    path.write_text("s3cret-pool\n")
-    return path
 
 
 def add_pool(capsys: pytest.CaptureFixture[str], url: str, password_file: Path,

@@ -6,34 +6,18 @@ engine: tests/containers/test_containers.py.)"""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from glasspane.settings import Settings
 from tests.cli.runner import run_cli
-from tests.xapi.server import NULL, Running, Xapi, small_pool, start
+from tests.xapi.server import NULL, Running, Xapi
 from tests.xapi.test_xenapi_driver import add_pool
 
 STALE = {"xscontainer-monitor": "True", "docker_ps": "<docker_ps><item><entry><status>Up"
          "</status></entry></item></docker_ps>", "docker_info": "<docker_info/>",
          "docker_version": "<docker_version/>"}
-
-
-@pytest.fixture
-def xapi() -> Iterator[Running]:
-    running = start(Xapi(password="s3cret-pool"))
-    small_pool(running.xapi)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def password_file(tmp_path: Path) -> Path:
-    path = tmp_path / "password"
-    path.write_text("s3cret-pool\n")
-    return path
 
 
 def vm_named(pool: Xapi, name: str) -> dict[str, object]:
