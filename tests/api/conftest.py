@@ -107,17 +107,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(app: FastAPI) -> Server:
+def serve(app: FastAPI, tls: tuple[Path, Path] | None = None) -> Server:
+    """`app` on a free port of the loopback, over HTTPS with `tls` (certificate, key)."""
     port = free_port()
     # The product's own transport and settings (its limits, no proxy believed).
-    server = uvicorn.Server(server_config(app, "127.0.0.1", port))
+    cert, key = tls or (None, None)
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port, tls_cert=cert,
+                                          tls_key=key))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    return Server(f"http://127.0.0.1:{port}", app, server, thread)
+    return Server(f"{'https' if tls else 'http'}://127.0.0.1:{port}", app, server, thread)
 
 
 def read_events(url: str, headers: dict[str, str], until: Any, timeout: float = 30,

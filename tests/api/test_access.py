@@ -11,8 +11,6 @@ import os
 import ssl
 import stat
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -20,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -30,7 +27,7 @@ from glasspane.inventory.db import Database
 from glasspane.inventory.models import AuditEntry, User
 from glasspane.inventory.users import SESSION_HOURS, add_user
 from glasspane.settings import Settings
-from tests.api.conftest import PASSWORDS, Server, free_port, login, serve
+from tests.api.conftest import PASSWORDS, login, serve
 from tests.api.test_api import _count  # noqa: F401 - registers the test.count task
 
 API = "/api/v1"
@@ -247,7 +244,7 @@ def test_session_cookie_is_secure_over_tls(app: FastAPI, tmp_path: Path) -> None
                     "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
                     "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    server = _serve_tls(app, cert, key)
+    server = serve(app, (cert, key))
     try:
         trust = ssl.create_default_context(cafile=str(cert))
         with httpx.Client(base_url=server.url, verify=trust) as client:
@@ -257,20 +254,6 @@ def test_session_cookie_is_secure_over_tls(app: FastAPI, tmp_path: Path) -> None
             assert client.get(f"{API}/auth/me").json()["name"] == "vera"
     finally:
         server.stop()
-
-
-def _serve_tls(app: FastAPI, cert: Path, key: Path) -> Server:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", ssl_certfile=str(cert),
-                                           ssl_keyfile=str(key)))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    return Server(f"https://127.0.0.1:{port}", app, server, thread)
 
 
 def test_cross_site_post_with_the_cookie_but_no_csrf_header_is_refused(
