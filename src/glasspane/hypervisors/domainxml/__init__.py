@@ -1,0 +1,24 @@
+"""libvirt domain XML as a typed model: build it, read it back from libvirt, change it and
+write it again without losing what the model does not describe."""
+
+from glasspane.hypervisors.domainxml.devices import (
+    DEVICE_TYPES,
+    Device,
+    Disk,
+    Graphics,
+    Nic,
+    Rng,
+    Serial,
+    Video,
+)
+from glasspane.hypervisors.domainxml.domain import (
+    METADATA_NS,
+    METADATA_PREFIX,
+    Boot,
+    Domain,
+    Metadata,
+    read_metadata,
+)
+
+__all__ = ["DEVICE_TYPES", "METADATA_NS", "METADATA_PREFIX", "Boot", "Device", "Disk",
+           "Domain", "Graphics", "Metadata", "Nic", "Rng", "Serial", "Video", "read_metadata"]
