@@ -17,7 +17,7 @@ from xml.etree.ElementTree import Element, SubElement
 from glasspane.errors import UsageError
 from glasspane.hypervisors.domainxml.nodes import (
     attr,
-    checked,
+    checked_text,
     child,
     drop,
     set_attr,
@@ -178,7 +178,7 @@ class Rng(Device):
         if self.source is not None:
             backend = child(el, "backend")
             backend.set("model", backend.get("model", "random"))
-            backend.text = checked(self.source, "the RNG's source")
+            backend.text = checked_text(self.source, "the RNG's source")
 
 
 @dataclass
@@ -193,14 +193,14 @@ class Graphics(Device):
 
     @classmethod
     def read(cls, el: Element) -> Self:
-        listen = el.find("listen")
-        return cls(kind=el.get("type", ""),
-                   listen=attr(listen, "address") if listen is not None else el.get("listen"),
-                   socket=attr(listen, "socket"), origin=el)
+        listen, socket = _listening(el)
+        return cls(kind=el.get("type", ""), listen=listen, socket=socket, origin=el)
 
     def write(self, el: Element) -> None:
         set_attr(el, "type", self.kind, "the graphics' kind")
-        # One <listen>, and the old-style attribute libvirt mirrors it in, or none.
+        if _listening(el) == (self.listen, self.socket):
+            return  # as it was: libvirt's own <listen> details stay
+        # One <listen>, and none of the old-style attribute libvirt mirrors it in.
         drop(el, "listen")
         el.attrib.pop("listen", None)
         if self.socket is not None:
@@ -210,6 +210,14 @@ class Graphics(Device):
             el.set("autoport", el.get("autoport", "yes"))
             listen = SubElement(el, "listen", type="address")
             set_attr(listen, "address", self.listen, "the graphics' address")
+
+
+def _listening(el: Element) -> tuple[str | None, str | None]:
+    """(address, socket) a graphics element listens on."""
+    listen = el.find("listen")
+    if listen is None:
+        return el.get("listen"), None
+    return listen.get("address"), listen.get("socket")
 
 
 @dataclass

@@ -13,6 +13,7 @@ processing instructions are not kept (libvirt gives none back in XMLDesc).
 
 from __future__ import annotations
 
+import re
 import string
 from copy import deepcopy
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from glasspane.hypervisors.domainxml.devices import (
 )
 from glasspane.hypervisors.domainxml.nodes import (
     attr,
-    checked,
+    checked_text,
     child,
     drop,
     memory_kib,
@@ -48,6 +49,8 @@ METADATA_PREFIX = "glasspane"
 # libvirt wants a prefix on a metadata element; this one rather than ElementTree's "ns0".
 ET.register_namespace(METADATA_PREFIX, METADATA_NS)
 _NS = f"{{{METADATA_NS}}}"
+
+_FEATURE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 
 # The guest's name prefix of a disk on each bus (libvirt's vda, sda, hda...).
 _TARGET_PREFIX = {"virtio": "vd", "sata": "sd", "scsi": "sd", "usb": "sd", "ide": "hd",
@@ -104,7 +107,7 @@ class Domain:
         """The domain in libvirt's XML (XMLDesc); raises HostError for anything that is
         not a readable domain."""
         try:
-            root = SafeET.fromstring(text)
+            root = SafeET.fromstring(text, forbid_dtd=True)  # libvirt never writes one
         except (SafeET.ParseError, ValueError) as exc:  # defusedxml's refusals are ValueErrors
             raise HostError(f"the VM's definition is not readable XML: {type(exc).__name__}"
                             ) from exc
@@ -158,7 +161,7 @@ class Domain:
         if any(d.target == disk.target for d in self.disks):
             raise Conflict(f"VM {self.name} already has a disk {disk.target}",
                            hint="give another target, or none to take the next free one")
-        self.devices.append(disk)
+        self._insert(disk)
         return disk
 
     def remove_disk(self, target: str) -> Disk:
@@ -181,7 +184,7 @@ class Domain:
         if mac and any((n.mac or "").lower() == mac for n in self.nics):
             raise Conflict(f"VM {self.name} already has an interface with MAC {nic.mac}",
                            hint="give another MAC, or none to let libvirt pick one")
-        self.devices.append(nic)
+        self._insert(nic)
         return nic
 
     def remove_nic(self, mac: str) -> Nic:
@@ -190,6 +193,11 @@ class Domain:
                 self.devices.remove(nic)
                 return nic
         raise NotFound(f"VM {self.name} has no interface with MAC {mac}")
+
+    def _insert(self, device: Device) -> None:
+        """After the last device of its kind, where to_xml puts it in the tree too."""
+        same = [i for i, d in enumerate(self.devices) if type(d) is type(device)]
+        self.devices.insert(same[-1] + 1 if same else len(self.devices), device)
 
     def _disk(self, target: str) -> Disk:
         for disk in self.disks:
@@ -267,24 +275,29 @@ class Domain:
             set_attr(cpu, "mode", self.cpu_mode, "the CPU mode")
 
     def _write_devices(self, parent: Element) -> None:
-        # The modelled devices are taken out and put back in the model's order, each on the
-        # element it was read from; the rest (controllers, consoles...) stays where it was.
+        # Each device is written on the element it was read from, where it is, so an
+        # unchanged domain comes out in its own order; removed ones go, and a new one (or
+        # one from elsewhere) goes after the last of its kind.  The rest (controllers,
+        # consoles...) is not touched.
+        wanted = {id(d.origin) for d in self.devices if d.origin is not None}
         for el in list(parent):
-            if is_device(el):
+            if is_device(el) and id(el) not in wanted:
                 parent.remove(el)
-        written: set[int] = set()
+        present = {id(el) for el in parent}
         for device in self.devices:
             origin = device.origin
-            if origin is None:
-                el = new_element(device)
-            elif id(origin) in written:  # a copy (dataclasses.replace) of another device
-                el = deepcopy(origin)
-            else:
-                el = origin
+            if origin is not None and id(origin) in present:
+                present.discard(id(origin))  # a second device sharing it gets a copy
+                device.write(origin)
+                continue
+            el = new_element(device) if origin is None else deepcopy(origin)
             device.origin = el
-            written.add(id(el))
             device.write(el)
-            parent.append(el)
+            last = max((i for i, c in enumerate(parent) if c.tag == el.tag), default=None)
+            if last is None:
+                parent.append(el)
+            else:
+                parent.insert(last + 1, el)
 
 
 def _read_vcpus(vcpu: Element) -> int:
@@ -309,7 +322,7 @@ def _write_boot(os_el: Element, boot: Boot) -> None:
     os_type = child(os_el, "type")
     set_attr(os_type, "arch", boot.arch, "the VM's architecture")
     set_attr(os_type, "machine", boot.machine, "the VM's machine type")
-    os_type.text = checked(boot.os_type, "the VM's OS type")
+    os_type.text = checked_text(boot.os_type, "the VM's OS type")
     set_child_text(os_el, "kernel", boot.kernel, "the VM's kernel")
     set_child_text(os_el, "initrd", boot.initrd, "the VM's initrd")
     set_child_text(os_el, "cmdline", boot.cmdline, "the VM's kernel command line")
@@ -326,7 +339,11 @@ def _write_features(root: Element, names: list[str]) -> None:
             features.remove(el)
     for name in names:
         if features.find(name) is None:
-            SubElement(features, checked(name, "a feature's name"))
+            # A tag, which ElementTree writes as given: only a plain XML name may become one.
+            if not _FEATURE.fullmatch(name):
+                raise UsageError(f"{name[:40]!r} is not a feature's name",
+                                 hint="name a libvirt feature such as acpi")
+            SubElement(features, name)
 
 
 def read_metadata(metadata: Element | None) -> Metadata | None:
@@ -346,11 +363,12 @@ def read_metadata(metadata: Element | None) -> Metadata | None:
 def metadata_element(meta: Metadata) -> Element:
     vm = Element(f"{_NS}vm")
     if meta.template:
-        SubElement(vm, f"{_NS}template").text = checked(meta.template, "the template's name")
+        template = SubElement(vm, f"{_NS}template")
+        template.text = checked_text(meta.template, "the template's name")
     for key, value in sorted(meta.labels.items()):
         label = SubElement(vm, f"{_NS}label")
         set_attr(label, "name", key, "a label's name")
-        label.text = checked(value, f"label {key}")
+        label.text = checked_text(value, f"label {key}")
     return vm
 
 

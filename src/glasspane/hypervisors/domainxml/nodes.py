@@ -3,7 +3,8 @@ read from or written into XML.
 
 Values go in as attribute values and text, which ElementTree escapes (quotes, `<`, `&`,
 newlines in attributes); what it cannot escape, characters XML 1.0 cannot carry at all
-(NUL and the other C0 controls but tab and newlines), is refused here rather than written
+(NUL and the other C0 controls but tab and newlines) and a carriage return in text (read
+back as a newline), is refused here rather than written
 as a document libvirt would reject or misread.
 """
 
@@ -33,6 +34,15 @@ def checked(value: str, what: str) -> str:
     return value
 
 
+def checked_text(value: str, what: str) -> str:
+    """A value for an element's text, where ElementTree leaves a carriage return as it is
+    and every parser reads it back as a newline: refused, so a value reads back as written."""
+    if "\r" in value:
+        raise UsageError(f"{what} holds a carriage return a domain's XML cannot keep",
+                         hint="remove it from the value")
+    return checked(value, what)
+
+
 def child(parent: Element, tag: str) -> Element:
     """`parent`'s first `tag` child, made (at the end) if it has none."""
     found = parent.find(tag)
@@ -57,7 +67,7 @@ def set_child_text(parent: Element, tag: str, value: str | int | None, what: str
     if value is None:
         drop(parent, tag)
     else:
-        child(parent, tag).text = checked(str(value), what)
+        child(parent, tag).text = checked_text(str(value), what)
 
 
 def set_flag(parent: Element, tag: str, on: bool) -> None:
