@@ -370,6 +370,19 @@ def test_characters_xml_cannot_carry_are_refused(value: str) -> None:
         Domain("vm", 1, 64, devices=[Disk(path="/d\x00", target="vda")]).to_xml()
 
 
+def test_a_refused_value_leaves_the_domain_as_it_was() -> None:
+    dom = Domain.from_xml(FOREIGN_XML)
+    dom.set_vcpus(3)
+    dom.metadata = Metadata("t", {"k": "v"})
+    disk = dom.add_disk(Disk(path="/srv/new\x00.qcow2"))  # devices are written last
+    with pytest.raises(UsageError, match="the disk's path"):
+        dom.to_xml()
+    assert dom.tree is not None and children(ET.tostring(dom.tree, encoding="unicode")) == \
+        children(FOREIGN_XML)
+    disk.path = "/srv/new.qcow2"
+    assert Domain.from_xml(dom.to_xml()) == dom
+
+
 def test_a_feature_name_cannot_smuggle_markup() -> None:
     with pytest.raises(UsageError, match="is not a feature's name"):
         Domain("vm", 1, 64, features=["acpi/><evil"]).to_xml()

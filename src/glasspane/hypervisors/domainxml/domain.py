@@ -221,10 +221,13 @@ class Domain:
 
     def to_xml(self) -> str:
         """The domain's XML: the model written into the tree it was read from (or a new
-        one), so that nothing the model does not describe is lost."""
-        if self.tree is None:
-            self.tree = Element("domain")
-        root = self.tree
+        one), so that nothing the model does not describe is lost.  Written into a copy
+        first: a value refused (UsageError) leaves the domain as it was."""
+        source = self.tree if self.tree is not None else Element("domain")
+        root = deepcopy(source)
+        # The copy of each element, for the devices read from the source (same structure,
+        # so the same order of iteration).
+        twin = {id(old): new for old, new in zip(source.iter(), root.iter(), strict=True)}
         set_attr(root, "type", self.hypervisor, "the domain type")
         set_child_text(root, "name", self.name, "the VM's name")
         set_child_text(root, "uuid", self.uuid, "the VM's UUID")
@@ -233,19 +236,26 @@ class Domain:
         _write_boot(child(root, "os"), self.boot)
         _write_features(root, self.features)
         self._write_cpu(root)
-        set_attr(child(root, "clock"), "offset", self.clock_offset, "the clock offset")
+        if self.clock_offset is not None or root.find("clock") is not None:
+            set_attr(child(root, "clock"), "offset", self.clock_offset, "the clock offset")
         for event in ("on_poweroff", "on_reboot", "on_crash"):
             set_child_text(root, event, getattr(self, event), f"the VM's {event}")
-        self._write_devices(child(root, "devices"))
+        origins = [None if d.origin is None else twin.get(id(d.origin), d.origin)
+                   for d in self.devices]
+        placed = _write_devices(child(root, "devices"), self.devices, origins) \
+            if self.devices or root.find("devices") is not None else []
         ET.indent(root)
-        return ET.tostring(root, encoding="unicode")
+        text = ET.tostring(root, encoding="unicode")
+        self.tree = root
+        for device, el in zip(self.devices, placed, strict=True):
+            device.origin = el
+        return text
 
     def _write_sizes(self, root: Element) -> None:
         # Rewritten only when changed, so a foreign domain's units and extras stay as they are.
-        self.set_vcpus(self.vcpus)
-        self.set_memory(self.memory_mib)
         memory = root.find("memory")
         if memory is None or memory_kib(memory, "memory") // 1024 != self.memory_mib:
+            self.set_memory(self.memory_mib)  # refuses a count below one
             for tag in ("memory", "currentMemory"):
                 if tag == "memory" or root.find(tag) is not None:
                     found = child(root, tag)
@@ -253,6 +263,7 @@ class Domain:
                     found.text = str(self.memory_mib)
         vcpu = root.find("vcpu")
         if vcpu is None or _read_vcpus(vcpu) != self.vcpus:
+            self.set_vcpus(self.vcpus)
             vcpu = child(root, "vcpu")
             vcpu.text = str(self.vcpus)
             vcpu.attrib.pop("current", None)
@@ -274,30 +285,31 @@ class Domain:
             cpu.attrib.pop("match", None)
             set_attr(cpu, "mode", self.cpu_mode, "the CPU mode")
 
-    def _write_devices(self, parent: Element) -> None:
-        # Each device is written on the element it was read from, where it is, so an
-        # unchanged domain comes out in its own order; removed ones go, and a new one (or
-        # one from elsewhere) goes after the last of its kind.  The rest (controllers,
-        # consoles...) is not touched.
-        wanted = {id(d.origin) for d in self.devices if d.origin is not None}
-        for el in list(parent):
-            if is_device(el) and id(el) not in wanted:
-                parent.remove(el)
-        present = {id(el) for el in parent}
-        for device in self.devices:
-            origin = device.origin
-            if origin is not None and id(origin) in present:
-                present.discard(id(origin))  # a second device sharing it gets a copy
-                device.write(origin)
-                continue
-            el = new_element(device) if origin is None else deepcopy(origin)
-            device.origin = el
-            device.write(el)
-            last = max((i for i, c in enumerate(parent) if c.tag == el.tag), default=None)
-            if last is None:
-                parent.append(el)
-            else:
-                parent.insert(last + 1, el)
+
+def _write_devices(parent: Element, devices: list[Device],
+                   origins: list[Element | None]) -> list[Element]:
+    """Each device written on the element it was read from, where it is, so an unchanged
+    domain comes out in its own order; removed ones go, and a new one (or a copy of one
+    read elsewhere) goes after the last of its kind.  The rest (controllers, consoles...)
+    is not touched.  Returns each device's element."""
+    wanted = {id(el) for el in origins if el is not None}
+    for el in list(parent):
+        if is_device(el) and id(el) not in wanted:
+            parent.remove(el)
+    present = {id(el) for el in parent}
+    placed = []
+    for device, origin in zip(devices, origins, strict=True):
+        if origin is not None and id(origin) in present:
+            present.discard(id(origin))  # a second device sharing it gets a copy
+            device.write(origin)
+            placed.append(origin)
+            continue
+        el = new_element(device) if origin is None else deepcopy(origin)
+        device.write(el)
+        last = max((i for i, c in enumerate(parent) if c.tag == el.tag), default=None)
+        parent.insert(len(parent) if last is None else last + 1, el)
+        placed.append(el)
+    return placed
 
 
 def _read_vcpus(vcpu: Element) -> int:
@@ -333,6 +345,9 @@ def _write_boot(os_el: Element, boot: Boot) -> None:
 
 
 def _write_features(root: Element, names: list[str]) -> None:
+    if not names:
+        drop(root, "features")
+        return
     features = child(root, "features")
     for el in list(features):
         if el.tag not in names:
