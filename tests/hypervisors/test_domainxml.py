@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from glasspane.errors import Conflict, HostError, NotFound, UsageError
 from glasspane.hypervisors.base import VmSpec
 from glasspane.hypervisors.domainxml import (
+    DEVICE_TYPES,
     METADATA_NS,
     Boot,
     Disk,
@@ -25,6 +26,7 @@ from glasspane.hypervisors.domainxml import (
     Graphics,
     Metadata,
     Nic,
+    Rng,
     Serial,
     Video,
 )
@@ -203,7 +205,9 @@ def test_a_devices_model_with_every_kind_reads_back() -> None:
                             Nic(network="default", mac="52:54:00:00:00:01"),
                             Serial(kind="pty", log="/var/log/x.log"),
                             Graphics(listen=None, socket="/run/gp/vnc.sock"),
-                            Graphics(kind="vnc", listen="127.0.0.1"), Video()])
+                            Graphics(kind="vnc", listen="127.0.0.1"), Video(), Rng()])
+    # A device kind added to DEVICE_TYPES joins this test too.
+    assert {type(d) for d in built.devices} == set(DEVICE_TYPES)
     back = Domain.from_xml(built.to_xml())
     assert back == built
     assert back.to_xml() == built.to_xml()

@@ -11,11 +11,10 @@ from glasspane.hypervisors.domainxml.devices import (
     Serial,
     Video,
 )
-from glasspane.hypervisors.domainxml.domain import (
+from glasspane.hypervisors.domainxml.domain import Boot, Domain
+from glasspane.hypervisors.domainxml.metadata import (
     METADATA_NS,
     METADATA_PREFIX,
-    Boot,
-    Domain,
     Metadata,
     read_metadata,
 )

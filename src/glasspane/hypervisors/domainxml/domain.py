@@ -31,6 +31,7 @@ from glasspane.hypervisors.domainxml.devices import (
     new_element,
     read_device,
 )
+from glasspane.hypervisors.domainxml.metadata import Metadata, read_metadata, write_metadata
 from glasspane.hypervisors.domainxml.nodes import (
     attr,
     checked_text,
@@ -41,14 +42,6 @@ from glasspane.hypervisors.domainxml.nodes import (
     set_child_text,
     to_int,
 )
-
-# glasspane's element in a domain's <metadata>: the template and the labels, kept with the
-# VM on its host so that any glasspane (or a restarted one) reads them back.
-METADATA_NS = "https://glasspane.dev/xmlns/vm/1"
-METADATA_PREFIX = "glasspane"
-# libvirt wants a prefix on a metadata element; this one rather than ElementTree's "ns0".
-ET.register_namespace(METADATA_PREFIX, METADATA_NS)
-_NS = f"{{{METADATA_NS}}}"
 
 _FEATURE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 
@@ -71,14 +64,6 @@ class Boot:
     devices: list[str] = field(default_factory=list)  # hd | cdrom | network, in order
     firmware: str | None = None                       # efi | bios; None: libvirt's choice
     os_type: str = "hvm"
-
-
-@dataclass
-class Metadata:
-    """glasspane's own: the template a VM was made from and its labels."""
-
-    template: str | None = None
-    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -231,7 +216,7 @@ class Domain:
         set_attr(root, "type", self.hypervisor, "the domain type")
         set_child_text(root, "name", self.name, "the VM's name")
         set_child_text(root, "uuid", self.uuid, "the VM's UUID")
-        _write_metadata(root, self.metadata)
+        write_metadata(root, self.metadata)
         self._write_sizes(root)
         _write_boot(child(root, "os"), self.boot)
         _write_features(root, self.features)
@@ -359,40 +344,3 @@ def _write_features(root: Element, names: list[str]) -> None:
                 raise UsageError(f"{name[:40]!r} is not a feature's name",
                                  hint="name a libvirt feature such as acpi")
             SubElement(features, name)
-
-
-def read_metadata(metadata: Element | None) -> Metadata | None:
-    """glasspane's metadata, from a domain's <metadata> (or libvirt's copy of our element
-    alone, which comes without the namespace); None when there is none."""
-    if metadata is None:
-        return None
-    ours = metadata if metadata.tag in (f"{_NS}vm", "vm") else metadata.find(f"{_NS}vm")
-    if ours is None:
-        return None
-    template = ours.findtext(f"{_NS}template") or ours.findtext("template")
-    labels = {str(e.get("name")): e.text or ""
-              for e in [*ours.findall(f"{_NS}label"), *ours.findall("label")] if e.get("name")}
-    return Metadata(template, labels)
-
-
-def metadata_element(meta: Metadata) -> Element:
-    vm = Element(f"{_NS}vm")
-    if meta.template:
-        template = SubElement(vm, f"{_NS}template")
-        template.text = checked_text(meta.template, "the template's name")
-    for key, value in sorted(meta.labels.items()):
-        label = SubElement(vm, f"{_NS}label")
-        set_attr(label, "name", key, "a label's name")
-        label.text = checked_text(value, f"label {key}")
-    return vm
-
-
-def _write_metadata(root: Element, meta: Metadata | None) -> None:
-    # Only our element is ours: others' metadata in the same <metadata> stays.
-    metadata = root.find("metadata")
-    if metadata is not None:
-        drop(metadata, f"{_NS}vm")
-    if meta is not None:
-        child(root, "metadata").append(metadata_element(meta))
-    elif metadata is not None and len(metadata) == 0:
-        root.remove(metadata)
