@@ -5,8 +5,11 @@ reading back what the builder defines."""
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -422,7 +425,30 @@ def test_metadata_as_libvirts_metadata_call_gives_it() -> None:
     assert parse_metadata("<broken") == (None, {})
 
 
-# ---- libvirtd ----------------------------------------------------------------------------
+# ---- libvirt ----------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_libvirts_schema_accepts_what_the_builder_writes(tmp_path: Path) -> None:
+    validator = shutil.which("virt-xml-validate")
+    if validator is None:
+        pytest.fail("virt-xml-validate is missing: it comes with libvirt-clients (make setup)")
+    changed = Domain.from_xml(FOREIGN_XML)
+    changed.set_vcpus(3)
+    changed.set_memory(1024)
+    changed.add_disk(Disk(path="/srv/data.qcow2"))
+    changed.change_media("sda", None)
+    changed.add_nic(Nic(network="default"))
+    built = {"kvm": domain_xml(SPEC, "kvm"), "tcg": domain_xml(SPEC, "tcg"),
+             "foreign": changed.to_xml(),
+             "graphics": Domain("g", 1, 64, devices=[Graphics(socket="/run/g.sock"),
+                                                     Video()]).to_xml()}
+    for what, xml in built.items():
+        path = tmp_path / f"{what}.xml"
+        path.write_text(xml)
+        done = subprocess.run([validator, str(path), "domain"], capture_output=True,
+                              text=True)
+        assert done.returncode == 0, (what, done.stdout, done.stderr)
 
 
 @pytest.fixture
