@@ -137,6 +137,8 @@ threads='1'/></cpu>
 compression='off'/></graphics>
     <video><model type='qxl' ram='65536' heads='1'/></video>
     <memballoon model='virtio'/>
+    <rng model='virtio'><backend model='egd' type='tcp'><source mode='connect' \
+host='192.0.2.1' service='1234'/><protocol type='raw'/></backend></rng>
   </devices>
   <seclabel type='dynamic' model='apparmor' relabel='yes'/>
 </domain>"""
@@ -230,6 +232,7 @@ def test_a_foreign_domain_reads_as_what_it_is() -> None:
     assert [(n.kind, n.bridge, n.mac) for n in dom.nics] == \
         [("bridge", "br0", "52:54:00:12:34:56")]
     assert dom.metadata is None  # others' metadata is not glasspane's
+    assert dom.devices[-1] == Rng(model="virtio", source=None)
 
 
 def test_a_foreign_domain_written_unchanged_is_unchanged() -> None:

@@ -170,8 +170,9 @@ class Rng(Device):
     @classmethod
     def read(cls, el: Element) -> Self:
         backend = el.find("backend")
-        return cls(model=el.get("model", ""),
-                   source=backend.text if backend is not None else None, origin=el)
+        # A backend with parts of its own (egd over TCP) has no path: None, left alone.
+        text = (backend.text or "").strip() if backend is not None else ""
+        return cls(model=el.get("model", ""), source=text or None, origin=el)
 
     def write(self, el: Element) -> None:
         set_attr(el, "model", self.model, "the RNG's model")

@@ -213,7 +213,7 @@ class Domain:
         # The copy of each element, for the devices read from the source (same structure,
         # so the same order of iteration).
         twin = {id(old): new for old, new in zip(source.iter(), root.iter(), strict=True)}
-        set_attr(root, "type", self.hypervisor, "the domain type")
+        set_attr(root, "type", self.hypervisor or None, "the domain type")
         set_child_text(root, "name", self.name, "the VM's name")
         set_child_text(root, "uuid", self.uuid, "the VM's UUID")
         write_metadata(root, self.metadata)
