@@ -323,6 +323,10 @@ def test_wrong_changes_are_refused_with_what_to_do() -> None:
         dom.remove_nic("52:54:00:00:00:00")
     with pytest.raises(Conflict, match="already has an interface with MAC"):
         dom.add_nic(Nic(network="default", mac="52:54:00:12:34:56"))
+    with pytest.raises(UsageError, match="the disk's path holds a control character"):
+        dom.add_disk(Disk(path="/srv/\x00"))
+    with pytest.raises(UsageError, match="the CD's image path holds a control character"):
+        dom.change_media("sda", "/srv/\x1b.iso")
     with pytest.raises(UsageError, match="is not a MAC address"):
         dom.add_nic(Nic(network="default", mac="52:54:00:12:34:56'/><x a='"))
     for bad in (0, -1):
@@ -384,7 +388,8 @@ def test_a_refused_value_leaves_the_domain_as_it_was() -> None:
     dom = Domain.from_xml(FOREIGN_XML)
     dom.set_vcpus(3)
     dom.metadata = Metadata("t", {"k": "v"})
-    disk = dom.add_disk(Disk(path="/srv/new\x00.qcow2"))  # devices are written last
+    disk = dom.add_disk(Disk(path="/srv/new.qcow2"))
+    disk.path = "/srv/new\x00.qcow2"  # changed in the model directly; devices come last
     with pytest.raises(UsageError, match="the disk's path"):
         dom.to_xml()
     assert dom.tree is not None and children(ET.tostring(dom.tree, encoding="unicode")) == \

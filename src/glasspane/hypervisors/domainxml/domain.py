@@ -34,6 +34,7 @@ from glasspane.hypervisors.domainxml.devices import (
 from glasspane.hypervisors.domainxml.metadata import Metadata, read_metadata, write_metadata
 from glasspane.hypervisors.domainxml.nodes import (
     attr,
+    checked,
     checked_text,
     child,
     drop,
@@ -141,6 +142,7 @@ class Domain:
 
     def add_disk(self, disk: Disk) -> Disk:
         """Attach `disk` (at the next free target on its bus when it names none)."""
+        disk.write(Element(disk.tag))  # refuses a value XML cannot carry now
         if not disk.target:
             disk.target = self._free_target(disk.bus)
         if any(d.target == disk.target for d in self.disks):
@@ -160,6 +162,8 @@ class Domain:
         if disk.device not in ("cdrom", "floppy"):
             raise Conflict(f"disk {target} of VM {self.name} is a {disk.device}, "
                            f"not a removable drive", hint="change media of a CD drive")
+        if path is not None:
+            checked(path, "the CD's image path")
         disk.path = path
         return disk
 
