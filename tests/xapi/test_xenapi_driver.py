@@ -421,4 +421,4 @@ def test_disk_upload_streams_and_converts(capsys: pytest.CaptureFixture[str],
         driver.close()
     assert set(pool.objects["VDI"]) == vdis, "no VDI is left behind"
     r = run_cli(capsys, "image", "upload", str(raw), "--host", "local", "--quiet")
-    assert r.code == 2 and "not a XenServer/XCP-ng pool" in r.err
+    assert r.code == 2 and "host local (libvirt) does not support image transfer" in r.err
