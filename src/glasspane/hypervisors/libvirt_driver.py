@@ -33,11 +33,11 @@ from glasspane.hypervisors.base import (
     ip_addresses,
 )
 from glasspane.hypervisors.capabilities import Capability
+from glasspane.hypervisors.libvirt_domain import METADATA_NS, domain_xml, parse_metadata
+from glasspane.hypervisors.uris import redacted, without_secrets
 
 if TYPE_CHECKING:
     from glasspane.hypervisors.capabilities import Driver, Power, Provisioning, Snapshots
-from glasspane.hypervisors.libvirt_domain import METADATA_NS, domain_xml, parse_metadata
-from glasspane.hypervisors.uris import redacted, without_secrets
 
 # libvirt prints every error to stderr unless a handler is registered; ours are raised instead.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)

@@ -51,6 +51,8 @@ from glasspane.hypervisors.base import (
     ip_addresses,
 )
 from glasspane.hypervisors.capabilities import Capability, Driver
+from glasspane.hypervisors.uris import redacted, without_secrets
+from glasspane.images.references import STANDALONE, References
 
 if TYPE_CHECKING:
     from glasspane.hypervisors.capabilities import (
@@ -61,8 +63,6 @@ if TYPE_CHECKING:
         Resources,
         Snapshots,
     )
-from glasspane.hypervisors.uris import redacted, without_secrets
-from glasspane.images.references import STANDALONE, References
 
 ORIGINATOR = "glasspane"
 POWER_STATES = {"Running": PowerState.RUNNING, "Halted": PowerState.HALTED,
