@@ -7,6 +7,7 @@ to exit codes and HTTP statuses in one place each.
     GlasspaneError
      ├─ UsageError                 the request itself is wrong (unknown format, bad option)
      │   ├─ Conflict               the object's state does not allow it (start a running VM)
+     │   │   └─ CapabilityMissing  the host's driver does not do that (no image transfer)
      │   ├─ Forbidden              the caller may not touch this object (another's image, task)
      │   └─ RequestTimeout         a request's body stopped arriving (the server's limit)
      ├─ ImageError                 a disk image or VM archive cannot be used
@@ -58,6 +59,11 @@ class UsageError(GlasspaneError):
 
 class Conflict(UsageError):
     """The object's current state does not allow the request (start a running VM)."""
+
+
+class CapabilityMissing(Conflict):
+    """The host's hypervisor driver does not have the capability the request needs (image
+    transfer on a libvirt host); names the host, the driver kind and the capability."""
 
 
 class RequestTimeout(UsageError):

@@ -19,7 +19,9 @@ What it enforces, as xen-api's ocaml/xapi sources do (each rule cites its file b
 - VM lifecycle with VM_BAD_POWER_STATE [vm, expected, actual] and VM_IS_TEMPLATE; destroy
   from Halted or Suspended, leaving snapshots and VDIs (xapi_vm_lifecycle.ml); snapshot in
   any power state; INVALID_VALUE for VCPUs_max below VCPUs_at_startup or the reverse
-  (xapi_vm.ml); VCPU_MAX_NOT_CORES_PER_SOCKET_MULTIPLE at start (vm_platform.ml);
+  (xapi_vm.ml); vCPUs and memory limits changed only while Halted, the memory limits in
+  order (xapi_vm_lifecycle.ml, xapi_vm_helpers.ml); VCPU_MAX_NOT_CORES_PER_SOCKET_MULTIPLE
+  at start (vm_platform.ml);
 - VDI_IN_USE for destroying an attached VDI (xapi_vdi.ml); SR_BACKEND_FAILURE_44 for a VDI
   larger than the SR's free space (sm's SRNoSpace);
 - tasks: cancel makes a pending task "cancelling", its worker ends it "cancelled" with
@@ -438,12 +440,19 @@ class Xapi:
         if not self.record("VM", vm)["is_a_template"]:
             raise Failure("PROVISION_ONLY_ALLOWED_ON_TEMPLATE", vm)
 
-    def VM_set_VCPUs_max(self, vm: str, value: str) -> None:
-        # xapi_vm.ml set_VCPUs_max: not on a running VM; for a VM (templates are exempt),
-        # 0 < VCPUs_at_startup <= VCPUs_max must hold after the change.
+    def _halted_only(self, vm: str) -> dict[str, Any]:
+        """xapi_vm_lifecycle.ml allowed_power_states: changing_VCPUs and
+        changing_memory_limits are allowed only on a Halted VM (message_forwarding.ml runs
+        set_VCPUs_max, set_VCPUs_at_startup and set_memory_limits as those operations)."""
         record = self.record("VM", vm)
-        if record["power_state"] == "Running":
-            raise Failure("VM_BAD_POWER_STATE", vm, "halted", "running")
+        if record["power_state"] != "Halted":
+            raise Failure("VM_BAD_POWER_STATE", vm, "halted", record["power_state"].lower())
+        return record
+
+    def VM_set_VCPUs_max(self, vm: str, value: str) -> None:
+        # xapi_vm.ml set_VCPUs_max: for a VM (templates are exempt),
+        # 0 < VCPUs_at_startup <= VCPUs_max must hold after the change.
+        record = self._halted_only(vm)
         if not record["is_a_template"] and not \
                 0 < record["VCPUs_at_startup"] <= int(value):
             raise Failure("INVALID_VALUE", "VCPU values must satisfy: 0 < VCPUs_at_startup "
@@ -452,7 +461,7 @@ class Xapi:
 
     def VM_set_VCPUs_at_startup(self, vm: str, value: str) -> None:
         # xapi_vm.ml set_VCPUs_at_startup: the same rule, from the other side.
-        record = self.record("VM", vm)
+        record = self._halted_only(vm)
         if not record["is_a_template"] and not 0 < int(value) <= record["VCPUs_max"]:
             raise Failure("INVALID_VALUE", "VCPU values must satisfy: 0 < VCPUs_at_startup "
                           "≤ VCPUs_max", value)
@@ -460,11 +469,13 @@ class Xapi:
 
     def VM_set_memory_limits(self, vm: str, static_min: str, static_max: str,
                              dynamic_min: str, dynamic_max: str) -> None:
+        # xapi_vm_helpers.ml validate_memory: the four in order (Vm_memory_constraints).
+        record = self._halted_only(vm)
         values = [int(v) for v in (static_min, dynamic_min, dynamic_max, static_max)]
         if values != sorted(values):
             raise Failure("MEMORY_CONSTRAINT_VIOLATION", "static_min <= dynamic_min <= "
                           "dynamic_max <= static_max")
-        self.record("VM", vm).update(memory_static_min=values[0], memory_dynamic_min=values[1],
+        record.update(memory_static_min=values[0], memory_dynamic_min=values[1],
                                      memory_dynamic_max=values[2], memory_static_max=values[3])
 
     def VDI_create(self, args: dict[str, Any]) -> str:

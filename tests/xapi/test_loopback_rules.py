@@ -44,6 +44,24 @@ def test_vcpu_rules(xapi: tuple[Running, Any, dict[str, str]]) -> None:
     api.VM.set_VCPUs_max(db, "4")
     api.VM.start(db, False, False)
     assert code_of(api.VM.set_VCPUs_max, db, "6")[0] == "VM_BAD_POWER_STATE"
+    api.VM.pause(db)  # not only Running: anything but Halted
+    assert code_of(api.VM.set_VCPUs_at_startup, db, "2") == [
+        "VM_BAD_POWER_STATE", db, "halted", "paused"]
+
+
+def test_memory_limit_rules(xapi: tuple[Running, Any, dict[str, str]]) -> None:
+    _, api, refs = xapi
+    db = refs["db"]  # halted
+    gib = str(1 << 30)
+    assert code_of(api.VM.set_memory_limits, db, gib, gib, str(2 << 30), gib)[0] == \
+        "MEMORY_CONSTRAINT_VIOLATION"  # dynamic_min above dynamic_max
+    api.VM.set_memory_limits(db, str(256 << 20), gib, gib, gib)
+    record = api.VM.get_record(db)
+    assert [record[f"memory_{k}"] for k in ("static_min", "dynamic_min", "dynamic_max",
+                                           "static_max")] == [str(256 << 20), gib, gib, gib]
+    api.VM.start(db, False, False)
+    assert code_of(api.VM.set_memory_limits, db, gib, gib, gib, gib) == [
+        "VM_BAD_POWER_STATE", db, "halted", "running"]
 
 
 def test_disks_in_use_destroy_and_snapshots(xapi: tuple[Running, Any, dict[str, str]]) -> None:

@@ -421,4 +421,47 @@ def test_disk_upload_streams_and_converts(capsys: pytest.CaptureFixture[str],
         driver.close()
     assert set(pool.objects["VDI"]) == vdis, "no VDI is left behind"
     r = run_cli(capsys, "image", "upload", str(raw), "--host", "local", "--quiet")
-    assert r.code == 2 and "not a XenServer/XCP-ng pool" in r.err
+    assert r.code == 2 and "host local (libvirt) does not support image transfer" in r.err
+
+
+def test_set_resources_for_the_next_boot(xapi: Running) -> None:
+    """vCPUs and memory of a halted VM, within XAPI's rules: VCPUs_at_startup never above
+    VCPUs_max on the way (shrinking and growing), the memory limits in order with static_min
+    lowered when it would be above them; a VM that is not halted, a vCPU count the VM's
+    cores-per-socket does not divide and a size below 1 are refused, changing nothing."""
+    from glasspane import hypervisors
+    from glasspane.errors import Conflict, NotFound, UsageError
+    from glasspane.hypervisors.capabilities import Capability, require
+    pool = xapi.xapi
+    [db] = [r for r, v in pool.objects["VM"].items() if v["name_label"] == "db-1"]
+    vm = pool.objects["VM"][db]  # 4 vCPUs, 8 GiB, halted
+    vm["memory_static_min"] = 1 << 30
+    driver = require(hypervisors.connect("xcp", xapi.url, "xenapi", user="root",
+                                         password=lambda: "s3cret-pool"),
+                     Capability.RESOURCES, "the test")
+    try:
+        driver.set_resources("db-1", 2, 512)
+        assert (vm["VCPUs_max"], vm["VCPUs_at_startup"]) == (2, 2)
+        assert [vm[f"memory_{k}"] for k in ("static_min", "dynamic_min", "dynamic_max",
+                                           "static_max")] == [512 << 20] * 4
+        driver.set_resources("db-1", 6, None)
+        assert (vm["VCPUs_max"], vm["VCPUs_at_startup"]) == (6, 6)
+        assert vm["memory_static_max"] == 512 << 20, "None leaves the memory as it was"
+        driver.set_resources("db-1", None, 2048)
+        assert (vm["VCPUs_max"], vm["memory_static_min"], vm["memory_static_max"]) == \
+            (6, 512 << 20, 2048 << 20)
+
+        vm["platform"] = {"cores-per-socket": "4"}
+        with pytest.raises(UsageError, match="4 cores per socket, and 6 vCPUs"):
+            driver.set_resources("db-1", 6, 1024)
+        with pytest.raises(UsageError, match="0 vCPUs is not a size"):
+            driver.set_resources("db-1", 0, None)
+        assert (vm["VCPUs_max"], vm["memory_static_max"]) == (6, 2048 << 20)
+
+        with pytest.raises(Conflict, match="VM web-1 on host xcp: setting its vCPUs and "
+                                           "memory: the VM is running, it must be halted"):
+            driver.set_resources("web-1", 1, 256)
+        with pytest.raises(NotFound, match="no VM named 'ghost' on host xcp"):
+            driver.set_resources("ghost", 1, None)
+    finally:
+        driver.close()

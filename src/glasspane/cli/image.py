@@ -291,7 +291,7 @@ def upload(file: str, host: str, name: str | None, sr: str | None, quiet: bool) 
     import os
 
     from glasspane.hosts.service import host_driver
-    from glasspane.hypervisors.xenapi_driver import XenApiDriver
+    from glasspane.hypervisors.capabilities import Capability, require
     from glasspane.settings import Settings
     label = name or os.path.basename(file).removeprefix("@")
     remote = remote_of(click.get_current_context())
@@ -302,10 +302,9 @@ def upload(file: str, host: str, name: str | None, sr: str | None, quiet: bool) 
             uuid = remote.wait(task, quiet)["result"]["vdi"]
         click.echo(f"uploaded {file} to {host} as disk {label} ({uuid})")
         return
-    with host_driver(Settings.load(), host) as driver:
-        if not isinstance(driver, XenApiDriver):
-            raise UsageError(f"host {host} is not a XenServer/XCP-ng pool",
-                             hint="on libvirt hosts use `glasspane template import`")
+    with host_driver(Settings.load(), host) as connected:
+        driver = require(connected, Capability.IMAGE_TRANSFER, "uploading a disk",
+                         hint="use `glasspane template import` instead")
         with byte_progress(not quiet) as start:
             uuid = driver.upload_disk(file, label, start(os.path.getsize(file),
                                                          f"{label} to {host}"), sr,

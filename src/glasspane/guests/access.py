@@ -6,12 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from glasspane.enums import PowerState
 from glasspane.errors import GuestError, NotFound
 from glasspane.guests.keys import management_key
 from glasspane.guests.ssh import SshTarget
 from glasspane.hosts.registry import HostRegistry
 from glasspane.hosts.service import host_driver
-from glasspane.hypervisors.base import HypervisorDriver, VmSummary, ip_addresses
+from glasspane.hypervisors.base import VmSummary, ip_addresses
+from glasspane.hypervisors.capabilities import Driver
 from glasspane.settings import Settings
 
 
@@ -32,7 +34,7 @@ def guest_target(settings: Settings, host: str, vm: str) -> SshTarget:
         if summary is None:
             raise NotFound(f"no VM named {vm!r} on host {host}",
                            hint="`glasspane vm list` shows them")
-        if summary.power_state != "running":
+        if summary.power_state != PowerState.RUNNING:
             raise GuestError(f"the VM is {summary.power_state}", host=host, vm=vm,
                              hint=f"`glasspane vm start {vm}` first")
         addresses = ip_addresses(driver.vm_addresses(vm))
@@ -77,11 +79,11 @@ def running_targets(settings: Settings, hosts: list[str] | None = None
             for v in vms], failures
 
 
-def _running_on(host: str, driver: HypervisorDriver, failures: list[Failure]
+def _running_on(host: str, driver: Driver, failures: list[Failure]
                 ) -> list[RunningVm]:
     found = []
     for summary in driver.list_vms():
-        if summary.power_state != "running":
+        if summary.power_state != PowerState.RUNNING:
             continue
         addresses = ip_addresses(driver.vm_addresses(summary.name))
         if not addresses:

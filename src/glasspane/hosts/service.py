@@ -7,24 +7,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from glasspane import hypervisors
 from glasspane.hosts.registry import HostRecord, HostRegistry, HostSecrets
-from glasspane.hypervisors.base import HostInfo, HypervisorDriver
+from glasspane.hypervisors.base import HostInfo
+from glasspane.hypervisors.capabilities import Driver
 from glasspane.settings import Settings, private_dir
 
 
-def connect(record: HostRecord, settings: Settings) -> HypervisorDriver:
+def connect(record: HostRecord, settings: Settings) -> Driver:
     """A driver connected to the host; raises HostUnreachable."""
-    if record.driver == "xenapi":
-        from glasspane.hypervisors.xenapi_driver import XenApiDriver
-        return XenApiDriver(record.name, record.uri, record.user,
-                            HostSecrets(settings.config_dir).get(record.name),
-                            record.verify_tls, record.ca_file or None)
-    from glasspane.hypervisors.libvirt_driver import LibvirtDriver
-    return LibvirtDriver(record.name, record.uri, settings.cache_dir)
+    return hypervisors.connect(record.name, record.uri, record.driver, user=record.user,
+                               password=lambda: HostSecrets(settings.config_dir).get(
+                                   record.name),
+                               verify_tls=record.verify_tls,
+                               ca_file=record.ca_file or None, cache_dir=settings.cache_dir)
 
 
 @contextmanager
-def host_driver(settings: Settings, host: str) -> Iterator[HypervisorDriver]:
+def host_driver(settings: Settings, host: str) -> Iterator[Driver]:
     """A connection to the registered host named `host`, closed afterwards."""
     driver = connect(HostRegistry(settings.config_dir).get(host), settings)
     try:
@@ -33,7 +33,7 @@ def host_driver(settings: Settings, host: str) -> Iterator[HypervisorDriver]:
         driver.close()
 
 
-def has_storage(driver: HypervisorDriver, name: str) -> bool:
+def has_storage(driver: Driver, name: str) -> bool:
     return any(s.name == name for s in driver.list_storage())
 
 

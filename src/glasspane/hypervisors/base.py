@@ -1,12 +1,14 @@
-"""The interface every hypervisor driver implements, in glasspane's own vocabulary (hosts,
-VMs, storage), free of any one hypervisor's terms."""
+"""What hypervisor drivers hand back, in glasspane's own vocabulary (hosts, VMs, storage),
+free of any one hypervisor's terms.  What a driver can do is in capabilities.py."""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
+
+from glasspane.enums import PowerState
 
 
 def ip_addresses(reported: Iterable[object]) -> list[str]:
@@ -65,7 +67,7 @@ class NetworkInfo:
 class VmSummary:
     name: str
     uuid: str
-    power_state: str  # running | paused | halted | suspended | crashed | unknown
+    power_state: PowerState
     template: str | None = None       # what glasspane made it from, where the host keeps it
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -108,68 +110,6 @@ class HostInfo:
         """The inverse of dataclasses.asdict (what the API sends)."""
         return cls(**{**data, "acceleration": Acceleration(**data["acceleration"]),
                       "storage": [StorageInfo(**s) for s in data.get("storage", [])],
-                      "vms": [VmSummary(**v) for v in data.get("vms", [])],
+                      "vms": [VmSummary(**{**v, "power_state": PowerState(v["power_state"])})
+                              for v in data.get("vms", [])],
                       "networks": [NetworkInfo(**n) for n in data.get("networks", [])]})
-
-
-class HypervisorDriver(Protocol):
-    """A connection to one host.  Every method raises HostError (or HostUnreachable) from
-    glasspane.errors, never the backend's own exceptions."""
-
-    name: str
-    uri: str
-
-    def host_info(self) -> HostInfo: ...
-
-    def list_vms(self) -> list[VmSummary]: ...
-
-    def list_storage(self) -> list[StorageInfo]: ...
-
-    def ensure_storage(self, name: str) -> StorageInfo:
-        """The directory storage `name` on the host, created and started if missing."""
-        ...
-
-    def list_volumes(self, storage: str) -> list[VolumeInfo]: ...
-
-    def upload_volume(self, storage: str, volume: str, source: str,
-                      progress: Callable[[int], None]) -> VolumeInfo:
-        """Copy the local file `source` into a new volume; nothing is left on failure."""
-        ...
-
-    def delete_volume(self, storage: str, volume: str) -> None: ...
-
-    def create_disk(self, storage: str, volume: str, backing: str, capacity: int,
-                    linked: bool = True) -> VolumeInfo:
-        """A disk made from the file `backing`: copy-on-write over it (a linked clone), or a
-        full copy; grown to `capacity` bytes."""
-        ...
-
-    def create_vm(self, spec: VmSpec) -> None:
-        """Define and start the VM; nothing is left on failure."""
-        ...
-
-    def vm_addresses(self, name: str) -> list[str]:
-        """The VM's IP addresses (IPv4 first), only values that parse as addresses."""
-        ...
-
-    def vm_action(self, name: str, action: str) -> None:
-        """start | reboot | pause | resume | poweroff (at once) | shutdown (ask the guest)."""
-        ...
-
-    def vm_state(self, name: str) -> str: ...
-
-    def snapshot_vm(self, name: str, snapshot: str) -> None: ...
-
-    def revert_vm(self, name: str, snapshot: str) -> None: ...
-
-    def list_snapshots(self, name: str) -> list[str]: ...
-
-    def destroy_vm(self, name: str) -> None:
-        """Stop the VM at once and forget it (its disks are the caller's)."""
-        ...
-
-    def volume_users(self, path: str) -> list[str]:
-        """What depends on the file at `path`: VMs whose disks use it, volumes backed by it."""
-        ...
-
-    def close(self) -> None: ...

@@ -1,7 +1,8 @@
 """The libvirt driver: local (qemu:///system) and remote (qemu+ssh://) QEMU/KVM hosts.
 
-libvirt's exceptions are translated here, once, into HostError/HostUnreachable; nothing above
-this module sees libvirt's vocabulary.
+libvirt's exceptions are translated here, once, into the faults every driver reports alike
+(faults.py: NotFound, Conflict, HostUnreachable, else HostError), with libvirt's error kept as
+the cause; nothing above this module sees libvirt's vocabulary.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
 import defusedxml.ElementTree as SafeET
 import libvirt
 
-from glasspane.errors import HostError, HostUnreachable, NotFound, UsageError
+from glasspane.enums import PowerState, VmAction
+from glasspane.errors import Conflict, GlasspaneError, HostError, HostUnreachable, NotFound
+from glasspane.hypervisors import faults
 from glasspane.hypervisors.accel import probe_acceleration
 from glasspane.hypervisors.base import (
     Acceleration,
@@ -29,22 +32,28 @@ from glasspane.hypervisors.base import (
     VolumeInfo,
     ip_addresses,
 )
+from glasspane.hypervisors.capabilities import Capability
 from glasspane.hypervisors.libvirt_domain import METADATA_NS, domain_xml, parse_metadata
 from glasspane.hypervisors.uris import redacted, without_secrets
+
+if TYPE_CHECKING:
+    from glasspane.hypervisors.capabilities import Driver, Power, Provisioning, Snapshots
 
 # libvirt prints every error to stderr unless a handler is registered; ours are raised instead.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 _STATES = {
-    libvirt.VIR_DOMAIN_NOSTATE: "unknown",
-    libvirt.VIR_DOMAIN_RUNNING: "running",
-    libvirt.VIR_DOMAIN_BLOCKED: "running",
-    libvirt.VIR_DOMAIN_PAUSED: "paused",
-    libvirt.VIR_DOMAIN_SHUTDOWN: "running",
-    libvirt.VIR_DOMAIN_SHUTOFF: "halted",
-    libvirt.VIR_DOMAIN_CRASHED: "crashed",
-    libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended",
+    libvirt.VIR_DOMAIN_NOSTATE: PowerState.UNKNOWN,
+    libvirt.VIR_DOMAIN_RUNNING: PowerState.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: PowerState.RUNNING,
+    libvirt.VIR_DOMAIN_PAUSED: PowerState.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: PowerState.RUNNING,
+    libvirt.VIR_DOMAIN_SHUTOFF: PowerState.HALTED,
+    libvirt.VIR_DOMAIN_CRASHED: PowerState.CRASHED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: PowerState.SUSPENDED,
 }
+# libvirt's errors that mean the connection to the host, not the request, failed.
+_UNREACHABLE = (libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN, libvirt.VIR_ERR_RPC)
 
 
 # How long to wait for uploads into a pool to finish before it can be rescanned.
@@ -59,7 +68,9 @@ def is_local_uri(uri: str) -> bool:
 
 
 class LibvirtDriver:
-    driver_name = "libvirt"
+    kind = "libvirt"
+    capabilities = frozenset({Capability.INVENTORY, Capability.POWER, Capability.SNAPSHOTS,
+                              Capability.PROVISIONING})
 
     def __init__(self, name: str, uri: str, cache_dir: Path | None = None) -> None:
         self.name = name
@@ -68,7 +79,8 @@ class LibvirtDriver:
         try:
             self._conn = libvirt.open(uri)
         except libvirt.libvirtError as exc:
-            # Seen by every user (the host's error, a task's): no password, no query.
+            # Seen by every user (the host's error, a task's): no password, no query.  Not
+            # chained: libvirt's own message quotes the URI, password included.
             raise HostUnreachable(f"cannot connect to {redacted(uri, query=False)}: "
                                   f"{without_secrets(_message(exc), uri)}", host=name,
                                   hint="is libvirtd running there, and is the URI right?"
@@ -78,7 +90,19 @@ class LibvirtDriver:
         try:
             return fn(*args)
         except libvirt.libvirtError as exc:
-            raise HostError(f"{what} failed: {_message(exc)}", host=self.name) from None
+            raise self._translate(what, exc) from exc
+
+    def _translate(self, what: str, exc: libvirt.libvirtError) -> GlasspaneError:
+        """libvirt's error as the fault every driver reports for it."""
+        code, text = exc.get_error_code(), f"{what} failed: {_message(exc)}"
+        if code in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT):
+            return NotFound(f"host {self.name}: {text}")
+        if code == libvirt.VIR_ERR_OPERATION_INVALID:  # "domain is not running" and the like
+            return Conflict(f"host {self.name}: {text}")
+        if code in _UNREACHABLE or (code == libvirt.VIR_ERR_SYSTEM_ERROR and
+                                    exc.get_error_domain() == libvirt.VIR_FROM_RPC):
+            return HostUnreachable(text, host=self.name)
+        return HostError(text, host=self.name)
 
     def host_info(self) -> HostInfo:
         model, memory_mib, cpus, *_ = self._call("reading host facts", self._conn.getInfo)
@@ -86,7 +110,7 @@ class LibvirtDriver:
         version = self._call("reading the hypervisor version", self._conn.getVersion)
         major, minor, micro = version // 1_000_000, version // 1000 % 1000, version % 1000
         return HostInfo(
-            name=self.name, uri=redacted(self.uri, query=True), driver=self.driver_name,
+            name=self.name, uri=redacted(self.uri, query=True), driver=self.kind,
             hostname=self._call("reading the hostname", self._conn.getHostname),
             hypervisor=f"QEMU {major}.{minor}.{micro}", cpu_model=str(model), cpus=int(cpus),
             memory_mib=int(memory_mib), free_memory_mib=int(free) >> 20,
@@ -132,15 +156,14 @@ class LibvirtDriver:
             try:
                 state = dom.state()[0]
                 template, labels = self._metadata(dom)
-                power = "suspended" if state == libvirt.VIR_DOMAIN_SHUTOFF and \
-                    dom.hasManagedSaveImage(0) else _STATES.get(state, "unknown")
+                power = PowerState.SUSPENDED if state == libvirt.VIR_DOMAIN_SHUTOFF and \
+                    dom.hasManagedSaveImage(0) else _STATES.get(state, PowerState.UNKNOWN)
             except libvirt.libvirtError as exc:
                 # A transient VM that ended (or one undefined) between the listing and now
                 # is simply gone, not a failure to list the others.
                 if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                     continue
-                raise HostError(f"reading the state of VM {dom.name()} failed: "
-                                f"{_message(exc)}", host=self.name) from None
+                raise self._translate(f"reading the state of VM {dom.name()}", exc) from exc
             out.append(VmSummary(dom.name(), dom.UUIDString(), power, template, labels))
         return sorted(out, key=lambda v: v.name)
 
@@ -157,8 +180,8 @@ class LibvirtDriver:
     def _pool(self, storage: str) -> Any:
         try:
             return self._conn.storagePoolLookupByName(storage)
-        except libvirt.libvirtError:
-            raise HostError(f"no storage named {storage!r}", host=self.name) from None
+        except libvirt.libvirtError as exc:
+            raise HostError(f"no storage named {storage!r}", host=self.name) from exc
 
     def ensure_storage(self, name: str) -> StorageInfo:
         try:
@@ -171,7 +194,7 @@ class LibvirtDriver:
             except libvirt.libvirtError as exc:
                 if not pool.isActive():  # another client may have started it meanwhile
                     raise HostError(f"starting storage {name} failed: {_message(exc)}",
-                                    host=self.name) from None
+                                    host=self.name) from exc
         return next(s for s in self.list_storage() if s.name == name)
 
     def _define_storage(self, name: str) -> Any:
@@ -186,7 +209,7 @@ class LibvirtDriver:
                 return self._conn.storagePoolLookupByName(name)
             except libvirt.libvirtError:
                 raise HostError(f"defining storage {name} failed: {_message(exc)}",
-                                host=self.name) from None
+                                host=self.name) from exc
         self._call(f"creating the directory of storage {name}", pool.build, 0)
         self._call(f"enabling storage {name} at boot", pool.setAutostart, 1)
         return pool
@@ -203,7 +226,7 @@ class LibvirtDriver:
                 busy = "asynchronous jobs" in (exc.get_error_message() or "")
                 if not busy or time.monotonic() > deadline:
                     raise HostError(f"refreshing storage {pool.name()} failed: "
-                                    f"{_message(exc)}", host=self.name) from None
+                                    f"{_message(exc)}", host=self.name) from exc
                 time.sleep(0.5)
 
     def list_volumes(self, storage: str) -> list[VolumeInfo]:
@@ -266,8 +289,8 @@ class LibvirtDriver:
         pool = self._pool(storage)
         try:
             vol = pool.storageVolLookupByName(volume)
-        except libvirt.libvirtError:
-            raise NotFound(f"no volume {volume!r} in storage {storage}") from None
+        except libvirt.libvirtError as exc:
+            raise NotFound(f"no volume {volume!r} in storage {storage}") from exc
         self._call(f"deleting volume {volume}", vol.delete, 0)
 
     def create_disk(self, storage: str, volume: str, backing: str, capacity: int,
@@ -297,13 +320,16 @@ class LibvirtDriver:
     def _ensure_network(self, name: str) -> None:
         try:
             net = self._conn.networkLookupByName(name)
-        except libvirt.libvirtError:
-            raise HostError(f"no network named {name!r}", host=self.name) from None
+        except libvirt.libvirtError as exc:
+            raise HostError(f"no network named {name!r}", host=self.name) from exc
         if not net.isActive():
             self._call(f"starting network {name}", net.create)
             self._call(f"enabling network {name} at boot", net.setAutostart, 1)
 
     def create_vm(self, spec: VmSpec) -> None:
+        if any(d.name() == spec.name for d in self._call("listing VMs",
+                                                          self._conn.listAllDomains)):
+            raise faults.vm_taken(self.name, spec.name)
         self._ensure_network(spec.network)
         xml = domain_xml(spec, self.acceleration().kind)
         dom = self._call(f"defining VM {spec.name}", self._conn.defineXML, xml)
@@ -317,8 +343,10 @@ class LibvirtDriver:
     def _domain(self, name: str) -> Any:
         try:
             return self._conn.lookupByName(name)
-        except libvirt.libvirtError:
-            raise NotFound(f"no VM named {name!r} on host {self.name}") from None
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                raise faults.no_vm(self.name, name) from exc
+            raise self._translate(f"finding VM {name}", exc) from exc
 
     def vm_addresses(self, name: str) -> list[str]:
         dom = self._domain(name)
@@ -335,12 +363,14 @@ class LibvirtDriver:
                 addresses.append(lease["ipaddr"])
         return ip_addresses(addresses)  # a lease's address comes from the guest's DHCP client
 
-    def vm_state(self, name: str) -> str:
-        dom = self._domain(name)
+    def vm_state(self, name: str) -> PowerState:
+        return self._state(self._domain(name))
+
+    def _state(self, dom: Any) -> PowerState:
         if self._suspended(dom):
-            return "suspended"
-        return _STATES.get(self._call(f"reading the state of VM {name}", dom.state)[0],
-                           "unknown")
+            return PowerState.SUSPENDED
+        return _STATES.get(self._call(f"reading the state of VM {dom.name()}", dom.state)[0],
+                           PowerState.UNKNOWN)
 
     def _suspended(self, dom: Any) -> bool:
         """Stopped with its memory saved (managed save): suspended, not halted."""
@@ -348,21 +378,25 @@ class LibvirtDriver:
         return bool(state == libvirt.VIR_DOMAIN_SHUTOFF and
                     self._call(f"reading VM {dom.name()}", dom.hasManagedSaveImage, 0))
 
-    def vm_action(self, name: str, action: str) -> None:
+    def vm_action(self, name: str, action: VmAction | str) -> None:
         dom = self._domain(name)
-        calls = {"start": dom.create, "reboot": lambda: dom.reboot(0), "pause": dom.suspend,
-                 "resume": dom.resume, "poweroff": dom.destroy, "shutdown": dom.shutdown,
+        state = self._state(dom)
+        known = faults.check_action(self.name, name, action, state)
+        calls = {VmAction.START: dom.create, VmAction.REBOOT: lambda: dom.reboot(0),
+                 VmAction.PAUSE: dom.suspend, VmAction.RESUME: dom.resume,
+                 VmAction.POWEROFF: dom.destroy, VmAction.SHUTDOWN: dom.shutdown,
                  # Suspend: memory saved to disk and the VM stopped (libvirt's managed save);
-                 # resume starts it again from there.
-                 "suspend": lambda: dom.managedSave(0)}
-        if action == "resume" and self._suspended(dom):
-            calls["resume"] = dom.create
-        if action not in calls:
-            raise UsageError(f"unknown VM action {action!r}")
-        self._call(f"{action} of VM {name}", calls[action])
+                 # resume starts it again from there, and poweroff forgets the saved memory.
+                 VmAction.SUSPEND: lambda: dom.managedSave(0)}
+        if state == PowerState.SUSPENDED:
+            calls[VmAction.RESUME] = dom.create
+            calls[VmAction.POWEROFF] = lambda: dom.managedSaveRemove(0)
+        self._call(f"{known} of VM {name}", calls[known])
 
     def snapshot_vm(self, name: str, snapshot: str) -> None:
         dom = self._domain(name)
+        if snapshot in self.list_snapshots(name):
+            raise faults.snapshot_taken(self.name, name, snapshot)
         xml = f"<domainsnapshot><name>{escape(snapshot)}</name></domainsnapshot>"
         self._call(f"snapshot {snapshot} of VM {name}", dom.snapshotCreateXML, xml, 0)
 
@@ -370,8 +404,10 @@ class LibvirtDriver:
         dom = self._domain(name)
         try:
             snap = dom.snapshotLookupByName(snapshot, 0)
-        except libvirt.libvirtError:
-            raise NotFound(f"VM {name} has no snapshot named {snapshot!r}") from None
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
+                raise faults.no_snapshot(self.name, name, snapshot) from exc
+            raise self._translate(f"finding snapshot {snapshot} of VM {name}", exc) from exc
         self._call(f"revert of VM {name} to {snapshot}", dom.revertToSnapshot, snap, 0)
 
     def list_snapshots(self, name: str) -> list[str]:
@@ -409,3 +445,9 @@ class LibvirtDriver:
 def _message(exc: libvirt.libvirtError) -> str:
     text = exc.get_error_message() or str(exc)
     return text.splitlines()[0] if text else "unknown libvirt error"
+
+
+if TYPE_CHECKING:
+    def _declared(driver: LibvirtDriver) -> tuple[Driver, Power, Snapshots, Provisioning]:
+        """mypy holds the driver to the Protocol of each capability it declares."""
+        return driver, driver, driver, driver

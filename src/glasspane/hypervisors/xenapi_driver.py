@@ -3,17 +3,19 @@ interface as libvirt: the pool's hosts, storage (SRs) and VMs, their power state
 addresses, and VM lifecycle.  One session per connection, logged in again when XAPI says it
 expired, and sent to the pool master when the host it reached says HOST_IS_SLAVE.
 
-XAPI's Failure lists are translated here, once: the session and connection ones into
-HostUnreachable, VM_BAD_POWER_STATE into Conflict naming the states, HANDLE_INVALID into
-NotFound, the rest into HostError with XAPI's code and parameters.
+XAPI's Failure lists are translated here, once, into the faults every driver reports alike
+(faults.py): the session and connection ones into HostUnreachable, VM_BAD_POWER_STATE into
+Conflict naming the states, HANDLE_INVALID into NotFound, the rest into HostError with XAPI's
+code and parameters; the Failure is kept as the cause.
 
 Data moves through XAPI's HTTP handlers: /import (an XVA, as a template), /import_raw_vdi (a
 disk: raw or VHD as it is, other formats streamed as raw; the cloud-init seed), /export (a VM as
 an XVA) and /export_raw_vdi (a disk as VHD or raw), each under a task of glasspane's own, since
 the HTTP exchange does not say how the transfer went (xapi_http.py).  A handler may redirect
 to the pool member that sees the SR; that member's certificate is checked against the
-fingerprint XAPI lists for it.  glasspane's own volume storage calls do not apply to pools
-(UnsupportedFeature): VMs come from XenServer templates (`provision_vm`).
+fingerprint XAPI lists for it.  Pools keep their own templates, so this driver declares no
+PROVISIONING (glasspane's own volumes): its VMs come from XenServer templates
+(HOST_TEMPLATES, `provision_vm`).
 """
 
 from __future__ import annotations
@@ -26,47 +28,66 @@ import threading
 import time
 import xmlrpc.client
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import XenAPI
 
+from glasspane.enums import PowerState, VmAction
 from glasspane.errors import (
     Conflict,
     HostError,
     HostUnreachable,
     NotFound,
-    UnsupportedFeature,
     UsageError,
 )
-from glasspane.hypervisors import xapi_http
+from glasspane.hypervisors import faults, xapi_http
 from glasspane.hypervisors.base import (
     Acceleration,
     HostInfo,
     NetworkInfo,
     StorageInfo,
-    VmSpec,
     VmSummary,
-    VolumeInfo,
     ip_addresses,
 )
+from glasspane.hypervisors.capabilities import Capability, Driver
 from glasspane.hypervisors.uris import redacted, without_secrets
 from glasspane.images.references import STANDALONE, References
 
+if TYPE_CHECKING:
+    from glasspane.hypervisors.capabilities import (
+        ContainerKeys,
+        HostTemplates,
+        ImageTransfer,
+        Power,
+        Resources,
+        Snapshots,
+    )
+
 ORIGINATOR = "glasspane"
-POWER_STATES = {"Running": "running", "Halted": "halted", "Paused": "paused",
-                "Suspended": "suspended"}
-# glasspane's actions as XAPI calls, with the power states each may start from.
-ACTIONS: dict[str, tuple[str, tuple[Any, ...]]] = {
-    "start": ("start", (False, False)), "shutdown": ("clean_shutdown", ()),
-    "poweroff": ("hard_shutdown", ()), "reboot": ("clean_reboot", ()),
-    "pause": ("pause", ()), "resume": ("unpause", ()), "suspend": ("suspend", ())}
+POWER_STATES = {"Running": PowerState.RUNNING, "Halted": PowerState.HALTED,
+                "Paused": PowerState.PAUSED, "Suspended": PowerState.SUSPENDED}
+# glasspane's actions as XAPI calls (VM_ACTION_STATES says from which power states).
+ACTIONS: dict[VmAction, tuple[str, tuple[Any, ...]]] = {
+    VmAction.START: ("start", (False, False)), VmAction.SHUTDOWN: ("clean_shutdown", ()),
+    VmAction.POWEROFF: ("hard_shutdown", ()), VmAction.REBOOT: ("clean_reboot", ()),
+    VmAction.PAUSE: ("pause", ()), VmAction.RESUME: ("unpause", ()),
+    VmAction.SUSPEND: ("suspend", ())}
 UPLOAD_BLOCK = 1 << 20
 SESSION_ERRORS = ("SESSION_INVALID", "SESSION_AUTHENTICATION_FAILED", "HOST_IS_SLAVE")
 
 
+def _power(native: str) -> PowerState:
+    return POWER_STATES.get(native, PowerState.UNKNOWN)
+
+
 class XenApiDriver:
     """A session with one pool (through its master)."""
+
+    kind = "xenapi"
+    capabilities = frozenset({Capability.INVENTORY, Capability.POWER, Capability.SNAPSHOTS,
+                              Capability.HOST_TEMPLATES, Capability.IMAGE_TRANSFER,
+                              Capability.RESOURCES, Capability.CONTAINER_KEYS})
 
     def __init__(self, name: str, uri: str, user: str, password: str,
                  verify_tls: bool = True, ca_file: str | None = None) -> None:
@@ -80,7 +101,7 @@ class XenApiDriver:
         except ssl.SSLError as exc:
             raise UsageError(f"host {name}: the pinned certificate {ca_file} is not a usable "
                              f"PEM certificate: {exc.reason}",
-                             hint="the pool master's /etc/xensource/xapi-ssl.pem") from None
+                             hint="the pool master's /etc/xensource/xapi-ssl.pem") from exc
         self._session: Any = None
         self._login(uri)
 
@@ -105,9 +126,9 @@ class XenApiDriver:
                 return
             if details[0] == "SESSION_AUTHENTICATION_FAILED":
                 raise HostUnreachable(f"XAPI at {where} refused user {self._user!r}: wrong user "
-                                      "name or password", host=self.name) from None
+                                      "name or password", host=self.name) from failure
             raise HostUnreachable(f"cannot log in to XAPI at {where}: {' '.join(details)}",
-                                  host=self.name) from None
+                                  host=self.name) from failure
         except ssl.SSLCertVerificationError as exc:
             if member is not None and self._pinned:
                 # The certificate pinned was the member's: it says nothing of the master's.
@@ -118,14 +139,15 @@ class XenApiDriver:
                     host=self.name,
                     hint="pin the master's certificate (its /etc/xensource/xapi-ssl.pem), or "
                          "a file holding both, with --ca-file; or add the master's "
-                         "address") from None
+                         "address") from exc
             raise HostUnreachable(
                 f"XAPI at {where} presented a certificate glasspane does not trust: "
                 f"{exc.verify_message}", host=self.name,
                 hint="pin the pool master's certificate with --ca-file (XenServer keeps it in "
                      "/etc/xensource/xapi-ssl.pem), or check that this is the right "
-                     "host") from None
+                     "host") from exc
         except (OSError, ssl.SSLError, xmlrpc.client.ProtocolError) as exc:
+            # Not chained: xmlrpc's errors quote the URL whole, password included.
             raise HostUnreachable(f"cannot reach XAPI at {where}: {self._clean(exc)}",
                                   host=self.name,
                                   hint="is the address right and XAPI up?") from None
@@ -145,8 +167,9 @@ class XenApiDriver:
                 if details[0] == "SESSION_INVALID" and attempt == 1:
                     self._login(self.uri)
                     continue
-                raise self._translate(what, details) from None
+                raise self._translate(what, details) from failure
             except (TimeoutError, OSError, xmlrpc.client.ProtocolError) as exc:
+                # Not chained: xmlrpc's errors quote the URL whole, password included.
                 raise HostUnreachable(f"{what}: XAPI at {self._where} did not answer: "
                                       f"{self._clean(exc)}", host=self.name) from None
         raise AssertionError("unreachable")
@@ -185,15 +208,14 @@ class XenApiDriver:
     def _vm(self, name: str) -> tuple[str, dict[str, Any]]:
         found = [(ref, r) for ref, r in self._vms().items() if r["name_label"] == name]
         if not found:
-            raise NotFound(f"no VM named {name!r} on host {self.name}")
+            raise faults.no_vm(self.name, name)
         if len(found) > 1:
             raise Conflict(f"host {self.name}: {len(found)} VMs are named {name!r}; "
                            "rename all but one")
         return found[0]
 
     def list_vms(self) -> list[VmSummary]:
-        return sorted((VmSummary(r["name_label"], r["uuid"],
-                                 POWER_STATES.get(r["power_state"], "unknown"))
+        return sorted((VmSummary(r["name_label"], r["uuid"], _power(r["power_state"]))
                        for r in self._vms().values()), key=lambda v: v.name)
 
     def host_info(self) -> HostInfo:
@@ -214,8 +236,11 @@ class XenApiDriver:
                         f"{version.get('product_brand', 'XenServer')} "
                         f"{version.get('product_version', '')}".strip(),
                         master["cpu_info"].get("modelname", "?"), cpus, memory >> 20,
-                        free >> 20, Acceleration("xen", "a Xen hypervisor"),
+                        free >> 20, self.acceleration(),
                         self.list_storage(), self.list_vms(), self.list_networks())
+
+    def acceleration(self) -> Acceleration:
+        return Acceleration("xen", "a Xen hypervisor")
 
     def list_networks(self) -> list[NetworkInfo]:
         """The pool's networks (what `vm create --network` takes)."""
@@ -262,17 +287,16 @@ class XenApiDriver:
         keys = sorted(networks, key=lambda k: ("ipv6" in k, k))
         return ip_addresses(networks[k] for k in keys)
 
-    def vm_state(self, name: str) -> str:
-        return POWER_STATES.get(self._vm(name)[1]["power_state"], "unknown")
+    def vm_state(self, name: str) -> PowerState:
+        return _power(self._vm(name)[1]["power_state"])
 
-    def vm_action(self, name: str, action: str) -> None:
-        if action not in ACTIONS:
-            raise ValueError(action)
+    def vm_action(self, name: str, action: VmAction | str) -> None:
         ref, record = self._vm(name)
-        message, args = ACTIONS[action]
-        if action == "resume" and record["power_state"] == "Suspended":
+        known = faults.check_action(self.name, name, action, _power(record["power_state"]))
+        message, args = ACTIONS[known]
+        if known == VmAction.RESUME and record["power_state"] == "Suspended":
             message, args = "resume", (False, False)  # from its saved memory, not a pause
-        self._call(f"{action} VM {name}", f"VM.{message}", ref, *args)
+        self._call(f"{known} VM {name}", f"VM.{message}", ref, *args)
 
     # -- snapshots ----------------------------------------------------------------------------
     def _snapshots(self, name: str) -> dict[str, str]:
@@ -285,8 +309,7 @@ class XenApiDriver:
     def snapshot_vm(self, name: str, snapshot: str) -> None:
         ref, _ = self._vm(name)
         if snapshot in self._snapshots(name):
-            raise Conflict(f"host {self.name}: VM {name} already has a snapshot named "
-                           f"{snapshot!r}")
+            raise faults.snapshot_taken(self.name, name, snapshot)
         try:  # XAPI's current signature: (vm, new_name, ignore_vdis)
             self._call(f"snapshot {snapshot} of VM {name}", "VM.snapshot", ref, snapshot, [])
         except HostError as exc:
@@ -299,8 +322,7 @@ class XenApiDriver:
         """Back to the snapshot's disks (XAPI leaves the VM halted after a disk-only one)."""
         snapshots = self._snapshots(name)
         if snapshot not in snapshots:
-            raise NotFound(f"host {self.name}: VM {name} has no snapshot named {snapshot!r}",
-                           hint="`glasspane vm info` lists them")
+            raise faults.no_snapshot(self.name, name, snapshot)
         self._call(f"revert of VM {name} to {snapshot}", "VM.revert", snapshots[snapshot])
 
     def list_snapshots(self, name: str) -> list[str]:
@@ -318,9 +340,9 @@ class XenApiDriver:
         one), started; its guest addresses once its tools report one.  Every step is undone
         if a later one fails: nothing is left."""
         if any(r["name_label"] == name for r in self._vms().values()):
-            raise Conflict(f"host {self.name}: a VM named {name!r} already exists")
+            raise faults.vm_taken(self.name, name)
         source = self._template(template)
-        self._check_cpus(source, template, cpus)
+        self._check_cpus(source, f"template {template!r}", cpus)
         undo: list[Callable[[], None]] = []
         try:
             if full:
@@ -400,14 +422,14 @@ class XenApiDriver:
             raise NotFound(f"no template named {name!r} on host {self.name}")
         return str(own[0])
 
-    def _check_cpus(self, template: str, name: str, cpus: int) -> None:
-        """VM.start refuses a vCPU count that is not a multiple of the template's
+    def _check_cpus(self, vm: str, label: str, cpus: int) -> None:
+        """VM.start refuses a vCPU count that is not a multiple of the VM's (or template's)
         platform:cores-per-socket (VCPU_MAX_NOT_CORES_PER_SOCKET_MULTIPLE, vm_platform.ml):
-        said before anything is made."""
-        platform = self._call(f"reading template {name}", "VM.get_platform", template)
+        said before anything is changed.  `label`: "template 'x'", "VM 'y'"."""
+        platform = self._call(f"reading {label}", "VM.get_platform", vm)
         per_socket = str(platform.get("cores-per-socket", "")).strip()
         if per_socket.isdigit() and int(per_socket) > 0 and cpus % int(per_socket):
-            raise UsageError(f"host {self.name}: template {name!r} has {per_socket} cores per "
+            raise UsageError(f"host {self.name}: {label} has {per_socket} cores per "
                              f"socket, and {cpus} vCPUs is not a multiple of it",
                              hint=f"--cpus {int(per_socket) * max(1, cpus // int(per_socket))}"
                                   " or another multiple of " + per_socket)
@@ -421,6 +443,30 @@ class XenApiDriver:
             ("VM.set_VCPUs_max", "VM.set_VCPUs_at_startup")
         for method in steps:
             self._call(f"sizing VM {name}", method, vm, str(cpus))
+
+    # -- resources ----------------------------------------------------------------------------
+    def set_resources(self, name: str, cpus: int | None, memory_mib: int | None) -> None:
+        """VM `name`'s vCPUs (VCPUs_max and VCPUs_at_startup) and memory (memory_static_max,
+        dynamic_min and dynamic_max; static_min lowered only when it would exceed them, as
+        XAPI wants static_min <= dynamic_min <= dynamic_max <= static_max) from its next
+        boot.  XAPI changes either only on a halted VM (changing_VCPUs and
+        changing_memory_limits, xapi_vm_lifecycle.ml): checked first, a Conflict naming the
+        state otherwise; nothing is changed when a value is refused."""
+        for value, unit in ((cpus, "vCPUs"), (memory_mib, "MiB of memory")):
+            if value is not None and value < 1:
+                raise UsageError(f"VM {name} on host {self.name}: {value} {unit} is not a "
+                                 "size", hint="a whole number, 1 or more")
+        ref, record = self._vm(name)
+        faults.check_state(self.name, name, "setting its vCPUs and memory",
+                           _power(record["power_state"]), {PowerState.HALTED})
+        if cpus is not None:
+            self._check_cpus(ref, f"VM {name!r}", cpus)
+            self._size_cpus(ref, name, cpus)
+        if memory_mib is not None:
+            memory = memory_mib << 20
+            static_min = min(int(record["memory_static_min"]), memory)
+            self._call(f"sizing VM {name}'s memory", "VM.set_memory_limits", ref,
+                       str(static_min), str(memory), str(memory), str(memory))
 
     def _disks(self, vm: str) -> list[tuple[str, str]]:
         """(VBD, VDI) of the VM's disks."""
@@ -489,10 +535,9 @@ class XenApiDriver:
     def other_config(self, name: str) -> dict[str, str]:
         return dict(self._vm(name)[1]["other_config"])
 
-    def other_configs(self) -> dict[str, tuple[str, str, dict[str, str]]]:
-        """Every VM's power state (glasspane's word), UUID and other_config, by name, in one
-        call."""
-        return {r["name_label"]: (POWER_STATES.get(r["power_state"], "unknown"), r["uuid"],
+    def other_configs(self) -> dict[str, tuple[PowerState, str, dict[str, str]]]:
+        """Every VM's power state, UUID and other_config, by name, in one call."""
+        return {r["name_label"]: (_power(r["power_state"]), r["uuid"],
                                   dict(r["other_config"])) for r in self._vms().values()}
 
     def write_other_config(self, name: str, values: dict[str, str],
@@ -581,9 +626,9 @@ class XenApiDriver:
             try:
                 xapi_http.put(url, size, blocks(), progress, self._peer)
             except xapi_http.HttpFailure as exc:
-                raise self._transfer_failure(task, what, exc) from None
+                raise self._transfer_failure(task, what, exc) from exc
             except xapi_http.UntrustedPeer as exc:
-                raise self._untrusted(what, exc) from None
+                raise self._untrusted(what, exc) from exc
             return self._wait_task(task, what)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -735,9 +780,9 @@ class XenApiDriver:
                 with open(path, "wb") as sink:
                     xapi_http.get(url, sink, progress, self._peer)
             except xapi_http.HttpFailure as exc:
-                raise self._transfer_failure(task, what, exc) from None
+                raise self._transfer_failure(task, what, exc) from exc
             except xapi_http.UntrustedPeer as exc:
-                raise self._untrusted(what, exc) from None
+                raise self._untrusted(what, exc) from exc
             self._wait_task(task, what)
             problem = whole(path)
             if problem is not None:
@@ -787,34 +832,6 @@ class XenApiDriver:
                                      xmlrpc.client.ProtocolError):
                 self._session.xenapi.session.logout()
             self._session = None
-
-    # -- not yet on XenServer hosts ---------------------------------------------------------------
-    def _later(self, what: str) -> UnsupportedFeature:
-        return UnsupportedFeature(f"host {self.name}: {what} is not yet supported on "
-                                  "XenServer/XCP-ng hosts")
-
-    def ensure_storage(self, name: str) -> StorageInfo:
-        raise self._later("making storage")
-
-    def list_volumes(self, storage: str) -> list[VolumeInfo]:
-        return []  # templates live as XenServer templates, not as glasspane volumes
-
-    def upload_volume(self, storage: str, volume: str, source: str,
-                      progress: Callable[[int], None]) -> VolumeInfo:
-        raise self._later("importing disks")
-
-    def delete_volume(self, storage: str, volume: str) -> None:
-        raise self._later("deleting disks")
-
-    def create_disk(self, storage: str, volume: str, backing: str, capacity: int,
-                    linked: bool = True) -> VolumeInfo:
-        raise self._later("making disks")
-
-    def create_vm(self, spec: VmSpec) -> None:
-        raise self._later("creating VMs")
-
-    def volume_users(self, path: str) -> list[str]:
-        return []
 
 
 def _file_blocks(path: str) -> Iterator[bytes]:
@@ -876,7 +893,7 @@ class XapiWatcher:
     """Calls `changed(host)` when XAPI reports a change to a VM or its guest metrics
     (`event.from`), on a thread with a session of its own; reconnects after failures."""
 
-    def __init__(self, name: str, connect: Callable[[], XenApiDriver],
+    def __init__(self, name: str, connect: Callable[[], Driver],
                  changed: Callable[[str], None], wait: float = 5.0) -> None:
         self.name, self._connect, self.changed, self.wait = name, connect, changed, wait
         self._stop = threading.Event()
@@ -894,6 +911,9 @@ class XapiWatcher:
             except Exception:  # unreachable now: the periodic pass says so; try again
                 self._stop.wait(10)
                 continue
+            if not isinstance(driver, XenApiDriver):  # not a pool: nothing to watch here
+                driver.close()
+                return
             token = ""
             try:
                 while not self._stop.is_set():
@@ -909,3 +929,10 @@ class XapiWatcher:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+if TYPE_CHECKING:
+    def _declared(driver: XenApiDriver) -> tuple[Driver, Power, Snapshots, HostTemplates,
+                                                 ImageTransfer, Resources, ContainerKeys]:
+        """mypy holds the driver to the Protocol of each capability it declares."""
+        return driver, driver, driver, driver, driver, driver, driver

@@ -152,14 +152,13 @@ def image_load(context: TaskContext) -> dict[str, Any]:
 @store_task("image.upload")
 def image_upload(context: TaskContext) -> dict[str, Any]:
     from glasspane.hosts.service import host_driver
-    from glasspane.hypervisors.xenapi_driver import XenApiDriver
+    from glasspane.hypervisors.capabilities import Capability, require
     p, store = context.params, _store()
     path = store.path(p["image"])
     label = p["name"] or p["image"]
-    with host_driver(current_settings(), p["host"]) as driver:
-        if not isinstance(driver, XenApiDriver):
-            raise UsageError(f"host {p['host']} is not a XenServer/XCP-ng pool",
-                             hint="on libvirt hosts import it as a template")
+    with host_driver(current_settings(), p["host"]) as connected:
+        driver = require(connected, Capability.IMAGE_TRANSFER, "uploading a disk",
+                         hint="import it as a template instead")
         uuid = driver.upload_disk(str(path), label, byte_progress(context)(
             path.stat().st_size, f"{label} to {p['host']}"), p["sr"], store.references())
     return {"vdi": uuid, "name": label}

@@ -18,11 +18,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from glasspane.containers.service import ContainerRow, VmFailure, kept_engine, list_on
+from glasspane.enums import PowerState
 from glasspane.errors import GuestError
 from glasspane.guests.access import ssh_target
 from glasspane.hosts.registry import HostRecord, HostRegistry
 from glasspane.hosts.service import host_driver
+from glasspane.hypervisors import declared
 from glasspane.hypervisors.base import ip_addresses
+from glasspane.hypervisors.capabilities import Capability, ContainerKeys, Driver, require
 from glasspane.hypervisors.uris import redacted, without_secrets
 from glasspane.inventory.db import Database
 from glasspane.inventory.events import publish
@@ -115,7 +118,7 @@ def sync_host(database: Database, settings: Settings, record: HostRecord) -> Non
                 # Guests report their addresses: a driver keeps only IP addresses, checked
                 # again here since the inventory shows them and SSH and Ansible use them.
                 addresses = ip_addresses(driver.vm_addresses(summary.name)) \
-                    if summary.power_state == "running" else []
+                    if summary.power_state == PowerState.RUNNING else []
                 seen.append((summary, addresses))
             templates = nameable(templates_on(driver, settings, record.name),
                                  lambda t: t.name, "template", record.name)
@@ -267,14 +270,14 @@ def sync_xscontainer_keys(settings: Settings) -> int:
     (as xscontainer did: no "Up" containers on a halted VM).  A pool that runs xscontainer
     itself is left to it (it wipes these keys on start and after each failure): said once."""
     from glasspane.containers.xscontainer import KEYS, to_write
-    from glasspane.hypervisors.xenapi_driver import XenApiDriver
     updated = 0
     for record in HostRegistry(settings.config_dir).all():
-        if record.driver != "xenapi":
-            continue
+        if Capability.CONTAINER_KEYS not in declared(record.driver):
+            continue  # known without connecting: these passes run every few seconds
         try:
-            with host_driver(settings, record.name) as driver:
-                assert isinstance(driver, XenApiDriver)
+            with host_driver(settings, record.name) as connected:
+                driver = require(connected, Capability.CONTAINER_KEYS,
+                                 "writing the containers into the VMs' keys")
                 if _xscontainer_on(driver, record.name):
                     continue
                 for name, (state, uuid, current) in driver.other_configs().items():
@@ -295,7 +298,7 @@ def sync_xscontainer_keys(settings: Settings) -> int:
 _XSCONTAINER_SAID: set[tuple[str, str, tuple[str, ...]]] = set()
 
 
-def _xscontainer_on(driver: Any, host: str) -> bool:
+def _xscontainer_on(driver: ContainerKeys, host: str) -> bool:
     """Whether the pool runs XenServer's own xscontainer; said once per pool and finding."""
     found = tuple(driver.xscontainer_hosts())
     if found and (host, driver.uri, found) not in _XSCONTAINER_SAID:
@@ -305,11 +308,11 @@ def _xscontainer_on(driver: Any, host: str) -> bool:
     return bool(found)
 
 
-def _container_keys(settings: Settings, driver: Any, host: str, name: str, uuid: str,
-                    state: str) -> dict[str, str] | None:
+def _container_keys(settings: Settings, driver: Driver, host: str, name: str, uuid: str,
+                    state: PowerState) -> dict[str, str] | None:
     """The keys VM `name` should carry, or None when it is not running or does not answer."""
     from glasspane.containers.xscontainer import other_config
-    if state != "running":
+    if state != PowerState.RUNNING:
         return None
     try:
         addresses = ip_addresses(driver.vm_addresses(name))
@@ -354,17 +357,15 @@ class Syncer:
 
     def _watch_hosts(self) -> None:
         from glasspane.hosts.service import connect
-        from glasspane.hypervisors.xenapi_driver import XapiWatcher, XenApiDriver
+        from glasspane.hypervisors.xenapi_driver import XapiWatcher
         for record in HostRegistry(self.settings.config_dir).all():
             if record.driver == "libvirt":
                 self.watcher.watch(record.name, record.uri)
             elif record.driver == "xenapi":
                 current = self._xapi_watchers.get(record.name)
                 if current is None or not current.alive():
-                    def make(record: HostRecord = record) -> XenApiDriver:
-                        driver = connect(record, self.settings)
-                        assert isinstance(driver, XenApiDriver)
-                        return driver
+                    def make(record: HostRecord = record) -> Driver:
+                        return connect(record, self.settings)
                     self._xapi_watchers[record.name] = XapiWatcher(
                         record.name, make, lambda host: self.poke())
 

@@ -30,6 +30,7 @@ from glasspane.guests.access import guest_target
 from glasspane.guests.sandbox import playbook_sandbox
 from glasspane.guests.ssh import SshConnection
 from glasspane.hosts.service import host_driver
+from glasspane.hypervisors.capabilities import Capability, require, supports
 from glasspane.images.convert import StartFn, no_progress
 from glasspane.images.references import FOLLOW_ANYWHERE, STANDALONE, References
 from glasspane.settings import Settings
@@ -77,7 +78,10 @@ def default_output_dir(spec: TemplateSpec) -> Path:
 def _users_of_template(settings: Settings, host: str, name: str) -> list[str]:
     with host_driver(settings, host) as driver:
         found = [t for t in templates_on(driver, settings, host) if t.name == name]
-        return driver.volume_users(found[0].path) if found else []
+        if not found or not supports(driver, Capability.PROVISIONING):
+            return []  # a host's own templates: what uses them is the host's to say
+        return require(driver, Capability.PROVISIONING, "finding a template's users"
+                       ).volume_users(found[0].path)
 
 
 def _source_files(settings: Settings, spec: TemplateSpec, start: StartFn) -> _SourceFiles:

@@ -12,11 +12,18 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
-from typing import Any
 
 from glasspane.errors import NotFound, UsageError
 from glasspane.hosts.service import has_storage, host_driver
-from glasspane.hypervisors.base import HypervisorDriver, VolumeInfo
+from glasspane.hypervisors.base import VolumeInfo
+from glasspane.hypervisors.capabilities import (
+    Capability,
+    Driver,
+    ImageTransfer,
+    Provisioning,
+    require,
+    supports,
+)
 from glasspane.images.base import WriteOptions
 from glasspane.images.convert import StartFn, convert, no_progress
 from glasspane.images.references import STANDALONE, References
@@ -44,26 +51,24 @@ class TemplateInfo:
                    vol.format)
 
 
-def _xenapi(driver: HypervisorDriver) -> Any:
-    """The driver as a XenAPI driver, or None: XenServer keeps templates as template VMs."""
-    from glasspane.hypervisors.xenapi_driver import XenApiDriver
-    return driver if isinstance(driver, XenApiDriver) else None
-
-
-def templates_on(driver: HypervisorDriver, settings: Settings, host: str,
+def templates_on(driver: Driver, settings: Settings, host: str,
                  builtin: bool = False) -> list[TemplateInfo]:
-    """The templates on the host `driver` is connected to (on a XenServer pool, with
-    `builtin`, its built-in templates too, which glasspane cannot provision from)."""
-    if (xen := _xenapi(driver)) is not None:
+    """The templates on the host `driver` is connected to: the host's own where it keeps
+    them (a XenServer pool: with `builtin`, its built-in templates too, which glasspane
+    cannot provision from), else glasspane's volumes in its template storage."""
+    if supports(driver, Capability.HOST_TEMPLATES):
+        pool = require(driver, Capability.HOST_TEMPLATES, "listing templates")
         return [TemplateInfo(name, host, uuid, size, size, "xva", own_builtin)
-                for name, uuid, size, own_builtin in xen.list_templates(builtin)]
-    if not has_storage(driver, settings.template_storage):
+                for name, uuid, size, own_builtin in pool.list_templates(builtin)]
+    if not supports(driver, Capability.PROVISIONING) or \
+            not has_storage(driver, settings.template_storage):
         return []
-    return [TemplateInfo.of(host, v) for v in driver.list_volumes(settings.template_storage)
+    volumes = require(driver, Capability.PROVISIONING, "listing templates")
+    return [TemplateInfo.of(host, v) for v in volumes.list_volumes(settings.template_storage)
             if v.name.endswith(SUFFIX)]
 
 
-def _boot_volumes(driver: HypervisorDriver, settings: Settings, name: str) -> list[str]:
+def _boot_volumes(driver: Provisioning, settings: Settings, name: str) -> list[str]:
     wanted = {name + suffix for suffix in BOOT_SUFFIXES}
     return [v.name for v in driver.list_volumes(settings.template_storage) if v.name in wanted]
 
@@ -84,13 +89,16 @@ def import_template(settings: Settings, name: str, source: str, host: str = "loc
     if not _NAME.match(name):
         raise UsageError(f"invalid template name {name!r}",
                          hint="letters, digits, '.', '_' and '-'")
-    with host_driver(settings, host) as driver:
-        if any(t.name == name for t in templates_on(driver, settings, host)):
+    with host_driver(settings, host) as connected:
+        if any(t.name == name for t in templates_on(connected, settings, host)):
             raise UsageError(f"template {name!r} already exists on host {host}",
                              hint="remove it first, or choose another name")
-        if (xen := _xenapi(driver)) is not None:
-            _import_to_xenapi(xen, settings, name, source, disk, start, references)
-            return next(t for t in templates_on(driver, settings, host) if t.name == name)
+        if supports(connected, Capability.HOST_TEMPLATES):
+            _import_to_host(require(connected, Capability.IMAGE_TRANSFER, "importing a "
+                                    "template"), settings, name, source, disk, start,
+                            references)
+            return next(t for t in templates_on(connected, settings, host) if t.name == name)
+        driver = require(connected, Capability.PROVISIONING, "importing a template")
         driver.ensure_storage(settings.template_storage)
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="import-", dir=settings.cache_dir) as work:
@@ -113,7 +121,7 @@ def import_template(settings: Settings, name: str, source: str, host: str = "loc
         return next(t for t in templates_on(driver, settings, host) if t.name == name)
 
 
-def _import_to_xenapi(driver: Any, settings: Settings, name: str, source: str,
+def _import_to_host(driver: ImageTransfer, settings: Settings, name: str, source: str,
                       disk: int | None, start: StartFn, references: References) -> None:
     """An XVA goes to XAPI's /import as it is; any other format is made into one first (a
     temporary file: the XVA writer needs to seek)."""
@@ -135,10 +143,13 @@ def _import_to_xenapi(driver: Any, settings: Settings, name: str, source: str,
 
 def remove_template(settings: Settings, name: str, host: str = "local") -> None:
     """Delete template `name`; refused while a VM or a volume depends on it."""
-    with host_driver(settings, host) as driver:
-        found = [t for t in templates_on(driver, settings, host) if t.name == name]
+    with host_driver(settings, host) as connected:
+        found = [t for t in templates_on(connected, settings, host) if t.name == name]
         if not found:
             raise NotFound(f"no template named {name!r} on host {host}")
+        driver = require(connected, Capability.PROVISIONING, "removing a template",
+                         hint="the host keeps its templates itself: remove it with the "
+                              "host's own tools (XenCenter, xe)")
         users = driver.volume_users(found[0].path)
         if users:
             raise UsageError(f"template {name!r} is in use by {', '.join(users)}",

@@ -12,10 +12,11 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
 
+from glasspane.enums import PowerState
 from glasspane.errors import Conflict, UsageError
 from glasspane.hosts.service import host_driver
+from glasspane.hypervisors.capabilities import Capability, ImageTransfer, require, supports
 from glasspane.hypervisors.libvirt_driver import is_local_uri
 from glasspane.images.base import WriteOptions
 from glasspane.images.convert import StartFn, convert, no_progress
@@ -40,18 +41,19 @@ def export_vm(settings: Settings, name: str, dest: Path, host: str = "local",
         raise UsageError(f"{dest} already exists", hint="use --force to replace it")
     with host_driver(settings, host) as driver:
         state = driver.vm_state(name)
-        if state in ("running", "paused"):
+        if state in (PowerState.RUNNING, PowerState.PAUSED):
             raise Conflict(f"VM {name} on host {host} is {state}: its disk is in use",
                            hint=f"`glasspane vm shutdown {name}` first (or snapshot it "
                                 "and export a clone)")
-        from glasspane.hypervisors.xenapi_driver import XenApiDriver
-        if isinstance(driver, XenApiDriver):
-            _from_xapi(driver, name, dest, fmt, disk, start)
+        if supports(driver, Capability.IMAGE_TRANSFER):
+            _from_host(require(driver, Capability.IMAGE_TRANSFER, "exporting a VM"), name,
+                       dest, fmt, disk, start)
             return fmt
+        local = require(driver, Capability.PROVISIONING, "exporting a VM")
         if not is_local_uri(driver.uri):
             raise UsageError(f"host {host} is remote: exporting its VMs is not supported yet",
                              hint="run glasspane on that host")
-        volumes = {v.name: v.path for v in driver.list_volumes(settings.vm_storage)}
+        volumes = {v.name: v.path for v in local.list_volumes(settings.vm_storage)}
         path = volumes.get(f"{name}{SUFFIX}")
         if path is None:
             raise UsageError(f"VM {name} on host {host} has no disk glasspane made",
@@ -65,8 +67,10 @@ def export_vm(settings: Settings, name: str, dest: Path, host: str = "local",
         return fmt
 
 
-def _from_xapi(driver: Any, name: str, dest: Path, fmt: str, disk: int, start: StartFn
-               ) -> None:
+def _from_host(driver: ImageTransfer, name: str, dest: Path, fmt: str, disk: int,
+               start: StartFn) -> None:
+    """The host sends the VM (an XVA) or a disk (raw or VHD) itself; another format is
+    converted from the VHD it sent."""
     part = dest.with_name(f".{dest.name}.part-{os.getpid()}")
     try:
         if fmt == "xva":

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from glasspane.enums import PowerState, VmAction
 from glasspane.errors import NotFound, UsageError
 from glasspane.guests.access import ssh_target
 from glasspane.guests.cloudinit import Seed, write_seed_iso
@@ -26,7 +27,16 @@ from glasspane.guests.keys import management_public_key
 from glasspane.guests.readiness import ssh_banner, wait_cloud_init, wait_for
 from glasspane.guests.ssh import SshConnection
 from glasspane.hosts.service import has_storage, host_driver
-from glasspane.hypervisors.base import HypervisorDriver, VmSpec
+from glasspane.hypervisors import faults
+from glasspane.hypervisors.base import VmSpec
+from glasspane.hypervisors.capabilities import (
+    Capability,
+    Driver,
+    HostTemplates,
+    Provisioning,
+    require,
+    supports,
+)
 from glasspane.settings import Settings
 from glasspane.templates.service import SUFFIX
 
@@ -97,7 +107,7 @@ class _Undo:
                 continue
 
 
-def _template_files(driver: HypervisorDriver, settings: Settings, template: str
+def _template_files(driver: Provisioning, settings: Settings, template: str
                     ) -> dict[str, str]:
     vols = {v.name: v for v in driver.list_volumes(settings.template_storage)}
     if template + SUFFIX not in vols:
@@ -127,16 +137,19 @@ def create_vm(settings: Settings, request: VmRequest, host: str = "local",
                          hint="lowercase letters, digits and '-' (it becomes the hostname)")
     check_labels(request.labels)
     with host_driver(settings, host) as driver:
-        from glasspane.hypervisors.xenapi_driver import XenApiDriver
-        if isinstance(driver, XenApiDriver):
-            return _create_on_xen(settings, driver, request, host, timeout, report)
-        return _create(settings, driver, request, host, timeout, report)
+        if supports(driver, Capability.HOST_TEMPLATES):
+            return _create_from_host_template(
+                settings, require(driver, Capability.HOST_TEMPLATES, "creating a VM"),
+                request, host, timeout, report)
+        return _create(settings, require(driver, Capability.PROVISIONING, "creating a VM"),
+                       request, host, timeout, report)
 
 
-def _create_on_xen(settings: Settings, driver: Any, request: VmRequest, host: str,
-                   timeout: float, report: Report) -> CreatedVm:
-    """XenServer: clone the template VM, attach the seed as a disk, start (the driver undoes
-    its own steps); then wait as for any VM, and destroy it if that fails."""
+def _create_from_host_template(settings: Settings, driver: HostTemplates, request: VmRequest,
+                               host: str, timeout: float, report: Report) -> CreatedVm:
+    """A host that keeps its own templates (XenServer): clone the template VM, attach the
+    seed as a disk, start (the driver undoes its own steps); then wait as for any VM, and
+    destroy it if that fails."""
     settings.cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="seed-", dir=settings.cache_dir) as work:
         iso = Path(work) / "seed.iso"
@@ -154,7 +167,7 @@ def _create_on_xen(settings: Settings, driver: Any, request: VmRequest, host: st
     return CreatedVm(request.name, host, addresses, banner)
 
 
-def _wait_ready(settings: Settings, driver: HypervisorDriver, request: VmRequest, host: str,
+def _wait_ready(settings: Settings, driver: Driver, request: VmRequest, host: str,
                 address: str, timeout: float, report: Report,
                 watch: ConsoleWatch | None = None) -> str:
     """SSH answers, then cloud-init has finished (checked over glasspane's key); the SSH
@@ -172,13 +185,12 @@ def _wait_ready(settings: Settings, driver: HypervisorDriver, request: VmRequest
     return banner
 
 
-def _console_watch(driver: HypervisorDriver, name: str, host: str) -> ConsoleWatch | None:
-    """A watch on the new VM's serial console (libvirt hosts: the log is readable where the
-    host is this machine; elsewhere only the VM's power state is watched)."""
+def _console_watch(driver: Provisioning, name: str, host: str) -> ConsoleWatch:
+    """A watch on the new VM's serial console (libvirt hosts, the ones that build VMs from
+    glasspane's own volumes: the log is readable where the host is this machine; elsewhere
+    only the VM's power state is watched)."""
     from glasspane.hypervisors.libvirt_domain import serial_log
-    from glasspane.hypervisors.libvirt_driver import LibvirtDriver, is_local_uri
-    if not isinstance(driver, LibvirtDriver):
-        return None
+    from glasspane.hypervisors.libvirt_driver import is_local_uri
     local = is_local_uri(driver.uri)
     accel = driver.acceleration()
     if accel.kind != "kvm":
@@ -192,12 +204,12 @@ def _console_watch(driver: HypervisorDriver, name: str, host: str) -> ConsoleWat
                         vm=name, host=host, hint=hint)
 
 
-def _create(settings: Settings, driver: HypervisorDriver, request: VmRequest, host: str,
+def _create(settings: Settings, driver: Provisioning, request: VmRequest, host: str,
             timeout: float, report: Report) -> CreatedVm:
     undo = _Undo()
     try:
         if any(v.name == request.name for v in driver.list_vms()):
-            raise UsageError(f"a VM named {request.name!r} already exists on host {host}")
+            raise faults.vm_taken(host, request.name)
         files = _template_files(driver, settings, request.template)
         report(5, "making the disk")
         driver.ensure_storage(settings.vm_storage)
@@ -234,7 +246,7 @@ def _seed(settings: Settings, request: VmRequest) -> Seed:
                 request.user_data, request.network_config)
 
 
-def _upload_seed(driver: HypervisorDriver, settings: Settings, request: VmRequest,
+def _upload_seed(driver: Provisioning, settings: Settings, request: VmRequest,
                  undo: _Undo) -> str:
     seed = _seed(settings, request)
     settings.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -249,7 +261,11 @@ def _upload_seed(driver: HypervisorDriver, settings: Settings, request: VmReques
 
 def destroy_vm(settings: Settings, name: str, host: str = "local") -> None:
     """Stop and forget the VM, and delete its disk and seed."""
-    with host_driver(settings, host) as driver:
+    with host_driver(settings, host) as connected:
+        if supports(connected, Capability.HOST_TEMPLATES):  # its disks are its own
+            require(connected, Capability.HOST_TEMPLATES, "destroying a VM").destroy_vm(name)
+            return
+        driver = require(connected, Capability.PROVISIONING, "destroying a VM")
         driver.destroy_vm(name)
         if not has_storage(driver, settings.vm_storage):
             return
@@ -258,9 +274,10 @@ def destroy_vm(settings: Settings, name: str, host: str = "local") -> None:
                 driver.delete_volume(settings.vm_storage, volume)
 
 
-def vm_action(settings: Settings, name: str, action: str, host: str = "local") -> str:
+def vm_action(settings: Settings, name: str, action: str, host: str = "local") -> PowerState:
     """start | reboot | pause | resume; returns the new power state."""
-    with host_driver(settings, host) as driver:
+    with host_driver(settings, host) as connected:
+        driver = require(connected, Capability.POWER, f"{action} of a VM")
         driver.vm_action(name, action)
         return driver.vm_state(name)
 
@@ -269,28 +286,30 @@ def shutdown_vm(settings: Settings, name: str, host: str = "local", timeout: flo
                 ) -> bool:
     """Ask the guest to shut down; power it off if it has not after `timeout` s.  Returns
     whether the shutdown was graceful."""
-    with host_driver(settings, host) as driver:
-        if driver.vm_state(name) == "halted":
+    with host_driver(settings, host) as connected:
+        driver = require(connected, Capability.POWER, "shutting down a VM")
+        if driver.vm_state(name) == PowerState.HALTED:
             return True
-        driver.vm_action(name, "shutdown")
+        driver.vm_action(name, VmAction.SHUTDOWN)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if driver.vm_state(name) == "halted":
+            if driver.vm_state(name) == PowerState.HALTED:
                 return True
             time.sleep(1)
-        driver.vm_action(name, "poweroff")
+        driver.vm_action(name, VmAction.POWEROFF)
         return False
 
 
 def snapshot_vm(settings: Settings, name: str, snapshot: str, host: str = "local") -> None:
     with host_driver(settings, host) as driver:
-        driver.snapshot_vm(name, snapshot)
+        require(driver, Capability.SNAPSHOTS, "a snapshot").snapshot_vm(name, snapshot)
 
 
 def revert_vm(settings: Settings, name: str, snapshot: str, host: str = "local") -> None:
     from glasspane.containers.sessions import forget_vm
     with host_driver(settings, host) as driver:
-        driver.revert_vm(name, snapshot)
+        require(driver, Capability.SNAPSHOTS, "reverting to a snapshot").revert_vm(name,
+                                                                                    snapshot)
     forget_vm(host, name)
 
 
@@ -309,7 +328,8 @@ def list_vms(settings: Settings, host: str = "local") -> list[dict[str, object]]
     """The host's VMs with their power state, and addresses for the running ones."""
     with host_driver(settings, host) as driver:
         return [dict(dataclasses.asdict(v),
-                     addresses=driver.vm_addresses(v.name) if v.power_state == "running"
+                     addresses=driver.vm_addresses(v.name)
+                     if v.power_state == PowerState.RUNNING
                      else [])
                 for v in driver.list_vms()]
 
@@ -319,12 +339,19 @@ def vm_info(settings: Settings, name: str, host: str = "local",
     from glasspane.hypervisors.libvirt_domain import serial_log
     with host_driver(settings, host) as driver:
         state = driver.vm_state(name)
-        disks = [v.path for v in driver.list_volumes(settings.vm_storage)
-                 if v.name == f"{name}{SUFFIX}"] if has_storage(driver, settings.vm_storage) \
-            else []
+        disks: list[str] = []
+        if supports(driver, Capability.PROVISIONING) and \
+                has_storage(driver, settings.vm_storage):
+            volumes = require(driver, Capability.PROVISIONING, "listing a VM's disks")
+            disks = [v.path for v in volumes.list_volumes(settings.vm_storage)
+                     if v.name == f"{name}{SUFFIX}"]
+        snapshots: list[str] = []
+        if supports(driver, Capability.SNAPSHOTS):
+            snapshots = require(driver, Capability.SNAPSHOTS,
+                                "listing snapshots").list_snapshots(name)
         return VmDetails(name, host, state,
-                         driver.vm_addresses(name) if state == "running" else [],
-                         driver.list_snapshots(name), disks[0] if disks else None,
+                         driver.vm_addresses(name) if state == PowerState.RUNNING else [],
+                         snapshots, disks[0] if disks else None,
                          serial_log(name) if with_console else "")
 
 
@@ -375,7 +402,9 @@ def create_vms(settings: Settings, requests: list[VmRequest], host: str = "local
             return exc
 
     with host_driver(settings, host) as driver:  # shared storage made once, before the fan-out
-        driver.ensure_storage(settings.vm_storage)
+        if supports(driver, Capability.PROVISIONING):
+            require(driver, Capability.PROVISIONING, "creating VMs").ensure_storage(
+                settings.vm_storage)
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_CREATES, len(requests))) as pool:
         return list(pool.map(one, requests))
 
