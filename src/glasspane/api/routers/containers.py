@@ -12,7 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from glasspane.api.deps import CurrentUser, Services, audited, operator, page, services, viewer
+from glasspane.api.deps import (
+    CurrentUser,
+    Services,
+    audited,
+    off_loop,
+    operator,
+    page,
+    services,
+    viewer,
+)
 from glasspane.api.routers.common import (
     Limit,
     Offset,
@@ -73,14 +82,17 @@ async def list_containers(_: CurrentUser = Depends(viewer), found: Services = De
         ids = ids.where(Container.state == state)
     if q:
         ids = ids.where(Container.name.contains(q, autoescape=True))
-    with found.database.session() as session:
-        total, page_ids = paged_ids(found, session, ids, Container.sort_key, limit,
-                                    offset, ("containers", host, vm, state, q))
-        rows = session.execute(
-            select(Container, Host.name, Vm.name).join(Vm, Container.vm_id == Vm.id)
-            .join(Host, Vm.host_id == Host.id).where(Container.id.in_(page_ids))
-            .order_by(Container.sort_key)).all()
-        return page(limit, offset, total, [container_view(c, h, v) for c, h, v in rows])
+
+    def read() -> dict[str, Any]:
+        with found.database.session() as session:
+            total, page_ids = paged_ids(found, session, ids, Container.sort_key, limit,
+                                        offset, ("containers", host, vm, state, q))
+            rows = session.execute(
+                select(Container, Host.name, Vm.name).join(Vm, Container.vm_id == Vm.id)
+                .join(Host, Vm.host_id == Host.id).where(Container.id.in_(page_ids))
+                .order_by(Container.sort_key)).all()
+            return page(limit, offset, total, [container_view(c, h, v) for c, h, v in rows])
+    return await off_loop(found, read)
 
 
 def _find_container(found: Services, host: str, vm: str, name: str) -> Container:
