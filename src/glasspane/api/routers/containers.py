@@ -27,8 +27,9 @@ from glasspane.api.routers.common import (
     Offset,
     find_vm,
     host_id_of,
-    paged_ids,
+    page_of,
     submit,
+    total_of,
 )
 from glasspane.containers import service as containers
 from glasspane.containers.deploy import RunRequest
@@ -85,12 +86,13 @@ async def list_containers(_: CurrentUser = Depends(viewer), found: Services = De
 
     def read() -> dict[str, Any]:
         with found.database.session() as session:
-            total, page_ids = paged_ids(found, session, ids, Container.sort_key, limit,
-                                        offset, ("containers", host, vm, state, q))
             rows = session.execute(
                 select(Container, Host.name, Vm.name).join(Vm, Container.vm_id == Vm.id)
-                .join(Host, Vm.host_id == Host.id).where(Container.id.in_(page_ids))
+                .join(Host, Vm.host_id == Host.id)
+                .where(Container.id.in_(page_of(ids, Container.sort_key, limit, offset)))
                 .order_by(Container.sort_key)).all()
+            total = total_of(found, session, ids, ("containers", host, vm, state, q), offset,
+                             limit, len(rows))
             return page(limit, offset, total, [container_view(c, h, v) for c, h, v in rows])
     return await off_loop(found, read)
 

@@ -75,9 +75,10 @@ async def list_hosts(user: CurrentUser = Depends(viewer), found: Services = Depe
                      limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
     def read() -> dict[str, Any]:
         with found.database.session() as session:
-            total = total_of(found, session, select(Host.id), ("hosts",))
             rows = session.execute(select(Host, count_of(Vm.host_id, Host.id))
                                    .order_by(Host.name).limit(limit).offset(offset)).all()
+            total = total_of(found, session, select(Host.id), ("hosts",), offset, limit,
+                             len(rows))
             return page(limit, offset, total, [host_view(h, user, n) for h, n in rows])
     return await off_loop(found, read)
 

@@ -31,8 +31,9 @@ from glasspane.api.routers.common import (
     find_host,
     find_vm,
     host_id_of,
-    paged_ids,
+    page_of,
     submit,
+    total_of,
     vm_task,
 )
 from glasspane.api.routers.containers import container_view
@@ -115,11 +116,12 @@ async def list_vms(_: CurrentUser = Depends(viewer), found: Services = Depends(s
 
     def read() -> dict[str, Any]:
         with found.database.session() as session:
-            total, page_ids = paged_ids(found, session, ids, Vm.sort_key, limit, offset,
-                                        ("vms", host, state, q))
-            rows = session.execute(select(Vm, Host.name, count_of(Container.vm_id, Vm.id))
-                                   .join(Host).where(Vm.id.in_(page_ids))
-                                   .order_by(Vm.sort_key)).all()
+            rows = session.execute(
+                select(Vm, Host.name, count_of(Container.vm_id, Vm.id)).join(Host)
+                .where(Vm.id.in_(page_of(ids, Vm.sort_key, limit, offset)))
+                .order_by(Vm.sort_key)).all()
+            total = total_of(found, session, ids, ("vms", host, state, q), offset, limit,
+                             len(rows))
             return page(limit, offset, total, [vm_view(v, h, n) for v, h, n in rows])
     return await off_loop(found, read)
 
