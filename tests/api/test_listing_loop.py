@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 
 from glasspane.inventory.db import Database
@@ -101,3 +102,31 @@ def test_events_flow_while_a_listing_is_held_in_its_database_read(
             assert session.scalar(select(Vm.name)) == "web-1"
     finally:
         server.stop()
+
+
+def test_totals_are_right_from_whichever_page_is_seen_first(app: FastAPI,
+                                                            database: Database) -> None:
+    """A page short of its limit ends the listing and gives the total without a count; a
+    full page, or an empty one past the start, counts.  Each case is a search of its own,
+    so each is the first page of its listing seen (totals are kept per listing)."""
+    add_inventory(database)
+    with database.session() as session:
+        host_id = session.scalar(select(Host.id))
+        session.add_all([Vm(host_id=host_id, name=f"web-{i}", uuid=f"web-{i}",
+                            power_state="halted") for i in (2, 3)])
+    with TestClient(app) as client:
+        headers = login(client, "vera")
+        for q, offset, limit, names in (("web", 0, 2, ["web-1", "web-2"]),   # full: counted
+                                        ("we", 2, 2, ["web-3"]),             # short: the end
+                                        ("eb", 1, 5, ["web-2", "web-3"]),    # short: the end
+                                        ("b-", 5, 2, []),                    # empty, past it
+                                        ("-", 3, 2, []),                     # empty, at it
+                                        ("web-", 0, 3, ["web-1", "web-2", "web-3"])):
+            body = client.get(f"{API}/vms", headers=headers,
+                              params={"q": q, "offset": offset, "limit": limit}).json()
+            assert [v["name"] for v in body["items"]] == names, q
+            assert body["total"] == 3, (q, body)
+        missing = client.get(f"{API}/vms", headers=headers, params={"q": "nothing"}).json()
+        assert missing["total"] == 0 and missing["items"] == []
+        hosts = client.get(f"{API}/hosts", headers=headers, params={"limit": 1}).json()
+        assert hosts["total"] == 1 and hosts["items"][0]["vm_count"] == 3
