@@ -10,8 +10,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -24,6 +25,14 @@ from glasspane.settings import Settings
 
 COOKIE = "glasspane_token"
 CSRF_HEADER = "x-glasspane"
+# Threads reading listings from the database, at most, per application (docs/benchmarks.md):
+# more than the machine's cores, so that one page waiting on the disk or on PostgreSQL does
+# not hold the others up; few, since the ORM's work on the rows holds the interpreter lock,
+# which every thread more takes from the event loop.  A separate pool from the default one
+# (40 threads, the plain `def` routes') so that a burst of listings neither waits behind
+# those routes nor takes every connection of the database's pool from them.
+READ_THREADS = 4
+T = TypeVar("T")
 
 
 class TokenCache:
@@ -89,6 +98,8 @@ class Services:
     instance: str
     tokens: TokenCache = field(default_factory=TokenCache)
     generation: Generation = field(default_factory=Generation)
+    reads: anyio.CapacityLimiter = field(
+        default_factory=lambda: anyio.CapacityLimiter(READ_THREADS))
     # Listing totals by filters, for one inventory generation: a total does not depend on
     # the page, so paging through a large listing counts it once.
     _totals: tuple[int, dict[tuple[Any, ...], int]] = field(
@@ -99,6 +110,12 @@ class Services:
         if self._totals[0] != generation:
             self._totals = (generation, {})
         return self._totals[1]
+
+
+async def off_loop(found: Services, read: Callable[[], T]) -> T:
+    """`read` (synchronous database work) on one of the listing threads: the event loop,
+    and so every other request and the live event streams, goes on meanwhile."""
+    return await anyio.to_thread.run_sync(read, limiter=found.reads)
 
 
 # The dependencies are coroutines: a plain function would cost each request a hop to the

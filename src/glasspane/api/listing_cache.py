@@ -10,10 +10,16 @@ has, entries are kept per role (an admin's listing of hosts shows more of their 
 a viewer's), and an entry is used only while the inventory generation it was computed under is
 current and for at most `ttl` seconds: the bound for changes another instance sharing a
 PostgreSQL database makes without announcing an event (10 s, the sync's own period); on
-SQLite, which one instance alone serves, a minute."""
+SQLite, which one instance alone serves, a minute.
+
+A page asked for again while it is being read waits for that read and is answered from it:
+every open pane asks for the same pages when the inventory changes, and the listings are
+read off the event loop, where each read at once would cost the database and the
+interpreter lock again."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections import OrderedDict
@@ -44,6 +50,7 @@ class ListingCache:
         self.generation = services.generation
         self._entries: OrderedDict[tuple[str, str, bytes], _Entry] = OrderedDict()
         self._bytes = 0
+        self._reading: dict[tuple[str, str, bytes], asyncio.Future[None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET" or \
@@ -56,15 +63,32 @@ class ListingCache:
             await self.app(scope, receive, send)
             return
         key = (user.role, scope["path"], scope["query_string"])
-        entry = self._entries.get(key)
-        if entry is not None and entry.generation == self.generation.value and \
-                entry.expires > _now():
+        entry = self._fresh(key)
+        reading = self._reading.get(key)
+        if entry is None and reading is not None:
+            await asyncio.shield(reading)
+            entry = self._fresh(key)  # None: that read failed or the inventory moved on
+        if entry is not None:
             self._entries.move_to_end(key)
             await send({"type": "http.response.start", "status": 200,
                         "headers": entry.headers})
             await send({"type": "http.response.body", "body": entry.body})
             return
-        await self._fill(key, scope, receive, send)
+        done = asyncio.get_running_loop().create_future()
+        self._reading[key] = done
+        try:
+            await self._fill(key, scope, receive, send)
+        finally:
+            if self._reading.get(key) is done:
+                del self._reading[key]
+            done.set_result(None)
+
+    def _fresh(self, key: tuple[str, str, bytes]) -> _Entry | None:
+        entry = self._entries.get(key)
+        if entry is not None and entry.generation == self.generation.value and \
+                entry.expires > _now():
+            return entry
+        return None
 
     async def _fill(self, key: tuple[str, str, bytes], scope: Scope, receive: Receive,
                     send: Send) -> None:

@@ -11,7 +11,15 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import Field
 from sqlalchemy import select
 
-from glasspane.api.deps import CurrentUser, Services, audited, operator, services, viewer
+from glasspane.api.deps import (
+    CurrentUser,
+    Services,
+    audited,
+    off_loop,
+    operator,
+    services,
+    viewer,
+)
 from glasspane.api.routers.common import SpecContext, find_vm, submit
 from glasspane.api.routers.images import store_of
 from glasspane.inventory.models import Container, Host, Vm
@@ -37,12 +45,15 @@ async def list_apps(_: CurrentUser = Depends(viewer), found: Services = Depends(
         query = query.where(Host.name == host)
     if vm:
         query = query.where(Vm.name == vm)
-    grouped: dict[tuple[str, str, str], list[dict[str, str]]] = defaultdict(list)
-    with found.database.session() as session:
-        for host_name, vm_name, app, name, state in session.execute(query):
-            grouped[(host_name, vm_name, app or "")].append({"name": name, "state": state})
-    return [{"host": h, "vm": v, "name": a, "containers": c}
-            for (h, v, a), c in grouped.items()]
+
+    def read() -> list[dict[str, Any]]:
+        grouped: dict[tuple[str, str, str], list[dict[str, str]]] = defaultdict(list)
+        with found.database.session() as session:
+            for host_name, vm_name, app, name, state in session.execute(query):
+                grouped[(host_name, vm_name, app or "")].append({"name": name, "state": state})
+        return [{"host": h, "vm": v, "name": a, "containers": c}
+                for (h, v, a), c in grouped.items()]
+    return await off_loop(found, read)
 
 
 def _running_vm(found: Services, host: str, vm: str) -> None:

@@ -34,32 +34,43 @@ def paged(session: Any, query: Any, limit: int, offset: int) -> tuple[int, list[
     return int(total or 0), [tuple(row) for row in rows]
 
 
-def paged_ids(found: Services, session: Any, ids: Any, order: Any, limit: int, offset: int,
-              filters: tuple[Any, ...]) -> tuple[int, list[int]]:
-    """The total and one page of the ids `ids` (a select of one table's id, filtered) in
-    `order`: counted and paged on that table's indexes alone, joined to nothing, so a page
-    deep in a large listing costs an index range, not a sorted join; the total is counted
-    once per inventory generation (`filters` names the listing and its filters)."""
+def page_of(ids: Any, order: Any, limit: int, offset: int) -> Any:
+    """One page of the ids `ids` (a select of one table's id, filtered) in `order`, as a
+    subquery to select that page's rows with (`Table.id.in_(...)`).  The page is cut on that
+    table's indexes alone, joined to nothing, so a page deep in a large listing costs an index
+    range, not a sorted join; its rows, their joins and their counts then come in one
+    statement (each statement costs more in the ORM than in the database)."""
+    return ids.order_by(order).limit(limit).offset(offset).scalar_subquery()
+
+
+def total_of(found: Services, session: Any, ids: Any, filters: tuple[Any, ...],
+             offset: int = 0, limit: int = 0, shown: int = 0) -> int:
+    """How many rows `ids` (a select of one table's id, filtered) finds, counted once per
+    inventory generation (`filters` names the listing and its filters): a total does not
+    depend on the page, so paging through a large listing counts it once.  A page of
+    `limit` from `offset` that showed `shown` rows, fewer than `limit` but some (or none
+    from the start), was the listing's end: that is the total, with nothing to count (the
+    first sight of a host's VMs, a VM's containers or a search, most often)."""
     totals = found.totals_of(found.generation.value)
     total = totals.get(filters)
     if total is None:
-        total = int(session.scalar(select(func.count()).select_from(ids.subquery())) or 0)
+        if shown < limit and (shown or not offset):
+            total = offset + shown
+        else:
+            total = int(session.scalar(select(func.count()).select_from(ids.subquery())) or 0)
         totals[filters] = total
-    page_ids = list(session.scalars(ids.order_by(order).limit(limit).offset(offset)))
-    return total, page_ids
+    return total
 
 
 def host_id_of(name: str) -> Any:
     return select(Host.id).where(Host.name == name).scalar_subquery()
 
 
-def counts(session: Any, column: Any, ids: list[int]) -> dict[int, int]:
-    """How many rows point at each of `ids` through `column`, for one page's worth of ids
-    (counting for the page alone keeps a listing's cost flat however large the inventory)."""
-    if not ids:
-        return {}
-    return {key: int(n) for key, n in session.execute(
-        select(column, func.count()).where(column.in_(ids)).group_by(column))}
+def count_of(column: Any, key: Any) -> Any:
+    """How many rows point at each row through `column` (`key`: the row's id), as a column
+    of the statement that selects the rows: counted for the page's rows alone, which keeps a
+    listing's cost flat however large the inventory."""
+    return select(func.count()).where(column == key).correlate(key.table).scalar_subquery()
 
 
 def find_vm(session: Any, host: str, name: str) -> Vm:

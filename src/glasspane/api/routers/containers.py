@@ -12,14 +12,24 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from glasspane.api.deps import CurrentUser, Services, audited, operator, page, services, viewer
+from glasspane.api.deps import (
+    CurrentUser,
+    Services,
+    audited,
+    off_loop,
+    operator,
+    page,
+    services,
+    viewer,
+)
 from glasspane.api.routers.common import (
     Limit,
     Offset,
     find_vm,
     host_id_of,
-    paged_ids,
+    page_of,
     submit,
+    total_of,
 )
 from glasspane.containers import service as containers
 from glasspane.containers.deploy import RunRequest
@@ -73,14 +83,18 @@ async def list_containers(_: CurrentUser = Depends(viewer), found: Services = De
         ids = ids.where(Container.state == state)
     if q:
         ids = ids.where(Container.name.contains(q, autoescape=True))
-    with found.database.session() as session:
-        total, page_ids = paged_ids(found, session, ids, Container.sort_key, limit,
-                                    offset, ("containers", host, vm, state, q))
-        rows = session.execute(
-            select(Container, Host.name, Vm.name).join(Vm, Container.vm_id == Vm.id)
-            .join(Host, Vm.host_id == Host.id).where(Container.id.in_(page_ids))
-            .order_by(Container.sort_key)).all()
-        return page(limit, offset, total, [container_view(c, h, v) for c, h, v in rows])
+
+    def read() -> dict[str, Any]:
+        with found.database.session() as session:
+            rows = session.execute(
+                select(Container, Host.name, Vm.name).join(Vm, Container.vm_id == Vm.id)
+                .join(Host, Vm.host_id == Host.id)
+                .where(Container.id.in_(page_of(ids, Container.sort_key, limit, offset)))
+                .order_by(Container.sort_key)).all()
+            total = total_of(found, session, ids, ("containers", host, vm, state, q), offset,
+                             limit, len(rows))
+            return page(limit, offset, total, [container_view(c, h, v) for c, h, v in rows])
+    return await off_loop(found, read)
 
 
 def _find_container(found: Services, host: str, vm: str, name: str) -> Container:

@@ -16,8 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from glasspane.api.deps import CurrentUser, Services, admin, audited, page, services, viewer
-from glasspane.api.routers.common import Limit, Offset, counts, find_host, paged
+from glasspane.api.deps import (
+    CurrentUser,
+    Services,
+    admin,
+    audited,
+    off_loop,
+    page,
+    services,
+    viewer,
+)
+from glasspane.api.routers.common import Limit, Offset, count_of, find_host, total_of
 from glasspane.errors import HostError, UsageError
 from glasspane.hosts import service
 from glasspane.hosts.registry import DRIVERS, HostRegistry
@@ -64,12 +73,14 @@ class NewHost(BaseModel):
 @router.get("/hosts")
 async def list_hosts(user: CurrentUser = Depends(viewer), found: Services = Depends(services),
                      limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
-    query = select(Host).order_by(Host.name)
-    with found.database.session() as session:
-        total, rows = paged(session, query, limit, offset)
-        by_host = counts(session, Vm.host_id, [h.id for (h,) in rows])
-        return page(limit, offset, total,
-                    [host_view(h, user, by_host.get(h.id, 0)) for (h,) in rows])
+    def read() -> dict[str, Any]:
+        with found.database.session() as session:
+            rows = session.execute(select(Host, count_of(Vm.host_id, Host.id))
+                                   .order_by(Host.name).limit(limit).offset(offset)).all()
+            total = total_of(found, session, select(Host.id), ("hosts",), offset, limit,
+                             len(rows))
+            return page(limit, offset, total, [host_view(h, user, n) for h, n in rows])
+    return await off_loop(found, read)
 
 
 @router.get("/hosts/{name}")

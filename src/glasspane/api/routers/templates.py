@@ -10,7 +10,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from glasspane.api.deps import CurrentUser, Services, audited, operator, page, services, viewer
+from glasspane.api.deps import (
+    CurrentUser,
+    Services,
+    audited,
+    off_loop,
+    operator,
+    page,
+    services,
+    viewer,
+)
 from glasspane.api.routers.common import (
     Limit,
     Offset,
@@ -66,11 +75,14 @@ async def list_templates(_: CurrentUser = Depends(viewer), found: Services = Dep
     query = select(Template, Host.name).join(Host).order_by(Host.name, Template.name)
     if host:
         query = query.where(Host.name == host)
-    with found.database.session() as session:
-        total, rows = paged(session, query, limit, offset)
-        return page(limit, offset, total, [
-            {"host": h, "name": t.name, "virtual_size": t.virtual_size,
-             "allocation": t.allocation} for t, h in rows])
+
+    def read() -> dict[str, Any]:
+        with found.database.session() as session:
+            total, rows = paged(session, query, limit, offset)
+            return page(limit, offset, total, [
+                {"host": h, "name": t.name, "virtual_size": t.virtual_size,
+                 "allocation": t.allocation} for t, h in rows])
+    return await off_loop(found, read)
 
 
 def _known_host(found: Services, name: str) -> None:

@@ -17,6 +17,7 @@ from glasspane.api.deps import (
     Services,
     audit_as,
     audited,
+    off_loop,
     operator,
     page,
     services,
@@ -26,12 +27,13 @@ from glasspane.api.routers.common import (
     NAME,
     Limit,
     Offset,
-    counts,
+    count_of,
     find_host,
     find_vm,
     host_id_of,
-    paged_ids,
+    page_of,
     submit,
+    total_of,
     vm_task,
 )
 from glasspane.api.routers.containers import container_view
@@ -111,13 +113,17 @@ async def list_vms(_: CurrentUser = Depends(viewer), found: Services = Depends(s
         ids = ids.where(Vm.power_state == state)
     if q:
         ids = ids.where(Vm.name.contains(q, autoescape=True))
-    with found.database.session() as session:
-        total, page_ids = paged_ids(found, session, ids, Vm.sort_key, limit, offset,
-                                    ("vms", host, state, q))
-        rows = session.execute(select(Vm, Host.name).join(Host).where(Vm.id.in_(page_ids))
-                               .order_by(Vm.sort_key)).all()
-        by_vm = counts(session, Container.vm_id, page_ids)
-        return page(limit, offset, total, [vm_view(v, h, by_vm.get(v.id, 0)) for v, h in rows])
+
+    def read() -> dict[str, Any]:
+        with found.database.session() as session:
+            rows = session.execute(
+                select(Vm, Host.name, count_of(Container.vm_id, Vm.id)).join(Host)
+                .where(Vm.id.in_(page_of(ids, Vm.sort_key, limit, offset)))
+                .order_by(Vm.sort_key)).all()
+            total = total_of(found, session, ids, ("vms", host, state, q), offset, limit,
+                             len(rows))
+            return page(limit, offset, total, [vm_view(v, h, n) for v, h, n in rows])
+    return await off_loop(found, read)
 
 
 @router.get("/vms/{host}/{name}")
