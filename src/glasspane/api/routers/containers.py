@@ -13,6 +13,13 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from glasspane.api.deps import CurrentUser, Services, audited, operator, page, services, viewer
+from glasspane.api.results import (
+    ContainerInspection,
+    ContainerProcesses,
+    ContainerStatsView,
+    ContainerView,
+    EngineView,
+)
 from glasspane.api.routers.common import (
     Limit,
     Offset,
@@ -21,13 +28,14 @@ from glasspane.api.routers.common import (
     paged_ids,
     submit,
 )
+from glasspane.api.schemas import AUTHENTICATED, REACHES_HOST, Page, TaskRef, errors
 from glasspane.containers import service as containers
 from glasspane.containers.deploy import RunRequest
 from glasspane.errors import NotFound
 from glasspane.inventory.handlers import CONTAINER_ACTIONS
 from glasspane.inventory.models import Container, Host, Vm
 
-router = APIRouter(tags=["containers"])
+router = APIRouter(tags=["containers"], responses=AUTHENTICATED)
 MAX_LOG_BYTES = 1 << 20
 
 # The states each action may start from ("remove" from any).
@@ -54,7 +62,7 @@ class NewContainer(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict, max_length=64)
 
 
-@router.get("/containers")
+@router.get("/containers", response_model=Page[ContainerView])
 async def list_containers(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
                     host: str | None = Query(None, max_length=64),
                     vm: str | None = Query(None, max_length=128),
@@ -94,6 +102,7 @@ def _find_container(found: Services, host: str, vm: str, name: str) -> Container
 
 
 @router.post("/containers/{host}/{vm}/{name}/actions/{action}", status_code=202,
+             response_model=TaskRef, responses=errors(404, 409),
              dependencies=[audited("container.{action}", "container", "{host}/{vm}/{name}")])
 def container_action(host: str, vm: str, name: str, action: str, request: Request,
                      user: CurrentUser = Depends(operator),
@@ -111,7 +120,8 @@ def container_action(host: str, vm: str, name: str, action: str, request: Reques
                   action=f"container.{action}")
 
 
-@router.post("/containers/{host}/{vm}", status_code=202,
+@router.post("/containers/{host}/{vm}", status_code=202, response_model=TaskRef,
+             responses=errors(404, 409, 413),
              dependencies=[audited("container.run", "container", "{host}/{vm}")])
 def run_container(host: str, vm: str, body: NewContainer, request: Request,
                   user: CurrentUser = Depends(operator),
@@ -127,7 +137,9 @@ def run_container(host: str, vm: str, body: NewContainer, request: Request,
                   {"host": host, "vm": vm, **body.model_dump()})
 
 
-@router.get("/containers/{host}/{vm}/{name}/logs", response_class=PlainTextResponse)
+@router.get("/containers/{host}/{vm}/{name}/logs", response_class=PlainTextResponse,
+            responses={200: {"description": "The log's lines", "content": {
+                "text/plain": {"schema": {"type": "string"}}}}, **REACHES_HOST})
 async def container_logs(host: str, vm: str, name: str, _: CurrentUser = Depends(viewer),
                          found: Services = Depends(services),
                          tail: int = Query(200, ge=1, le=10_000)) -> PlainTextResponse:
@@ -143,7 +155,8 @@ async def container_logs(host: str, vm: str, name: str, _: CurrentUser = Depends
     return PlainTextResponse(await run_in_threadpool(read))
 
 
-@router.get("/containers/{host}/{vm}/{name}/inspect")
+@router.get("/containers/{host}/{vm}/{name}/inspect",
+            response_model=ContainerInspection, responses=REACHES_HOST)
 async def container_inspect(host: str, vm: str, name: str,
                             user: CurrentUser = Depends(viewer),
                             found: Services = Depends(services)) -> dict[str, Any]:
@@ -157,7 +170,8 @@ async def container_inspect(host: str, vm: str, name: str,
     return found_inspect
 
 
-@router.get("/containers/{host}/{vm}/{name}/top")
+@router.get("/containers/{host}/{vm}/{name}/top", response_model=ContainerProcesses,
+            responses=REACHES_HOST)
 async def container_top(host: str, vm: str, name: str, _: CurrentUser = Depends(viewer),
                         found: Services = Depends(services)) -> dict[str, Any]:
     """The container's processes: column titles and one row per process."""
@@ -165,7 +179,8 @@ async def container_top(host: str, vm: str, name: str, _: CurrentUser = Depends(
     return {"titles": titles, "processes": rows}
 
 
-@router.get("/containers/{host}/{vm}/{name}/stats")
+@router.get("/containers/{host}/{vm}/{name}/stats", response_model=ContainerStatsView,
+            responses=REACHES_HOST)
 async def container_stats(host: str, vm: str, name: str, _: CurrentUser = Depends(viewer),
                           found: Services = Depends(services)) -> dict[str, Any]:
     """CPU, memory, processes and network of the container, one sample."""
@@ -173,7 +188,7 @@ async def container_stats(host: str, vm: str, name: str, _: CurrentUser = Depend
     return dataclasses.asdict(numbers)
 
 
-@router.get("/vms/{host}/{vm}/engine")
+@router.get("/vms/{host}/{vm}/engine", response_model=EngineView, responses=REACHES_HOST)
 async def container_engine(host: str, vm: str, _: CurrentUser = Depends(viewer),
                            found: Services = Depends(services)) -> dict[str, Any]:
     """The container engine found in the VM: kind, version, API version, socket."""

@@ -17,7 +17,9 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from glasspane.api.deps import CurrentUser, Services, admin, audited, page, services, viewer
+from glasspane.api.results import HostFacts, HostListed, HostRemoved, HostView
 from glasspane.api.routers.common import Limit, Offset, counts, find_host, paged
+from glasspane.api.schemas import AUTHENTICATED, Page, errors
 from glasspane.errors import HostError, UsageError
 from glasspane.hosts import service
 from glasspane.hosts.registry import DRIVERS, HostRegistry
@@ -27,7 +29,7 @@ from glasspane.inventory.models import Host, Vm
 from glasspane.inventory.sync import hosts_lock, sync_host
 from glasspane.inventory.users import role_allows
 
-router = APIRouter(tags=["hosts"])
+router = APIRouter(tags=["hosts"], responses=AUTHENTICATED)
 
 
 def shown_uri(uri: str, user: CurrentUser) -> str:
@@ -61,7 +63,7 @@ class NewHost(BaseModel):
                                            "certificate (the pool master's)")
 
 
-@router.get("/hosts")
+@router.get("/hosts", response_model=Page[HostListed])
 async def list_hosts(user: CurrentUser = Depends(viewer), found: Services = Depends(services),
                      limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
     query = select(Host).order_by(Host.name)
@@ -72,14 +74,15 @@ async def list_hosts(user: CurrentUser = Depends(viewer), found: Services = Depe
                     [host_view(h, user, by_host.get(h.id, 0)) for (h,) in rows])
 
 
-@router.get("/hosts/{name}")
+@router.get("/hosts/{name}", response_model=HostView, responses=errors(404))
 def get_host(name: str, user: CurrentUser = Depends(viewer),
              found: Services = Depends(services)) -> dict[str, Any]:
     with found.database.session() as session:
         return host_view(find_host(session, name), user)
 
 
-@router.get("/hosts/{name}/facts")
+@router.get("/hosts/{name}/facts", response_model=HostFacts,
+            responses=errors(404, 502, 503))
 async def host_facts(name: str, user: CurrentUser = Depends(viewer),
                      found: Services = Depends(services)) -> dict[str, Any]:
     """What the hypervisor says now: CPU, memory, storage, networks, acceleration, VMs."""
@@ -89,7 +92,8 @@ async def host_facts(name: str, user: CurrentUser = Depends(viewer),
     return facts
 
 
-@router.post("/hosts", status_code=201, dependencies=[audited("host.add", "host")])
+@router.post("/hosts", status_code=201, response_model=HostView,
+             responses=errors(409, 413), dependencies=[audited("host.add", "host")])
 async def add_host(body: NewHost, request: Request, user: CurrentUser = Depends(admin),
                    found: Services = Depends(services),
                    wait: bool = Query(True, description="sync the host into the inventory "
@@ -131,7 +135,8 @@ async def add_host(body: NewHost, request: Request, user: CurrentUser = Depends(
             "state": "unknown"}
 
 
-@router.delete("/hosts/{name}", dependencies=[audited("host.remove", "host", "{name}")])
+@router.delete("/hosts/{name}", response_model=HostRemoved, responses=errors(404),
+               dependencies=[audited("host.remove", "host", "{name}")])
 def remove_host(name: str, _: CurrentUser = Depends(admin),
                 found: Services = Depends(services)) -> dict[str, Any]:
     """Forget the host: its registration, credentials and inventory rows (its VMs are not
