@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -137,7 +137,9 @@ def run_container(host: str, vm: str, body: NewContainer, request: Request,
                   {"host": host, "vm": vm, **body.model_dump()})
 
 
-@router.get("/containers/{host}/{vm}/{name}/logs", response_class=PlainTextResponse,
+# The route makes its own text answer; a response class with no media type keeps the error
+# bodies documented as the JSON they are (FastAPI gives them the route's class's type).
+@router.get("/containers/{host}/{vm}/{name}/logs", response_class=Response,
             responses={200: {"description": "The log's lines", "content": {
                 "text/plain": {"schema": {"type": "string"}}}}, **REACHES_HOST})
 async def container_logs(host: str, vm: str, name: str, _: CurrentUser = Depends(viewer),
