@@ -12,7 +12,7 @@ import pytest
 import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
@@ -58,7 +58,10 @@ def test_every_answer_is_as_documented(app: FastAPI) -> None:
         checks = CONFORMANCE if _described(operation.definition.raw) else [not_a_server_error]
 
         @given(case=operation.as_strategy())
+        # No shrinking: the first failing example is reported as it is (shrinking each
+        # operation's failures would take many minutes when a change breaks many of them).
         @settings(max_examples=EXAMPLES, deadline=None, database=None,
+                  phases=[Phase.explicit, Phase.generate],
                   suppress_health_check=list(HealthCheck))
         def check(case: schemathesis.Case) -> None:
             try:

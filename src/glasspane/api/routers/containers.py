@@ -158,7 +158,8 @@ async def container_logs(host: str, vm: str, name: str, _: CurrentUser = Depends
 
 
 @router.get("/containers/{host}/{vm}/{name}/inspect",
-            response_model=ContainerInspection, responses=REACHES_HOST)
+            response_model=ContainerInspection, response_model_exclude_unset=True,
+            responses=REACHES_HOST)
 async def container_inspect(host: str, vm: str, name: str,
                             user: CurrentUser = Depends(viewer),
                             found: Services = Depends(services)) -> dict[str, Any]:

@@ -63,7 +63,7 @@ class NewHost(BaseModel):
                                            "certificate (the pool master's)")
 
 
-@router.get("/hosts", response_model=Page[HostListed])
+@router.get("/hosts", response_model=Page[HostListed], response_model_exclude_unset=True)
 async def list_hosts(user: CurrentUser = Depends(viewer), found: Services = Depends(services),
                      limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
     query = select(Host).order_by(Host.name)
@@ -74,7 +74,8 @@ async def list_hosts(user: CurrentUser = Depends(viewer), found: Services = Depe
                     [host_view(h, user, by_host.get(h.id, 0)) for (h,) in rows])
 
 
-@router.get("/hosts/{name}", response_model=HostView, responses=errors(404))
+@router.get("/hosts/{name}", response_model=HostView, response_model_exclude_unset=True,
+            responses=errors(404))
 def get_host(name: str, user: CurrentUser = Depends(viewer),
              found: Services = Depends(services)) -> dict[str, Any]:
     with found.database.session() as session:
@@ -93,6 +94,7 @@ async def host_facts(name: str, user: CurrentUser = Depends(viewer),
 
 
 @router.post("/hosts", status_code=201, response_model=HostView,
+             response_model_exclude_unset=True,
              responses=errors(409, 413), dependencies=[audited("host.add", "host")])
 async def add_host(body: NewHost, request: Request, user: CurrentUser = Depends(admin),
                    found: Services = Depends(services),

@@ -113,7 +113,9 @@ async def put_image(name: str, request: Request, user: CurrentUser = Depends(ope
     return dataclasses.asdict(stored)
 
 
-@router.get("/images/{name}", response_model=ImageFacts, responses=errors(404))
+# Unset fields stay out: a file has no `info`, a disk image no `vm` (the CLI tells them so).
+@router.get("/images/{name}", response_model=ImageFacts, response_model_exclude_unset=True,
+            responses=errors(404))
 async def get_image(name: str, _: CurrentUser = Depends(viewer),
                     found: Services = Depends(services),
                     source_format: str | None = Query(None, alias="from", pattern=FORMAT)
