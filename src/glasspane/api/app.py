@@ -133,7 +133,7 @@ def create_app(settings: Settings, database: Database, *, background: bool = Tru
         return FileResponse(static / "index.html", headers={"Cache-Control": "no-cache"})
 
     @app.get(f"{API}/health", tags=["health"], response_model=Health,
-             responses=errors(400, 503))
+             responses=errors(400))
     def health() -> dict[str, Any]:
         with database.session() as session:
             session.execute(text("SELECT 1"))

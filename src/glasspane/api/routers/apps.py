@@ -55,7 +55,7 @@ def _running_vm(found: Services, host: str, vm: str) -> None:
 
 
 @router.post("/vms/{host}/{vm}/apps", status_code=202, response_model=TaskRef,
-             responses=errors(404, 409, 413),
+             responses=errors(404, 408, 409, 413),
              dependencies=[audited("app.deploy", "vm", "{host}/{vm}")])
 def deploy_app(host: str, vm: str, body: AppContext, request: Request,
                user: CurrentUser = Depends(operator),
@@ -80,7 +80,8 @@ def remove_app(host: str, vm: str, name: str, request: Request,
                   {"host": host, "vm": vm, "name": name})
 
 
-@router.post("/apps/validate", response_model=AppCheck, responses=errors(404, 413))
+@router.post("/apps/validate", response_model=AppCheck,
+             responses=errors(404, 408, 413, 507))
 async def validate_app(body: AppContext, _: CurrentUser = Depends(viewer),
                        found: Services = Depends(services)) -> dict[str, Any]:
     """Check the app spec in a stored context without deploying it."""

@@ -54,7 +54,7 @@ def _address(request: Request) -> str:
 
 
 @router.post("/login", response_model=Session,
-             responses=errors(400, 401, 413, 422, 429, 503))
+             responses=errors(400, 401, 408, 413, 422, 429, 503))
 async def login(body: Login, request: Request, response: Response,
                 found: Services = Depends(services)) -> dict[str, object]:
     """Exchange a name and password for a session token (also set as an HttpOnly cookie).
@@ -106,7 +106,7 @@ def me(user: CurrentUser = Depends(authenticated)) -> dict[str, str]:
 
 
 @router.post("/password", response_model=PasswordSet,
-             responses={**AUTHENTICATED, **errors(413, 429, 503)},
+             responses={**AUTHENTICATED, **errors(408, 413, 429, 503)},
              dependencies=[audited("password.change", "user")])
 async def change_password(body: PasswordChange, request: Request,
                           user: CurrentUser = Depends(authenticated),

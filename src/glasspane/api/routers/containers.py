@@ -121,7 +121,7 @@ def container_action(host: str, vm: str, name: str, action: str, request: Reques
 
 
 @router.post("/containers/{host}/{vm}", status_code=202, response_model=TaskRef,
-             responses=errors(404, 409, 413),
+             responses=errors(404, 408, 409, 413),
              dependencies=[audited("container.run", "container", "{host}/{vm}")])
 def run_container(host: str, vm: str, body: NewContainer, request: Request,
                   user: CurrentUser = Depends(operator),

@@ -95,7 +95,7 @@ async def host_facts(name: str, user: CurrentUser = Depends(viewer),
 
 @router.post("/hosts", status_code=201, response_model=HostView,
              response_model_exclude_unset=True,
-             responses=errors(409, 413), dependencies=[audited("host.add", "host")])
+             responses=errors(408, 413), dependencies=[audited("host.add", "host")])
 async def add_host(body: NewHost, request: Request, user: CurrentUser = Depends(admin),
                    found: Services = Depends(services),
                    wait: bool = Query(True, description="sync the host into the inventory "

@@ -164,7 +164,7 @@ def _stored(found: Services, *names: str) -> None:
 
 
 @router.post("/images/{name}/check", status_code=202, response_model=TaskRef,
-             responses=errors(404, 413),
+             responses=errors(404, 408, 413),
              dependencies=[audited("image.check", "image", "{name}")])
 def check_image(name: str, request: Request, body: Check | None = None,
                 user: CurrentUser = Depends(operator),
@@ -177,7 +177,7 @@ def check_image(name: str, request: Request, body: Check | None = None,
 
 
 @router.post("/images/{name}/convert", status_code=202, response_model=TaskRef,
-             responses=errors(404, 409, 413),
+             responses=errors(404, 408, 409, 413),
              dependencies=[audited("image.convert", "image", "{name}")])
 def convert_image(name: str, body: Convert, request: Request,
                   user: CurrentUser = Depends(operator),
@@ -193,7 +193,7 @@ def convert_image(name: str, body: Convert, request: Request,
 
 
 @router.post("/images/compare", status_code=202, response_model=TaskRef,
-             responses=errors(404, 413),
+             responses=errors(404, 408, 413),
              dependencies=[audited("image.compare", "image")])
 def compare_images(body: Compare, request: Request, user: CurrentUser = Depends(operator),
                    found: Services = Depends(services)) -> dict[str, Any]:
@@ -204,7 +204,7 @@ def compare_images(body: Compare, request: Request, user: CurrentUser = Depends(
 
 
 @router.post("/images/{name}/upload", status_code=202, response_model=TaskRef,
-             responses=errors(404, 413),
+             responses=errors(404, 408, 413),
              dependencies=[audited("image.upload", "image", "{name}")])
 def upload_to_pool(name: str, body: ToPool, request: Request,
                    user: CurrentUser = Depends(operator),
@@ -224,7 +224,7 @@ async def vm_images(host: str, name: str, _: CurrentUser = Depends(viewer),
 
 
 @router.post("/vms/{host}/{name}/images", status_code=202, response_model=TaskRef,
-             responses=errors(404, 409, 413),
+             responses=errors(404, 408, 409, 413),
              dependencies=[audited("image.load", "vm", "{host}/{name}")])
 def load_into_vm(host: str, name: str, body: Load, request: Request,
                  user: CurrentUser = Depends(operator),

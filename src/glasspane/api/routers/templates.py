@@ -81,7 +81,7 @@ def _known_host(found: Services, name: str) -> None:
 
 
 @router.post("/templates", status_code=202, response_model=TaskRef,
-             responses=errors(404, 413),
+             responses=errors(404, 408, 413),
              dependencies=[audited("template.import", "template")])
 def import_template(body: ImportTemplate, request: Request,
                     user: CurrentUser = Depends(operator),
@@ -95,7 +95,7 @@ def import_template(body: ImportTemplate, request: Request,
 
 
 @router.post("/templates/from-debian", status_code=202, response_model=TaskRef,
-             responses=errors(404, 413),
+             responses=errors(404, 408, 413),
              dependencies=[audited("template.from-debian", "template")])
 def template_from_debian(body: FromDebian, request: Request,
                          user: CurrentUser = Depends(operator),
@@ -107,7 +107,7 @@ def template_from_debian(body: FromDebian, request: Request,
 
 
 @router.post("/templates/build", status_code=202, response_model=TaskRef,
-             responses=errors(404, 413),
+             responses=errors(404, 408, 413),
              dependencies=[audited("template.build", "template")])
 def build_template(body: BuildTemplate, request: Request,
                    user: CurrentUser = Depends(operator),
@@ -120,7 +120,8 @@ def build_template(body: BuildTemplate, request: Request,
                   f"{body.host}/{body.context}", body.model_dump(), pinned=True)
 
 
-@router.post("/templates/validate", response_model=SpecCheck, responses=errors(404, 413))
+@router.post("/templates/validate", response_model=SpecCheck,
+             responses=errors(404, 408, 413, 507))
 async def validate_spec(body: Validate, _: CurrentUser = Depends(viewer),
                         found: Services = Depends(services)) -> dict[str, Any]:
     """Check the spec in a stored build context without building it."""

@@ -57,7 +57,7 @@ def list_users(_: CurrentUser = Depends(admin), found: Services = Depends(servic
         return [_view(u) for u in session.scalars(select(User).order_by(User.name))]
 
 
-@router.post("", status_code=201, response_model=UserView, responses=errors(409, 413),
+@router.post("", status_code=201, response_model=UserView, responses=errors(408, 413),
              dependencies=[audited("user.add", "user")])
 def create_user(body: NewUser, request: Request, _: CurrentUser = Depends(admin),
                 found: Services = Depends(services)) -> dict[str, object]:
@@ -80,7 +80,7 @@ def delete_user(name: str, request: Request, current: CurrentUser = Depends(admi
 
 
 @router.post("/{name}/password", response_model=PasswordSet,
-             responses=errors(404, 413, 503),
+             responses=errors(404, 408, 413, 503),
              dependencies=[audited("password.set", "user", "{name}")])
 async def set_user_password(name: str, body: NewPassword, request: Request,
                             current: CurrentUser = Depends(admin),
@@ -101,7 +101,7 @@ async def set_user_password(name: str, body: NewPassword, request: Request,
 
 
 @router.post("/{name}/tokens", status_code=201, response_model=IssuedToken,
-             responses=errors(404, 413),
+             responses=errors(404, 408, 413),
              dependencies=[audited("token.add", "user", "{name}")])
 def create_token(name: str, body: NewToken, request: Request, _: CurrentUser = Depends(admin),
                  found: Services = Depends(services)) -> dict[str, object]:
