@@ -60,14 +60,15 @@ def test_a_container_state_outside_the_vocabulary_is_unknown(client: TestClient,
         vm = Vm(host_id=host.id, name="web", uuid="u-1", power_state="running")
         session.add(vm)
         session.flush()
-        for name, state in (("odd", "hibernating"), ("up", "running")):
+        for name, state in (("odd", "hibernating"), ("up", "running"), ("podman", "stopped")):
             session.add(Container(vm_id=vm.id, engine_id=name, name=name, image="nginx",
                                   state=state, app="site"))
     headers = login(client, "vera")
     r = client.get(f"{API}/containers", headers=headers)
     assert r.status_code == 200, r.text
-    assert {c["name"]: c["state"] for c in r.json()["items"]} == {"odd": "unknown",
-                                                                  "up": "running"}
+    assert {c["name"]: c["state"] for c in r.json()["items"]} == {
+        "odd": "unknown", "up": "running", "podman": "exited"}  # Podman's word for it
     apps = client.get(f"{API}/apps", headers=headers).json()
     assert apps == [{"host": "kvm1", "vm": "web", "name": "site", "containers": [
-        {"name": "odd", "state": "unknown"}, {"name": "up", "state": "running"}]}]
+        {"name": "odd", "state": "unknown"}, {"name": "podman", "state": "exited"},
+        {"name": "up", "state": "running"}]}]

@@ -80,11 +80,13 @@ class Page(BaseModel, Generic[T]):
     items: list[T]
 
 
-def known(enum: type[E]) -> Callable[[Any], Any]:
+def known(enum: type[E], aliases: dict[str, E] | None = None) -> Callable[[Any], Any]:
     """A validator taking a value a host or a guest reported (a container's state comes from
-    the guest's engine, unchecked) as `enum`: a word outside it becomes its UNKNOWN member,
-    rather than failing the whole listing with a 500."""
+    the guest's engine, unchecked) as `enum`: a word outside it (and its `aliases`) becomes
+    its UNKNOWN member, rather than failing the whole listing with a 500."""
     def check(value: Any) -> Any:
+        if aliases and value in aliases:
+            return aliases[value]
         try:
             return enum(value)
         except ValueError:
@@ -92,8 +94,13 @@ def known(enum: type[E]) -> Callable[[Any], Any]:
     return check
 
 
+# Podman's own words for the states Docker's API names otherwise (older Podman passes them
+# through its compatible API).
+PODMAN_STATES = {"stopped": ContainerState.EXITED, "configured": ContainerState.CREATED,
+                 "initialized": ContainerState.CREATED}
 ReportedPowerState = Annotated[PowerState, BeforeValidator(known(PowerState))]
-ReportedContainerState = Annotated[ContainerState, BeforeValidator(known(ContainerState))]
+ReportedContainerState = Annotated[ContainerState,
+                                   BeforeValidator(known(ContainerState, PODMAN_STATES))]
 
 
 def _stamp(value: Any) -> Any:
