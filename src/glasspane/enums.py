@@ -146,3 +146,11 @@ class VmDefaults:
     CPUS = 2
     MEMORY_MIB = 512
     CMDLINE = "root=LABEL=root rw console=ttyS0"
+
+
+class HostState(StrEnum):
+    """A registered host as the inventory last saw it."""
+
+    OK = "ok"
+    UNREACHABLE = "unreachable"
+    UNKNOWN = "unknown"        # registered, not yet looked at

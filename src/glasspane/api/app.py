@@ -23,6 +23,7 @@ from glasspane.api.deps import Services
 from glasspane.api.limits import LoginGate, LoginLimiter, ServerLimits
 from glasspane.api.listing_cache import ListingCache
 from glasspane.api.middleware import API, AuditChanges, BodyLimit, NoNul, SecurityHeaders
+from glasspane.api.results import Health
 from glasspane.api.routers import (
     apps,
     audit,
@@ -36,6 +37,7 @@ from glasspane.api.routers import (
     users,
     vms,
 )
+from glasspane.api.schemas import errors
 from glasspane.errors import (
     Busy,
     CommandFailed,
@@ -130,7 +132,8 @@ def create_app(settings: Settings, database: Database, *, background: bool = Tru
     def index() -> FileResponse:
         return FileResponse(static / "index.html", headers={"Cache-Control": "no-cache"})
 
-    @app.get(f"{API}/health", tags=["health"])
+    @app.get(f"{API}/health", tags=["health"], response_model=Health,
+             responses=errors(400))
     def health() -> dict[str, Any]:
         with database.session() as session:
             session.execute(text("SELECT 1"))

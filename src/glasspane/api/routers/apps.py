@@ -20,19 +20,21 @@ from glasspane.api.deps import (
     services,
     viewer,
 )
+from glasspane.api.results import AppCheck, AppView
 from glasspane.api.routers.common import SpecContext, find_vm, submit
 from glasspane.api.routers.images import store_of
+from glasspane.api.schemas import AUTHENTICATED, TaskRef, errors
 from glasspane.inventory.models import Container, Host, Vm
 from glasspane.inventory.parsing import in_parser_thread
 
-router = APIRouter(tags=["apps"])
+router = APIRouter(tags=["apps"], responses=AUTHENTICATED)
 
 
 class AppContext(SpecContext):
     spec: str = Field(default="app.yaml", min_length=1, max_length=255)
 
 
-@router.get("/apps")
+@router.get("/apps", response_model=list[AppView])
 async def list_apps(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
               host: str | None = Query(None, max_length=64),
               vm: str | None = Query(None, max_length=128)) -> list[dict[str, Any]]:
@@ -63,7 +65,8 @@ def _running_vm(found: Services, host: str, vm: str) -> None:
         raise HTTPException(409, f"VM {vm} on host {host} is {state}: start it first")
 
 
-@router.post("/vms/{host}/{vm}/apps", status_code=202,
+@router.post("/vms/{host}/{vm}/apps", status_code=202, response_model=TaskRef,
+             responses=errors(404, 408, 409, 413),
              dependencies=[audited("app.deploy", "vm", "{host}/{vm}")])
 def deploy_app(host: str, vm: str, body: AppContext, request: Request,
                user: CurrentUser = Depends(operator),
@@ -76,7 +79,8 @@ def deploy_app(host: str, vm: str, body: AppContext, request: Request,
                   {"host": host, "vm": vm, **body.model_dump()}, pinned=True)
 
 
-@router.delete("/vms/{host}/{vm}/apps/{name}", status_code=202,
+@router.delete("/vms/{host}/{vm}/apps/{name}", status_code=202, response_model=TaskRef,
+               responses=errors(404, 409),
                dependencies=[audited("app.remove", "vm", "{host}/{vm}")])
 def remove_app(host: str, vm: str, name: str, request: Request,
                user: CurrentUser = Depends(operator),
@@ -87,7 +91,8 @@ def remove_app(host: str, vm: str, name: str, request: Request,
                   {"host": host, "vm": vm, "name": name})
 
 
-@router.post("/apps/validate")
+@router.post("/apps/validate", response_model=AppCheck,
+             responses=errors(404, 408, 413, 507))
 async def validate_app(body: AppContext, _: CurrentUser = Depends(viewer),
                        found: Services = Depends(services)) -> dict[str, Any]:
     """Check the app spec in a stored context without deploying it."""

@@ -8,12 +8,14 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import func, select
 
 from glasspane.api.deps import CurrentUser, Services, admin, page, services
+from glasspane.api.results import AuditView
+from glasspane.api.schemas import AUTHENTICATED, Page
 from glasspane.inventory.models import AuditEntry
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(prefix="/audit", tags=["audit"], responses=AUTHENTICATED)
 
 
-@router.get("")
+@router.get("", response_model=Page[AuditView])
 def list_audit(_: CurrentUser = Depends(admin), found: Services = Depends(services),
                user: str | None = Query(None, max_length=64),
                action: str | None = Query(None, max_length=64),

@@ -19,6 +19,8 @@ from glasspane.api.deps import (
     token_of,
 )
 from glasspane.api.limits import LoginGate, LoginLimiter
+from glasspane.api.results import Me, PasswordSet, Session, Status
+from glasspane.api.schemas import AUTHENTICATED, errors
 from glasspane.inventory.users import (
     SESSION_HOURS,
     authenticate,
@@ -51,7 +53,8 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
-@router.post("/login")
+@router.post("/login", response_model=Session,
+             responses=errors(400, 401, 408, 413, 422, 429, 503))
 async def login(body: Login, request: Request, response: Response,
                 found: Services = Depends(services)) -> dict[str, object]:
     """Exchange a name and password for a session token (also set as an HttpOnly cookie).
@@ -84,7 +87,8 @@ async def login(body: Login, request: Request, response: Response,
             "expires_in": int(lifetime.total_seconds())}
 
 
-@router.post("/logout", dependencies=[audited("logout", "user")])
+@router.post("/logout", response_model=Status, responses=errors(400, 401, 403),
+             dependencies=[audited("logout", "user")])
 def logout(request: Request, response: Response, user: CurrentUser = Depends(authenticated),
            found: Services = Depends(services)) -> dict[str, str]:
     audit_as(request, "logout", "user", user.name)
@@ -96,12 +100,14 @@ def logout(request: Request, response: Response, user: CurrentUser = Depends(aut
     return {"status": "logged out"}
 
 
-@router.get("/me")
+@router.get("/me", response_model=Me, responses=errors(400, 401))
 def me(user: CurrentUser = Depends(authenticated)) -> dict[str, str]:
     return {"name": user.name, "role": user.role}
 
 
-@router.post("/password", dependencies=[audited("password.change", "user")])
+@router.post("/password", response_model=PasswordSet,
+             responses={**AUTHENTICATED, **errors(408, 413, 429, 503)},
+             dependencies=[audited("password.change", "user")])
 async def change_password(body: PasswordChange, request: Request,
                           user: CurrentUser = Depends(authenticated),
                           found: Services = Depends(services)) -> dict[str, object]:

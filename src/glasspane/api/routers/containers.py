@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -22,6 +22,13 @@ from glasspane.api.deps import (
     services,
     viewer,
 )
+from glasspane.api.results import (
+    ContainerInspection,
+    ContainerProcesses,
+    ContainerStatsView,
+    ContainerView,
+    EngineView,
+)
 from glasspane.api.routers.common import (
     Limit,
     Offset,
@@ -31,13 +38,14 @@ from glasspane.api.routers.common import (
     submit,
     total_of,
 )
+from glasspane.api.schemas import AUTHENTICATED, REACHES_HOST, Page, TaskRef, errors
 from glasspane.containers import service as containers
 from glasspane.containers.deploy import RunRequest
 from glasspane.errors import NotFound
 from glasspane.inventory.handlers import CONTAINER_ACTIONS
 from glasspane.inventory.models import Container, Host, Vm
 
-router = APIRouter(tags=["containers"])
+router = APIRouter(tags=["containers"], responses=AUTHENTICATED)
 MAX_LOG_BYTES = 1 << 20
 
 # The states each action may start from ("remove" from any).
@@ -64,7 +72,7 @@ class NewContainer(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict, max_length=64)
 
 
-@router.get("/containers")
+@router.get("/containers", response_model=Page[ContainerView])
 async def list_containers(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
                     host: str | None = Query(None, max_length=64),
                     vm: str | None = Query(None, max_length=128),
@@ -108,6 +116,7 @@ def _find_container(found: Services, host: str, vm: str, name: str) -> Container
 
 
 @router.post("/containers/{host}/{vm}/{name}/actions/{action}", status_code=202,
+             response_model=TaskRef, responses=errors(404, 409),
              dependencies=[audited("container.{action}", "container", "{host}/{vm}/{name}")])
 def container_action(host: str, vm: str, name: str, action: str, request: Request,
                      user: CurrentUser = Depends(operator),
@@ -125,7 +134,8 @@ def container_action(host: str, vm: str, name: str, action: str, request: Reques
                   action=f"container.{action}")
 
 
-@router.post("/containers/{host}/{vm}", status_code=202,
+@router.post("/containers/{host}/{vm}", status_code=202, response_model=TaskRef,
+             responses=errors(404, 408, 409, 413),
              dependencies=[audited("container.run", "container", "{host}/{vm}")])
 def run_container(host: str, vm: str, body: NewContainer, request: Request,
                   user: CurrentUser = Depends(operator),
@@ -141,7 +151,11 @@ def run_container(host: str, vm: str, body: NewContainer, request: Request,
                   {"host": host, "vm": vm, **body.model_dump()})
 
 
-@router.get("/containers/{host}/{vm}/{name}/logs", response_class=PlainTextResponse)
+# The route makes its own text answer; a response class with no media type keeps the error
+# bodies documented as the JSON they are (FastAPI gives them the route's class's type).
+@router.get("/containers/{host}/{vm}/{name}/logs", response_class=Response,
+            responses={200: {"description": "The log's lines", "content": {
+                "text/plain": {"schema": {"type": "string"}}}}, **REACHES_HOST})
 async def container_logs(host: str, vm: str, name: str, _: CurrentUser = Depends(viewer),
                          found: Services = Depends(services),
                          tail: int = Query(200, ge=1, le=10_000)) -> PlainTextResponse:
@@ -157,7 +171,9 @@ async def container_logs(host: str, vm: str, name: str, _: CurrentUser = Depends
     return PlainTextResponse(await run_in_threadpool(read))
 
 
-@router.get("/containers/{host}/{vm}/{name}/inspect")
+@router.get("/containers/{host}/{vm}/{name}/inspect",
+            response_model=ContainerInspection, response_model_exclude_unset=True,
+            responses=REACHES_HOST)
 async def container_inspect(host: str, vm: str, name: str,
                             user: CurrentUser = Depends(viewer),
                             found: Services = Depends(services)) -> dict[str, Any]:
@@ -171,7 +187,8 @@ async def container_inspect(host: str, vm: str, name: str,
     return found_inspect
 
 
-@router.get("/containers/{host}/{vm}/{name}/top")
+@router.get("/containers/{host}/{vm}/{name}/top", response_model=ContainerProcesses,
+            responses=REACHES_HOST)
 async def container_top(host: str, vm: str, name: str, _: CurrentUser = Depends(viewer),
                         found: Services = Depends(services)) -> dict[str, Any]:
     """The container's processes: column titles and one row per process."""
@@ -179,7 +196,8 @@ async def container_top(host: str, vm: str, name: str, _: CurrentUser = Depends(
     return {"titles": titles, "processes": rows}
 
 
-@router.get("/containers/{host}/{vm}/{name}/stats")
+@router.get("/containers/{host}/{vm}/{name}/stats", response_model=ContainerStatsView,
+            responses=REACHES_HOST)
 async def container_stats(host: str, vm: str, name: str, _: CurrentUser = Depends(viewer),
                           found: Services = Depends(services)) -> dict[str, Any]:
     """CPU, memory, processes and network of the container, one sample."""
@@ -187,7 +205,7 @@ async def container_stats(host: str, vm: str, name: str, _: CurrentUser = Depend
     return dataclasses.asdict(numbers)
 
 
-@router.get("/vms/{host}/{vm}/engine")
+@router.get("/vms/{host}/{vm}/engine", response_model=EngineView, responses=REACHES_HOST)
 async def container_engine(host: str, vm: str, _: CurrentUser = Depends(viewer),
                            found: Services = Depends(services)) -> dict[str, Any]:
     """The container engine found in the VM: kind, version, API version, socket."""

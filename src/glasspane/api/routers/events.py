@@ -15,10 +15,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from glasspane.api.deps import CurrentUser, Services, services, viewer
+from glasspane.api.schemas import AUTHENTICATED, errors
 from glasspane.errors import RateLimited
 from glasspane.inventory.events import events_after, latest_event_id
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], responses=AUTHENTICATED)
 KEEPALIVE = 15.0
 # Ids are assigned at insert and become visible at commit, so a later id can be seen before
 # an earlier one: each read looks this far back and skips what it already sent.
@@ -66,7 +67,11 @@ class _CountedStream(StreamingResponse):
             self._release()
 
 
-@router.get("/events", response_class=StreamingResponse)
+@router.get("/events", response_class=StreamingResponse, responses={
+    200: {"description": "Server-Sent Events: `id:` (for Last-Event-ID), `event:` (the kind: "
+                         "vm.state, task.progress, ...), `data:` (the event as JSON)",
+          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+    **errors(429)})
 async def events(request: Request, user: CurrentUser = Depends(viewer),
                  found: Services = Depends(services),
                  last_event_id: int | None = Header(None, ge=0, le=MAX_ID),

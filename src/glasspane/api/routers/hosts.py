@@ -26,7 +26,9 @@ from glasspane.api.deps import (
     services,
     viewer,
 )
+from glasspane.api.results import HostFacts, HostListed, HostRemoved, HostView
 from glasspane.api.routers.common import Limit, Offset, count_of, find_host, total_of
+from glasspane.api.schemas import AUTHENTICATED, Page, errors
 from glasspane.errors import HostError, UsageError
 from glasspane.hosts import service
 from glasspane.hosts.registry import DRIVERS, HostRegistry
@@ -36,7 +38,7 @@ from glasspane.inventory.models import Host, Vm
 from glasspane.inventory.sync import hosts_lock, sync_host
 from glasspane.inventory.users import role_allows
 
-router = APIRouter(tags=["hosts"])
+router = APIRouter(tags=["hosts"], responses=AUTHENTICATED)
 
 
 def shown_uri(uri: str, user: CurrentUser) -> str:
@@ -70,7 +72,7 @@ class NewHost(BaseModel):
                                            "certificate (the pool master's)")
 
 
-@router.get("/hosts")
+@router.get("/hosts", response_model=Page[HostListed], response_model_exclude_unset=True)
 async def list_hosts(user: CurrentUser = Depends(viewer), found: Services = Depends(services),
                      limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
     def read() -> dict[str, Any]:
@@ -83,14 +85,16 @@ async def list_hosts(user: CurrentUser = Depends(viewer), found: Services = Depe
     return await off_loop(found, read)
 
 
-@router.get("/hosts/{name}")
+@router.get("/hosts/{name}", response_model=HostView, response_model_exclude_unset=True,
+            responses=errors(404))
 def get_host(name: str, user: CurrentUser = Depends(viewer),
              found: Services = Depends(services)) -> dict[str, Any]:
     with found.database.session() as session:
         return host_view(find_host(session, name), user)
 
 
-@router.get("/hosts/{name}/facts")
+@router.get("/hosts/{name}/facts", response_model=HostFacts,
+            responses=errors(404, 502, 503))
 async def host_facts(name: str, user: CurrentUser = Depends(viewer),
                      found: Services = Depends(services)) -> dict[str, Any]:
     """What the hypervisor says now: CPU, memory, storage, networks, acceleration, VMs."""
@@ -100,7 +104,9 @@ async def host_facts(name: str, user: CurrentUser = Depends(viewer),
     return facts
 
 
-@router.post("/hosts", status_code=201, dependencies=[audited("host.add", "host")])
+@router.post("/hosts", status_code=201, response_model=HostView,
+             response_model_exclude_unset=True,
+             responses=errors(408, 413), dependencies=[audited("host.add", "host")])
 async def add_host(body: NewHost, request: Request, user: CurrentUser = Depends(admin),
                    found: Services = Depends(services),
                    wait: bool = Query(True, description="sync the host into the inventory "
@@ -142,7 +148,8 @@ async def add_host(body: NewHost, request: Request, user: CurrentUser = Depends(
             "state": "unknown"}
 
 
-@router.delete("/hosts/{name}", dependencies=[audited("host.remove", "host", "{name}")])
+@router.delete("/hosts/{name}", response_model=HostRemoved, responses=errors(404),
+               dependencies=[audited("host.remove", "host", "{name}")])
 def remove_host(name: str, _: CurrentUser = Depends(admin),
                 found: Services = Depends(services)) -> dict[str, Any]:
     """Forget the host: its registration, credentials and inventory rows (its VMs are not

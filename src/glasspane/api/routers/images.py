@@ -16,13 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from glasspane.api.deps import CurrentUser, Services, audited, operator, services, viewer
+from glasspane.api.results import EngineImage, ImageDeleted, ImageFacts, StoredImageView
 from glasspane.api.routers.common import find_vm, submit
+from glasspane.api.schemas import AUTHENTICATED, TaskRef, errors
 from glasspane.containers import service as containers
 from glasspane.images.detect import ALL_FORMATS
 from glasspane.inventory.parsing import in_parser_thread
 from glasspane.inventory.store import Actor, ImageStore
 
-router = APIRouter(tags=["images"])
+router = APIRouter(tags=["images"], responses=AUTHENTICATED)
 MAX_IMAGE = 4 << 40  # 4 TiB: the largest VHD is 2 TiB; a qcow2 or XVA may be more
 DISK_KINDS = ("raw", "qcow2", "vhd", "vmdk", "xva", "ova")
 FORMAT = "^(" + "|".join(ALL_FORMATS) + ")$"
@@ -83,7 +85,7 @@ class ToPool(BaseModel):
     sr: str | None = Field(default=None, max_length=255, description="SR name or UUID")
 
 
-@router.get("/images")
+@router.get("/images", response_model=list[StoredImageView])
 async def list_images(_: CurrentUser = Depends(viewer),
                       found: Services = Depends(services)) -> list[dict[str, Any]]:
     # A file placed in the store by hand is described (parsed) when first listed.
@@ -91,7 +93,8 @@ async def list_images(_: CurrentUser = Depends(viewer),
                                            for i in store_of(found).list()])
 
 
-@router.put("/images/{name}", status_code=201,
+@router.put("/images/{name}", status_code=201, response_model=StoredImageView,
+            responses=errors(408, 409, 507),
             dependencies=[audited("image.put", "image", "{name}")],
             openapi_extra={"requestBody": {"required": True, "content": {
                 "application/octet-stream": {"schema": {"type": "string",
@@ -110,7 +113,9 @@ async def put_image(name: str, request: Request, user: CurrentUser = Depends(ope
     return dataclasses.asdict(stored)
 
 
-@router.get("/images/{name}")
+# Unset fields stay out: a file has no `info`, a disk image no `vm` (the CLI tells them so).
+@router.get("/images/{name}", response_model=ImageFacts, response_model_exclude_unset=True,
+            responses=errors(404))
 async def get_image(name: str, _: CurrentUser = Depends(viewer),
                     found: Services = Depends(services),
                     source_format: str | None = Query(None, alias="from", pattern=FORMAT)
@@ -133,14 +138,19 @@ async def get_image(name: str, _: CurrentUser = Depends(viewer),
     return await in_parser_thread(facts)
 
 
-@router.get("/images/{name}/content", response_class=FileResponse)
+@router.get("/images/{name}/content", response_class=FileResponse,
+            responses={200: {"description": "The stored file, as it is", "content": {
+                "application/octet-stream": {"schema": {"type": "string",
+                                                        "format": "binary"}}}},
+                       **errors(404)})
 def download_image(name: str, _: CurrentUser = Depends(viewer),
                    found: Services = Depends(services)) -> FileResponse:
     return FileResponse(store_of(found).path(name), media_type="application/octet-stream",
                         filename=name)
 
 
-@router.delete("/images/{name}", dependencies=[audited("image.delete", "image", "{name}")])
+@router.delete("/images/{name}", response_model=ImageDeleted, responses=errors(404),
+               dependencies=[audited("image.delete", "image", "{name}")])
 def delete_image(name: str, user: CurrentUser = Depends(operator),
                  found: Services = Depends(services)) -> dict[str, Any]:
     """Delete the image: the operator who stored it, or an admin."""
@@ -153,7 +163,8 @@ def _stored(found: Services, *names: str) -> None:
         store_of(found).path(name)  # 404 now, not a failed task later
 
 
-@router.post("/images/{name}/check", status_code=202,
+@router.post("/images/{name}/check", status_code=202, response_model=TaskRef,
+             responses=errors(404, 408, 413),
              dependencies=[audited("image.check", "image", "{name}")])
 def check_image(name: str, request: Request, body: Check | None = None,
                 user: CurrentUser = Depends(operator),
@@ -165,7 +176,8 @@ def check_image(name: str, request: Request, body: Check | None = None,
                   {"name": name, "from": source_format}, pinned=True)
 
 
-@router.post("/images/{name}/convert", status_code=202,
+@router.post("/images/{name}/convert", status_code=202, response_model=TaskRef,
+             responses=errors(404, 408, 409, 413),
              dependencies=[audited("image.convert", "image", "{name}")])
 def convert_image(name: str, body: Convert, request: Request,
                   user: CurrentUser = Depends(operator),
@@ -180,7 +192,8 @@ def convert_image(name: str, body: Convert, request: Request,
                   pinned=True)
 
 
-@router.post("/images/compare", status_code=202,
+@router.post("/images/compare", status_code=202, response_model=TaskRef,
+             responses=errors(404, 408, 413),
              dependencies=[audited("image.compare", "image")])
 def compare_images(body: Compare, request: Request, user: CurrentUser = Depends(operator),
                    found: Services = Depends(services)) -> dict[str, Any]:
@@ -190,7 +203,8 @@ def compare_images(body: Compare, request: Request, user: CurrentUser = Depends(
                   body.model_dump(), pinned=True)
 
 
-@router.post("/images/{name}/upload", status_code=202,
+@router.post("/images/{name}/upload", status_code=202, response_model=TaskRef,
+             responses=errors(404, 408, 413),
              dependencies=[audited("image.upload", "image", "{name}")])
 def upload_to_pool(name: str, body: ToPool, request: Request,
                    user: CurrentUser = Depends(operator),
@@ -201,14 +215,16 @@ def upload_to_pool(name: str, body: ToPool, request: Request,
                   {"image": name, **body.model_dump()}, pinned=True)
 
 
-@router.get("/vms/{host}/{name}/images")
+@router.get("/vms/{host}/{name}/images", response_model=list[EngineImage],
+            responses=errors(404, 409, 502, 503))
 async def vm_images(host: str, name: str, _: CurrentUser = Depends(viewer),
                     found: Services = Depends(services)) -> list[dict[str, Any]]:
     """The container images in the VM's engine."""
     return await run_in_threadpool(containers.list_images, found.settings, host, name)
 
 
-@router.post("/vms/{host}/{name}/images", status_code=202,
+@router.post("/vms/{host}/{name}/images", status_code=202, response_model=TaskRef,
+             responses=errors(404, 408, 409, 413),
              dependencies=[audited("image.load", "vm", "{host}/{name}")])
 def load_into_vm(host: str, name: str, body: Load, request: Request,
                  user: CurrentUser = Depends(operator),

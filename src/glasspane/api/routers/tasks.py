@@ -18,16 +18,17 @@ from glasspane.api.deps import (
     services,
     viewer,
 )
+from glasspane.api.schemas import AUTHENTICATED, Page, TaskView, errors
 from glasspane.errors import NotFound
 from glasspane.inventory import tasks
 from glasspane.inventory.models import Task
 from glasspane.inventory.users import role_allows
 
-router = APIRouter(prefix="/tasks", tags=["tasks"])
+router = APIRouter(prefix="/tasks", tags=["tasks"], responses=AUTHENTICATED)
 TaskId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # what every database's INTEGER holds
 
 
-@router.get("")
+@router.get("", response_model=Page[TaskView])
 def list_tasks(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
                state: str | None = Query(None, max_length=16),
                limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0, le=10_000_000)
@@ -42,7 +43,7 @@ def list_tasks(_: CurrentUser = Depends(viewer), found: Services = Depends(servi
         return page(limit, offset, int(total or 0), [tasks.task_view(t) for t in rows])
 
 
-@router.get("/{task_id}")
+@router.get("/{task_id}", response_model=TaskView, responses=errors(404))
 def get_task(task_id: TaskId, _: CurrentUser = Depends(viewer),
              found: Services = Depends(services)) -> dict[str, Any]:
     with found.database.session() as session:
@@ -52,7 +53,8 @@ def get_task(task_id: TaskId, _: CurrentUser = Depends(viewer),
         return tasks.task_view(task)
 
 
-@router.post("/{task_id}/cancel", dependencies=[audited("task.cancel", "task", "{task_id}")])
+@router.post("/{task_id}/cancel", response_model=TaskView, responses=errors(404),
+             dependencies=[audited("task.cancel", "task", "{task_id}")])
 def cancel_task(task_id: TaskId, request: Request, user: CurrentUser = Depends(operator),
                 found: Services = Depends(services)) -> dict[str, Any]:
     audit_as(request, "task.cancel", "task", str(task_id))

@@ -20,6 +20,7 @@ from glasspane.api.deps import (
     services,
     viewer,
 )
+from glasspane.api.results import SpecCheck, TemplateView
 from glasspane.api.routers.common import (
     Limit,
     Offset,
@@ -29,11 +30,12 @@ from glasspane.api.routers.common import (
     submit,
 )
 from glasspane.api.routers.images import store_of
+from glasspane.api.schemas import AUTHENTICATED, Page, TaskRef, errors
 from glasspane.errors import NotFound
 from glasspane.inventory.models import Host, Template
 from glasspane.inventory.parsing import in_parser_thread
 
-router = APIRouter(tags=["templates"])
+router = APIRouter(tags=["templates"], responses=AUTHENTICATED)
 TEMPLATE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 
@@ -68,7 +70,7 @@ class Validate(SpecContext):
     variables: dict[str, str] = Field(default_factory=dict, max_length=256)
 
 
-@router.get("/templates")
+@router.get("/templates", response_model=Page[TemplateView])
 async def list_templates(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
                    host: str | None = Query(None, max_length=64),
                    limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
@@ -90,8 +92,9 @@ def _known_host(found: Services, name: str) -> None:
         find_host(session, name)
 
 
-@router.post("/templates", status_code=202, dependencies=[audited("template.import",
-                                                                  "template")])
+@router.post("/templates", status_code=202, response_model=TaskRef,
+             responses=errors(404, 408, 413),
+             dependencies=[audited("template.import", "template")])
 def import_template(body: ImportTemplate, request: Request,
                     user: CurrentUser = Depends(operator),
                     found: Services = Depends(services)) -> dict[str, Any]:
@@ -103,7 +106,8 @@ def import_template(body: ImportTemplate, request: Request,
                   f"{body.host}/{body.name}", body.model_dump(), pinned=True)
 
 
-@router.post("/templates/from-debian", status_code=202,
+@router.post("/templates/from-debian", status_code=202, response_model=TaskRef,
+             responses=errors(404, 408, 413),
              dependencies=[audited("template.from-debian", "template")])
 def template_from_debian(body: FromDebian, request: Request,
                          user: CurrentUser = Depends(operator),
@@ -114,7 +118,8 @@ def template_from_debian(body: FromDebian, request: Request,
                   f"{body.host}/{body.name}", body.model_dump())
 
 
-@router.post("/templates/build", status_code=202,
+@router.post("/templates/build", status_code=202, response_model=TaskRef,
+             responses=errors(404, 408, 413),
              dependencies=[audited("template.build", "template")])
 def build_template(body: BuildTemplate, request: Request,
                    user: CurrentUser = Depends(operator),
@@ -127,7 +132,8 @@ def build_template(body: BuildTemplate, request: Request,
                   f"{body.host}/{body.context}", body.model_dump(), pinned=True)
 
 
-@router.post("/templates/validate")
+@router.post("/templates/validate", response_model=SpecCheck,
+             responses=errors(404, 408, 413, 507))
 async def validate_spec(body: Validate, _: CurrentUser = Depends(viewer),
                         found: Services = Depends(services)) -> dict[str, Any]:
     """Check the spec in a stored build context without building it."""
@@ -142,7 +148,8 @@ async def validate_spec(body: Validate, _: CurrentUser = Depends(viewer),
     return await in_parser_thread(check)
 
 
-@router.delete("/templates/{host}/{name}", status_code=202,
+@router.delete("/templates/{host}/{name}", status_code=202, response_model=TaskRef,
+               responses=errors(404),
                dependencies=[audited("template.remove", "template", "{host}/{name}")])
 def remove_template(host: str, name: str, request: Request,
                     user: CurrentUser = Depends(operator),

@@ -18,11 +18,13 @@ from glasspane.api.deps import (
     token_of,
 )
 from glasspane.api.limits import LoginGate
+from glasspane.api.results import IssuedToken, PasswordSet, Status, TokenView, UserView
+from glasspane.api.schemas import AUTHENTICATED, errors
 from glasspane.errors import UsageError
 from glasspane.inventory.models import ApiToken, User
 from glasspane.inventory.users import ROLES, add_user, get_user, issue_token, set_password
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], responses=AUTHENTICATED)
 
 
 class NewUser(BaseModel):
@@ -48,14 +50,15 @@ def _view(user: User) -> dict[str, object]:
             "created_at": user.created_at.isoformat()}
 
 
-@router.get("")
+@router.get("", response_model=list[UserView])
 def list_users(_: CurrentUser = Depends(admin), found: Services = Depends(services)
                ) -> list[dict[str, object]]:
     with found.database.session() as session:
         return [_view(u) for u in session.scalars(select(User).order_by(User.name))]
 
 
-@router.post("", status_code=201, dependencies=[audited("user.add", "user")])
+@router.post("", status_code=201, response_model=UserView, responses=errors(408, 413),
+             dependencies=[audited("user.add", "user")])
 def create_user(body: NewUser, request: Request, _: CurrentUser = Depends(admin),
                 found: Services = Depends(services)) -> dict[str, object]:
     audit_as(request, "user.add", "user", body.name, f"role {body.role}")
@@ -63,7 +66,8 @@ def create_user(body: NewUser, request: Request, _: CurrentUser = Depends(admin)
         return _view(add_user(session, body.name, body.password, body.role))
 
 
-@router.delete("/{name}", dependencies=[audited("user.remove", "user", "{name}")])
+@router.delete("/{name}", response_model=Status, responses=errors(404),
+               dependencies=[audited("user.remove", "user", "{name}")])
 def delete_user(name: str, request: Request, current: CurrentUser = Depends(admin),
                 found: Services = Depends(services)) -> dict[str, str]:
     audit_as(request, "user.remove", "user", name)
@@ -75,7 +79,9 @@ def delete_user(name: str, request: Request, current: CurrentUser = Depends(admi
     return {"status": "removed"}
 
 
-@router.post("/{name}/password", dependencies=[audited("password.set", "user", "{name}")])
+@router.post("/{name}/password", response_model=PasswordSet,
+             responses=errors(404, 408, 413, 503),
+             dependencies=[audited("password.set", "user", "{name}")])
 async def set_user_password(name: str, body: NewPassword, request: Request,
                             current: CurrentUser = Depends(admin),
                             found: Services = Depends(services)) -> dict[str, object]:
@@ -94,7 +100,8 @@ async def set_user_password(name: str, body: NewPassword, request: Request,
     return {"user": name, "status": "password set", "revoked_tokens": revoked}
 
 
-@router.post("/{name}/tokens", status_code=201,
+@router.post("/{name}/tokens", status_code=201, response_model=IssuedToken,
+             responses=errors(404, 408, 413),
              dependencies=[audited("token.add", "user", "{name}")])
 def create_token(name: str, body: NewToken, request: Request, _: CurrentUser = Depends(admin),
                  found: Services = Depends(services)) -> dict[str, object]:
@@ -107,7 +114,7 @@ def create_token(name: str, body: NewToken, request: Request, _: CurrentUser = D
     return {"user": name, "name": body.name, "token": secret}
 
 
-@router.get("/{name}/tokens")
+@router.get("/{name}/tokens", response_model=list[TokenView], responses=errors(404))
 def list_tokens(name: str, _: CurrentUser = Depends(admin),
                 found: Services = Depends(services)) -> list[dict[str, object]]:
     with found.database.session() as session:
