@@ -105,7 +105,7 @@ def test_a_streaming_program_is_killed_at_its_deadline() -> None:
         assert running.stdout is not None
         assert running.stdout.readline() == b"started\n"
         assert running.stdout.read() == b""  # ends when the deadline kills it
-        with pytest.raises(CommandTimedOut, match="`sh` did not finish within 0.5 s: so far"):
+        with pytest.raises(CommandTimedOut, match=r"`sh` did not finish within 0\.5 s: so far"):
             running.finish(b"so far")
     assert time.monotonic() - began < 10
 
