@@ -19,7 +19,9 @@ to exit codes and HTTP statuses in one place each.
      ├─ OutputError                an output cannot be written (exists, ...)
      │   └─ NoSpace                it would fill the disk (beyond the kept reserve)
      ├─ NotFound                   a named host, VM or template does not exist
-     ├─ CommandFailed              an external program failed (names the command line)
+     ├─ CommandFailed              an external program failed (names the program)
+     │   ├─ ProgramMissing         it is not installed: names it and the package to install
+     │   └─ CommandTimedOut        it ran past its deadline and was killed: names the deadline
      ├─ BuildFailed                a template build step failed: names the step and its log
      ├─ Busy                       the server is at one of its limits: try again later
      │   └─ RateLimited            too many attempts from one client
@@ -189,12 +191,14 @@ class CommandFailed(GlasspaneError):
     exit_code = 7
 
     def __init__(self, message: str, *, command: str, output: str = "",
-                 hint: str | None = None) -> None:
+                 hint: str | None = None, status: int | None = None) -> None:
         tail = " | ".join(output.strip().splitlines()[-3:])
-        super().__init__(f"{message}: `{command}` failed" + (f": {tail}" if tail else ""),
+        ended = "failed" if status is None else f"exited with status {status}"
+        super().__init__(f"{message}: `{command}` {ended}" + (f": {tail}" if tail else ""),
                          hint=hint)
         self.command = command
         self.output = output
+        self.status = status
 
 
 class BuildFailed(GlasspaneError):
@@ -237,3 +241,29 @@ class GuestUnreachable(GuestError):
 
 class EngineError(GuestError):
     """The container engine in the VM refused or failed a request."""
+
+
+class ProgramMissing(CommandFailed):
+    """An external program glasspane needs is not installed; names it and its package."""
+
+    def __init__(self, program: str, package: str) -> None:
+        GlasspaneError.__init__(self, f"{program} is not installed",
+                                hint=f"install {package}")
+        self.command = program
+        self.output = ""
+        self.status = None
+        self.package = package
+
+
+class CommandTimedOut(CommandFailed):
+    """An external program ran past its deadline and was killed; names it and the deadline."""
+
+    def __init__(self, message: str, *, command: str, timeout: float, output: str = "") -> None:
+        tail = " | ".join(output.strip().splitlines()[-3:])
+        GlasspaneError.__init__(
+            self, f"{message}: `{command}` did not finish within {timeout:g} s"
+                  + (f": {tail}" if tail else ""))
+        self.command = command
+        self.output = output
+        self.status = None
+        self.timeout = timeout

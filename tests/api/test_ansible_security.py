@@ -20,30 +20,23 @@ from glasspane.settings import Settings
 from tests.api.conftest import login
 from tests.cli.runner import run_cli
 from tests.hypervisors.conftest import guest_world
-from tests.xapi.server import Running, Xapi, small_pool, start
+from tests.xapi.conftest import POOL_PASSWORD as PASSWORD
+from tests.xapi.conftest import password_file, xapi
+from tests.xapi.server import Running
+
+__all__ = ["password_file", "xapi"]  # the loopback pool's fixtures, used here too
 
 API = "/api/v1"
-PASSWORD = "s3cret-pool-password"
 
 
 @pytest.fixture
-def xapi() -> Iterator[Running]:
-    running = start(Xapi(password=PASSWORD))
-    small_pool(running.xapi)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def pool(xapi: Running, settings: Settings, tmp_path: Path,
+def pool(xapi: Running, password_file: Path, settings: Settings,
          capsys: pytest.CaptureFixture[str]) -> Running:
     """The pool registered with the server: its password is now in the config directory."""
-    password = tmp_path / "password"
-    password.write_text(PASSWORD + "\n")
     added = run_cli(capsys, "host", "add", "xcp", xapi.url, "--driver", "xenapi",
-                    "--user", "root", "--password-file", str(password))
+                    "--user", "root", "--password-file", str(password_file))
     assert added.code == 0, added.err
-    password.unlink()
+    password_file.unlink()
     assert PASSWORD in (settings.config_dir / "host-secrets.json").read_text()
     return xapi
 

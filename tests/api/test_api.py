@@ -19,6 +19,7 @@ from glasspane.inventory import tasks
 from glasspane.inventory.db import Database
 from glasspane.inventory.models import Host, Task, Vm
 from tests.api.conftest import login, read_events, serve
+from tests.waiting import wait_for
 
 API = "/api/v1"
 
@@ -199,7 +200,11 @@ def test_running_task_cancelled_between_steps(app: FastAPI, client: TestClient,
     assert claimed is not None
     runner = threading.Thread(target=app.state.worker.run, args=claimed)
     runner.start()
-    time.sleep(0.5)
+
+    def between_steps() -> bool:
+        shown = client.get(f"{API}/tasks/{task['id']}", headers=operator).json()
+        return bool(shown["state"] == "running" and shown["progress"] > 0)
+    wait_for(between_steps, "the task to be past its first step")
     assert client.post(f"{API}/tasks/{task['id']}/cancel", headers=operator).status_code == 200
     runner.join(30)
     final = client.get(f"{API}/tasks/{task['id']}", headers=operator).json()
@@ -213,7 +218,10 @@ def test_live_events_and_resume(app: FastAPI, database: Database) -> None:
         task_id: list[int] = []
 
         def submit_soon() -> None:
-            time.sleep(1)
+            # Once the stream holds its place, it has fixed where it starts: the task's
+            # events all come after.
+            streams = app.state.streams.open
+            wait_for(lambda: streams.get("otto", 0) > 0, "the event stream to open")
             task_id.append(tasks.submit(database, "test.count", "vm", "local/web-1",
                                         {"steps": 2}, "otto")["id"])
             claimed = app.state.worker.claim()

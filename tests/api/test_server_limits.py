@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -33,6 +33,7 @@ from glasspane.inventory.models import AuditEntry
 from glasspane.settings import Settings
 from tests.api.conftest import PASSWORDS, Server, free_port, login, serve
 from tests.cli.runner import run_cli
+from tests.waiting import wait_for
 
 API = "/api/v1"
 
@@ -45,13 +46,6 @@ def running(settings: Settings, database: Database, **limits: Any) -> Iterator[S
         yield server
     finally:
         server.stop()
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.02)
 
 
 def address(server: Server) -> tuple[str, int]:

@@ -24,6 +24,7 @@ from tests.api.conftest import PASSWORDS, Server, login, serve
 from tests.cli.runner import run_cli
 from tests.hypervisors.conftest import libvirt_conn, storage  # noqa: F401 - own pools
 from tests.images.helpers import assert_same, convert_to
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
@@ -113,7 +114,12 @@ def test_store_over_the_api(server: Server, settings: Settings, tmp_path: Path) 
             raw_s.sendall(f"PUT /api/v1/images/cut.raw HTTP/1.1\r\nHost: x\r\n"
                           f"Authorization: {token}\r\nContent-Length: {4 * MIB}\r\n\r\n"
                           .encode() + b"\0" * MIB)
-        time.sleep(1)  # the server notices the hang-up
+        # The request's audit row is written once the server has given up on it.
+        admin = login(client, "ada")
+        wait_for(lambda: any(
+            a["object_name"] == "cut.raw" for a in client.get(
+                "/api/v1/audit", params={"action": "image.put"}, headers=admin).json()["items"]),
+            "the server to end the cut-off upload")
         deadline = time.monotonic() + 10
         while [p for p in files.iterdir() if p.name.startswith(".")]:  # staging removed
             assert time.monotonic() < deadline, list(files.iterdir())
@@ -211,7 +217,7 @@ def test_cli_images_hosts_and_templates_through_the_server(
     assert r.code == 0 and "imported template tiny on local" in r.out, r.out + r.err
     deadline = time.monotonic() + 30
     while "tiny" not in cli("template", "list").out:
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline, "the imported template never showed in the list"
         time.sleep(0.5)
     r = cli("template", "remove", "tiny")
     assert r.code == 0 and "removed template tiny" in r.out, r.err

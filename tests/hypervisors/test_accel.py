@@ -161,8 +161,10 @@ def test_concurrent_processes_probe_once(tmp_path: Path) -> None:
              "v = p(Path(sys.argv[1])); print(v.kind, v.reason)", str(tmp_path)],
             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": ":".join(
                 sys.path)})
+        deadline = time.monotonic() + 60
         while not _blocked_on_a_lock(child.pid):
             assert child.poll() is None, "the second process did not wait for the lock"
+            assert time.monotonic() < deadline, "the second process never reached the lock"
             time.sleep(0.05)
         planted(tmp_path, "the first process's verdict")
     out, _ = child.communicate(timeout=60)

@@ -109,26 +109,45 @@ def _place(xapi: Xapi, srs: list[str], local: str) -> Redirect | Refuse | None:
     return Redirect(address) if address else Refuse(404)
 
 
+@dataclass
+class RawVdi:
+    vdi: str
+    task: str
+    fmt: str
+
+
+def _raw_vdi(xapi: Xapi, query: dict[str, str], local: str, label: str
+             ) -> RawVdi | Redirect | Refuse:
+    """What /import_raw_vdi and /export_raw_vdi both check first, under the lock: the
+    session, the VDI (a reference or a UUID: Importexport.vdi_of_req), the host that sees
+    its SR, the task, and the format."""
+    if query.get("session_id") not in xapi.sessions:
+        return Refuse(401)
+    vdi = query.get("vdi", "")
+    if vdi not in xapi.objects["VDI"]:
+        vdi = next((r for r, v in xapi.objects["VDI"].items() if v["uuid"] == vdi), "")
+    if not vdi:
+        return Refuse(404)
+    placed = _place(xapi, [xapi.objects["VDI"][vdi]["SR"]], local)
+    if placed is not None:
+        return placed
+    task = task_for(xapi, query, label)
+    if task is None:
+        return Refuse(404)
+    fmt = query.get("format", "raw")
+    if fmt not in ("raw", "vhd"):
+        fail_task(xapi, task, ["FORMAT_NOT_SUPPORTED", fmt])
+        return Refuse(400)
+    return RawVdi(vdi, task, fmt)
+
+
 # -- /import_raw_vdi (import_raw_vdi.ml) --------------------------------------------------------
 def import_raw_vdi(xapi: Xapi, query: dict[str, str], local: str) -> Accept | Redirect | Refuse:
     with xapi.lock:
-        if query.get("session_id") not in xapi.sessions:
-            return Refuse(401)
-        vdi = query.get("vdi", "")
-        if vdi not in xapi.objects["VDI"]:
-            vdi = next((r for r, v in xapi.objects["VDI"].items() if v["uuid"] == vdi), "")
-        if not vdi:
-            return Refuse(404)
-        placed = _place(xapi, [xapi.objects["VDI"][vdi]["SR"]], local)
-        if placed is not None:
-            return placed
-        task = task_for(xapi, query, "VDI.import")
-        if task is None:
-            return Refuse(404)
-        fmt = query.get("format", "raw")
-        if fmt not in ("raw", "vhd"):
-            fail_task(xapi, task, ["FORMAT_NOT_SUPPORTED", fmt])
-            return Refuse(400)
+        found = _raw_vdi(xapi, query, local, "VDI.import")
+    if not isinstance(found, RawVdi):
+        return found
+    vdi, task, fmt = found.vdi, found.task, found.fmt
 
     def work(body: BinaryIO, length: int) -> str:
         data = _read(xapi, task, body, length)
@@ -355,23 +374,12 @@ def _chunks(size: int, data: bytes) -> list[tuple[int, bytes]]:
 
 def export_raw_vdi(xapi: Xapi, query: dict[str, str], local: str) -> Accept | Redirect | Refuse:
     with xapi.lock:
-        if query.get("session_id") not in xapi.sessions:
-            return Refuse(401)
-        vdi = query.get("vdi", "")
-        if vdi not in xapi.objects["VDI"]:
-            return Refuse(404)
-        placed = _place(xapi, [xapi.objects["VDI"][vdi]["SR"]], local)
-        if placed is not None:
-            return placed
-        task = task_for(xapi, query, "VDI.export")
-        if task is None:
-            return Refuse(404)
-        fmt = query.get("format", "raw")
-        if fmt not in ("raw", "vhd"):
-            fail_task(xapi, task, ["FORMAT_NOT_SUPPORTED", fmt])
-            return Refuse(400)
-        size = xapi.objects["VDI"][vdi]["virtual_size"]
-        data = xapi.disks.get(vdi, b"").ljust(size, b"\0")
+        found = _raw_vdi(xapi, query, local, "VDI.export")
+        if not isinstance(found, RawVdi):
+            return found
+        task, fmt = found.task, found.fmt
+        size = xapi.objects["VDI"][found.vdi]["virtual_size"]
+        data = xapi.disks.get(found.vdi, b"").ljust(size, b"\0")
 
     def work() -> bytes:
         if fmt == "raw":

@@ -124,14 +124,14 @@ def test_a_task_cancelled_midway(xapi: tuple[Running, Any, dict[str, str]],
         sock.sendall(bytes(1 << 20))
         deadline = time.monotonic() + 20
         while float(api.task.get_progress(task)) < 0.25:  # the chunk is in: it waits for more
-            assert time.monotonic() < deadline
+            assert time.monotonic() < deadline, "the first chunk never showed in the progress"
             time.sleep(0.05)
         api.task.cancel(task)
         assert api.task.get_status(task) == "cancelling"
         sock.sendall(bytes(1 << 20))
         deadline = time.monotonic() + 20
         while api.task.get_status(task) == "cancelling":
-            assert time.monotonic() < deadline
+            assert time.monotonic() < deadline, "the handler never noticed the cancel"
             time.sleep(0.05)
     assert api.task.get_status(task) == "cancelled"
     assert api.task.get_error_info(task) == ["TASK_CANCELLED", task]

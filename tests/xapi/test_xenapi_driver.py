@@ -13,6 +13,7 @@ import pytest
 
 from glasspane.settings import Settings
 from tests.cli.runner import run_cli
+from tests.waiting import wait_for
 from tests.xapi.server import Running, Xapi, small_pool, start
 
 
@@ -233,7 +234,8 @@ def test_xapi_events_update_the_inventory_between_polls(
         while state("web-1") != "running":
             assert time.monotonic() < deadline, "the first pass did not happen"
             time.sleep(0.2)
-        time.sleep(1)  # the watcher has its token
+        # The watcher has its token: its first event.from was answered, its second waits.
+        wait_for(lambda: xapi.xapi.calls.count("event.from") >= 2, "the event watcher's token")
         # Another XAPI client (XenCenter, say) pauses the VM; the next poll is an hour away.
         other = XenAPI.Session(xapi.url)
         other.xenapi.login_with_password("root", "s3cret-pool", "2.21", "test")

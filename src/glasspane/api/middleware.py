@@ -33,15 +33,29 @@ SECURITY_HEADERS = [
 ]
 
 
-class SecurityHeaders:
+class HttpMiddleware:
+    """What every middleware here shares: what is not an HTTP request (the lifespan, a
+    websocket) or not for it (`passes`) goes to the application untouched; the rest to
+    `http`."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def passes(self, scope: Scope) -> bool:
+        return bool(scope["type"] != "http")
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.passes(scope):
+            await self.app(scope, receive, send)
+        else:
+            await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class SecurityHeaders(HttpMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
@@ -51,7 +65,7 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     """413 for request bodies over MAX_BODY, declared or streamed (uploads into the image
     store, PUT /api/v1/images/NAME, are streamed to disk and have their own limit), and 408
     for a body that goes `timeout` s without a byte (an upload that stops halfway is
@@ -59,12 +73,10 @@ class BodyLimit:
     the application made of the cut-off body."""
 
     def __init__(self, app: ASGIApp, timeout: float) -> None:
-        self.app, self.timeout = app, timeout
+        super().__init__(app)
+        self.timeout = timeout
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         capped = not (scope["method"] == "PUT" and UPLOAD.match(scope["path"]))
         declared = dict(scope["headers"]).get(b"content-length")
         if capped and declared is not None and (not declared.isdigit() or
@@ -106,19 +118,13 @@ class BodyLimit:
             await _refuse(send, *refusal)
 
 
-class NoNul:
+class NoNul(HttpMiddleware):
     """400 for a NUL character anywhere in a request: its path, its query or (escaped as
     \\u0000) a JSON body.  No name, text or path of glasspane's holds one; PostgreSQL's text
     cannot (the query would fail with a 500), and neither can a program's argument.  Uploads
     into the image store are files, not texts, and go through untouched."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         query = unquote_to_bytes(scope.get("query_string", b"").replace(b"+", b" "))
         if "\0" in scope["path"] or b"\0" in query:
             await _refuse(send, 400, _nul("its path or query"))
@@ -177,7 +183,7 @@ def outcome(status: int) -> str:
     return "rejected" if status < 500 else "failed"
 
 
-class AuditChanges:
+class AuditChanges(HttpMiddleware):
     """Records each request that is not a read: who (the user the authentication
     dependency found), what and on which object (named by the route's `audited` dependency,
     else the method and path), the status and its outcome, the task it queued and the
@@ -186,12 +192,13 @@ class AuditChanges:
 
     def __init__(self, app: ASGIApp, database: Database,
                  budget: audit_log.NoiseBudget) -> None:
-        self.app, self.database, self.budget = app, database, budget
+        super().__init__(app)
+        self.database, self.budget = database, budget
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in READS:
-            await self.app(scope, receive, send)
-            return
+    def passes(self, scope: Scope) -> bool:
+        return super().passes(scope) or scope["method"] in READS
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope.setdefault("state", {})
         status = 500
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 
@@ -19,6 +18,7 @@ from glasspane.images.base import WriteOptions
 from glasspane.images.compare import compare_images
 from glasspane.images.convert import convert
 from glasspane.images.sample import write_sample
+from glasspane.process import call
 
 # (source, output, options): a chain through every format, each step from the previous one.
 STEPS: list[tuple[str, str, WriteOptions]] = [
@@ -38,8 +38,8 @@ def _qemu_verdict(original: str, output: str) -> str:
     qemu_img = shutil.which("qemu-img")
     if fmt is None or qemu_img is None:
         return "-"
-    result = subprocess.run([qemu_img, "compare", "-q", "-f", "raw", "-F", fmt, original,
-                             output], capture_output=True, check=False)
+    result = call([qemu_img, "compare", "-q", "-f", "raw", "-F", fmt, original, output],
+                  "comparing with qemu-img", timeout=600)
     return "identical" if result.returncode == 0 else f"DIFFERS (rc {result.returncode})"
 
 

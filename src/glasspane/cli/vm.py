@@ -300,7 +300,7 @@ def console(ctx: click.Context, name: str, host: str, lines: int) -> None:
 def ssh(name: str, command: tuple[str, ...], host: str, user: str, identity: str | None) -> None:
     """SSH into VM NAME, or run `-- COMMAND` there; exits with ssh's status (with
     --server: `-- COMMAND` runs through the server as glasspane's user)."""
-    import subprocess
+    from glasspane.process import interactive
     remote = remote_of(click.get_current_context())
     if remote is not None:
         if not command:
@@ -313,7 +313,7 @@ def ssh(name: str, command: tuple[str, ...], host: str, user: str, identity: str
             click.echo("glasspane: output cut at 1 MiB", err=True)
         raise click.exceptions.Exit(done["exit_code"])
     args = service.ssh_command(Settings.load(), name, host, user, identity, command)
-    raise click.exceptions.Exit(subprocess.call(args))
+    raise click.exceptions.Exit(interactive(args, f"SSH into VM {name}"))
 
 
 @vm.command()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import select
-import subprocess
 import tempfile
 import typing
 from collections.abc import Iterable
@@ -20,6 +19,7 @@ from collections.abc import Iterable
 import httpcore
 
 from glasspane.guests.ssh import SshConnection
+from glasspane.process import Running
 
 # Copies stdin to the socket and the socket to stdout until either side closes.
 PYTHON_RELAY = """\
@@ -55,7 +55,7 @@ def relay_command(relay: str, socket_path: str, sudo: bool) -> list[str]:
 class RelayStream(httpcore.NetworkStream):
     """One relay process's pipes as a byte stream, with timeouts."""
 
-    def __init__(self, process: subprocess.Popen[bytes], stderr: typing.IO[bytes]) -> None:
+    def __init__(self, process: Running, stderr: typing.IO[bytes]) -> None:
         assert process.stdin is not None and process.stdout is not None
         self.process = process
         self._stderr = stderr
@@ -73,11 +73,10 @@ class RelayStream(httpcore.NetworkStream):
             raise httpcore.ReadError(self.failure() or f"the relay's pipe closed: {exc}"
                                      ) from exc
         if not data:  # the relay, its sudo or the SSH channel ended: say why if it failed
-            try:
-                self.process.wait(timeout=1)
-            except subprocess.TimeoutExpired:
+            status = self.process.wait(timeout=1)
+            if status is None:
                 return data
-            if self.process.returncode != 0:
+            if status != 0:
                 raise httpcore.ReadError(self.failure())
         return data
 
@@ -105,11 +104,8 @@ class RelayStream(httpcore.NetworkStream):
         for pipe in (self.process.stdin, self.process.stdout):
             if pipe is not None:
                 pipe.close()
-        try:
-            self.process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process.wait(timeout=2) is None:
+            self.process.stop()
         self._stderr.close()
 
     def start_tls(self, ssl_context: typing.Any, server_hostname: str | None = None,

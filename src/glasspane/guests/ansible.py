@@ -19,7 +19,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -40,7 +39,8 @@ from glasspane.guests.key_agent import agent_holding
 from glasspane.guests.sandbox import INSIDE, Sandbox
 from glasspane.guests.ssh import SshTarget
 from glasspane.hypervisors.base import ip_addresses
-from glasspane.process import deadline
+from glasspane.process import PIPE, STDOUT, call, require, spawn
+from glasspane.process import run as run_program
 
 _TASK_LINE = re.compile(rb"^(TASK|RUNNING HANDLER) \[", re.MULTILINE)
 _KNOBS = {"ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",
@@ -73,11 +73,7 @@ def ansible_program(name: str) -> str:
     beside = Path(sys.executable).parent / name
     if beside.is_file():
         return str(beside)
-    found = shutil.which(name)
-    if found is None:
-        raise CommandFailed(f"{name} is not installed", command=name,
-                            hint="it comes with glasspane (pip install glasspane)")
-    return found
+    return require(name)
 
 
 @dataclass(frozen=True)
@@ -103,6 +99,7 @@ class _Prepared:
         return argv if self.sandbox is None else self.sandbox.command(self.work, argv)
 
     def popen_args(self) -> dict[str, Any]:
+        """The environment and directory ansible-playbook runs with."""
         if self.sandbox is None:
             return {"env": {**os.environ, **_KNOBS},
                     "cwd": str(Path(self.playbook).parent)}
@@ -190,19 +187,17 @@ def _public_half(identity: Path) -> str:
     public = identity.with_name(identity.name + ".pub")
     if public.is_file():
         return public.read_text()
-    done = subprocess.run(["ssh-keygen", "-y", "-f", str(identity)], capture_output=True,
-                          timeout=30, check=False, stdin=subprocess.DEVNULL)
-    if done.returncode != 0:
-        raise CommandFailed(f"reading the public half of SSH key {identity.name} failed",
-                            command="ssh-keygen -y", output=done.stderr.decode(errors="replace"))
-    return done.stdout.decode()
+    return run_program([require("ssh-keygen"), "-y", "-f", str(identity)],
+                       f"reading the public half of SSH key {identity.name}", timeout=30)
 
 
 def count_tasks(run: _Prepared, limit: str) -> int:
     """How many tasks the playbook lists (for progress); 0 when it cannot tell."""
-    done = subprocess.run(run.command("--limit", limit, "--list-tasks"), capture_output=True,
-                          timeout=120, check=False, stdin=subprocess.DEVNULL,
-                          **run.popen_args())
+    try:
+        done = call(run.command("--limit", limit, "--list-tasks"), "listing the playbook's tasks",
+                    timeout=120, name="ansible-playbook", **run.popen_args())
+    except CommandFailed:
+        return 0
     if done.returncode != 0:
         return 0
     # Listed tasks are the indented lines under "tasks:" that carry "TAGS:".
@@ -226,11 +221,10 @@ def run_playbook(playbook: Path, targets: Sequence[tuple[str, SshTarget]],
     limit = ",".join(name for name, _ in targets)
     with _prepared(playbook, targets, extra_vars, sandbox) as run:
         total = count_tasks(run, limit) if on_task is not None else 0
-        args = run.command("--limit", limit)
-        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, **run.popen_args())
         tasks, text = 0, bytearray()
-        with deadline(process, timeout) as expired:
+        with spawn(run.command("--limit", limit), f"running playbook {playbook.name}",
+                   timeout=timeout, stdout=PIPE, stderr=STDOUT, name="ansible-playbook",
+                   **run.popen_args()) as process:
             assert process.stdout is not None
             for line in process.stdout:
                 on_output(line)
@@ -239,11 +233,6 @@ def run_playbook(playbook: Path, targets: Sequence[tuple[str, SshTarget]],
                     tasks += 1
                     if on_task is not None:
                         on_task(tasks, max(total, tasks))
-            status = process.wait()
-    if expired.is_set():
-        raise CommandFailed(f"ansible-playbook {playbook.name} did not finish within "
-                            f"{timeout:.0f} s",
-                            command=f"ansible-playbook --limit {limit} {playbook.name}",
-                            output=text.decode(errors="replace"))
+            status = process.finish(bytes(text))
     recap = text.decode(errors="replace").partition("PLAY RECAP")[2].strip()
     return PlaybookRun(status, tasks, recap)

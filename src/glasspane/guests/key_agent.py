@@ -10,58 +10,56 @@ reach into it.  It stops when the run ends.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from glasspane.errors import CommandFailed, Unavailable
+from glasspane.errors import ProgramMissing, Unavailable
+from glasspane.process import DEVNULL, call, failed, require, spawn, timed_out
 
 STARTUP = 10.0  # seconds for ssh-agent to make its socket
+PATH = {"PATH": "/usr/bin:/bin"}
 
 
 def _program(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        raise Unavailable(f"{name} is not installed",
-                          hint="install Debian's openssh-client")
-    return found
+    """A server without it cannot keep the key out of the sandbox: Unavailable, not a
+    failed command."""
+    try:
+        return require(name)
+    except ProgramMissing as exc:
+        raise Unavailable(exc.message, hint=exc.hint) from exc
 
 
 @contextmanager
 def agent_holding(keys: list[Path], socket: Path, as_user: dict[str, Any]
                   ) -> Iterator[None]:
     """An agent listening on `socket` (in a directory of the user's) with `keys` loaded,
-    running as `as_user` (subprocess's user/group/extra_groups) until the block ends."""
-    agent = subprocess.Popen([_program("ssh-agent"), "-D", "-a", str(socket)],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, env={"PATH": "/usr/bin:/bin"},
-                             **as_user)
+    running as `as_user` (the sandbox's run_as()) until the block ends."""
+    # No deadline of its own: it lives as long as the block, the run, which has one.
+    agent = spawn([_program("ssh-agent"), "-D", "-a", str(socket)], "starting the run's agent",
+                  timeout=None, stdout=DEVNULL, env=PATH, as_user=as_user)
     try:
         began = time.monotonic()
         while not socket.exists():
-            if agent.poll() is not None or time.monotonic() - began > STARTUP:
-                error = agent.stderr.read().decode(errors="replace") if agent.stderr else ""
-                raise CommandFailed("ssh-agent did not start", command="ssh-agent -D",
-                                    output=error)
+            status = agent.poll()
+            if status is not None or time.monotonic() - began > STARTUP:
+                agent.stop()
+                error = agent.stderr.read() if agent.stderr else b""
+                if status is None:
+                    raise timed_out("ssh-agent", "starting the run's agent", STARTUP, error)
+                raise failed("ssh-agent", "starting the run's agent", status, error)
             time.sleep(0.02)
         for key in keys:
-            added = subprocess.run([_program("ssh-add"), "-q", "-"], input=key.read_bytes(),
-                                   capture_output=True, timeout=30, check=False,
-                                   env={"PATH": "/usr/bin:/bin", "SSH_AUTH_SOCK": str(socket)},
-                                   **as_user)
+            added = call([_program("ssh-add"), "-q", "-"], "loading an SSH key into the agent",
+                         input=key.read_bytes(), timeout=30,
+                         env={**PATH, "SSH_AUTH_SOCK": str(socket)}, as_user=as_user)
             if added.returncode != 0:
-                raise CommandFailed(f"loading the SSH key {key.name} into the run's agent "
-                                    f"failed", command="ssh-add -",
-                                    output=added.stderr.decode(errors="replace"))
+                raise failed("ssh-add", f"loading the SSH key {key.name} into the run's agent",
+                             added.returncode, added.stderr)
         yield
     finally:
-        agent.terminate()
-        try:
-            agent.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait()
+        agent.stop(grace=10)
+        agent.close()
+

@@ -19,8 +19,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import pwd
-import shutil
-import subprocess
 import sys
 import threading
 from collections.abc import Iterable
@@ -28,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from glasspane.errors import Unavailable
+from glasspane.errors import CommandFailed, ProgramMissing, Unavailable
+from glasspane.process import require, run
 from glasspane.settings import Settings
 
 SANDBOX_USER = "glasspane-ansible"   # a system user made for this, when the machine has one
@@ -79,7 +78,7 @@ class Sandbox:
                           f"{FALLBACK_USER})", hint=f"create the system user {SANDBOX_USER}")
 
     def run_as(self) -> dict[str, Any]:
-        """subprocess arguments that run a program as the sandbox's user, outside it."""
+        """process.py's `as_user`: what runs a program as the sandbox's user, outside it."""
         who = self.user()
         return {} if who is None else {"user": who[0], "group": who[1], "extra_groups": []}
 
@@ -168,13 +167,10 @@ class Sandbox:
             if _probed.get(key):
                 return
             try:
-                done = subprocess.run(self.command(None, ["/bin/true"]), capture_output=True,
-                                      timeout=30, check=False, stdin=subprocess.DEVNULL,
-                                      env=self.environment({}))
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                raise _unavailable(str(exc)) from None
-            if done.returncode != 0:
-                raise _unavailable(done.stderr.decode(errors="replace").strip()[-300:])
+                run(self.command(None, ["/bin/true"]), "trying the sandbox", timeout=30,
+                    env=self.environment({}))
+            except CommandFailed as exc:
+                raise _unavailable(exc.detail[-300:]) from exc
             _probed[key] = True
 
 
@@ -185,17 +181,17 @@ def playbook_sandbox(settings: Settings) -> Sandbox | None:
 
 
 def _setpriv() -> str:
-    found = shutil.which("setpriv")
-    if found is None:
-        raise _unavailable("setpriv (util-linux) is not installed")
-    return found
+    try:
+        return require("setpriv")
+    except ProgramMissing as exc:
+        raise _unavailable("setpriv (util-linux) is not installed") from exc
 
 
 def _bwrap() -> str:
-    found = shutil.which("bwrap")
-    if found is None:
-        raise _unavailable("bwrap is not installed")
-    return found
+    try:
+        return require("bwrap")
+    except ProgramMissing as exc:
+        raise _unavailable("bwrap is not installed") from exc
 
 
 def _unavailable(reason: str) -> Unavailable:

@@ -17,21 +17,21 @@ assembled from strings.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shlex
 import shutil
 import stat
-import subprocess
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from glasspane.errors import GuestUnreachable, UsageError
+from glasspane.errors import CommandTimedOut, GuestUnreachable, UsageError
 from glasspane.locks import file_lock
-from glasspane.process import deadline
+from glasspane.process import DEVNULL, PIPE, STDOUT, Result, Running, call, spawn
 
 CONTROL_PERSIST = 600  # seconds an idle master stays up
 CONNECT_TIMEOUT = 10
@@ -116,10 +116,10 @@ class SshConnection:
         """Whether the master connection is up."""
         if not self.control.exists():
             return False
-        check = subprocess.run(["ssh", "-o", f"ControlPath={self.control}", "-O", "check",
-                                self.target.address], capture_output=True, timeout=10,
-                               check=False)
-        return check.returncode == 0
+        try:
+            return _control(self.control, "check", self.target.address).returncode == 0
+        except CommandTimedOut:
+            return False
 
     def connect(self) -> None:
         """Make sure a master connection is up (starting one takes the SSH handshake)."""
@@ -130,16 +130,17 @@ class SshConnection:
             self.target.known_hosts.parent.mkdir(parents=True, exist_ok=True)
             with open(self._log, "w+b") as log:
                 try:
-                    # -f: back to us once authenticated; the master lives on in the background.
-                    done = subprocess.run(
+                    # -f: back to us once authenticated; the master lives on in the background
+                    # (its standard error a file, not a pipe this call would wait on).
+                    done = call(
                         [*self._options(), "-M", "-N", "-f",
                          "-o", f"ControlPersist={CONTROL_PERSIST}", self.target.address],
-                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                        timeout=CONNECT_TIMEOUT * 3, check=False)
-                except subprocess.TimeoutExpired:
+                        "connecting to the VM", stdout=DEVNULL, stderr=log,
+                        timeout=CONNECT_TIMEOUT * 3)
+                except CommandTimedOut as exc:
                     raise GuestUnreachable(
                         f"SSH at {self.target.address} did not complete its handshake",
-                        host=self.target.host, vm=self.target.vm) from None
+                        host=self.target.host, vm=self.target.vm) from exc
                 if done.returncode != 0:
                     log.seek(0)
                     raise _classify(self.target, log.read().decode(errors="replace"))
@@ -149,27 +150,25 @@ class SshConnection:
                 shlex.join(command)]
 
     def run(self, command: Sequence[str], *, input_data: bytes | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+            timeout: float = 60) -> Result:
         """Run `command` in the VM; its exit status is the caller's to judge, but a broken
         connection raises GuestUnreachable."""
         self.connect()
         try:
-            done = subprocess.run(self._command(command), input=input_data,
-                                  capture_output=True, timeout=timeout, check=False,
-                                  stdin=None if input_data is not None else subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise GuestUnreachable(f"`{shlex.join(command)}` did not finish within "
-                                   f"{timeout:.0f} s", host=self.target.host,
-                                   vm=self.target.vm) from None
+            done = call(self._command(command), "running a command in the VM",
+                        input=input_data, timeout=timeout)
+        except CommandTimedOut as exc:
+            raise self._too_long(command, timeout) from exc
         if done.returncode == 255:  # ssh's own failure, not the command's
             raise _classify(self.target, done.stderr.decode(errors="replace"))
         return done
 
-    def open(self, command: Sequence[str], stderr: IO[bytes]) -> subprocess.Popen[bytes]:
-        """Start `command` in the VM with its standard input and output as pipes to us."""
+    def open(self, command: Sequence[str], stderr: IO[bytes]) -> Running:
+        """Start `command` in the VM with its standard input and output as pipes to us; the
+        caller stops it (a relay: its reads and writes have their own timeouts)."""
         self.connect()
-        return subprocess.Popen(self._command(command), stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=stderr)
+        return spawn(self._command(command), "relaying in the VM", timeout=None, stdin=PIPE,
+                     stdout=PIPE, stderr=stderr)
 
     def stream(self, command: Sequence[str], on_output: Callable[[bytes], None], *,
                input_data: bytes | Path | None = None, timeout: float = 1800) -> int:
@@ -177,44 +176,57 @@ class SshConnection:
         comes) to `on_output`; its exit status.  A broken connection raises GuestUnreachable;
         a command running past `timeout` s is killed and raises it too."""
         self.connect()
-        process = subprocess.Popen(self._command(command), stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT,
-                                   stdin=subprocess.PIPE if input_data is not None
-                                   else subprocess.DEVNULL)
-        with deadline(process, timeout) as expired:
+        with spawn(self._command(command), "running a command in the VM", timeout=timeout,
+                   stdin=PIPE if input_data is not None else DEVNULL, stdout=PIPE,
+                   stderr=STDOUT) as process:
             if input_data is not None:
-                threading.Thread(target=_feed, args=(process, input_data), daemon=True).start()
+                assert process.stdin is not None
+                threading.Thread(target=_feed, args=(process.stdin, input_data),
+                                 daemon=True).start()
             assert process.stdout is not None
             tail = b""
             while chunk := os.read(process.stdout.fileno(), 65536):
                 tail = (tail + chunk)[-4096:]
                 on_output(chunk)
-            status = process.wait()
-        if expired.is_set():
-            raise GuestUnreachable(f"`{shlex.join(command)[:200]}` did not finish within "
-                                   f"{timeout:.0f} s", host=self.target.host,
-                                   vm=self.target.vm)
+            try:
+                status = process.finish()
+            except CommandTimedOut as exc:
+                raise self._too_long(command, timeout) from exc
         if status == 255:  # ssh's own failure, not the command's
             raise _classify(self.target, tail.decode(errors="replace"))
         return status
 
+    def _too_long(self, command: Sequence[str], timeout: float) -> GuestUnreachable:
+        return GuestUnreachable(f"`{shlex.join(command)[:200]}` did not finish within "
+                                f"{timeout:.0f} s", host=self.target.host, vm=self.target.vm)
+
     def close(self) -> None:
         """Stop the master (and with it every channel riding on it)."""
         if self.control.exists():
-            subprocess.run(["ssh", "-o", f"ControlPath={self.control}", "-O", "exit",
-                            self.target.address], capture_output=True, timeout=10, check=False)
+            _stop_master(self.control, self.target.address)
 
 
-def _feed(process: subprocess.Popen[bytes], data: bytes | Path) -> None:
-    assert process.stdin is not None
+def _control(control: Path, request: str, address: str) -> Result:
+    """Ask the master behind `control` to `check` or `exit`."""
+    return call(["ssh", "-o", f"ControlPath={control}", "-O", request, address],
+                f"asking the SSH master to {request}", timeout=10)
+
+
+def _stop_master(control: Path, address: str) -> None:
+    with contextlib.suppress(CommandTimedOut):  # a hung master goes at its ControlPersist
+        _control(control, "exit", address)
+
+
+def _feed(stdin: IO[bytes], data: bytes | Path) -> None:
     try:
         if isinstance(data, Path):
             with data.open("rb") as source:
-                shutil.copyfileobj(source, process.stdin, 1 << 20)
+                shutil.copyfileobj(source, stdin, 1 << 20)
         else:
-            process.stdin.write(data)
-        process.stdin.close()
-    except OSError:  # the command exited without reading it all; its status says why
+            stdin.write(data)
+        stdin.close()
+    except (OSError, ValueError):  # the command exited without reading it all (its status
+        # says why), or ended and its pipe was closed under us
         pass
 
 
@@ -223,7 +235,6 @@ def stop_masters(runtime_dir: Path) -> int:
     stopped = 0
     for control in runtime_dir.glob("ssh-*") if runtime_dir.is_dir() else []:
         if control.is_socket():
-            subprocess.run(["ssh", "-o", f"ControlPath={control}", "-O", "exit", "glasspane"],
-                           capture_output=True, timeout=10, check=False)
+            _stop_master(control, "glasspane")
             stopped += 1
     return stopped

@@ -21,7 +21,6 @@ import json
 import os
 import select
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -30,6 +29,7 @@ from pathlib import Path
 from glasspane.errors import CommandFailed, UsageError
 from glasspane.hypervisors.base import Acceleration
 from glasspane.hypervisors.probe_kernel import Payload, fetch_kernel, find_payload
+from glasspane.process import call, spawn
 from glasspane.settings import machine_cache_dir
 
 ENV_ACCEL = "GLASSPANE_ACCEL"
@@ -100,9 +100,9 @@ def _qemu_version(qemu: str | None) -> str:
     memo = (qemu, stat.st_mtime_ns, stat.st_size)  # asked once per process and binary
     if memo not in _versions:
         try:
-            out = subprocess.run([qemu, "--version"], capture_output=True, text=True,
-                                 timeout=30, check=False, stdin=subprocess.DEVNULL).stdout
-        except (OSError, subprocess.TimeoutExpired):
+            out = call([qemu, "--version"], "asking QEMU its version", timeout=30
+                       ).stdout.decode(errors="replace")
+        except CommandFailed:
             out = ""
         _versions[memo] = (out.splitlines() or ["unknown"])[0]
     return _versions[memo]
@@ -189,32 +189,27 @@ def _device_guess() -> str:
 def _boot(qemu: str, kernel: Path, accel_args: Sequence[str], timeout: float
           ) -> tuple[bool, str | None]:
     """(the kernel's first line appeared, QEMU's first error line if it ended before)."""
-    proc = subprocess.Popen(
-        [qemu, *accel_args, "-m", "256", "-nodefaults", "-display", "none", "-monitor", "none",
-         "-serial", "stdio", "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1",
-         "-no-reboot"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stderr is not None
-    out = proc.stdout.fileno()
-    seen = b""
-    deadline = time.monotonic() + timeout
-    try:
+    args = [qemu, *accel_args, "-m", "256", "-nodefaults", "-display", "none", "-monitor",
+            "none", "-serial", "stdio", "-kernel", str(kernel), "-append",
+            "console=ttyS0 panic=-1", "-no-reboot"]
+    # Its own deadline below judges the verdict; spawn's, later, is only a backstop.
+    with spawn(args, "probing KVM", timeout=timeout + 30) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        out = proc.stdout.fileno()
+        seen = b""
+        deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             if select.select([out], [], [], min(left, 0.5))[0]:
                 chunk = os.read(out, 65536)
                 if not chunk:  # QEMU has ended without the kernel's line
-                    proc.wait()
+                    status = proc.finish()
                     return False, _first_error(proc.stderr.read().decode(errors="replace"),
-                                               proc.returncode)
+                                               status)
                 seen += chunk
                 if FIRST_LINE in seen:
                     return True, None
                 seen = seen[-len(FIRST_LINE):]  # the line may straddle two reads
         return False, None
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
 
 
 def _first_error(stderr: str, status: int) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glasspane.errors import CommandFailed, UsageError
-from glasspane.process import require, run
+from glasspane.process import DEVNULL, require, run, spawn
 from glasspane.settings import machine_cache_dir
 
 ENV_KERNEL = "GLASSPANE_PROBE_KERNEL"
@@ -107,18 +106,17 @@ def _versioned_package() -> str:
 def _download_and_extract(package: str, version: str, work: Path) -> None:
     apt_get = require("apt-get", "apt")
     dpkg_deb = require("dpkg-deb", "dpkg")
-    done = subprocess.run([apt_get, "download", "-q", f"{package}={version}"], cwd=work,
-                          capture_output=True, text=True, timeout=1800, check=False)
+    run([apt_get, "download", "-q", f"{package}={version}"], f"downloading {package} {version}",
+        cwd=str(work), timeout=1800, hint="run `apt-get update`")
     debs = list(work.glob("*.deb"))
-    if done.returncode != 0 or not debs:
-        raise CommandFailed(f"downloading {package} {version}",
-                            command=f"apt-get download {package}={version}",
-                            output=done.stderr or done.stdout, hint="run `apt-get update`")
+    if not debs:
+        raise CommandFailed(f"downloading {package} {version} left no package file",
+                            command="apt-get download", hint="run `apt-get update`")
     out = work / "out"
     out.mkdir()
     # The package holds ~400 MB of modules: stream its filesystem and keep only the kernel.
-    with subprocess.Popen([dpkg_deb, "--fsys-tarfile", str(debs[0])], stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL) as proc:
+    with spawn([dpkg_deb, "--fsys-tarfile", str(debs[0])], f"unpacking {package}",
+               timeout=600, stderr=DEVNULL) as proc:
         assert proc.stdout is not None
         with tarfile.open(fileobj=proc.stdout, mode="r|*") as tar:
             for member in tar:
@@ -128,6 +126,7 @@ def _download_and_extract(package: str, version: str, work: Path) -> None:
                     with (out / "vmlinuz").open("wb") as dest:
                         shutil.copyfileobj(source, dest)
         proc.stdout.read()  # let dpkg-deb finish writing rather than die of a broken pipe
+        proc.finish()
     if not (out / "vmlinuz").is_file():
         raise CommandFailed(f"{package} holds no boot/vmlinuz-*",
                             command=f"dpkg-deb --fsys-tarfile {debs[0].name}")

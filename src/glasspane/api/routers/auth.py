@@ -4,9 +4,12 @@ own password."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from glasspane.api.deps import (
     COOKIE,
@@ -19,8 +22,10 @@ from glasspane.api.deps import (
     token_of,
 )
 from glasspane.api.limits import LoginGate, LoginLimiter
-from glasspane.api.results import Me, PasswordSet, Session, Status
+from glasspane.api.results import Me, PasswordSet, Status
+from glasspane.api.results import Session as SessionView
 from glasspane.api.schemas import AUTHENTICATED, errors
+from glasspane.inventory.models import User
 from glasspane.inventory.users import (
     SESSION_HOURS,
     authenticate,
@@ -30,6 +35,7 @@ from glasspane.inventory.users import (
 )
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+T = TypeVar("T")
 
 
 class Login(BaseModel):
@@ -53,7 +59,29 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
-@router.post("/login", response_model=Session,
+async def _with_password(request: Request, found: Services, name: str, password: str,
+                         then: Callable[[Session, User], T], refusal: HTTPException) -> T:
+    """Check `name`'s `password` as a login attempt (rate-limited per address and name, the
+    hash run behind the gate), then do `then` with the user in the same session; `refusal`
+    when the password is wrong."""
+    limiter, gate = _guards(request)
+
+    def check() -> tuple[T] | None:
+        with found.database.session() as session:
+            user = authenticate(session, name, password)
+            return None if user is None else (then(session, user),)
+
+    # The attempt is reserved before the hash: concurrent guesses count at once.
+    with limiter.attempt((_address(request), name)) as attempt:
+        done = await gate.run(check)
+        if done is None:
+            attempt.failed()
+            raise refusal
+        attempt.succeeded()
+    return done[0]
+
+
+@router.post("/login", response_model=SessionView,
              responses=errors(400, 401, 408, 413, 422, 429, 503))
 async def login(body: Login, request: Request, response: Response,
                 found: Services = Depends(services)) -> dict[str, object]:
@@ -62,25 +90,12 @@ async def login(body: Login, request: Request, response: Response,
     too many logins are being checked at once."""
     audit_as(request, "login", "user", body.name)
     request.state.user = body.name
-    limiter, gate = _guards(request)
     lifetime = dt.timedelta(hours=SESSION_HOURS)
-
-    def check() -> tuple[str, str] | None:
-        with found.database.session() as session:
-            user = authenticate(session, body.name, body.password)
-            if user is None:
-                return None
-            return issue_token(session, user, "session", lifetime), user.role
-
-    # The attempt is reserved before the hash: concurrent guesses count at once.
-    with limiter.attempt((_address(request), body.name)) as attempt:
-        issued = await gate.run(check)
-        if issued is None:
-            attempt.failed()
-            raise HTTPException(401, "wrong user name or password")
-        attempt.succeeded()
+    token, role = await _with_password(
+        request, found, body.name, body.password,
+        lambda session, user: (issue_token(session, user, "session", lifetime), user.role),
+        HTTPException(401, "wrong user name or password"))
     request.state.authenticated = True
-    token, role = issued
     response.set_cookie(COOKIE, token, max_age=int(lifetime.total_seconds()), httponly=True,
                         samesite="strict", secure=request.url.scheme == "https")
     return {"token": token, "user": body.name, "role": role,
@@ -114,21 +129,11 @@ async def change_password(body: PasswordChange, request: Request,
     """Change your own password (the current one is checked, and counted as a login
     attempt); every other token and session of yours is revoked, this one stays."""
     audit_as(request, "password.change", "user", user.name)
-    limiter, gate = _guards(request)
     secret = token_of(request)[0]
-
-    def change() -> int | None:
-        with found.database.session() as session:
-            checked = authenticate(session, user.name, body.current)
-            if checked is None:
-                return None
-            return set_password(session, checked, body.new, found.settings, keep=secret)
-
-    with limiter.attempt((_address(request), user.name)) as attempt:
-        revoked = await gate.run(change)
-        if revoked is None:
-            attempt.failed()
-            raise HTTPException(403, "the current password is not right")
-        attempt.succeeded()
+    revoked = await _with_password(
+        request, found, user.name, body.current,
+        lambda session, checked: set_password(session, checked, body.new, found.settings,
+                                               keep=secret),
+        HTTPException(403, "the current password is not right"))
     found.tokens.clear()  # the revoked tokens may be remembered
     return {"user": user.name, "status": "password changed", "revoked_tokens": revoked}
