@@ -56,6 +56,7 @@ def isolate(monkeypatch: pytest.MonkeyPatch, base: Path) -> Path:
     monkeypatch.setenv("GLASSPANE_CONFIG_DIR", str(base / "config"))
     monkeypatch.setenv("GLASSPANE_DATA_DIR", str(base / "data"))
     monkeypatch.setenv("GLASSPANE_CACHE_DIR", str(base / "cache"))
+    monkeypatch.delenv("GLASSPANE_DATABASE_URL", raising=False)  # SQLite in base/data
     runtime = Path(tempfile.mkdtemp(prefix="gp-rt-"))
     monkeypatch.setenv("GLASSPANE_RUNTIME_DIR", str(runtime))
     return runtime

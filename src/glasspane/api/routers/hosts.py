@@ -137,7 +137,7 @@ def remove_host(name: str, _: CurrentUser = Depends(admin),
     """Forget the host: its registration, credentials and inventory rows (its VMs are not
     touched on the hypervisor)."""
     with hosts_lock, found.database.session() as session:
-        HostRegistry(found.settings.config_dir).remove(name)
+        HostRegistry(found.settings, found.database).remove(name)
         host = session.scalar(select(Host).where(Host.name == name))
         if host is not None:
             session.delete(host)
