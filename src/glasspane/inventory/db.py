@@ -94,6 +94,12 @@ class Database:
             if self.is_postgres:
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                                    {"key": MIGRATION_LOCK})
+            else:
+                # The driver would run each CREATE outside any transaction (it begins one
+                # only before a write), so an upgrade failing half-way (a hosts.json that
+                # cannot be imported) left tables without their revision.  Begun here, the
+                # whole upgrade is one transaction, and instances starting together wait.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
             if config_dir is not None and not config.attributes.get("imported"):
