@@ -1,6 +1,6 @@
 """Hosts: listing and details from the inventory, the host's live facts from its hypervisor,
 and registering or forgetting a host (admins: it changes the server's own configuration and
-stores the host's credentials, mode 0600, never in the inventory or the logs).  A host's URI
+stores the host's credentials, encrypted, never in its listings or the logs).  A host's URI
 is shown without its password to everyone, and without its query (paths of the server's own
 files, say) to all but admins."""
 
