@@ -66,7 +66,9 @@ def release(runtime: Path) -> None:
     """Close the kept connections of a test's glasspane and remove its runtime directory."""
     from glasspane.containers import sessions
     from glasspane.guests.ssh import stop_masters
+    from glasspane.inventory.db import close_shared
     sessions.close_all()
+    close_shared()  # the registry's database of the test's data directory
     stop_masters(runtime)
     shutil.rmtree(runtime, ignore_errors=True)
 

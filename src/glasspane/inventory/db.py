@@ -127,3 +127,11 @@ def shared(settings: Settings) -> Database:
     with _opened_lock:
         found = _opened.get(url)
         return found if found is not None else Database.open(settings, url)
+
+
+def close_shared() -> None:
+    """Close every database shared() could hand out (a test's end: its files go)."""
+    with _opened_lock:
+        opened = list(_opened.values())
+    for database in opened:
+        database.close()
