@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from glasspane.errors import UsageError
@@ -56,6 +56,10 @@ class Settings:
     # The server's own files outside its directories (set by `serve`: its TLS key, its
     # database's password file, its SQLite database): the playbook sandbox hides them too.
     secret_files: tuple[Path, ...] = ()
+    # The inventory database this glasspane acts on (set by the server to its own; else
+    # GLASSPANE_DATABASE_URL or SQLite in the data directory): registered hosts live there.
+    # It may carry a password: never in a repr.
+    database_url: str = field(default="", repr=False)
 
     @classmethod
     def load(cls) -> Settings:

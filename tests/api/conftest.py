@@ -62,7 +62,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def database(database_url: str, settings: Settings) -> Iterator[Database]:
+def database(database_url: str, settings: Settings,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+    # The registered hosts are in this database: the CLI run in the test finds it too.
+    monkeypatch.setenv("GLASSPANE_DATABASE_URL", database_url)
     db = Database.open(settings, database_url)
     with db.session() as session:
         for name, role in ROLES.items():

@@ -410,8 +410,8 @@ def test_host_registry_and_secrets_are_private(
     service.add_host(settings, "xcp", "https://xcp1.example.com", "xenapi", check=False,
                      user="root", password="pool-password")
     assert mode(wide_config_dir) == 0o700
-    assert mode(wide_config_dir / "hosts.json") == 0o600
-    assert mode(wide_config_dir / "host-secrets.json") == 0o600
+    assert mode(wide_config_dir / "host-secrets.key") == 0o600  # the passwords' key
+    assert mode(settings.data_dir / "glasspane.db") == 0o600   # the hosts, the passwords
 
 
 def test_glasspane_ssh_key_is_private(settings: Settings, loose_umask: None) -> None:

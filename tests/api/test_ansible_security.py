@@ -32,12 +32,13 @@ API = "/api/v1"
 @pytest.fixture
 def pool(xapi: Running, password_file: Path, settings: Settings,
          capsys: pytest.CaptureFixture[str]) -> Running:
-    """The pool registered with the server: its password is now in the config directory."""
+    """The pool registered with the server: its password is now in the database, and the
+    key that decrypts it in the config directory."""
     added = run_cli(capsys, "host", "add", "xcp", xapi.url, "--driver", "xenapi",
                     "--user", "root", "--password-file", str(password_file))
     assert added.code == 0, added.err
     password_file.unlink()
-    assert PASSWORD in (settings.config_dir / "host-secrets.json").read_text()
+    assert (settings.config_dir / "host-secrets.key").exists()
     return xapi
 
 
@@ -94,10 +95,11 @@ def test_a_playbook_runs_in_the_sandbox_and_sees_none_of_the_servers_files(
         app: FastAPI, client: TestClient, settings: Settings, pool: Running,
         database: Any) -> None:
     """Lookups run on the controller: a playbook aimed at a VM reads, through them, what
-    ansible-playbook may read.  In the sandbox that is neither the pool's password in the
-    config directory, nor glasspane's key, nor the inventory database, and it is not root."""
+    ansible-playbook may read.  In the sandbox that is neither the key of the pool's
+    password in the config directory, nor glasspane's key, nor the inventory database, and
+    it is not root."""
     sync_hosts(database, settings)
-    secrets = settings.config_dir / "host-secrets.json"
+    secrets = settings.config_dir / "host-secrets.key"
     key = settings.config_dir / "ssh" / "id_ed25519"
     playbook = f"""\
 - hosts: all
@@ -125,6 +127,7 @@ def test_a_playbook_runs_in_the_sandbox_and_sees_none_of_the_servers_files(
     output = done["result"]["output"]
     assert "Unable to access the file" in output  # the lookup ran, and found nothing
     assert PASSWORD not in task.text
+    assert (settings.config_dir / "host-secrets.key").read_text().strip() not in task.text
     assert "PRIVATE KEY" not in task.text and "key [cat: " in output
     uid = output.split("uid [", 1)[1].split("]", 1)[0]
     assert uid != str(os.getuid()) and int(uid) > 0

@@ -295,7 +295,7 @@ def test_action_on_unreachable_host_fails_its_task_and_keeps_the_inventory(
         app: FastAPI, client: TestClient, database: Database, settings: Any) -> None:
     from glasspane.hosts.registry import HostRecord, HostRegistry
     # Nothing listens on port 1: ssh is refused at once.
-    HostRegistry(settings.config_dir).add(HostRecord("far", "qemu+ssh://nobody@127.0.0.1:1/system"))
+    HostRegistry(settings, database).add(HostRecord("far", "qemu+ssh://nobody@127.0.0.1:1/system"))
     add_vm(database, "web-9", "running", host_name="far")
     operator = login(client, "otto")
     task = client.post(f"{API}/vms/far/web-9/actions/reboot", headers=operator).json()

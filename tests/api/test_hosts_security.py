@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from glasspane.hosts.registry import HostRegistry
 from glasspane.inventory.db import Database
 from glasspane.inventory.models import Event, Host
 from glasspane.settings import Settings
@@ -84,7 +85,7 @@ def test_api_refuses_uris_that_reach_into_the_server(
         assert "hunter22" not in detail
         assert client.get(f"{API}/hosts/evil{number}", headers=admin).status_code == 404
     assert not ran.exists(), "a URI's program ran on the server"
-    assert not (settings.config_dir / "hosts.json").exists()
+    assert registered(settings) == ["local"]
     audit = client.get(f"{API}/audit", headers=admin, params={"action": "host.add"}).json()
     assert len(audit["items"]) == len(hostile)
     assert {e["outcome"] for e in audit["items"]} == {"rejected"}
@@ -104,7 +105,7 @@ def test_cli_refuses_them_too(capsys: pytest.CaptureFixture[str], settings: Sett
                      "qemu+ssh://root@kvm1/system?keyfile=/etc/shadow")
     assert result.code == 2 and "keyfile=" in result.err
     assert not ran.exists()
-    assert not (settings.config_dir / "hosts.json").exists()
+    assert registered(settings) == ["local"]
 
 
 def test_the_forms_real_hosts_need_are_accepted(client: TestClient) -> None:
@@ -149,8 +150,8 @@ def test_a_password_in_a_xenapi_url_is_refused(client: TestClient, settings: Set
         "user": "root", "password": "pw", "check": False})
     assert answer.status_code == 400, answer.text
     assert "password" in answer.json()["detail"] and "url-secret" not in answer.text
-    assert not (settings.config_dir / "hosts.json").exists()
-    assert not (settings.config_dir / "host-secrets.json").exists()
+    assert registered(settings) == ["local"]
+    assert not (settings.config_dir / "host-secrets.key").exists()
     audit = client.get(f"{API}/audit", headers=admin, params={"action": "host.add"}).text
     assert "url-secret" not in audit and "root:***@xcp1.example.com" in audit
 
@@ -162,10 +163,12 @@ def test_a_uri_password_is_shown_to_no_one_and_its_query_to_admins_only(
     uri = f"http://root:url-secret@127.0.0.1:{not_xapi}/?pool=blue"
     admin_view = f"http://root:***@127.0.0.1:{not_xapi}/?pool=blue"
     viewer_view = f"http://root:***@127.0.0.1:{not_xapi}/?***"
-    # Registered before such URIs were refused (by hand, or by an earlier version).
+    # Registered before such URIs were refused (by an earlier version's hosts.json, which
+    # a start imports).
     settings.config_dir.mkdir(parents=True)
     (settings.config_dir / "hosts.json").write_text(json.dumps({"hosts": [
         {"name": "xcp", "uri": uri, "driver": "xenapi", "user": "root"}]}))
+    database.migrate(settings.config_dir)
     sync_hosts(database, settings)  # XAPI's answer is an error that quotes the URL
     admin, viewer = login(client, "ada"), login(client, "vera")
 
@@ -208,18 +211,29 @@ def test_a_refused_host_leaves_no_certificate_and_keeps_the_pinned_one(
         client: TestClient, settings: Settings, tmp_path: Path) -> None:
     admin = login(client, "ada")
     first, second = _certificate(tmp_path, "first"), _certificate(tmp_path, "second")
-    pinned = settings.config_dir / "certs" / "xcp.pem"
+    registry = HostRegistry(settings)
     body = {"name": "xcp", "uri": "https://127.0.0.1:1", "driver": "xenapi", "user": "root",
             "password": "pw", "check": False, "ca_pem": first}
     assert client.post(f"{API}/hosts", headers=admin, params={"wait": False},
                        json=body).status_code == 201
-    assert pinned.read_text() == first
+    assert registry.get("xcp").ca_pem == first
     again = client.post(f"{API}/hosts", headers=admin, json={**body, "ca_pem": second})
     assert again.status_code == 400 and "already registered" in again.json()["detail"]
-    assert pinned.read_text() == first  # the registered host still trusts its own
+    assert registry.get("xcp").ca_pem == first  # the registered host still trusts its own
     # Refused at the connection: neither its certificate nor its password stays behind.
     far = client.post(f"{API}/hosts", headers=admin,
                       json={**body, "name": "far", "check": True, "password": "far-pw"})
     assert far.status_code == 422, far.text
-    assert not (settings.config_dir / "certs" / "far.pem").exists()
-    assert "far-pw" not in (settings.config_dir / "host-secrets.json").read_text()
+    assert registered(settings) == ["local", "xcp"]
+    assert registry.password("xcp") == "pw"
+    # A certificate that is none is refused before anything is stored.
+    bad = client.post(f"{API}/hosts", headers=admin, json={**body, "name": "bad",
+                                                           "ca_pem": "not a certificate"})
+    assert bad.status_code == 400, bad.text
+    assert "not a usable PEM certificate" in bad.json()["detail"]
+    assert registered(settings) == ["local", "xcp"]
+
+
+def registered(settings: Settings) -> list[str]:
+    """The hosts registered in the test's database (GLASSPANE_DATABASE_URL)."""
+    return [r.name for r in HostRegistry(settings).all()]

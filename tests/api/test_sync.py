@@ -49,7 +49,7 @@ def test_changes_behind_glasspanes_back(settings: Settings, database: Database,
 
 def test_unreachable_host_is_marked_not_dropped_and_comes_back(
         settings: Settings, database: Database, domain: libvirt.virDomain) -> None:
-    registry = HostRegistry(settings.config_dir)
+    registry = HostRegistry(settings, database)
     # Another name for the same libvirtd, reached through the remote driver's unix transport.
     good = "qemu+unix:///system"
     registry.add(HostRecord("far", good))

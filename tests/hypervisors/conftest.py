@@ -56,6 +56,7 @@ def isolate(monkeypatch: pytest.MonkeyPatch, base: Path) -> Path:
     monkeypatch.setenv("GLASSPANE_CONFIG_DIR", str(base / "config"))
     monkeypatch.setenv("GLASSPANE_DATA_DIR", str(base / "data"))
     monkeypatch.setenv("GLASSPANE_CACHE_DIR", str(base / "cache"))
+    monkeypatch.delenv("GLASSPANE_DATABASE_URL", raising=False)  # SQLite in base/data
     runtime = Path(tempfile.mkdtemp(prefix="gp-rt-"))
     monkeypatch.setenv("GLASSPANE_RUNTIME_DIR", str(runtime))
     return runtime
@@ -65,7 +66,9 @@ def release(runtime: Path) -> None:
     """Close the kept connections of a test's glasspane and remove its runtime directory."""
     from glasspane.containers import sessions
     from glasspane.guests.ssh import stop_masters
+    from glasspane.inventory.db import close_shared
     sessions.close_all()
+    close_shared()  # the registry's database of the test's data directory
     stop_masters(runtime)
     shutil.rmtree(runtime, ignore_errors=True)
 

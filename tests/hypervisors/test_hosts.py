@@ -51,8 +51,9 @@ def test_host_info_of_the_local_host(capsys: pytest.CaptureFixture[str], setting
 def test_add_list_remove(capsys: pytest.CaptureFixture[str], settings: Settings) -> None:
     r = run_cli(capsys, "host", "add", "kvm2", "qemu:///system")
     assert r.code == 0, r.err
-    hosts_file = settings.config_dir / "hosts.json"
-    assert stat.S_IMODE(hosts_file.stat().st_mode) == 0o600
+    # In the inventory database (owner-only), not a file of the configuration directory.
+    assert not (settings.config_dir / "hosts.json").exists()
+    assert stat.S_IMODE((settings.data_dir / "glasspane.db").stat().st_mode) == 0o600
     r = run_cli(capsys, "host", "list", "--json")
     assert [h["name"] for h in json.loads(r.out)] == ["local", "kvm2"]
     assert run_cli(capsys, "host", "info", "kvm2", "--json").code == 0

@@ -1,7 +1,8 @@
 """XenServer/XCP-ng pools through the XenAPI driver, against the loopback XAPI built from the
 published datamodel (tests/xapi/server.py), with the official XenAPI SDK unchanged: host
-registration with the password kept apart, inventory, lifecycle with XAPI's own errors,
-session expiry, a pool member redirecting to its master, and the inventory sync."""
+registration with the password kept apart (encrypted in the database), inventory, lifecycle
+with XAPI's own errors, session expiry, a pool member redirecting to its master, and the
+inventory sync."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from glasspane.hosts.registry import HostRegistry
 from glasspane.settings import Settings
 from tests.cli.runner import run_cli
 from tests.waiting import wait_for
@@ -32,13 +34,14 @@ def test_register_list_and_act(capsys: pytest.CaptureFixture[str], settings: Set
                 "--password-file", str(wrong))
     assert r.code == 5 and "refused user 'root': wrong user name or password" in r.err
     assert "xcp" not in run_cli(capsys, "host", "list").out
-    secrets = settings.config_dir / "host-secrets.json"
-    assert not secrets.exists() or "xcp" not in json.loads(secrets.read_text())
+    key = settings.config_dir / "host-secrets.key"
+    assert not key.exists()  # made when a first password is stored
 
     add_pool(capsys, xapi.url, password_file)
-    assert "s3cret-pool" not in (settings.config_dir / "hosts.json").read_text()
-    assert json.loads(secrets.read_text()) == {"xcp": "s3cret-pool"}
-    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+    assert HostRegistry(settings).password("xcp") == "s3cret-pool"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    stored = b"".join(p.read_bytes() for p in settings.data_dir.glob("glasspane.db*"))
+    assert b"xcp" in stored and b"s3cret-pool" not in stored  # the database, the WAL
 
     info = json.loads(run_cli(capsys, "host", "info", "xcp", "--json").out)
     assert info["hypervisor"] == "XCP-ng 8.3.0" and info["cpus"] == 16
@@ -66,7 +69,7 @@ def test_register_list_and_act(capsys: pytest.CaptureFixture[str], settings: Set
     assert r.code == 0 and "db-1" not in run_cli(capsys, "vm", "list", "--host", "xcp").out
 
     assert run_cli(capsys, "host", "remove", "xcp").code == 0
-    assert json.loads(secrets.read_text()) == {}
+    assert [r.name for r in HostRegistry(settings).all()] == ["local"]
 
 
 def test_expired_session_is_renewed(settings: Settings, xapi: Running) -> None:
@@ -199,10 +202,10 @@ def test_tls_certificate_pinning(capsys: pytest.CaptureFixture[str], settings: S
         assert "xcp" not in run_cli(capsys, "host", "list").out
         r = run_cli(capsys, *base, "--ca-file", str(cert))
         assert r.code == 0, r.err
-        assert (settings.config_dir / "certs" / "xcp.pem").read_bytes() == cert.read_bytes()
+        assert HostRegistry(settings).get("xcp").ca_pem == cert.read_text()
         assert "web-1" in run_cli(capsys, "vm", "list", "--host", "xcp").out
         assert run_cli(capsys, "host", "remove", "xcp").code == 0
-        assert not (settings.config_dir / "certs" / "xcp.pem").exists()
+        assert [r.name for r in HostRegistry(settings).all()] == ["local"]
     finally:
         running.stop()
 

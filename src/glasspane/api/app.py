@@ -5,6 +5,7 @@ inventory sync, the PostgreSQL event listener) started and stopped with it."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import time
@@ -85,6 +86,8 @@ def create_app(settings: Settings, database: Database, *, background: bool = Tru
                instance: str | None = None, sync_interval: float = 10,
                cache_listings: bool = True, limits: ServerLimits | None = None) -> FastAPI:
     limits = limits or ServerLimits()
+    # The registered hosts are in this database: every part reaching them by the settings.
+    settings = dataclasses.replace(settings, database_url=database.url)
     bus = EventBus()
     bus.attach(database.sessions)
     handlers.configure(settings)

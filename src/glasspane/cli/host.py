@@ -83,9 +83,11 @@ def list_hosts(as_json: bool) -> None:
         return
     # A password in a URI (a XenServer URL's user:password@) is shown to no one.
     records = [dataclasses.replace(r, uri=redacted(r.uri, query=True))
-               for r in HostRegistry(Settings.load().config_dir).all()]
+               for r in HostRegistry(Settings.load()).all()]
     if as_json:
-        _emit([dataclasses.asdict(r) for r in records])
+        _emit([{"name": r.name, "uri": r.uri, "driver": r.driver, "user": r.user,
+                "verify_tls": r.verify_tls, "pinned_certificate": bool(r.ca_pem)}
+               for r in records])
         return
     width = max(len(r.name) for r in records)
     for r in records:
@@ -138,5 +140,5 @@ def remove(name: str) -> None:
         remote.delete(f"/hosts/{name}")
         click.echo(f"removed host {name}")
         return
-    HostRegistry(Settings.load().config_dir).remove(name)
+    HostRegistry(Settings.load()).remove(name)
     click.echo(f"removed host {name}")

@@ -58,7 +58,7 @@ def running_vms(settings: Settings, hosts: list[str] | None = None
                 ) -> tuple[list[RunningVm], list[Failure]]:
     """Every running VM with an address on the given hosts (default: all registered), and
     the (host, VM or None, error) of each host or VM that could not be looked at."""
-    names = hosts if hosts is not None else [r.name for r in HostRegistry(settings.config_dir)
+    names = hosts if hosts is not None else [r.name for r in HostRegistry(settings)
                                              .all()]
     found: list[RunningVm] = []
     failures: list[Failure] = []

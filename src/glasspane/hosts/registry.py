@@ -1,22 +1,37 @@
-"""The registered hosts, kept in `hosts.json` in the configuration directory (mode 0600,
-replaced atomically).  The local libvirt host is always there, as `local`."""
+"""The registered hosts, kept in the inventory database (table `host_registrations`), so that
+every glasspane sharing one PostgreSQL database sees the same hosts; their passwords are
+encrypted there with the key file of glasspane.hosts.secrets.  The local libvirt host is
+always there, as `local`, without a row.
+
+A table of its own rather than columns on `hosts`: `hosts` is the inventory's view, made
+and rewritten by the sync from what the drivers say, shown to every user (its URI redacted),
+and deleted, with its VMs' rows, when a pass finds the host no longer registered.  A
+registration is an admin's configuration, with credentials: it exists before any pass has
+looked and whatever a pass finds, and is never shown as stored.  Kept apart, no listing can
+carry a secret or an unredacted URI, and the sync never writes credentials.
+
+An earlier version's hosts.json is imported on upgrade (glasspane.hosts.legacy)."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
-import tempfile
-from dataclasses import asdict, dataclass
-from pathlib import Path
+import ssl
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from glasspane.errors import NotFound, UsageError
+from glasspane.hosts.secrets import SecretBox
 from glasspane.hypervisors.uris import check_uri
-from glasspane.settings import private_dir
+from glasspane.inventory.db import Database, shared
+from glasspane.inventory.models import HostRegistration
+from glasspane.settings import Settings
 
 DRIVERS = ("libvirt", "xenapi")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+URI_SIZE, USER_SIZE = 512, 128  # the table's columns
 
 
 @dataclass(frozen=True)
@@ -24,41 +39,74 @@ class HostRecord:
     name: str
     uri: str
     driver: str = "libvirt"
-    user: str = ""           # xenapi: the XAPI user (the password is in HostSecrets)
+    user: str = ""           # xenapi: the XAPI user (the password is apart: password())
     verify_tls: bool = True  # xenapi over https: check the pool master's certificate
-    ca_file: str = ""        # xenapi over https: the pinned certificate (a copy, in certs/)
+    ca_pem: str = field(default="", repr=False)  # xenapi over https: the pinned certificate
 
 
 LOCAL = HostRecord("local", "qemu:///system")
 
 
-class HostRegistry:
-    def __init__(self, config_dir: Path) -> None:
-        self.path = config_dir / "hosts.json"
+def _record(row: HostRegistration) -> HostRecord:
+    return HostRecord(row.name, row.uri, row.driver, row.user, row.verify_tls,
+                      row.ca_pem or "")
 
-    def _stored(self) -> list[HostRecord]:
-        try:
-            data = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return []
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{self.path} is unreadable: {exc}",
-                             hint="fix or remove the file") from None
-        return [HostRecord(**item) for item in data.get("hosts", [])]
+
+class HostRegistry:
+    """The hosts registered in `database` (by default the settings' own: db.shared()); the
+    key file is in the settings' configuration directory."""
+
+    def __init__(self, settings: Settings, database: Database | None = None) -> None:
+        self.settings = settings
+        self._database = database
+        self.secrets = SecretBox(settings.config_dir)
+
+    @property
+    def database(self) -> Database:
+        # Opened on first use: the local host needs no database.
+        if self._database is None:
+            self._database = shared(self.settings)
+        return self._database
 
     def all(self) -> list[HostRecord]:
-        return [LOCAL, *self._stored()]
+        with self.database.session() as session:
+            rows = session.scalars(select(HostRegistration).order_by(HostRegistration.id))
+            return [LOCAL, *(_record(row) for row in rows)]
 
     def get(self, name: str) -> HostRecord:
-        for record in self.all():
-            if record.name == name:
-                return record
-        raise NotFound(f"no host named {name!r}",
-                       hint="`glasspane host list` shows the registered hosts")
+        if name == LOCAL.name:
+            return LOCAL
+        with self.database.session() as session:
+            row = session.scalar(select(HostRegistration)
+                                 .where(HostRegistration.name == name))
+            if row is None:
+                raise NotFound(f"no host named {name!r}",
+                               hint="`glasspane host list` shows the registered hosts")
+            return _record(row)
 
-    def add(self, record: HostRecord) -> None:
+    def password(self, name: str) -> str:
+        """The host's password ("" if it has none), decrypted."""
+        with self.database.session() as session:
+            token = session.scalar(select(HostRegistration.password)
+                                   .where(HostRegistration.name == name))
+        return self.secrets.decrypt(token) if token else ""
+
+    def add(self, record: HostRecord, password: str | None = None) -> None:
         self.check_new(record)
-        self._save([*self._stored(), record])
+        with self.database.session() as session:
+            token = None
+            if password:
+                held = session.scalar(select(func.count()).select_from(HostRegistration)
+                                      .where(HostRegistration.password.is_not(None)))
+                token = self.secrets.encrypt(password, create=not held)
+            session.add(HostRegistration(
+                name=record.name, uri=record.uri, driver=record.driver, user=record.user,
+                verify_tls=record.verify_tls, ca_pem=record.ca_pem or None, password=token))
+            try:
+                session.flush()
+            except IntegrityError:  # registered meanwhile, by another instance perhaps
+                raise UsageError(f"a host named {record.name!r} is already registered"
+                                 ) from None
 
     def check_new(self, record: HostRecord) -> None:
         """Raise UsageError unless `record` could be added."""
@@ -67,67 +115,51 @@ class HostRegistry:
                              hint="lowercase letters, digits, '.', '_' and '-'")
         if record.driver not in DRIVERS:
             raise UsageError(f"unknown driver {record.driver!r} (one of {', '.join(DRIVERS)})")
+        if len(record.uri) > URI_SIZE:
+            raise UsageError(f"host {record.name}: the URI is longer than {URI_SIZE} "
+                             "characters")
         check_uri(record.uri, record.driver)
+        if len(record.user) > USER_SIZE:
+            raise UsageError(f"host {record.name}: the user name is longer than {USER_SIZE} "
+                             "characters")
+        if record.ca_pem:
+            _check_pem(record)
         if any(r.name == record.name for r in self.all()):
             raise UsageError(f"a host named {record.name!r} is already registered")
 
     def remove(self, name: str) -> None:
+        """Forget the host and its credentials."""
         if name == LOCAL.name:
             raise UsageError("the local host is built in and cannot be removed")
-        stored = self._stored()
-        if not any(r.name == name for r in stored):
-            raise NotFound(f"no host named {name!r}")
-        self._save([r for r in stored if r.name != name])
-        HostSecrets(self.path.parent).set(name, None)
-        (self.path.parent / "certs" / f"{name}.pem").unlink(missing_ok=True)
+        with self.database.session() as session:
+            row = session.scalar(select(HostRegistration)
+                                 .where(HostRegistration.name == name))
+            if row is None:
+                raise NotFound(f"no host named {name!r}")
+            session.delete(row)
 
-    def _save(self, records: list[HostRecord]) -> None:
-        private_dir(self.path.parent)
-        fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".hosts.", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump({"hosts": [asdict(r) for r in records]}, f, indent=2)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(temp, 0o600)
-            os.replace(temp, self.path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+    def rotate_secrets(self) -> int:
+        """Every stored password encrypted again with the key file's first key (see
+        glasspane.hosts.secrets); how many."""
+        with self.database.session() as session:
+            rows = session.scalars(select(HostRegistration)
+                                   .where(HostRegistration.password.is_not(None))).all()
+            for row in rows:
+                row.password = self.secrets.rotate(row.password or "")
+            return len(rows)
 
 
-class HostSecrets:
-    """Host passwords, apart from the registry, in `host-secrets.json` (mode 0600, replaced
-    atomically): the registry can be shown and shared, this file cannot."""
+def registered(session: Session, name: str) -> bool:
+    """Whether host `name` is registered, seen from `session`'s transaction."""
+    return name == LOCAL.name or session.scalar(
+        select(HostRegistration.id).where(HostRegistration.name == name)) is not None
 
-    def __init__(self, config_dir: Path) -> None:
-        self.path = config_dir / "host-secrets.json"
 
-    def _load(self) -> dict[str, str]:
-        try:
-            data = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{self.path} is unreadable: {exc}") from None
-        return {str(k): str(v) for k, v in data.items()}
-
-    def get(self, name: str) -> str:
-        return self._load().get(name, "")
-
-    def set(self, name: str, secret: str | None) -> None:
-        data = self._load()
-        if secret is None:
-            data.pop(name, None)
-        else:
-            data[name] = secret
-        private_dir(self.path.parent)
-        fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".secrets.", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as f:  # mkstemp makes it 0600
-                json.dump(data, f)
-            os.replace(temp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-            raise
+def _check_pem(record: HostRecord) -> None:
+    try:
+        ssl.create_default_context(cadata=record.ca_pem)
+    except (ssl.SSLError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or "no certificate found"
+        raise UsageError(f"host {record.name}: the pinned certificate is not a usable PEM "
+                         f"certificate: {reason}",
+                         hint="the pool master's /etc/xensource/xapi-ssl.pem") from None

@@ -93,10 +93,10 @@ def check_xenapi_uri(uri: str) -> None:
         raise UsageError(f"{redacted(uri, query=False)!r} is not an XAPI address",
                          hint="https://POOL-MASTER (or http:// on a trusted network)")
     if password_of(uri):
-        # XAPI logs in with login_with_password; in the URL it would only sit in hosts.json.
+        # XAPI logs in with login_with_password; in the URL it would be stored unencrypted.
         raise UsageError(f"XAPI address {redacted(uri, query=True)!r} refused: it carries a "
                          "password", hint="give it as the password (--password-file), which "
-                                          "is kept apart, in host-secrets.json")
+                                          "is kept apart, encrypted")
 
 
 def _refuse(uri: str, why: str) -> None:

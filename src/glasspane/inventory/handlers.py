@@ -36,7 +36,7 @@ def current_settings() -> Settings:
 
 def refresh_host(database: Database, host: str) -> None:
     settings = current_settings()
-    sync_host(database, settings, HostRegistry(settings.config_dir).get(host))
+    sync_host(database, settings, HostRegistry(settings, database).get(host))
 
 
 @contextmanager

@@ -1,7 +1,9 @@
 """The inventory's tables: what glasspane knows of hosts, VMs, containers and templates (synced
-from the drivers), and what it records itself: users and their tokens, tasks, events and the
-audit log.  SQLAlchemy 2 typed models; the schema itself is made by the Alembic migrations in
-`migrations/`, never by `create_all`, so SQLite and PostgreSQL get the same one."""
+from the drivers), and what it records itself: the registered hosts and their secrets
+(`host_registrations`, apart from the synced `hosts`: see glasspane.hosts.registry), users and
+their tokens, tasks, events and the audit log.  SQLAlchemy 2 typed models; the schema
+itself is made by the Alembic migrations in `migrations/`, never by `create_all`, so SQLite
+and PostgreSQL get the same one."""
 
 from __future__ import annotations
 
@@ -69,6 +71,21 @@ class Host(Base):
     info: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_seen: Mapped[dt.datetime | None] = mapped_column(default=None)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class HostRegistration(Base):
+    """A host an admin registered: how to reach it and its credentials (glasspane.hosts.
+    registry).  The local host has none: it is always there."""
+    __tablename__ = "host_registrations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    uri: Mapped[str] = mapped_column(String(512))
+    driver: Mapped[str] = mapped_column(String(16))
+    user: Mapped[str] = mapped_column(String(128), default="")  # xenapi: the XAPI user
+    verify_tls: Mapped[bool] = mapped_column(Boolean, default=True)
+    ca_pem: Mapped[str | None] = mapped_column(Text, default=None)  # the pinned certificate
+    password: Mapped[str | None] = mapped_column(Text, default=None)  # a Fernet token
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 def sort_key(*names: str) -> str:

@@ -21,7 +21,7 @@ from glasspane.containers.service import ContainerRow, VmFailure, kept_engine, l
 from glasspane.enums import PowerState
 from glasspane.errors import GuestError
 from glasspane.guests.access import ssh_target
-from glasspane.hosts.registry import HostRecord, HostRegistry
+from glasspane.hosts.registry import HostRecord, HostRegistry, registered
 from glasspane.hosts.service import host_driver
 from glasspane.hypervisors import declared
 from glasspane.hypervisors.base import ip_addresses
@@ -45,7 +45,7 @@ def _host_row(session: Session, record: HostRecord, settings: Settings) -> Host 
     registry while this pass was looking at it (the pass must not bring it back)."""
     host = session.scalar(select(Host).where(Host.name == record.name))
     if host is None:
-        if not any(r.name == record.name for r in HostRegistry(settings.config_dir).all()):
+        if not registered(session, record.name):
             return None
         # The inventory and its events are for every user: never the URI's password, and
         # the query (the admins' business) not in the event either.
@@ -62,7 +62,7 @@ def register_hosts(database: Database, settings: Settings) -> None:
     """A row (state unknown until a pass has looked) for every host in the registry, before
     the server answers: a request naming a registered host must not depend on the first
     pass, which may take long (a host slow to answer, the first acceleration probe)."""
-    for record in HostRegistry(settings.config_dir).all():
+    for record in HostRegistry(settings, database).all():
         try:
             with database.session() as session:
                 _host_row(session, record, settings)
@@ -72,7 +72,7 @@ def register_hosts(database: Database, settings: Settings) -> None:
 
 def sync_hosts(database: Database, settings: Settings) -> None:
     """One pass over every registered host (and forget hosts no longer registered)."""
-    records = HostRegistry(settings.config_dir).all()
+    records = HostRegistry(settings, database).all()
     for record in records:
         sync_host(database, settings, record)
     with database.session() as session:
@@ -271,7 +271,7 @@ def sync_xscontainer_keys(settings: Settings) -> int:
     itself is left to it (it wipes these keys on start and after each failure): said once."""
     from glasspane.containers.xscontainer import KEYS, to_write
     updated = 0
-    for record in HostRegistry(settings.config_dir).all():
+    for record in HostRegistry(settings).all():
         if Capability.CONTAINER_KEYS not in declared(record.driver):
             continue  # known without connecting: these passes run every few seconds
         try:
@@ -358,7 +358,7 @@ class Syncer:
     def _watch_hosts(self) -> None:
         from glasspane.hosts.service import connect
         from glasspane.hypervisors.xenapi_driver import XapiWatcher
-        for record in HostRegistry(self.settings.config_dir).all():
+        for record in HostRegistry(self.settings, self.database).all():
             if record.driver == "libvirt":
                 self.watcher.watch(record.name, record.uri)
             elif record.driver == "xenapi":

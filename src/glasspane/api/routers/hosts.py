@@ -1,6 +1,6 @@
 """Hosts: listing and details from the inventory, the host's live facts from its hypervisor,
 and registering or forgetting a host (admins: it changes the server's own configuration and
-stores the host's credentials, mode 0600, never in the inventory or the logs).  A host's URI
+stores the host's credentials, encrypted, never in its listings or the logs).  A host's URI
 is shown without its password to everyone, and without its query (paths of the server's own
 files, say) to all but admins."""
 
@@ -155,7 +155,7 @@ def remove_host(name: str, _: CurrentUser = Depends(admin),
     """Forget the host: its registration, credentials and inventory rows (its VMs are not
     touched on the hypervisor)."""
     with hosts_lock, found.database.session() as session:
-        HostRegistry(found.settings.config_dir).remove(name)
+        HostRegistry(found.settings, found.database).remove(name)
         host = session.scalar(select(Host).where(Host.name == name))
         if host is not None:
             session.delete(host)
