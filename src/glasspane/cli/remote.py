@@ -85,9 +85,6 @@ class Remote:
     def get(self, path: str, **params: Any) -> Any:
         return self.call("GET", path, params={k: v for k, v in params.items() if v is not None})
 
-    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        return self.call("POST", path, json=body)
-
     def delete(self, path: str) -> Any:
         return self.call("DELETE", path)
 

@@ -42,7 +42,7 @@ VMS = {
     "console": Route("GET", "/vms/{host}/{name}/console"),
     "create": Route("POST", "/vms", ("name", "template", "host", "cpus", "memory_mib",
                                      "disk_gib", "ssh_keys", "user_data", "labels", "network",
-                                     "network_config", "full")),
+                                     "network_config", "full"), task=True),
     "action": Route("POST", "/vms/{host}/{name}/actions/{action}", task=True),
     "shutdown": Route("POST", "/vms/{host}/{name}/actions/shutdown", ("timeout",), task=True),
     "destroy": Route("DELETE", "/vms/{host}/{name}", task=True),
@@ -50,9 +50,9 @@ VMS = {
     "revert": Route("POST", "/vms/{host}/{name}/snapshots/{snapshot}/revert", task=True),
     "exec": Route("POST", "/vms/{host}/{name}/exec", ("command",)),
     "configure": Route("POST", "/vms/configure", ("vms", "label", "playbook",
-                                                  "playbook_name", "extra_vars")),
+                                                  "playbook_name", "extra_vars"), task=True),
     "export": Route("POST", "/vms/{host}/{name}/export", ("output", "format", "disk",
-                                                          "replace")),
+                                                          "replace"), task=True),
 }
 CONTAINERS = {
     "list": Route("GET", "/containers"),
@@ -75,12 +75,13 @@ HOSTS = {
 }
 TEMPLATES = {
     "list": Route("GET", "/templates"),
-    "import": Route("POST", "/templates", ("name", "host", "disk", "image", "kernel", "initrd")),
-    "from-debian": Route("POST", "/templates/from-debian", ("name", "host", "suite")),
+    "import": Route("POST", "/templates", ("name", "host", "disk", "image", "kernel", "initrd"),
+                    task=True),
+    "from-debian": Route("POST", "/templates/from-debian", ("name", "host", "suite"), task=True),
     "remove": Route("DELETE", "/templates/{host}/{name}", task=True),
     "validate": Route("POST", "/templates/validate", ("context", "spec", "variables")),
     "build": Route("POST", "/templates/build", ("context", "spec", "variables", "only", "host",
-                                                "register_template")),
+                                                "register_template"), task=True),
 }
 IMAGES = {
     "list": Route("GET", "/images"),
@@ -89,10 +90,10 @@ IMAGES = {
     "check": Route("POST", "/images/{name}/check", ("from",), task=True),
     "convert": Route("POST", "/images/{name}/convert", (
         "output", "format", "from", "disk", "compress", "vhd_type", "vhd_flavour",
-        "xva_checksum", "vm_name", "vcpus", "memory_mib", "verify", "replace")),
+        "xva_checksum", "vm_name", "vcpus", "memory_mib", "verify", "replace"), task=True),
     "compare": Route("POST", "/images/compare", ("a", "b", "disk"), task=True),
-    "upload": Route("POST", "/images/{name}/upload", ("host", "name:label", "sr")),
-    "load": Route("POST", "/vms/{host}/{vm}/images", ("image",)),
+    "upload": Route("POST", "/images/{name}/upload", ("host", "name:label", "sr"), task=True),
+    "load": Route("POST", "/vms/{host}/{vm}/images", ("image",), task=True),
 }
 APPS = {
     "list": Route("GET", "/apps"),
