@@ -18,6 +18,7 @@ import click
 
 from glasspane.cli import operations as ops
 from glasspane.cli.progress import byte_progress
+from glasspane.cli.table import human
 from glasspane.containers import app as apps
 from glasspane.containers import deploy
 from glasspane.containers import service as containers
@@ -34,6 +35,10 @@ from glasspane.vms import service as vms
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from glasspane.containers.engine import EngineInfo
+    from glasspane.hypervisors.base import HostInfo
+    from glasspane.templates.spec import TemplateSpec
 
 LOCAL = Actor("local", admin=True)  # this machine's store belongs to whoever runs the CLI
 
@@ -115,7 +120,7 @@ class LocalOperations:
                        timeout: float) -> containers.Listing:
         return containers.list_containers(self.settings, vm, host, all_, timeout)
 
-    def container_engine(self, host: str, vm: str) -> Any:
+    def container_engine(self, host: str, vm: str) -> EngineInfo:
         return containers.engine_info(self.settings, host, vm)
 
     def container_inspect(self, host: str, vm: str, name: str) -> dict[str, Any]:
@@ -157,7 +162,7 @@ class LocalOperations:
         return [ops.HostRow(r.name, r.driver, redacted(r.uri, query=True))
                 for r in HostRegistry(self.settings.config_dir).all()]
 
-    def host_info(self, name: str) -> Any:
+    def host_info(self, name: str) -> HostInfo:
         return hosts.host_info(self.settings, name)
 
     def host_remove(self, name: str) -> None:
@@ -185,11 +190,12 @@ class LocalOperations:
     def template_remove(self, name: str, host: str) -> None:
         templates.remove_template(self.settings, name, host)
 
-    def template_validate(self, spec: Any, variables: dict[str, str]) -> ops.SpecSummary:
+    def template_validate(self, spec: TemplateSpec, variables: dict[str, str]
+                          ) -> ops.SpecSummary:
         return ops.SpecSummary(spec.name, spec.source.describe(), len(spec.provisioners),
                                [o.filename(spec.name) for o in spec.outputs])
 
-    def template_build(self, spec: Any, variables: dict[str, str], only: list[str],
+    def template_build(self, spec: TemplateSpec, variables: dict[str, str], only: list[str],
                        output_dir: Path | None, host: str, register: bool,
                        quiet: bool) -> ops.Built:
         from glasspane.templates.build import build_template
@@ -200,8 +206,8 @@ class LocalOperations:
             done = build_template(self.settings, spec, only=tuple(only), output_dir=output_dir,
                                   host=host, register=register, start=start,
                                   echo=None if quiet else echo, references=FOLLOW_ANYWHERE)
-        from glasspane.cli.table import human
-        return ops.Built(done.name, done.manifest["build_seconds"], f"outputs in {done.directory}",
+        return ops.Built(done.name, done.manifest["build_seconds"],
+                         f"outputs in {done.directory}",
                          [f"{o['file']}  {human(o['file_size'])}  sha256 {o['sha256'][:16]}..."
                           f"  verified: {', '.join(o['verified'])}"
                           for o in done.manifest["outputs"]],

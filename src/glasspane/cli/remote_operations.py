@@ -240,8 +240,7 @@ class RemoteOperations:
         return EngineInfo(**self.do(CONTAINERS["engine"], host=host, vm=vm))
 
     def container_inspect(self, host: str, vm: str, name: str) -> dict[str, Any]:
-        found: dict[str, Any] = self.do(CONTAINERS["inspect"], host=host, vm=vm, name=name)
-        return found
+        return dict(self.do(CONTAINERS["inspect"], host=host, vm=vm, name=name))
 
     def container_action(self, host: str, vm: str, name: str, action: ContainerAction,
                          grace: int, force: bool) -> str:
@@ -270,8 +269,7 @@ class RemoteOperations:
         return ops.Started(found["name"], found["id"], found["state"])
 
     def container_images(self, host: str, vm: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self.do(CONTAINERS["images"], host=host, vm=vm)
-        return found
+        return list(self.do(CONTAINERS["images"], host=host, vm=vm))
 
     def host_add(self, name: str, uri: str, driver: str, check: bool, user: str,
                  password: str | None, verify_tls: bool, ca_file: str | None) -> ops.HostRow:
@@ -421,8 +419,7 @@ class RemoteOperations:
                                for a in self.do(APPS["list"], host=host, vm=vm)])
 
     def app_remove(self, host: str, vm: str, name: str) -> list[str]:
-        removed: list[str] = self.do(APPS["remove"], host=host, vm=vm, name=name)["removed"]
-        return removed
+        return list(self.do(APPS["remove"], host=host, vm=vm, name=name)["removed"])
 
     def user_add(self, name: str, role: Role, password: ops.Prompt) -> None:
         self.do(USERS["add"], name=name, role=role, password=password())
@@ -447,12 +444,10 @@ class RemoteOperations:
         return ops.PasswordChanged(done["user"], done["revoked_tokens"], "other tokens revoked")
 
     def task_list(self, state: TaskState | None) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self.do(TASKS["list"], state=state)["items"]
-        return found
+        return list(self.do(TASKS["list"], state=state)["items"])
 
     def task_show(self, task_id: int) -> dict[str, Any]:
-        found: dict[str, Any] = self.do(TASKS["get"], task_id=task_id)
-        return found
+        return dict(self.do(TASKS["get"], task_id=task_id))
 
     def task_wait(self, task_id: int) -> str:
         return str(self.remote.wait(self.do(TASKS["get"], task_id=task_id))["state"])
