@@ -36,6 +36,9 @@ class VmRow:
     labels: dict[str, str]
     addresses: list[str]
 
+    def __post_init__(self) -> None:
+        self.power_state = PowerState(self.power_state)
+
 
 @dataclass
 class VmInfo:
@@ -50,6 +53,9 @@ class VmInfo:
     labels: list[str] | None = None
     containers: list[str] | None = None
     console_log: str = ""
+
+    def __post_init__(self) -> None:
+        self.power_state = PowerState(self.power_state)
 
 
 @dataclass

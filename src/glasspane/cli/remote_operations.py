@@ -4,6 +4,7 @@ route and with what, then shape the answer into the same results the local side 
 
 from __future__ import annotations
 
+import dataclasses
 import string
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -17,7 +18,7 @@ from glasspane.cli.remote import Remote
 from glasspane.containers.deploy import RunRequest
 from glasspane.containers.engine import EngineInfo
 from glasspane.containers.service import ContainerRow, ContainerStats, Listing, VmFailure
-from glasspane.enums import ContainerAction, PowerState, Role, TaskState, VmAction
+from glasspane.enums import ContainerAction, Role, TaskState, VmAction
 from glasspane.errors import GlasspaneError, UsageError
 from glasspane.hypervisors.base import HostInfo
 from glasspane.inventory.store import StoredImage
@@ -146,8 +147,7 @@ class RemoteOperations:
         return self.remote.wait(self.submit(route, **args), quiet)
 
     def vm_list(self, host: str) -> list[ops.VmRow]:
-        return [ops.VmRow(v["name"], v["uuid"], PowerState(v["power_state"]), v["template"],
-                          v["labels"], v["addresses"])
+        return [ops.VmRow(**_fields(ops.VmRow, v))
                 for v in self.do(VMS["list"], host=host, limit=1000)["items"]]
 
     def vm_info(self, name: str, host: str) -> ops.VmInfo:
@@ -157,8 +157,7 @@ class RemoteOperations:
             console = self.do(VMS["console"], host=host, name=name, lines=20)
         except GlasspaneError as exc:  # a VM glasspane did not make keeps no console log
             console = f"({exc})"
-        return ops.VmInfo(**{**facts, "power_state": PowerState(facts["power_state"])},
-                          template=found["template"],
+        return ops.VmInfo(**_fields(ops.VmInfo, facts), template=found["template"],
                           labels=[f"{k}={v}" for k, v in found["labels"].items()],
                           containers=[c["name"] for c in found["containers"]],
                           console_log=console)
@@ -229,8 +228,8 @@ class RemoteOperations:
         """The server's inventory of containers (kept current by its sync); VMs whose engine
         the server could not ask are the failures."""
         items = self.do(CONTAINERS["list"], host=host, vm=vm, limit=1000)["items"]
-        rows = [ContainerRow(**{k: c[k] for k in ContainerRow.__dataclass_fields__})
-                for c in items if all_ or c["state"] == "running"]
+        rows = [ContainerRow(**_fields(ContainerRow, c)) for c in items
+                if all_ or c["state"] == "running"]
         found = self.do(VMS["list"], host=host, q=vm, limit=1000)["items"]
         return Listing(rows, [VmFailure(v["host"], v["name"], v["containers_error"])
                               for v in found if v["containers_error"]
@@ -457,6 +456,11 @@ class RemoteOperations:
 
     def logout(self) -> None:
         self.do(USERS["logout"])
+
+
+def _fields(cls: type, found: dict[str, Any]) -> dict[str, Any]:
+    """The answer's values for the fields of `cls` (a server may say more)."""
+    return {f.name: found[f.name] for f in dataclasses.fields(cls) if f.name in found}
 
 
 def _template(found: dict[str, Any]) -> TemplateInfo:
