@@ -236,7 +236,7 @@ class RemoteOperations:
                               and (vm is None or v["name"] == vm)])
 
     def container_engine(self, host: str, vm: str) -> EngineInfo:
-        return EngineInfo(**self.do(CONTAINERS["engine"], host=host, vm=vm))
+        return EngineInfo(**_fields(EngineInfo, self.do(CONTAINERS["engine"], host=host, vm=vm)))
 
     def container_inspect(self, host: str, vm: str, name: str) -> dict[str, Any]:
         return dict(self.do(CONTAINERS["inspect"], host=host, vm=vm, name=name))
@@ -260,7 +260,8 @@ class RemoteOperations:
         return found["titles"], found["processes"]
 
     def container_stats(self, host: str, vm: str, name: str) -> ContainerStats:
-        return ContainerStats(**self.do(CONTAINERS["stats"], host=host, vm=vm, name=name))
+        return ContainerStats(**_fields(ContainerStats, self.do(CONTAINERS["stats"], host=host,
+                                                                vm=vm, name=name)))
 
     def container_run(self, host: str, vm: str, request: RunRequest) -> ops.Started:
         request.validate()
@@ -381,10 +382,11 @@ class RemoteOperations:
                                  sr=sr)["result"]["vdi"])
 
     def image_list(self) -> list[StoredImage]:
-        return [StoredImage(**i) for i in self.do(IMAGES["list"])]
+        return [StoredImage(**_fields(StoredImage, i)) for i in self.do(IMAGES["list"])]
 
     def image_put(self, file: Path, name: str, replace: bool, quiet: bool) -> StoredImage:
-        return StoredImage(**self.remote.put_file(file, name, replace, quiet))
+        return StoredImage(**_fields(StoredImage, self.remote.put_file(file, name, replace,
+                                                                       quiet)))
 
     def image_get(self, name: str, dest: Path, force: bool, quiet: bool) -> str:
         expected = str(self.do(IMAGES["get"], name=name)["sha256"])
