@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from pathlib import Path
-
 import click
 
-from glasspane.cli.remote import remote_of
-from glasspane.hosts import service
-from glasspane.hosts.registry import DRIVERS, HostRegistry
-from glasspane.hypervisors.base import HostInfo
-from glasspane.hypervisors.uris import redacted
-from glasspane.settings import Settings
-
-
-def _emit(data: object) -> None:
-    click.echo(json.dumps(data, indent=2))
+from glasspane.cli.operations import json_option, operations
+from glasspane.cli.table import echo_fields, emit_json
+from glasspane.hosts.registry import DRIVERS
 
 
 @click.group()
@@ -53,60 +42,34 @@ def add(name: str, uri: str, driver: str, no_check: bool, user: str,
                 password = f.read().rstrip("\n")
         else:
             password = click.prompt(f"password of {user} on {uri}", hide_input=True)
-    remote = remote_of(click.get_current_context())
-    if remote is not None:
-        ca_pem = Path(ca_file).read_text() if ca_file else None
-        added = remote.post("/hosts", {"name": name, "uri": uri, "driver": driver,
-                                       "check": not no_check, "user": user,
-                                       "password": password, "verify_tls": not no_verify_tls,
-                                       "ca_pem": ca_pem})
-        click.echo(f"added host {added['name']}: {added['uri']} ({added['state']})")
-        return
-    record = service.add_host(Settings.load(), name, uri, driver, check=not no_check,
-                              user=user, password=password, verify_tls=not no_verify_tls,
-                              ca_file=ca_file)
-    click.echo(f"added host {record.name}: {redacted(record.uri, query=True)}")
+    added = operations().host_add(name, uri, driver, not no_check, user, password,
+                                  not no_verify_tls, ca_file)
+    click.echo(f"added host {added.name}: {added.uri}"
+               + (f" ({added.state})" if added.state else ""))
 
 
 @host.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def list_hosts(as_json: bool) -> None:
     """The registered hosts."""
-    remote = remote_of(click.get_current_context())
-    if remote is not None:
-        items = remote.get("/hosts", limit=1000)["items"]
-        if as_json:
-            _emit(items)
-            return
-        for item in items:
-            click.echo(f"{item['name']}  {item['driver']:<8} {item['state']:<11} {item['uri']}")
-        return
-    # A password in a URI (a XenServer URL's user:password@) is shown to no one.
-    records = [dataclasses.replace(r, uri=redacted(r.uri, query=True))
-               for r in HostRegistry(Settings.load()).all()]
+    records = operations().host_list()
     if as_json:
-        _emit([{"name": r.name, "uri": r.uri, "driver": r.driver, "user": r.user,
-                "verify_tls": r.verify_tls, "pinned_certificate": bool(r.ca_pem)}
-               for r in records])
+        emit_json(records)
         return
     width = max(len(r.name) for r in records)
     for r in records:
-        click.echo(f"{r.name:<{width}}  {r.driver:<8} {r.uri}")
+        click.echo(f"{r.name:<{width}}  {r.driver:<8} "
+                   + (f"{r.state:<11} " if r.state else "") + r.uri)
 
 
 @host.command("info")
 @click.argument("name", default="local")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def info(name: str, as_json: bool) -> None:
     """CPU, memory, storage, acceleration and VMs of host NAME (default: local)."""
-    remote = remote_of(click.get_current_context())
-    if remote is not None:
-        data = remote.get(f"/hosts/{name}/facts")
-        facts = HostInfo.from_dict(data)
-    else:
-        facts = service.host_info(Settings.load(), name)
+    facts = operations().host_info(name)
     if as_json:
-        _emit(dataclasses.asdict(facts))
+        emit_json(facts)
         return
     lines = [
         ("host", f"{facts.name} ({facts.uri}, {facts.driver})"),
@@ -126,19 +89,12 @@ def info(name: str, as_json: bool) -> None:
     lines.append(("VMs", str(len(facts.vms)) if facts.vms else "none"))
     for vm in facts.vms:
         lines.append(("", f"{vm.name}: {vm.power_state}"))
-    width = max(len(k) for k, _ in lines)
-    for key, value in lines:
-        click.echo(f"{key:<{width}}  {value}")
+    echo_fields(lines)
 
 
 @host.command("remove")
 @click.argument("name")
 def remove(name: str) -> None:
     """Forget host NAME (its VMs are not touched)."""
-    remote = remote_of(click.get_current_context())
-    if remote is not None:
-        remote.delete(f"/hosts/{name}")
-        click.echo(f"removed host {name}")
-        return
-    HostRegistry(Settings.load()).remove(name)
+    operations().host_remove(name)
     click.echo(f"removed host {name}")

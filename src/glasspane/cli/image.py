@@ -1,34 +1,25 @@
-"""`glasspane image info|convert|check|compare|load|upload` (and the store's commands, in
-image_store.py)."""
+"""`glasspane image ...`: inspect, convert, check and compare images, load them into VMs'
+engines or XenServer pools, and keep them in the image store: the server's with --server
+(where uploads, exports, conversions and build outputs live), or this machine's (the one a
+local `glasspane serve` uses)."""
 
 from __future__ import annotations
 
-import json
+import os
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import click
 
-from glasspane.cli.image_store import register
-from glasspane.cli.progress import byte_progress
-from glasspane.cli.remote import Remote, remote_of
-from glasspane.cli.table import human
-from glasspane.errors import UsageError
+from glasspane.cli.operations import ConvertJob, json_option, operations
+from glasspane.cli.table import emit_json, human
+from glasspane.errors import OutputError
 from glasspane.images.base import WriteOptions
-from glasspane.images.check import CheckReport, check_image
-from glasspane.images.compare import compare_images
-from glasspane.images.convert import convert as convert_image
 from glasspane.images.detect import ALL_FORMATS
-from glasspane.images.inspect import image_info
-from glasspane.images.references import FOLLOW_ANYWHERE
 
 FORMAT = click.Choice(ALL_FORMATS, case_sensitive=False)
-
-
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+format_option = click.option("--format", "--from", "fmt", type=FORMAT,
+                             help="Skip detection and read as this format.")
 
 
 @click.group()
@@ -38,27 +29,14 @@ def image() -> None:
     command or `@NAME` for a stored image)."""
 
 
-register(image)
-
-
 @image.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--format", "--from", "fmt", type=FORMAT,
-              help="Skip detection and read as this format.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@format_option
+@json_option
 def info(file: str, fmt: str | None, as_json: bool) -> None:
     """Format, sizes, disks inside (XVA/OVA) and backing chain of FILE (with --server: a
     stored image, `@NAME`, or a local file sent for the occasion)."""
-    remote = remote_of(click.get_current_context())
-    if remote is not None:
-        with remote.stored_input(file, quiet=as_json) as name:
-            stored = remote.get(f"/images/{name}", **{"from": fmt})
-        if "info" not in stored:
-            raise UsageError(f"{file} is a {stored['kind']}, not a disk image or VM archive")
-        data = {"path": file, **stored["info"]}
-    else:
-        # The user's own files: a backing file is read wherever the image names it.
-        data = image_info(file, fmt, FOLLOW_ANYWHERE)
+    data = operations().image_info(file, fmt, as_json)
     if as_json:
         emit_json(data)
         return
@@ -118,113 +96,42 @@ def convert(src: str, dst: str, to: str | None, src_format: str | None, disk: in
     """Convert SRC to DST, any format to any format; all disks of an XVA/OVA, or one (with
     --server: on the server; SRC a local file or `@NAME`, DST a local file or `@NAME` to
     keep it in the server's store)."""
-    remote = remote_of(click.get_current_context())
-    if remote is not None:
-        _convert_remote(remote, src, dst, {
-            "format": to, "from": src_format, "disk": disk, "compress": compress,
-            "vhd_type": vhd_type, "vhd_flavour": vhd_flavour, "xva_checksum": xva_checksum,
-            "vm_name": vm_name, "vcpus": vcpus, "memory_mib": memory_mib, "verify": verify,
-            "replace": force},
-            force, quiet or as_json, as_json)
-        return
     options = WriteOptions(compress=compress, vhd_type=vhd_type, vhd_flavour=vhd_flavour,
                            xva_checksum=xva_checksum, vm_name=vm_name, vcpus=vcpus,
                            memory_mib=memory_mib)
-    began = time.monotonic()
-    with byte_progress(not quiet and not as_json) as start:
-        outputs = convert_image(src, dst, to=to, src_format=src_format, disk=disk,
-                                options=options, overwrite=force, sync=sync, start=start,
-                                references=FOLLOW_ANYWHERE)
-    elapsed = time.monotonic() - began
-    verified: list[str] = []
-    if verify:
-        verified = _verify(src, outputs, disk, src_format)
+    done = operations().image_convert(src, dst, ConvertJob(to, src_format, disk, options,
+                                                           force, verify, sync),
+                                      quiet or as_json)
     if as_json:
-        emit_json({"outputs": [vars(o) for o in outputs], "seconds": round(elapsed, 3),
-                   "verified": verified})
+        emit_json(done)
         return
-    for o in outputs:
-        click.echo(f"wrote {o.path}: {o.format}, {human(o.virtual_size)} virtual, "
-                   f"{human(o.file_size)} file, {human(o.allocated)} allocated, "
-                   f"in {elapsed:.1f} s")
-    for line in verified:
+    for o in done.outputs:
+        click.echo(f"wrote {o.path}: {o.format}, "
+                   + (f"{human(o.virtual_size)} virtual, " if o.virtual_size is not None else "")
+                   + f"{human(o.file_size)} file"
+                   + (f", {human(o.allocated)} allocated" if o.allocated is not None else "")
+                   + (f", in {done.seconds:.1f} s" if done.seconds is not None else "")
+                   + (f", sha256 {o.sha256}" if o.sha256 else ""))
+    for line in done.verified:
         click.echo(line)
-
-
-def _convert_remote(remote: Remote, src: str, dst: str, body: dict[str, Any], force: bool,
-                    quiet: bool, as_json: bool) -> None:
-    with remote.stored_input(src, quiet) as source:
-        def make(name: str) -> tuple[Any, list[str]]:
-            task = remote.post(f"/images/{source}/convert", {"output": name, **body})
-            result = remote.wait(task, quiet)["result"]
-            return result, [o["name"] for o in result["outputs"]]
-        result = remote.fetch_output(dst, make, force, quiet)
-    if as_json:
-        emit_json(result)
-        return
-    for o in result["outputs"]:
-        where = f"{o['name']} in {remote.server}'s store" if dst.startswith("@") else \
-            str(Path(dst).with_name(o["name"].split("-", 2)[2]))
-        click.echo(f"wrote {where}: {o['kind']}, {human(o['size'])}, converted on "
-                   f"{remote.server}, sha256 {o['sha256']}")
-    for line in result["verified"]:
-        click.echo(f"verified {line}")
-
-
-def _verify(src: str, outputs: list[Any], disk: int | None,
-            src_format: str | None) -> list[str]:
-    lines = []
-    if len(outputs) == 1:
-        results = compare_images(src, outputs[0].path, disk, FOLLOW_ANYWHERE, src_format)
-        lines += [f"verified {outputs[0].path}: {r.describe()}" for r in results]
-        failed = [r for r in results if not r.identical]
-    else:
-        failed = []
-        for index, o in enumerate(outputs):
-            r = compare_images(src, o.path, index if disk is None else disk,
-                               FOLLOW_ANYWHERE, src_format)[0]
-            lines.append(f"verified {o.path}: {r.describe()}")
-            if not r.identical:
-                failed.append(r)
-    if failed:
-        for line in lines:
-            click.echo(line, err=True)
-        raise click.ClickException("verification failed: the output differs from the source")
-    return lines
 
 
 @image.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--format", "--from", "fmt", type=FORMAT,
-              help="Skip detection and read as this format.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@format_option
+@json_option
 def check(file: str, fmt: str | None, as_json: bool) -> None:
     """Check FILE's structure and checksums; exit 1 when a problem is found."""
-    remote = remote_of(click.get_current_context())
-    if remote is not None:
-        with remote.stored_input(file, quiet=as_json) as name:
-            found = remote.wait(remote.post(f"/images/{name}/check", {"from": fmt}),
-                                quiet=True)["result"]
-        report = CheckReport(file, found["format"], [])
-        problems: list[Any] = found["problems"]
-    else:
-        report = check_image(file, fmt, FOLLOW_ANYWHERE)
-        problems = report.problems
-    _report_check(file, report, problems, as_json)
-
-
-def _report_check(file: str, report: CheckReport, problems: list[Any],
-                  as_json: bool) -> None:
+    done = operations().image_check(file, fmt, as_json)
     if as_json:
-        emit_json({"path": report.path, "format": report.format, "ok": not problems,
-                   "problems": [p if isinstance(p, str) else vars(p) for p in problems]})
-    elif not problems:
-        click.echo(f"{file}: {report.format}: no problems found")
+        emit_json(done)
+    elif done.ok:
+        click.echo(f"{file}: {done.format}: no problems found")
     else:
-        click.echo(f"{file}: {len(problems)} problem(s):")
-        for p in problems:
+        click.echo(f"{file}: {len(done.problems)} problem(s):")
+        for p in done.problems:
             click.echo(f"  {p}")
-    if problems:
+    if not done.ok:
         sys.exit(1)
 
 
@@ -232,27 +139,15 @@ def _report_check(file: str, report: CheckReport, problems: list[Any],
 @click.argument("a", type=click.Path(dir_okay=False))
 @click.argument("b", type=click.Path(dir_okay=False))
 @click.option("--disk", type=int, help="Compare only this disk of XVA/OVA files.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def compare(a: str, b: str, disk: int | None, as_json: bool) -> None:
     """Same guest-visible content in A and B (any formats)?  Exit 0 if so, 1 if not."""
-    remote = remote_of(click.get_current_context())
-    if remote is not None:
-        with remote.stored_input(a, as_json) as first, remote.stored_input(b, as_json) as second:
-            found = remote.wait(remote.post("/images/compare", {
-                "a": first, "b": second, "disk": disk}), quiet=True)["result"]
-        lines, identical = found["results"], found["identical"]
-    else:
-        results = compare_images(a, b, disk, FOLLOW_ANYWHERE)
-        lines, identical = [r.describe() for r in results], all(r.identical for r in results)
-        if as_json:
-            emit_json([vars(r) for r in results])
-            lines = []
-    if as_json and remote is not None:
-        emit_json(found)
-    else:
-        for line in lines:
-            click.echo(line)
-    if not identical:
+    done = operations().image_compare(a, b, disk, as_json)
+    if as_json:
+        emit_json(done.results)
+    for line in [] if as_json else done.lines:
+        click.echo(line)
+    if not done.identical:
         sys.exit(1)
 
 
@@ -263,19 +158,7 @@ def compare(a: str, b: str, disk: int | None, as_json: bool) -> None:
 def load(vm: str, file: str, host: str) -> None:
     """Load a container image archive FILE (`docker save` / `podman save` output) into VM's
     engine, streamed over SSH: no registry needed."""
-    from glasspane.containers.deploy import load_image
-    from glasspane.settings import Settings
-    remote = remote_of(click.get_current_context())
-    if remote is not None:
-        with remote.stored_input(file) as name:
-            task = remote.post(f"/vms/{host}/{vm}/images", {"image": name})
-            loaded = remote.wait(task)["result"]["loaded"]
-        click.echo(f"VM {vm}: loaded {', '.join(loaded) or 'an untagged image'}")
-        return
-    path = Path(file)
-    with byte_progress(True) as start:
-        loaded = load_image(Settings.load(), host, vm, path,
-                            start(path.stat().st_size, f"loading into {vm}"))
+    loaded = operations().image_load(host, vm, file)
     click.echo(f"VM {vm}: loaded {', '.join(loaded) or 'an untagged image'}")
 
 
@@ -288,25 +171,58 @@ def load(vm: str, file: str, host: str) -> None:
 def upload(file: str, host: str, name: str | None, sr: str | None, quiet: bool) -> None:
     """Upload disk image FILE to a XenServer pool as a new VDI (raw and VHD as they are,
     any other format converted on the fly)."""
-    import os
-
-    from glasspane.hosts.service import host_driver
-    from glasspane.hypervisors.capabilities import Capability, require
-    from glasspane.settings import Settings
     label = name or os.path.basename(file).removeprefix("@")
-    remote = remote_of(click.get_current_context())
-    if remote is not None:
-        with remote.stored_input(file, quiet) as stored:
-            task = remote.post(f"/images/{stored}/upload", {"host": host, "name": label,
-                                                            "sr": sr})
-            uuid = remote.wait(task, quiet)["result"]["vdi"]
-        click.echo(f"uploaded {file} to {host} as disk {label} ({uuid})")
-        return
-    with host_driver(Settings.load(), host) as connected:
-        driver = require(connected, Capability.IMAGE_TRANSFER, "uploading a disk",
-                         hint="use `glasspane template import` instead")
-        with byte_progress(not quiet) as start:
-            uuid = driver.upload_disk(file, label, start(os.path.getsize(file),
-                                                         f"{label} to {host}"), sr,
-                                      FOLLOW_ANYWHERE)
+    uuid = operations().image_upload(file, host, label, sr, quiet)
     click.echo(f"uploaded {file} to {host} as disk {label} ({uuid})")
+
+
+@image.command("list")
+@json_option
+def list_images(as_json: bool) -> None:
+    """The images in the store: name, kind, size, SHA-256, who stored them."""
+    items = operations().image_list()
+    if as_json:
+        emit_json(items)
+        return
+    for i in items:
+        click.echo(f"{i.name}  {i.kind:<17} {human(i.size):>10}  sha256 {i.sha256[:12]}  "
+                   f"{i.created_by}  {i.created_at}")
+
+
+@image.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("name", required=False)
+@click.option("--replace", is_flag=True, help="Replace a stored image of that name.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def put(file: Path, name: str | None, replace: bool, quiet: bool) -> None:
+    """Store FILE as image NAME (default: FILE's name)."""
+    stored = operations().image_put(file, name or file.name, replace, quiet)
+    click.echo(f"stored {stored.name}: {stored.kind}, {human(stored.size)}, "
+               f"sha256 {stored.sha256}")
+
+
+@image.command()
+@click.argument("name")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def get(name: str, file: Path | None, force: bool, quiet: bool) -> None:
+    """Copy stored image NAME to FILE (default: ./NAME), checked against its SHA-256."""
+    from glasspane.inventory.store import sha256_of
+    dest = file or Path(name)
+    expected = operations().image_get(name, dest, force, quiet)
+    if sha256_of(dest) != expected:
+        dest.unlink()
+        raise OutputError(f"{dest}: SHA-256 differs from the stored image {name}'s; removed",
+                          hint="download it again")
+    click.echo(f"wrote {dest} ({human(dest.stat().st_size)}, sha256 {expected})")
+
+
+@image.command()
+@click.argument("names", nargs=-1, required=True)
+def delete(names: tuple[str, ...]) -> None:
+    """Delete stored images NAMES."""
+    ops = operations()
+    for name in names:
+        ops.image_delete(name)
+        click.echo(f"deleted {name}")

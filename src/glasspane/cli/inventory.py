@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from glasspane.cli.operations import local_only
 from glasspane.settings import Settings
 from glasspane.vms.ansible_inventory import inventory_host, inventory_list, reachable_vms
 
@@ -22,6 +23,7 @@ from glasspane.vms.ansible_inventory import inventory_host, inventory_list, reac
 @click.option("--host", "vm", metavar="NAME", help="One VM's variables (Ansible's call).")
 @click.option("--on", "hosts", multiple=True, metavar="HOST",
               help="Only the VMs on this glasspane host (repeatable; default: all hosts).")
+@local_only()
 def inventory(list_all: bool, vm: str | None, hosts: tuple[str, ...]) -> None:
     """Print glasspane's running VMs as an Ansible dynamic inventory (JSON), grouped by
     host, template and label, with the address, user and key that reach each one."""

@@ -3,7 +3,6 @@ errors and exit codes (the traceback only under --debug)."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -16,13 +15,13 @@ from glasspane.cli.container import container
 from glasspane.cli.host import host
 from glasspane.cli.image import image
 from glasspane.cli.inventory import inventory
-from glasspane.cli.remote import REMOTE_COMMANDS
+from glasspane.cli.operations import local_only
 from glasspane.cli.serve import serve
 from glasspane.cli.tasks import login, logout, task
 from glasspane.cli.template import template
 from glasspane.cli.user import user
 from glasspane.cli.vm import vm
-from glasspane.errors import GlasspaneError, UsageError
+from glasspane.errors import GlasspaneError
 
 INTERNAL_ERROR = 70
 
@@ -54,28 +53,6 @@ cli.add_command(logout)
 cli.add_command(inventory)
 
 
-def _check_remote(args: list[str]) -> None:
-    """With --server, only the commands that have an API call may run: never silently act
-    locally when the user asked for a server."""
-    words, skip = [], False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg == "--server":
-            skip = True
-        elif not arg.startswith("-"):
-            words.append(arg)
-    server = "--server" in args or any(a.startswith("--server=") for a in args) or \
-        bool(os.environ.get("GLASSPANE_SERVER"))
-    if not server or not words or "--help" in args or "-h" in args:
-        return
-    noun, verb = words[0], words[1] if len(words) > 1 else None
-    if (noun, None) in REMOTE_COMMANDS or (noun, verb) in REMOTE_COMMANDS:
-        return
-    raise UsageError(f"`glasspane {noun}{' ' + verb if verb else ''}` does not work through "
-                     "--server yet", hint="run it on the server's machine, or without --server")
-
-
 @cli.group()
 def demo() -> None:
     """Demonstrations: the whole workflow (`story`, what `make demo` runs) or the image
@@ -87,6 +64,7 @@ def demo() -> None:
               help="Where to put the demo files (default: a new temporary directory).")
 @click.option("--size", "size_mib", type=click.IntRange(16, 65536), default=256,
               show_default=True, help="Size of the sample disk in MiB.")
+@local_only()
 def demo_formats(workdir: str | None, size_mib: int) -> None:
     """Convert a generated sample disk through every format and verify each result."""
     from glasspane.cli.demo import run_demo
@@ -100,6 +78,7 @@ def demo_formats(workdir: str | None, size_mib: int) -> None:
 @click.option("--examples", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default=Path("examples/web-template"), show_default=True,
               help="The template spec, playbook and app the story uses.")
+@local_only()
 def demo_story(workdir: Path, examples: Path) -> None:
     """Build the example template, export it for every target, provision two VMs, configure
     them with Ansible, deploy the web application in each and check it answers."""
@@ -112,7 +91,6 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     tune_allocator()
     try:
-        _check_remote(args)
         code = cli.main(args=args, prog_name="glasspane", standalone_mode=False)
     except GlasspaneError as exc:
         if debug:

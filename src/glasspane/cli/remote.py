@@ -1,7 +1,6 @@
-"""The CLI talking to a glasspane server instead of acting locally (`--server URL`): the same
-commands, their API calls, the same output.  The token comes from GLASSPANE_TOKEN or the file
-`glasspane login` writes (CONFIG_DIR/token, mode 0600); long actions are followed to their
-end with a progress bar, as local ones are."""
+"""The HTTP side of --server: the token (GLASSPANE_TOKEN or the file `glasspane login` writes,
+CONFIG_DIR/token, mode 0600), calls and their errors, files sent to and fetched from the
+server's image store, and tasks followed to their end with a progress bar."""
 
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import click
 import httpx
 
 from glasspane.errors import (
@@ -29,26 +27,6 @@ from glasspane.errors import (
 from glasspane.settings import Settings, private_dir, private_file
 
 CHUNK = 1 << 20
-
-# The commands that work through --server: (noun, verb).  Not: `inventory` (Ansible's
-# inventory names the SSH key on the machine that made the VMs), `serve`, `demo`; `vm ssh`
-# only with a command (an interactive session needs a terminal to the VM itself).
-REMOTE_COMMANDS = {
-    ("vm", v) for v in ("list", "info", "create", "start", "shutdown", "reboot", "pause",
-                        "resume", "suspend", "snapshot", "revert", "destroy", "console",
-                        "configure", "export", "ssh")
-} | {("container", v) for v in ("list", "start", "stop", "restart", "pause", "unpause",
-                                "remove", "logs", "inspect", "top", "stats", "images", "run",
-                                "engine")} | {
-    ("host", v) for v in ("list", "add", "info", "remove")} | {
-    ("template", v) for v in ("list", "import", "from-debian", "remove", "validate",
-                              "build")} | {
-    ("image", v) for v in ("list", "put", "get", "delete", "info", "check", "convert",
-                           "compare", "load", "upload")} | {
-    ("app", v) for v in ("deploy", "validate", "list", "remove")} | {
-    ("user", v) for v in ("add", "list", "token", "remove", "passwd")} | {
-    ("task", "list"), ("task", "show"), ("task", "cancel"), ("task", "wait"),
-    ("login", None), ("logout", None)}
 
 
 def token_file(settings: Settings) -> str:
@@ -106,9 +84,6 @@ class Remote:
 
     def get(self, path: str, **params: Any) -> Any:
         return self.call("GET", path, params={k: v for k, v in params.items() if v is not None})
-
-    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        return self.call("POST", path, json=body)
 
     def delete(self, path: str) -> Any:
         return self.call("DELETE", path)
@@ -281,8 +256,3 @@ def _error(status: int, message: str) -> GlasspaneError:
         return UsageError(message)
     return HostError(message)
 
-
-def remote_of(ctx: click.Context) -> Remote | None:
-    """The server this invocation talks to, if --server was given."""
-    server = (ctx.find_root().obj or {}).get("server")
-    return Remote.connect(server) if server else None

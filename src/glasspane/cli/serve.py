@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from glasspane.cli.database import database_option, database_password_file
+from glasspane.cli.operations import local_only
 from glasspane.errors import UsageError
 from glasspane.settings import Settings, private_dir, private_file
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
                    "default: none, the client is who connects).")
 @click.option("--max-connections", type=click.IntRange(1, 1_000_000), default=1000,
               show_default=True, help="Connections held at once; more are answered 503.")
+@local_only()
 def serve(listen: str, database_url: str | None, sync_interval: float,
           bootstrap_admin: bool, tls_cert: Path | None, tls_key: Path | None,
           trusted_proxies: tuple[str, ...], max_connections: int) -> None:

@@ -1,19 +1,17 @@
-"""`glasspane vm create|list|destroy`."""
+"""`glasspane vm ...`: VMs on a host."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
-from glasspane.cli.remote import Remote, remote_of
-from glasspane.errors import GlasspaneError, UsageError
-from glasspane.settings import Settings
-from glasspane.vms import service
+from glasspane.cli.operations import host_option, json_option, local_only, operations
+from glasspane.cli.table import echo_each, echo_fields, emit_json
+from glasspane.enums import VmAction
+from glasspane.errors import UsageError
+from glasspane.vms.service import VmRequest, parse_labels
 
 
 @click.group()
@@ -28,7 +26,7 @@ def _read(path: str | None) -> str | None:
 @vm.command()
 @click.argument("name")
 @click.option("--template", required=True, help="Template to clone.")
-@click.option("--host", default="local", show_default=True)
+@host_option
 @click.option("--cpus", type=click.IntRange(1, 64), default=2, show_default=True)
 @click.option("--memory", "memory_mib", type=click.IntRange(128, 1 << 20), default=512,
               show_default=True, help="MiB.")
@@ -58,262 +56,124 @@ def create(name: str, template: str, host: str, cpus: int, memory_mib: int,
     """Create VM NAME from a template, start it and wait until SSH answers."""
     keys = [Path(k).read_text().strip() for k in ssh_keys]
     names = [name] if count == 1 else [f"{name}-{i}" for i in range(1, count + 1)]
-    label_map = service.parse_labels(labels)
-    requests = [service.VmRequest(n, template, cpus, memory_mib, disk_gib, keys,
-                                  _read(user_data), _read(network_config), not full,
-                                  wait_ready=not no_wait, labels=label_map, network=network)
-                for n in names]
-    remote = remote_of(click.get_current_context())
-    if remote is not None:
-        _create_remote(remote, requests, host)
-        return
-    settings = Settings.load()
-    if count == 1:
-        results: list[service.CreatedVm | Exception] = [
-            service.create_vm(settings, requests[0], host, timeout)]
-    else:
-        results = service.create_vms(settings, requests, host, timeout)
-    failed = 0
-    for request, result in zip(requests, results, strict=True):
-        if isinstance(result, Exception):
-            failed += 1
-            click.echo(f"glasspane: error: VM {request.name}: {result}", err=True)
-            continue
-        address = result.addresses[0] if result.addresses else "?"
-        click.echo(f"created VM {result.name} on {result.host}: {address}"
-                   + (f" ({result.ssh})" if result.ssh else ""))
-    if failed:
-        raise click.exceptions.Exit(5)
-
-
-def _create_remote(remote: Remote, requests: list[service.VmRequest], host: str) -> None:
-    """Submit every creation at once (the server runs them in parallel), then follow each."""
-    tasks = [remote.post("/vms", {"name": r.name, "template": r.template, "host": host,
-                                  "cpus": r.cpus, "memory_mib": r.memory_mib,
-                                  "disk_gib": r.disk_gib, "ssh_keys": r.ssh_keys,
-                                  "user_data": r.user_data, "labels": r.labels,
-                                  "network": r.network, "network_config": r.network_config,
-                                  "full": not r.linked})
-             for r in requests]
-    failed = 0
-    for request, task in zip(requests, tasks, strict=True):
-        try:
-            done = remote.wait(task)
-        except Exception as exc:
-            failed += 1
-            click.echo(f"glasspane: error: VM {request.name}: {exc}", err=True)
-            continue
-        address = (done["result"]["addresses"] or ["?"])[0]
-        click.echo(f"created VM {request.name} on {host}: {address} (task {done['id']})")
-    if failed:
-        raise click.exceptions.Exit(5)
+    requests = [VmRequest(n, template, cpus, memory_mib, disk_gib, keys, _read(user_data),
+                          _read(network_config), not full, wait_ready=not no_wait,
+                          labels=parse_labels(labels), network=network) for n in names]
+    results = dict(zip(names, operations().vm_create(requests, host, timeout), strict=True))
+    echo_each(names, results.__getitem__, "VM ", parallel=False, shown=lambda done: (
+        f"created VM {done.name} on {done.host}: {(done.addresses or ['?'])[0]}{done.note}"))
 
 
 @vm.command("list")
-@click.option("--host", default="local", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_context
-def list_vms(ctx: click.Context, host: str, as_json: bool) -> None:
+@host_option
+@json_option
+def list_vms(host: str, as_json: bool) -> None:
     """VMs on a host, with their power state and addresses."""
-    remote = remote_of(ctx)
-    if remote is not None:
-        rows = [{"name": v["name"], "uuid": v["uuid"], "power_state": v["power_state"],
-                 "template": v["template"], "labels": v["labels"],
-                 "addresses": v["addresses"]}
-                for v in remote.get("/vms", host=host, limit=1000)["items"]]
-    else:
-        rows = service.list_vms(Settings.load(), host)
+    rows = operations().vm_list(host)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        emit_json(rows)
         return
     for row in rows:
-        addresses = row["addresses"]
-        assert isinstance(addresses, list)
-        labels = row.get("labels") or {}
-        assert isinstance(labels, dict)
-        tags = " ".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        click.echo(f"{row['name']}  {row['power_state']}  {' '.join(addresses)}"
+        tags = " ".join(f"{k}={v}" for k, v in sorted(row.labels.items()))
+        click.echo(f"{row.name}  {row.power_state}  {' '.join(row.addresses)}"
                    + (f"  {tags}" if tags else ""))
 
 
-def _each(names: tuple[str, ...], action: Callable[[str], str]) -> None:
-    """Apply `action` to every VM in parallel; one line per VM, exit 5 if any failed."""
-    failed = 0
-    for name, result in service.on_each(list(names), action):
-        if isinstance(result, Exception):
-            failed += 1
-            click.echo(f"glasspane: error: VM {name}: {result}", err=True)
-        else:
-            click.echo(f"VM {name}: {result}")
-    if failed:
-        raise click.exceptions.Exit(5)
-
-
 @vm.command()
 @click.argument("names", nargs=-1, required=True)
-@click.option("--host", default="local", show_default=True)
-@click.pass_context
-def destroy(ctx: click.Context, names: tuple[str, ...], host: str) -> None:
+@host_option
+def destroy(names: tuple[str, ...], host: str) -> None:
     """Stop the VMs NAMES at once and delete them with their disks and seeds."""
-    remote = remote_of(ctx)
-    settings = Settings.load()
-
-    def one(name: str) -> str:
-        if remote is not None:
-            _through(remote, f"/vms/{host}/{name}", method="DELETE")
-        else:
-            service.destroy_vm(settings, name, host)
-        return "destroyed"
-    _each(names, one)
+    ops = operations()
+    echo_each(names, lambda name: ops.vm_destroy(name, host), "VM ")
 
 
-def _through(remote: Remote, path: str, body: dict[str, Any] | None = None,
-             method: str = "POST") -> str:
-    """Run an action on the server as a task and follow it; the task's outcome."""
-    task = remote.call(method, path, json=body)
-    done = remote.wait(task, quiet=True)
-    result = done.get("result") or {}
-    return str(result.get("power_state") or done["state"])
+def _action_command(action: VmAction, doc: str) -> None:
+    def command(names: tuple[str, ...], host: str, timeout: float = 90) -> None:
+        ops = operations()
+        echo_each(names, lambda name: ops.vm_action(name, host, action, timeout), "VM ")
+    if action == VmAction.SHUTDOWN:
+        command = click.option("--timeout", type=float, default=90, show_default=True,
+                               help="Seconds to wait for each guest before powering it "
+                                    "off.")(command)
+    vm.command(action.value, help=doc)(
+        click.argument("names", nargs=-1, required=True)(host_option(command)))
 
 
-def _simple_action(action: str, doc: str) -> None:
-    @vm.command(action, help=doc)
-    @click.argument("names", nargs=-1, required=True)
-    @click.option("--host", default="local", show_default=True)
-    @click.pass_context
-    def command(ctx: click.Context, names: tuple[str, ...], host: str) -> None:
-        remote = remote_of(ctx)
-        if remote is not None:
-            _each(names, lambda name: _through(remote, f"/vms/{host}/{name}/actions/{action}"))
-            return
-        settings = Settings.load()
-        _each(names, lambda name: service.vm_action(settings, name, action, host))
-
-
-for _action, _doc in (("start", "Start the VMs NAMES."), ("reboot", "Reboot the VMs NAMES."),
-                      ("pause", "Pause the VMs NAMES (their vCPUs stop)."),
-                      ("suspend", "Suspend the VMs NAMES (memory saved to disk, stopped)."),
-                      ("resume", "Resume the paused or suspended VMs NAMES.")):
-    _simple_action(_action, _doc)
-
-
-@vm.command()
-@click.argument("names", nargs=-1, required=True)
-@click.option("--host", default="local", show_default=True)
-@click.option("--timeout", type=float, default=90, show_default=True,
-              help="Seconds to wait for each guest before powering it off.")
-@click.pass_context
-def shutdown(ctx: click.Context, names: tuple[str, ...], host: str, timeout: float) -> None:
-    """Shut the VMs NAMES down gracefully; power off any still up after --timeout."""
-    remote = remote_of(ctx)
-    if remote is not None:
-        _each(names, lambda name: _through(remote, f"/vms/{host}/{name}/actions/shutdown",
-                                           {"timeout": int(timeout)}))
-        return
-    settings = Settings.load()
-    forced = f"halted (forced: the guest ignored shutdown for {timeout:.0f} s)"
-
-    def one(name: str) -> str:
-        return "halted" if service.shutdown_vm(settings, name, host, timeout) else forced
-    _each(names, one)
+for _action, _doc in (
+        (VmAction.START, "Start the VMs NAMES."),
+        (VmAction.SHUTDOWN, "Shut the VMs NAMES down gracefully; power off any still up "
+                            "after --timeout."),
+        (VmAction.REBOOT, "Reboot the VMs NAMES."),
+        (VmAction.PAUSE, "Pause the VMs NAMES (their vCPUs stop)."),
+        (VmAction.SUSPEND, "Suspend the VMs NAMES (memory saved to disk, stopped)."),
+        (VmAction.RESUME, "Resume the paused or suspended VMs NAMES.")):
+    _action_command(_action, _doc)
 
 
 @vm.command()
 @click.argument("name")
 @click.argument("snapshot")
-@click.option("--host", default="local", show_default=True)
-@click.pass_context
-def snapshot(ctx: click.Context, name: str, snapshot: str, host: str) -> None:
+@host_option
+def snapshot(name: str, snapshot: str, host: str) -> None:
     """Take snapshot SNAPSHOT of VM NAME (disk and, if running, memory)."""
-    remote = remote_of(ctx)
-    if remote is not None:
-        _through(remote, f"/vms/{host}/{name}/snapshots", {"name": snapshot})
-    else:
-        service.snapshot_vm(Settings.load(), name, snapshot, host)
+    operations().vm_snapshot(name, host, snapshot)
     click.echo(f"VM {name}: snapshot {snapshot} taken")
 
 
 @vm.command()
 @click.argument("name")
 @click.argument("snapshot")
-@click.option("--host", default="local", show_default=True)
-@click.pass_context
-def revert(ctx: click.Context, name: str, snapshot: str, host: str) -> None:
+@host_option
+def revert(name: str, snapshot: str, host: str) -> None:
     """Return VM NAME to SNAPSHOT."""
-    remote = remote_of(ctx)
-    if remote is not None:
-        _through(remote, f"/vms/{host}/{name}/snapshots/{snapshot}/revert")
-    else:
-        service.revert_vm(Settings.load(), name, snapshot, host)
+    operations().vm_revert(name, host, snapshot)
     click.echo(f"VM {name}: reverted to {snapshot}")
 
 
 @vm.command()
 @click.argument("name")
-@click.option("--host", default="local", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_context
-def info(ctx: click.Context, name: str, host: str, as_json: bool) -> None:
+@host_option
+@json_option
+def info(name: str, host: str, as_json: bool) -> None:
     """Power state, addresses, disk, snapshots and console log of VM NAME."""
-    remote = remote_of(ctx)
-    if remote is not None:
-        found = remote.get(f"/vms/{host}/{name}")
-        facts = remote.get(f"/vms/{host}/{name}/facts")
-        try:
-            console_text = remote.get(f"/vms/{host}/{name}/console", lines=20)
-        except GlasspaneError as exc:  # a VM glasspane did not make keeps no console log
-            console_text = f"({exc})"
-        data: dict[str, Any] = {**facts, "template": found["template"],
-                                "labels": [f"{k}={v}" for k, v in found["labels"].items()],
-                                "containers": [c["name"] for c in found["containers"]],
-                                "console_log": console_text}
-    else:
-        data = dataclasses.asdict(service.vm_info(Settings.load(), name, host))
+    found = dataclasses.asdict(operations().vm_info(name, host))
+    for key in ("template", "labels", "containers"):  # what only the server knows
+        if found[key] is None:
+            del found[key]
     if as_json:
-        click.echo(json.dumps(data, indent=2))
-        return
-    for key, value in data.items():
-        shown = " ".join(value) if isinstance(value, list) else value
-        click.echo(f"{key.replace('_', ' '):<12} {shown if shown else '-'}")
+        emit_json(found)
+    else:
+        echo_fields([(k.replace("_", " "), v) for k, v in found.items()], 12, " ")
 
 
 @vm.command()
 @click.argument("name")
-@click.option("--host", default="local", show_default=True)
+@host_option
 @click.option("--lines", type=int, default=50, show_default=True)
-@click.pass_context
-def console(ctx: click.Context, name: str, host: str, lines: int) -> None:
+def console(name: str, host: str, lines: int) -> None:
     """The end of VM NAME's serial console."""
-    remote = remote_of(ctx)
-    if remote is not None:
-        click.echo(remote.get(f"/vms/{host}/{name}/console", lines=lines))
-    else:
-        click.echo(service.console_log(Settings.load(), name, host, lines))
+    click.echo(operations().vm_console(name, host, lines))
 
 
 @vm.command(context_settings={"ignore_unknown_options": True})
 @click.argument("name")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@click.option("--host", default="local", show_default=True)
+@host_option
 @click.option("--user", default="debian", show_default=True)
 @click.option("--identity", "-i", type=click.Path(dir_okay=False), help="Private key file.")
+@local_only(lambda params: not params["command"],
+            "an interactive session needs a terminal to the VM itself",
+            "run `glasspane vm ssh` without --server where the VM is reachable, or give "
+            "`-- COMMAND`")
 def ssh(name: str, command: tuple[str, ...], host: str, user: str, identity: str | None) -> None:
     """SSH into VM NAME, or run `-- COMMAND` there; exits with ssh's status (with
     --server: `-- COMMAND` runs through the server as glasspane's user)."""
-    from glasspane.process import interactive
-    remote = remote_of(click.get_current_context())
-    if remote is not None:
-        if not command:
-            raise UsageError("an interactive session needs a terminal to the VM itself",
-                             hint="run `glasspane vm ssh` without --server where the VM is "
-                                  "reachable, or give `-- COMMAND`")
-        done = remote.post(f"/vms/{host}/{name}/exec", {"command": list(command)})
-        click.echo(done["output"], nl=False)
-        if done["truncated"]:
-            click.echo("glasspane: output cut at 1 MiB", err=True)
-        raise click.exceptions.Exit(done["exit_code"])
-    args = service.ssh_command(Settings.load(), name, host, user, identity, command)
-    raise click.exceptions.Exit(interactive(args, f"SSH into VM {name}"))
+    done = operations().vm_exec(name, host, list(command), user, identity)
+    click.echo(done.output, nl=False)
+    if done.truncated:
+        click.echo("glasspane: output cut at 1 MiB", err=True)
+    raise click.exceptions.Exit(done.exit_code)
 
 
 @vm.command()
@@ -324,41 +184,25 @@ def ssh(name: str, command: tuple[str, ...], host: str, user: str, identity: str
 @click.option("--extra-var", "-e", "extra", multiple=True, metavar="NAME=VALUE",
               help="A variable for the playbook (repeatable).")
 @click.option("--quiet", "-q", is_flag=True, help="Only the recap, not the playbook's output.")
-@click.pass_context
-def configure(ctx: click.Context, vms: tuple[str, ...], playbook: Path, label: str | None,
+def configure(vms: tuple[str, ...], playbook: Path, label: str | None,
               extra: tuple[str, ...], quiet: bool) -> None:
     """Run an Ansible PLAYBOOK against running VMs (named, or by --label)."""
-    from glasspane.vms.configure import configure_vms
     extra_vars = {}
     for pair in extra:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"--extra-var {pair!r}: expected NAME=VALUE")
         extra_vars[key] = value
-    remote = remote_of(ctx)
-    if remote is not None:
-        task = remote.post("/vms/configure", {
-            "vms": list(vms), "label": label, "playbook": playbook.read_text(),
-            "playbook_name": playbook.name, "extra_vars": extra_vars})
-        done = remote.wait(task)
-        click.echo(done["result"]["recap"])
-        click.echo(f"configured {', '.join(done['result']['vms'])} (task {done['id']})")
-        return
-
-    def echo(chunk: bytes) -> None:
-        click.echo(chunk.decode(errors="replace"), nl=False)
-
-    result = configure_vms(Settings.load(), playbook, list(vms), label, extra_vars,
-                           on_output=None if quiet else echo)
-    if quiet:
-        click.echo(result["recap"])
-    click.echo(f"configured {', '.join(result['vms'])}: {result['tasks']} task(s) ran")
+    done = operations().vm_configure(list(vms), label, playbook, extra_vars, quiet)
+    if done.recap is not None:
+        click.echo(done.recap)
+    click.echo(f"configured {', '.join(done.vms)}{done.note}")
 
 
 @vm.command("export")
 @click.argument("name")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--host", default="local", show_default=True)
+@host_option
 @click.option("--to", "to", help="Output format (default: from FILE's extension).")
 @click.option("--disk", type=int, default=0, show_default=True,
               help="Which disk, for a disk format (XVA and OVA take the whole VM).")
@@ -368,19 +212,6 @@ def export(name: str, file: str, host: str, to: str | None, disk: int, force: bo
            quiet: bool) -> None:
     """Export halted VM NAME to FILE: XVA or OVA (the whole VM), qcow2, VHD, VMDK or raw
     (with --server: FILE is downloaded from the server, or `@NAME` stays in its store)."""
-    from glasspane.cli.progress import byte_progress
-    from glasspane.vms.export import export_vm
-    remote = remote_of(click.get_current_context())
-    if remote is not None:
-        def make(stored: str) -> tuple[Any, list[str]]:
-            task = remote.post(f"/vms/{host}/{name}/export", {
-                "output": stored, "format": to, "disk": disk, "replace": force})
-            return remote.wait(task, quiet)["result"], [stored]
-        result = remote.fetch_output(file, make, force, quiet)
-        click.echo(f"exported VM {name} from {host} to {file} ({result['format']}, "
-                   f"{result['size']} bytes, sha256 {result['sha256']})")
-        return
-    with byte_progress(not quiet) as start:
-        fmt = export_vm(Settings.load(), name, Path(file), host, to, disk, force, start)
-    click.echo(f"exported VM {name} from {host} to {file} ({fmt}, "
-               f"{Path(file).stat().st_size} bytes)")
+    done = operations().vm_export(name, host, file, to, disk, force, quiet)
+    click.echo(f"exported VM {name} from {host} to {file} ({done.format}, {done.size} bytes"
+               + (f", sha256 {done.sha256})" if done.sha256 else ")"))

@@ -1,0 +1,470 @@
+"""The operations through a glasspane server's API.  Each noun's calls are one table of
+routes (method, path, body, whether it answers with a task): the methods below only say which
+route and with what, then shape the answer into the same results the local side returns."""
+
+from __future__ import annotations
+
+import dataclasses
+import string
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from glasspane.cli import operations as ops
+from glasspane.cli.remote import Remote
+from glasspane.containers.deploy import RunRequest
+from glasspane.containers.engine import EngineInfo
+from glasspane.containers.service import ContainerRow, ContainerStats, Listing, VmFailure
+from glasspane.enums import ContainerAction, Role, TaskState, VmAction
+from glasspane.errors import GlasspaneError, UsageError
+from glasspane.hypervisors.base import HostInfo
+from glasspane.inventory.store import StoredImage
+from glasspane.templates.service import TemplateInfo
+from glasspane.templates.spec import TemplateSpec
+from glasspane.vms.service import ExecResult, VmRequest
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # {placeholders} are filled from the call's arguments, each quoted
+    body: tuple[str, ...] = ()  # arguments sent as the JSON body ("wire:argument" renames)
+    # (A GET's other arguments are its query; other methods' are ignored.)
+    task: bool = False  # answered with a task, followed to its end: its result is the answer
+
+
+VMS = {
+    "list": Route("GET", "/vms"),
+    "get": Route("GET", "/vms/{host}/{name}"),
+    "facts": Route("GET", "/vms/{host}/{name}/facts"),
+    "console": Route("GET", "/vms/{host}/{name}/console"),
+    "create": Route("POST", "/vms", ("name", "template", "host", "cpus", "memory_mib",
+                                     "disk_gib", "ssh_keys", "user_data", "labels", "network",
+                                     "network_config", "full"), task=True),
+    "action": Route("POST", "/vms/{host}/{name}/actions/{action}", task=True),
+    "shutdown": Route("POST", "/vms/{host}/{name}/actions/shutdown", ("timeout",), task=True),
+    "destroy": Route("DELETE", "/vms/{host}/{name}", task=True),
+    "snapshot": Route("POST", "/vms/{host}/{name}/snapshots", ("name:snapshot",), task=True),
+    "revert": Route("POST", "/vms/{host}/{name}/snapshots/{snapshot}/revert", task=True),
+    "exec": Route("POST", "/vms/{host}/{name}/exec", ("command",)),
+    "configure": Route("POST", "/vms/configure", ("vms", "label", "playbook",
+                                                  "playbook_name", "extra_vars"), task=True),
+    "export": Route("POST", "/vms/{host}/{name}/export", ("output", "format", "disk",
+                                                          "replace"), task=True),
+}
+CONTAINERS = {
+    "list": Route("GET", "/containers"),
+    "engine": Route("GET", "/vms/{host}/{vm}/engine"),
+    "inspect": Route("GET", "/containers/{host}/{vm}/{name}/inspect"),
+    "action": Route("POST", "/containers/{host}/{vm}/{name}/actions/{action}", task=True),
+    "logs": Route("GET", "/containers/{host}/{vm}/{name}/logs"),
+    "top": Route("GET", "/containers/{host}/{vm}/{name}/top"),
+    "stats": Route("GET", "/containers/{host}/{vm}/{name}/stats"),
+    "run": Route("POST", "/containers/{host}/{vm}", ("image", "name", "command", "ports", "env",
+                                                     "volumes", "restart", "labels"), task=True),
+    "images": Route("GET", "/vms/{host}/{vm}/images"),
+}
+HOSTS = {
+    "list": Route("GET", "/hosts"),
+    "add": Route("POST", "/hosts", ("name", "uri", "driver", "check", "user", "password",
+                                    "verify_tls", "ca_pem")),
+    "facts": Route("GET", "/hosts/{name}/facts"),
+    "remove": Route("DELETE", "/hosts/{name}"),
+}
+TEMPLATES = {
+    "list": Route("GET", "/templates"),
+    "import": Route("POST", "/templates", ("name", "host", "disk", "image", "kernel", "initrd"),
+                    task=True),
+    "from-debian": Route("POST", "/templates/from-debian", ("name", "host", "suite"), task=True),
+    "remove": Route("DELETE", "/templates/{host}/{name}", task=True),
+    "validate": Route("POST", "/templates/validate", ("context", "spec", "variables")),
+    "build": Route("POST", "/templates/build", ("context", "spec", "variables", "only", "host",
+                                                "register_template"), task=True),
+}
+IMAGES = {
+    "list": Route("GET", "/images"),
+    "get": Route("GET", "/images/{name}"),
+    "delete": Route("DELETE", "/images/{name}"),
+    "check": Route("POST", "/images/{name}/check", ("from",), task=True),
+    "convert": Route("POST", "/images/{name}/convert", (
+        "output", "format", "from", "disk", "compress", "vhd_type", "vhd_flavour",
+        "xva_checksum", "vm_name", "vcpus", "memory_mib", "verify", "replace"), task=True),
+    "compare": Route("POST", "/images/compare", ("a", "b", "disk"), task=True),
+    "upload": Route("POST", "/images/{name}/upload", ("host", "name:label", "sr"), task=True),
+    "load": Route("POST", "/vms/{host}/{vm}/images", ("image",), task=True),
+}
+APPS = {
+    "list": Route("GET", "/apps"),
+    "deploy": Route("POST", "/vms/{host}/{vm}/apps", ("context", "spec"), task=True),
+    "validate": Route("POST", "/apps/validate", ("context", "spec")),
+    "remove": Route("DELETE", "/vms/{host}/{vm}/apps/{name}", task=True),
+}
+USERS = {
+    "list": Route("GET", "/users"),
+    "add": Route("POST", "/users", ("name", "role", "password")),
+    "token": Route("POST", "/users/{name}/tokens", ("name:label", "days")),
+    "remove": Route("DELETE", "/users/{name}"),
+    "password": Route("POST", "/users/{name}/password", ("password",)),
+    "me": Route("GET", "/auth/me"),
+    "own-password": Route("POST", "/auth/password", ("current", "new")),
+    "logout": Route("POST", "/auth/logout"),
+}
+TASKS = {
+    "list": Route("GET", "/tasks"),
+    "get": Route("GET", "/tasks/{task_id}"),
+    "cancel": Route("POST", "/tasks/{task_id}/cancel"),
+}
+
+
+class RemoteOperations:
+    def __init__(self, remote: Remote) -> None:
+        self.remote = remote
+        self.place = f" on {remote.server}"
+
+    @classmethod
+    def connect(cls, server: str) -> RemoteOperations:
+        return cls(Remote.connect(server))
+
+    def submit(self, route: Route, /, **args: Any) -> Any:
+        """Call `route`: its path's fields, body and query from `args`; the answer."""
+        fields = {f for _, f, _, _ in string.Formatter().parse(route.path) if f}
+        path = route.path.format(**{f: quote(str(args[f]), safe="") for f in fields})
+        wire = {key: name or key for key, _, name in (b.partition(":") for b in route.body)}
+        query = {k: v for k, v in args.items() if route.method == "GET" and k not in fields
+                 and v is not None}  # a GET's other arguments; others' are in the body
+        return self.remote.call(route.method, path, params=query or None,
+                                json={k: args[a] for k, a in wire.items()} if wire else None)
+
+    def do(self, route: Route, quiet: bool = True, /, **args: Any) -> Any:
+        """Call `route`, following a task to its end: the answer, or the task's result."""
+        answer = self.submit(route, **args)
+        return self.remote.wait(answer, quiet).get("result") or {} if route.task else answer
+
+    def task(self, route: Route, quiet: bool, /, **args: Any) -> dict[str, Any]:
+        return self.remote.wait(self.submit(route, **args), quiet)
+
+    def vm_list(self, host: str) -> list[ops.VmRow]:
+        return [ops.VmRow(**_fields(ops.VmRow, v))
+                for v in self.do(VMS["list"], host=host, limit=1000)["items"]]
+
+    def vm_info(self, name: str, host: str) -> ops.VmInfo:
+        found = self.do(VMS["get"], host=host, name=name)
+        facts = self.do(VMS["facts"], host=host, name=name)
+        try:
+            console = self.do(VMS["console"], host=host, name=name, lines=20)
+        except GlasspaneError as exc:  # a VM glasspane did not make keeps no console log
+            console = f"({exc})"
+        return ops.VmInfo(**_fields(ops.VmInfo, facts), template=found["template"],
+                          labels=[f"{k}={v}" for k, v in found["labels"].items()],
+                          containers=[c["name"] for c in found["containers"]],
+                          console_log=console)
+
+    def vm_create(self, requests: list[VmRequest], host: str, timeout: float
+                  ) -> list[ops.Created | Exception]:
+        """Every creation submitted at once (the server runs them in parallel), then each
+        followed."""
+        tasks = [self.submit(VMS["create"], host=host, full=not r.linked, **{
+            k: getattr(r, k) for k in ("name", "template", "cpus", "memory_mib", "disk_gib",
+                                       "ssh_keys", "user_data", "labels", "network",
+                                       "network_config")}) for r in requests]
+        results: list[ops.Created | Exception] = []
+        for request, task in zip(requests, tasks, strict=True):
+            try:
+                done = self.remote.wait(task)
+                results.append(ops.Created(request.name, host, done["result"]["addresses"],
+                                           f" (task {done['id']})"))
+            except Exception as exc:  # reported with its VM, the others go on
+                results.append(exc)
+        return results
+
+    def vm_action(self, name: str, host: str, action: VmAction, timeout: float) -> str:
+        if action == VmAction.SHUTDOWN:
+            found = self.do(VMS["shutdown"], host=host, name=name, timeout=int(timeout))
+        else:
+            found = self.do(VMS["action"], host=host, name=name, action=action)
+        return str(found.get("power_state") or "succeeded")
+
+    def vm_destroy(self, name: str, host: str) -> str:
+        self.do(VMS["destroy"], host=host, name=name)
+        return "destroyed"
+
+    def vm_snapshot(self, name: str, host: str, snapshot: str) -> None:
+        self.do(VMS["snapshot"], host=host, name=name, snapshot=snapshot)
+
+    def vm_revert(self, name: str, host: str, snapshot: str) -> None:
+        self.do(VMS["revert"], host=host, name=name, snapshot=snapshot)
+
+    def vm_console(self, name: str, host: str, lines: int) -> str:
+        return str(self.do(VMS["console"], host=host, name=name, lines=lines))
+
+    def vm_exec(self, name: str, host: str, command: list[str], user: str,
+                identity: str | None) -> ExecResult:
+        """Through the server, as glasspane's user there (`user` and `identity` are this
+        machine's: not used)."""
+        done = self.do(VMS["exec"], host=host, name=name, command=command)
+        return ExecResult(done["exit_code"], done["output"], done["truncated"])
+
+    def vm_configure(self, vms: list[str], label: str | None, playbook: Path,
+                     extra_vars: dict[str, str], quiet: bool) -> ops.Configured:
+        done = self.task(VMS["configure"], False, vms=vms, label=label,
+                         playbook=playbook.read_text(), playbook_name=playbook.name,
+                         extra_vars=extra_vars)
+        return ops.Configured(done["result"]["vms"], done["result"]["recap"],
+                              f" (task {done['id']})")
+
+    def vm_export(self, name: str, host: str, file: str, to: str | None, disk: int,
+                  force: bool, quiet: bool) -> ops.Exported:
+        def make(stored: str) -> tuple[Any, list[str]]:
+            return self.do(VMS["export"], quiet, host=host, name=name, output=stored,
+                           format=to, disk=disk, replace=force), [stored]
+        found = self.remote.fetch_output(file, make, force, quiet)
+        return ops.Exported(found["format"], found["size"], found["sha256"])
+
+    def container_list(self, vm: str | None, host: str | None, all_: bool,
+                       timeout: float) -> Listing:
+        """The server's inventory of containers (kept current by its sync); VMs whose engine
+        the server could not ask are the failures."""
+        items = self.do(CONTAINERS["list"], host=host, vm=vm, limit=1000)["items"]
+        rows = [ContainerRow(**_fields(ContainerRow, c)) for c in items
+                if all_ or c["state"] == "running"]
+        found = self.do(VMS["list"], host=host, q=vm, limit=1000)["items"]
+        return Listing(rows, [VmFailure(v["host"], v["name"], v["containers_error"])
+                              for v in found if v["containers_error"]
+                              and (vm is None or v["name"] == vm)])
+
+    def container_engine(self, host: str, vm: str) -> EngineInfo:
+        return EngineInfo(**_fields(EngineInfo, self.do(CONTAINERS["engine"], host=host, vm=vm)))
+
+    def container_inspect(self, host: str, vm: str, name: str) -> dict[str, Any]:
+        return dict(self.do(CONTAINERS["inspect"], host=host, vm=vm, name=name))
+
+    def container_action(self, host: str, vm: str, name: str, action: ContainerAction,
+                         grace: int, force: bool) -> str:
+        """(The server's removal always forces, and its stop waits its own time.)"""
+        found = self.do(CONTAINERS["action"], host=host, vm=vm, name=name, action=action)
+        return str(found.get("state") or ("removed" if action == "remove" else "done"))
+
+    def container_logs(self, host: str, vm: str, name: str, follow: bool,
+                       tail: int | None) -> Iterator[tuple[str, bytes]]:
+        if follow:
+            raise UsageError("--follow does not work through --server yet")
+        text = self.do(CONTAINERS["logs"], host=host, vm=vm, name=name, tail=tail or 200)
+        return iter([("stdout", str(text).encode())])
+
+    def container_top(self, host: str, vm: str, name: str
+                      ) -> tuple[list[str], list[list[str]]]:
+        found = self.do(CONTAINERS["top"], host=host, vm=vm, name=name)
+        return found["titles"], found["processes"]
+
+    def container_stats(self, host: str, vm: str, name: str) -> ContainerStats:
+        return ContainerStats(**_fields(ContainerStats, self.do(CONTAINERS["stats"], host=host,
+                                                                vm=vm, name=name)))
+
+    def container_run(self, host: str, vm: str, request: RunRequest) -> ops.Started:
+        request.validate()
+        found = self.do(CONTAINERS["run"], host=host, vm=vm, **vars(request))
+        return ops.Started(found["name"], found["id"], found["state"])
+
+    def container_images(self, host: str, vm: str) -> list[dict[str, Any]]:
+        return list(self.do(CONTAINERS["images"], host=host, vm=vm))
+
+    def host_add(self, name: str, uri: str, driver: str, check: bool, user: str,
+                 password: str | None, verify_tls: bool, ca_file: str | None) -> ops.HostRow:
+        added = self.do(HOSTS["add"], name=name, uri=uri, driver=driver, check=check,
+                        user=user, password=password, verify_tls=verify_tls,
+                        ca_pem=Path(ca_file).read_text() if ca_file else None)
+        return ops.HostRow(added["name"], added["driver"], added["uri"], added["state"])
+
+    def host_list(self) -> list[ops.HostRow]:
+        return [ops.HostRow(h["name"], h["driver"], h["uri"], h["state"])
+                for h in self.do(HOSTS["list"], limit=1000)["items"]]
+
+    def host_info(self, name: str) -> HostInfo:
+        return HostInfo.from_dict(self.do(HOSTS["facts"], name=name))
+
+    def host_remove(self, name: str) -> None:
+        self.do(HOSTS["remove"], name=name)
+
+    def template_import(self, name: str, host: str, file: str, disk: int | None,
+                        kernel: str | None, initrd: str | None, quiet: bool) -> TemplateInfo:
+        with ExitStack() as stack:
+            staged = {key: stack.enter_context(self.remote.staged(Path(path), quiet))
+                      for key, path in (("image", file), ("kernel", kernel),
+                                        ("initrd", initrd)) if path}
+            return _template(self.task(TEMPLATES["import"], quiet, name=name, host=host,
+                                       disk=disk, **{"kernel": None, "initrd": None,
+                                                     **staged})["result"])
+
+    def template_from_debian(self, name: str, host: str, suite: str,
+                             quiet: bool) -> TemplateInfo:
+        return _template(self.task(TEMPLATES["from-debian"], quiet, name=name, host=host,
+                                   suite=suite)["result"])
+
+    def template_list(self, host: str) -> list[TemplateInfo]:
+        return [_template(t) for t in self.do(TEMPLATES["list"], host=host, limit=1000)["items"]]
+
+    def template_remove(self, name: str, host: str) -> None:
+        self.do(TEMPLATES["remove"], host=host, name=name)
+
+    def _context(self, spec: TemplateSpec, quiet: bool) -> Any:
+        return self.remote.sent_context(spec.path, spec.files(), f"{spec.name}.context.tar",
+                                        quiet)
+
+    def template_validate(self, spec: TemplateSpec, variables: dict[str, str]
+                          ) -> ops.SpecSummary:
+        with self._context(spec, True) as context:
+            found = self.do(TEMPLATES["validate"], context=context, spec=spec.path.name,
+                            variables=variables)
+        return ops.SpecSummary(found["name"], found["source"], found["provisioners"],
+                               found["outputs"])
+
+    def template_build(self, spec: TemplateSpec, variables: dict[str, str], only: list[str],
+                       output_dir: Path | None, host: str, register: bool,
+                       quiet: bool) -> ops.Built:
+        if output_dir is not None:
+            raise UsageError("--output-dir is local; with --server the outputs go to the "
+                             "server's image store")
+        with self._context(spec, quiet) as context:
+            done = self.task(TEMPLATES["build"], quiet, context=context, spec=spec.path.name,
+                             variables=variables, only=only, host=host,
+                             register_template=register)["result"]
+        return ops.Built(done["template"], done["build_seconds"],
+                         f"stored in the image store{self.place}", done["stored"],
+                         host if done["registered"] else None)
+
+    def image_info(self, file: str, fmt: str | None, quiet: bool) -> dict[str, Any]:
+        with self.remote.stored_input(file, quiet) as name:
+            stored = self.do(IMAGES["get"], name=name, **{"from": fmt})
+        if "info" not in stored:
+            raise UsageError(f"{file} is a {stored['kind']}, not a disk image or VM archive")
+        return {"path": file, **stored["info"]}
+
+    def image_convert(self, src: str, dst: str, job: ops.ConvertJob,
+                      quiet: bool) -> ops.Converted:
+        with self.remote.stored_input(src, quiet) as source:
+            def make(name: str) -> tuple[Any, list[str]]:
+                found = self.task(IMAGES["convert"], quiet, name=source, output=name,
+                                  format=job.to, disk=job.disk, verify=job.verify,
+                                  replace=job.force, **{"from": job.src_format},
+                                  **vars(job.options))["result"]
+                return found, [o["name"] for o in found["outputs"]]
+            found = self.remote.fetch_output(dst, make, job.force, quiet)
+        return ops.Converted(
+            [ops.Written(f"{o['name']} in{self.place}'s store" if dst.startswith("@") else
+                         str(Path(dst).with_name(o["name"].split("-", 2)[2])), o["kind"],
+                         None, o["size"], sha256=o["sha256"]) for o in found["outputs"]],
+            None, [f"verified {line}" for line in found["verified"]])
+
+    def image_check(self, file: str, fmt: str | None, quiet: bool) -> ops.Checked:
+        with self.remote.stored_input(file, quiet) as name:
+            found = self.do(IMAGES["check"], name=name, **{"from": fmt})
+        return ops.Checked(file, found["format"], not found["problems"], found["problems"])
+
+    def image_compare(self, a: str, b: str, disk: int | None, quiet: bool) -> ops.Compared:
+        with self.remote.stored_input(a, quiet) as first, \
+                self.remote.stored_input(b, quiet) as second:
+            found = self.do(IMAGES["compare"], a=first, b=second, disk=disk)
+        return ops.Compared(found["identical"], found["results"], found["results"])
+
+    def image_load(self, host: str, vm: str, file: str) -> list[str]:
+        with self.remote.stored_input(file) as name:
+            loaded: list[str] = self.task(IMAGES["load"], False, host=host, vm=vm,
+                                          image=name)["result"]["loaded"]
+        return loaded
+
+    def image_upload(self, file: str, host: str, name: str, sr: str | None,
+                     quiet: bool) -> str:
+        with self.remote.stored_input(file, quiet) as stored:
+            return str(self.task(IMAGES["upload"], quiet, name=stored, host=host, label=name,
+                                 sr=sr)["result"]["vdi"])
+
+    def image_list(self) -> list[StoredImage]:
+        return [StoredImage(**_fields(StoredImage, i)) for i in self.do(IMAGES["list"])]
+
+    def image_put(self, file: Path, name: str, replace: bool, quiet: bool) -> StoredImage:
+        return StoredImage(**_fields(StoredImage, self.remote.put_file(file, name, replace,
+                                                                       quiet)))
+
+    def image_get(self, name: str, dest: Path, force: bool, quiet: bool) -> str:
+        expected = str(self.do(IMAGES["get"], name=name)["sha256"])
+        self.remote.get_file(name, dest, force, quiet)
+        return expected
+
+    def image_delete(self, name: str) -> None:
+        self.do(IMAGES["delete"], name=name)
+
+    def _app_context(self, spec: Path) -> Any:
+        from glasspane.containers.app import parse_app
+        parsed = parse_app(spec)  # mistakes are found here, before anything is sent
+        return self.remote.sent_context(spec, [s.archive for s in parsed.services if s.archive],
+                                        f"{parsed.name}.app-context.tar")
+
+    def app_deploy(self, host: str, vm: str, spec: Path) -> list[tuple[str, str]]:
+        with self._app_context(spec) as context:
+            found = self.task(APPS["deploy"], False, host=host, vm=vm, context=context,
+                              spec=spec.name)["result"]
+        return [(s["service"], s["action"]) for s in found["services"]]
+
+    def app_validate(self, spec: Path) -> list[str]:
+        with self._app_context(spec) as context:
+            names: list[str] = self.do(APPS["validate"], context=context,
+                                       spec=spec.name)["services"]
+        return names
+
+    def app_list(self, vm: str | None, host: str | None) -> ops.AppListing:
+        return ops.AppListing([ops.AppRow(a["host"], a["vm"], a["name"],
+                                          [f"{c['name']} {c['state']}" for c in a["containers"]])
+                               for a in self.do(APPS["list"], host=host, vm=vm)])
+
+    def app_remove(self, host: str, vm: str, name: str) -> list[str]:
+        return list(self.do(APPS["remove"], host=host, vm=vm, name=name)["removed"])
+
+    def user_add(self, name: str, role: Role, password: ops.Prompt) -> None:
+        self.do(USERS["add"], name=name, role=role, password=password())
+
+    def user_list(self) -> list[ops.UserRow]:
+        return [ops.UserRow(u["name"], Role(u["role"]), u["disabled"])
+                for u in self.do(USERS["list"])]
+
+    def user_token(self, name: str, label: str, days: int | None) -> str:
+        return str(self.do(USERS["token"], name=name, label=label, days=days)["token"])
+
+    def user_remove(self, name: str) -> None:
+        self.do(USERS["remove"], name=name)
+
+    def user_passwd(self, name: str | None, new: ops.Prompt,
+                    current: ops.Prompt) -> ops.PasswordChanged:
+        """Your own password (the current one checked), or an admin setting NAME's."""
+        if name is None or name == self.do(USERS["me"])["name"]:
+            done = self.do(USERS["own-password"], current=current(), new=new())
+        else:
+            done = self.do(USERS["password"], name=name, password=new())
+        return ops.PasswordChanged(done["user"], done["revoked_tokens"], "other tokens revoked")
+
+    def task_list(self, state: TaskState | None) -> list[dict[str, Any]]:
+        return list(self.do(TASKS["list"], state=state)["items"])
+
+    def task_show(self, task_id: int) -> dict[str, Any]:
+        return dict(self.do(TASKS["get"], task_id=task_id))
+
+    def task_wait(self, task_id: int) -> str:
+        return str(self.remote.wait(self.do(TASKS["get"], task_id=task_id))["state"])
+
+    def task_cancel(self, task_id: int) -> str:
+        return str(self.do(TASKS["cancel"], task_id=task_id)["state"])
+
+    def logout(self) -> None:
+        self.do(USERS["logout"])
+
+
+def _fields(cls: type, found: dict[str, Any]) -> dict[str, Any]:
+    """The answer's values for the fields of `cls` (a server may say more)."""
+    return {f.name: found[f.name] for f in dataclasses.fields(cls) if f.name in found}
+
+
+def _template(found: dict[str, Any]) -> TemplateInfo:
+    return TemplateInfo(found["name"], found["host"], found.get("path", ""),
+                        found["virtual_size"], found["allocation"], found.get("format", ""))
