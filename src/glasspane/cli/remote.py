@@ -36,7 +36,7 @@ CHUNK = 1 << 20
 REMOTE_COMMANDS = {
     ("vm", v) for v in ("list", "info", "create", "start", "shutdown", "reboot", "pause",
                         "resume", "suspend", "snapshot", "revert", "destroy", "console",
-                        "configure", "export", "ssh")
+                        "configure", "export", "ssh", "set")
 } | {("container", v) for v in ("list", "start", "stop", "restart", "pause", "unpause",
                                 "remove", "logs", "inspect", "top", "stats", "images", "run",
                                 "engine")} | {

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 
@@ -231,6 +232,28 @@ def snapshot(ctx: click.Context, name: str, snapshot: str, host: str) -> None:
     else:
         service.snapshot_vm(Settings.load(), name, snapshot, host)
     click.echo(f"VM {name}: snapshot {snapshot} taken")
+
+
+@vm.command("set")
+@click.argument("name")
+@click.option("--host", default="local", show_default=True)
+@click.option("--cpus", type=click.IntRange(1, 64), help="vCPUs.")
+@click.option("--memory", "memory_mib", type=click.IntRange(128, 1 << 20), help="MiB.")
+@click.pass_context
+def set_resources(ctx: click.Context, name: str, host: str, cpus: int | None,
+                  memory_mib: int | None) -> None:
+    """Change VM NAME's vCPUs and/or memory, from its next boot."""
+    if cpus is None and memory_mib is None:
+        raise UsageError("nothing to change", hint="give --cpus, --memory or both")
+    remote = remote_of(ctx)
+    if remote is not None:
+        remote.call("PATCH", f"/vms/{quote(host, safe='')}/{quote(name, safe='')}/resources",
+                    json={"cpus": cpus, "memory_mib": memory_mib})
+    else:
+        service.set_resources(Settings.load(), name, host, cpus, memory_mib)
+    changed = ", ".join(part for part in (f"{cpus} vCPUs" if cpus else "",
+                                          f"{memory_mib} MiB" if memory_mib else "") if part)
+    click.echo(f"VM {name}: {changed} from its next boot")
 
 
 @vm.command()

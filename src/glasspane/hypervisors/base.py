@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 def ip_addresses(reported: Iterable[object]) -> list[str]:
@@ -173,3 +173,11 @@ class HypervisorDriver(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ResourceSetter(Protocol):
+    """A driver that can change a VM's vCPUs and memory in its definition (from its next
+    boot)."""
+
+    def set_resources(self, name: str, cpus: int | None, memory_mib: int | None) -> None: ...

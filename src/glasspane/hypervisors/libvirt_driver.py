@@ -361,6 +361,23 @@ class LibvirtDriver:
             raise UsageError(f"unknown VM action {action!r}")
         self._call(f"{action} of VM {name}", calls[action])
 
+    def set_resources(self, name: str, cpus: int | None, memory_mib: int | None) -> None:
+        """The VM's vCPUs and memory in its persistent definition (the next boot's; a
+        running VM keeps its own until then).  Each maximum first, then the current value
+        under it: raising both needs the room, and lowering the maximum lowers the current
+        value with it."""
+        dom = self._domain(name)
+        config = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        if cpus is not None:
+            self._call(f"setting the vCPUs of VM {name}", dom.setVcpusFlags, cpus,
+                       config | libvirt.VIR_DOMAIN_VCPU_MAXIMUM)
+            self._call(f"setting the vCPUs of VM {name}", dom.setVcpusFlags, cpus, config)
+        if memory_mib is not None:
+            self._call(f"setting the memory of VM {name}", dom.setMemoryFlags,
+                       memory_mib << 10, config | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
+            self._call(f"setting the memory of VM {name}", dom.setMemoryFlags,
+                       memory_mib << 10, config)
+
     def snapshot_vm(self, name: str, snapshot: str) -> None:
         dom = self._domain(name)
         xml = f"<domainsnapshot><name>{escape(snapshot)}</name></domainsnapshot>"

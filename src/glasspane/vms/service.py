@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from glasspane.errors import NotFound, UsageError
+from glasspane.enums import VmDefaults
+from glasspane.errors import Conflict, NotFound, UsageError
 from glasspane.guests.access import ssh_target
 from glasspane.guests.cloudinit import Seed, write_seed_iso
 from glasspane.guests.console import ConsoleWatch, clean_console
@@ -26,7 +27,7 @@ from glasspane.guests.keys import management_public_key
 from glasspane.guests.readiness import ssh_banner, wait_cloud_init, wait_for
 from glasspane.guests.ssh import SshConnection
 from glasspane.hosts.service import has_storage, host_driver
-from glasspane.hypervisors.base import HypervisorDriver, VmSpec
+from glasspane.hypervisors.base import HypervisorDriver, ResourceSetter, VmSpec
 from glasspane.settings import Settings
 from glasspane.templates.service import SUFFIX
 
@@ -55,15 +56,14 @@ def check_labels(labels: dict[str, str]) -> None:
         if not _LABEL_VALUE.match(value):
             raise UsageError(f"invalid value for label {key!r}",
                              hint="at most 255 characters, no control characters")
-DEFAULT_CMDLINE = "root=LABEL=root rw console=ttyS0"
 
 
 @dataclass
 class VmRequest:
     name: str
     template: str
-    cpus: int = 2
-    memory_mib: int = 512
+    cpus: int = VmDefaults.CPUS
+    memory_mib: int = VmDefaults.MEMORY_MIB
     disk_gib: int | None = None
     ssh_keys: list[str] = field(default_factory=list)
     user_data: str | None = None
@@ -209,7 +209,7 @@ def _create(settings: Settings, driver: HypervisorDriver, request: VmRequest, ho
         seed_volume = _upload_seed(driver, settings, request, undo)
         spec = VmSpec(request.name, request.cpus, request.memory_mib, disk.path, seed_volume,
                       files.get(".vmlinuz"), files.get(".initrd"),
-                      DEFAULT_CMDLINE if ".vmlinuz" in files else None,
+                      VmDefaults.CMDLINE if ".vmlinuz" in files else None,
                       network=request.network or "default",
                       template=request.template, labels=dict(request.labels))
         report(25, "starting the VM")
@@ -280,6 +280,19 @@ def shutdown_vm(settings: Settings, name: str, host: str = "local", timeout: flo
             time.sleep(1)
         driver.vm_action(name, "poweroff")
         return False
+
+
+def set_resources(settings: Settings, name: str, host: str, cpus: int | None,
+                  memory_mib: int | None) -> None:
+    """The VM's vCPUs and/or memory from its next boot; Conflict where the host's driver
+    cannot change them."""
+    with host_driver(settings, host) as driver:
+        if not isinstance(driver, ResourceSetter):
+            kind = getattr(driver, "driver_name", None) or \
+                type(driver).__name__.removesuffix("Driver").lower()
+            raise Conflict(f"host {host} ({kind}) cannot change a VM's vCPUs or memory",
+                           hint="change them with the hypervisor's own tools")
+        driver.set_resources(name, cpus, memory_mib)
 
 
 def snapshot_vm(settings: Settings, name: str, snapshot: str, host: str = "local") -> None:
