@@ -200,3 +200,40 @@ def test_vm_set_changes_the_definition_through_the_api_and_the_cli(
     assert nothing.code == 2 and "give --cpus, --memory or both" in nothing.err
     missing = run_cli(capsys, "vm", "set", f"{name}-gone", "--cpus", "1")
     assert missing.code == 6 and f"no VM named '{name}-gone'" in missing.err
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_vm_export_runs_as_its_operations_task(
+        app: FastAPI, client: TestClient, database: Database, settings: Any,
+        halted_domain: libvirt.virDomain, tmp_path: Any) -> None:
+    import subprocess
+
+    from glasspane.hypervisors.libvirt_driver import LibvirtDriver
+    name = halted_domain.name()
+    disk = tmp_path / "disk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)
+    driver = LibvirtDriver("local", URI)
+    driver.ensure_storage(settings.vm_storage)
+    driver.upload_volume(settings.vm_storage, f"{name}.qcow2", str(disk), lambda n: None)
+    try:
+        add_vm(database, name, "halted")
+        otto = login(client, "otto")
+        queued = client.post(f"{API}/vms/local/{name}/export", headers=otto,
+                             json={"output": f"{name}.vhd"})
+        assert queued.status_code == 202, queued.text
+        with database.session() as session:
+            task = session.get(Task, queued.json()["id"])
+            assert task is not None and task.pinned_to == app.state.services.instance
+        claimed = app.state.worker.claim()
+        assert claimed is not None
+        app.state.worker.run(*claimed)
+        done = client.get(f"{API}/tasks/{queued.json()['id']}", headers=otto).json()
+        assert done["state"] == "succeeded", done["error"]
+        assert done["result"]["format"] == "vhd" and done["result"]["name"] == f"{name}.vhd"
+        assert done["result"]["created_by"] == "otto"
+        assert str(settings.data_dir) not in str(done["result"])
+        stored = client.get(f"{API}/images/{name}.vhd", headers=otto)
+        assert stored.status_code == 200, stored.text
+    finally:
+        driver.delete_volume(settings.vm_storage, f"{name}.qcow2")
+        driver.close()
