@@ -49,9 +49,9 @@ class VmView(BaseModel):
     name: str
     uuid: str
     power_state: PowerState
-    addresses: list[Any]
+    addresses: list[str]
     template: str | None
-    labels: dict[str, Any]
+    labels: dict[str, str]
     containers_error: str | None
     updated_at: str
     actions: list[str]          # the operations the caller may run on it now ("vm.start")
