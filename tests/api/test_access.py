@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from glasspane.api import deps
+from glasspane.enums import VmAction
 from glasspane.inventory import tasks
 from glasspane.inventory.db import Database
 from glasspane.inventory.models import AuditEntry, User
@@ -60,6 +61,9 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", f"{API}/vms"): OPERATOR,
     ("POST", f"{API}/vms/configure"): OPERATOR,
     ("POST", f"{API}/vms/{{host}}/{{name}}/actions/{{action}}"): OPERATOR,
+    **{("POST", f"{API}/vms/{{host}}/{{name}}/actions/{action}"): OPERATOR
+       for action in VmAction},
+    ("PATCH", f"{API}/vms/{{host}}/{{name}}/resources"): OPERATOR,
     ("POST", f"{API}/vms/{{host}}/{{name}}/snapshots"): OPERATOR,
     ("POST", f"{API}/vms/{{host}}/{{name}}/snapshots/{{snapshot}}/revert"): OPERATOR,
     ("DELETE", f"{API}/vms/{{host}}/{{name}}"): OPERATOR,

@@ -159,7 +159,7 @@ def test_bad_input_is_a_clear_4xx(client: TestClient, database: Database) -> Non
         detail = response.json()["detail"]
         assert detail, response.text
     running = client.post(f"{API}/vms/local/web-1/actions/start", headers=operator).json()
-    assert running["detail"] == "VM web-1 on host local is running: cannot start it"
+    assert running["detail"] == "VM web-1 on host local is running: start needs it halted"
 
 
 def test_tasks_progress_result_failure_and_cancel(app: FastAPI, client: TestClient,

@@ -55,7 +55,7 @@ def test_cli_through_the_server(capsys: pytest.CaptureFixture[str], settings: Se
         r = run_cli(capsys, "--server", url, "vm", "resume", name)
         assert r.code == 0 and r.out.strip() == f"VM {name}: running", r.out + r.err
         r = run_cli(capsys, "--server", url, "vm", "resume", name)
-        assert r.code == 5 and "is running: cannot resume it" in r.err
+        assert r.code == 5 and "is running: resume needs it paused or suspended" in r.err
         r = run_cli(capsys, "--server", url, "vm", "info", name, "--json")
         assert r.code == 0, r.err
         info = json.loads(r.out)

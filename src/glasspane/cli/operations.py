@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import click
+from pydantic import ValidationError
 
 from glasspane.containers.deploy import RunRequest
 from glasspane.containers.engine import EngineInfo
@@ -22,6 +23,7 @@ from glasspane.errors import UsageError
 from glasspane.hypervisors.base import HostInfo
 from glasspane.images.base import WriteOptions
 from glasspane.inventory.store import StoredImage
+from glasspane.operations.catalogue import CATALOGUE, Operation
 from glasspane.templates.service import TemplateInfo
 from glasspane.templates.spec import TemplateSpec
 from glasspane.vms.service import ExecResult, VmRequest
@@ -190,6 +192,12 @@ Prompt = Callable[[], str]
 class Operations(Protocol):
     place: str  # "" here, " on URL" through a server: for messages
 
+    def run(self, name: str, quiet: bool = True, /, **fields: Any) -> Any:
+        """Catalogue operation `name` (glasspane.operations) with its command's `fields`:
+        its typed result.  Here: its handler; through a server: its route (a task followed
+        to its end).  An operation of the catalogue needs no method of its own below."""
+        ...
+
     def vm_list(self, host: str) -> list[VmRow]: ...
     def vm_info(self, name: str, host: str) -> VmInfo: ...
     def vm_create(self, requests: list[VmRequest], host: str, timeout: float
@@ -323,3 +331,17 @@ def server_only(message: str, hint: str) -> Callable[[F], F]:
 
 host_option = click.option("--host", default="local", show_default=True)
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def command_for(name: str, fields: dict[str, Any]) -> tuple[Operation[Any, Any], Any]:
+    """Catalogue operation `name` and its command from `fields`; a value its model refuses
+    is a usage error naming the field, before anything is done."""
+    from glasspane.operations import vms as _vm_operations  # noqa: F401  (fills the catalogue)
+    op = CATALOGUE[name]
+    try:
+        return op, op.parse(fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in exc.errors(include_url=False))
+        raise UsageError(f"{name}: {problems}") from exc
+

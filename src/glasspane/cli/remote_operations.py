@@ -138,6 +138,18 @@ class RemoteOperations:
         return self.remote.call(route.method, path, params=query or None,
                                 json={k: args[a] for k, a in wire.items()} if wire else None)
 
+    def run(self, name: str, quiet: bool = True, /, **fields: Any) -> Any:
+        # Checked here first: a bad value is the CLI's usage error, not a round trip.
+        op, command = ops.command_for(name, fields)
+        sent = command.model_dump(mode="json", by_alias=True,
+                                  exclude={f for f in op.path_params})
+        path = op.path.format(**{f: quote(str(getattr(command, f)), safe="")
+                                 for f in op.path_params})
+        answer = self.remote.call(op.method, path, json=sent or None)
+        if op.task:
+            answer = self.remote.wait(answer, quiet).get("result") or {}
+        return op.result.model_validate(answer)
+
     def do(self, route: Route, quiet: bool = True, /, **args: Any) -> Any:
         """Call `route`, following a task to its end: the answer, or the task's result."""
         answer = self.submit(route, **args)

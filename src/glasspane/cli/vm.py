@@ -121,6 +121,21 @@ def snapshot(name: str, snapshot: str, host: str) -> None:
     click.echo(f"VM {name}: snapshot {snapshot} taken")
 
 
+@vm.command("set")
+@click.argument("name")
+@host_option
+@click.option("--cpus", type=click.IntRange(1, 64), help="vCPUs.")
+@click.option("--memory", "memory_mib", type=click.IntRange(128, 1 << 20), help="MiB.")
+def set_resources(name: str, host: str, cpus: int | None, memory_mib: int | None) -> None:
+    """Change VM NAME's vCPUs and/or memory, from its next boot."""
+    if cpus is None and memory_mib is None:
+        raise UsageError("nothing to change", hint="give --cpus, --memory or both")
+    operations().run("vm.set", host=host, name=name, cpus=cpus, memory_mib=memory_mib)
+    changed = ", ".join(part for part in (f"{cpus} vCPUs" if cpus else "",
+                                          f"{memory_mib} MiB" if memory_mib else "") if part)
+    click.echo(f"VM {name}: {changed} from its next boot")
+
+
 @vm.command()
 @click.argument("name")
 @click.argument("snapshot")

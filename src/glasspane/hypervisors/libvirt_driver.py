@@ -37,7 +37,13 @@ from glasspane.hypervisors.libvirt_domain import METADATA_NS, domain_xml, parse_
 from glasspane.hypervisors.uris import redacted, without_secrets
 
 if TYPE_CHECKING:
-    from glasspane.hypervisors.capabilities import Driver, Power, Provisioning, Snapshots
+    from glasspane.hypervisors.capabilities import (
+        Driver,
+        Power,
+        Provisioning,
+        Resources,
+        Snapshots,
+    )
 
 # libvirt prints every error to stderr unless a handler is registered; ours are raised instead.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
@@ -70,7 +76,7 @@ def is_local_uri(uri: str) -> bool:
 class LibvirtDriver:
     kind = "libvirt"
     capabilities = frozenset({Capability.INVENTORY, Capability.POWER, Capability.SNAPSHOTS,
-                              Capability.PROVISIONING})
+                              Capability.PROVISIONING, Capability.RESOURCES})
 
     def __init__(self, name: str, uri: str, cache_dir: Path | None = None) -> None:
         self.name = name
@@ -393,6 +399,23 @@ class LibvirtDriver:
             calls[VmAction.POWEROFF] = lambda: dom.managedSaveRemove(0)
         self._call(f"{known} of VM {name}", calls[known])
 
+    def set_resources(self, name: str, cpus: int | None, memory_mib: int | None) -> None:
+        """The VM's vCPUs and memory in its persistent definition (the next boot's; a
+        running VM keeps its own until then).  Each maximum first, then the current value
+        under it: raising both needs the room, and lowering the maximum lowers the current
+        value with it."""
+        dom = self._domain(name)
+        config = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        if cpus is not None:
+            self._call(f"setting the vCPUs of VM {name}", dom.setVcpusFlags, cpus,
+                       config | libvirt.VIR_DOMAIN_VCPU_MAXIMUM)
+            self._call(f"setting the vCPUs of VM {name}", dom.setVcpusFlags, cpus, config)
+        if memory_mib is not None:
+            self._call(f"setting the memory of VM {name}", dom.setMemoryFlags,
+                       memory_mib << 10, config | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
+            self._call(f"setting the memory of VM {name}", dom.setMemoryFlags,
+                       memory_mib << 10, config)
+
     def snapshot_vm(self, name: str, snapshot: str) -> None:
         dom = self._domain(name)
         if snapshot in self.list_snapshots(name):
@@ -448,6 +471,7 @@ def _message(exc: libvirt.libvirtError) -> str:
 
 
 if TYPE_CHECKING:
-    def _declared(driver: LibvirtDriver) -> tuple[Driver, Power, Snapshots, Provisioning]:
+    def _declared(driver: LibvirtDriver
+                  ) -> tuple[Driver, Power, Snapshots, Provisioning, Resources]:
         """mypy holds the driver to the Protocol of each capability it declares."""
-        return driver, driver, driver, driver
+        return driver, driver, driver, driver, driver

@@ -1,6 +1,7 @@
 """What each kind of task does: the same service functions the CLI calls, with progress, and
 the inventory brought up to date for the object afterwards (whatever the outcome), so that the
-pane shows the truth as soon as the task ends."""
+pane shows the truth as soon as the task ends.  The catalogue's task operations (every VM
+operation) are registered from it, each by one generic handler (`operations.tasks`)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,7 @@ from glasspane.inventory.db import Database
 from glasspane.inventory.sync import sync_containers, sync_host
 from glasspane.inventory.tasks import TaskContext, handler
 from glasspane.settings import Settings
-from glasspane.vms import service as vms
 
-VM_ACTIONS = ("start", "shutdown", "reboot", "pause", "resume", "suspend")
 CONTAINER_ACTIONS = (*containers.ACTIONS, "remove")
 
 _settings: dict[str, Settings] = {}
@@ -59,57 +58,6 @@ def containers_refreshed(context: TaskContext) -> Iterator[None]:
         sync_containers(context.database, current_settings())
 
 
-@handler("vm.create")
-def create_vm(context: TaskContext) -> dict[str, Any]:
-    p = context.params
-    request = vms.VmRequest(p["name"], p["template"], p.get("cpus", 2),
-                            p.get("memory_mib", 512), p.get("disk_gib"),
-                            list(p.get("ssh_keys", [])), p.get("user_data"),
-                            p.get("network_config"), not p.get("full", False),
-                            labels=dict(p.get("labels", {})), network=p.get("network"))
-    with host_refreshed(context, p["host"]):
-        created = vms.create_vm(current_settings(), request, p["host"], report=context.progress)
-    return {"name": created.name, "host": created.host, "addresses": created.addresses}
-
-
-@handler("vm.action")
-def vm_action(context: TaskContext) -> dict[str, Any]:
-    p = context.params
-    context.progress(10, f"{p['action']} {p['name']}")
-    with host_refreshed(context, p["host"]):
-        if p["action"] == "shutdown":
-            graceful = vms.shutdown_vm(current_settings(), p["name"], p["host"],
-                                       p.get("timeout", 90))
-            result = {"power_state": "halted", "graceful": graceful}
-        else:
-            result = {"power_state": vms.vm_action(current_settings(), p["name"], p["action"],
-                                                   p["host"])}
-    return result
-
-
-@handler("vm.snapshot")
-def vm_snapshot(context: TaskContext) -> dict[str, Any]:
-    p = context.params
-    vms.snapshot_vm(current_settings(), p["name"], p["snapshot"], p["host"])
-    return {"snapshot": p["snapshot"]}
-
-
-@handler("vm.revert")
-def vm_revert(context: TaskContext) -> dict[str, Any]:
-    p = context.params
-    with host_refreshed(context, p["host"]):
-        vms.revert_vm(current_settings(), p["name"], p["snapshot"], p["host"])
-    return {"snapshot": p["snapshot"]}
-
-
-@handler("vm.destroy")
-def vm_destroy(context: TaskContext) -> dict[str, Any]:
-    p = context.params
-    with host_refreshed(context, p["host"]):
-        vms.destroy_vm(current_settings(), p["name"], p["host"])
-    return {"destroyed": p["name"]}
-
-
 @handler("container.action")
 def container_action(context: TaskContext) -> dict[str, Any]:
     p = context.params
@@ -135,16 +83,25 @@ def container_run(context: TaskContext) -> dict[str, Any]:
         return deploy.run(current_settings(), p["host"], p["vm"], request)
 
 
-@handler("vm.configure")
-def configure_vms(context: TaskContext) -> dict[str, Any]:
-    """Run the uploaded playbook (a single file: the server cannot see the caller's roles)."""
-    import tempfile
-    from pathlib import Path
+def register_operations() -> None:
+    """A handler for each task operation of the catalogue."""
+    from glasspane.operations import vms  # noqa: F401 - fills the catalogue
+    from glasspane.operations.tasks import register_tasks
+    register_tasks()
 
-    from glasspane.vms.configure import configure_vms as run
-    p = context.params
-    with tempfile.TemporaryDirectory(prefix="glasspane-playbook-") as work:
-        playbook = Path(work) / Path(p["playbook_name"]).name
-        playbook.write_text(p["playbook"])
-        return run(current_settings(), playbook, list(p.get("vms", [])), p.get("label"),
-                   dict(p.get("extra_vars", {})), report=context.progress)
+
+register_operations()
+
+
+@handler("vm.action")
+def queued_power_action(context: TaskContext) -> dict[str, Any]:
+    """A task queued by a release before the catalogue, which had one kind for every power
+    action: run as the action's own operation."""
+    from glasspane.errors import UsageError
+    from glasspane.operations.catalogue import CATALOGUE
+    from glasspane.operations.tasks import run
+    params = dict(context.params)
+    op = CATALOGUE.get(f"vm.{params.pop('action', '')}")
+    if op is None or not op.path.endswith(f"/actions/{op.verb}"):
+        raise UsageError(f"task {context.task_id}: no such VM action")
+    return run(op, dataclasses.replace(context, params=params))

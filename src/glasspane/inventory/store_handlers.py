@@ -308,19 +308,6 @@ def template_build(context: TaskContext) -> dict[str, Any]:
             result.manifest["build_seconds"], "log_tail": log_tail}
 
 
-@store_task("vm.export")
-def vm_export(context: TaskContext) -> dict[str, Any]:
-    from glasspane.vms.export import export_vm
-    p, store, actor = context.params, _store(), actor_of(context)
-    store.check_new(p["output"], p["replace"], actor)
-    with store.staging() as work:
-        target = work / p["output"]
-        fmt = export_vm(current_settings(), p["name"], target, p["host"], p["format"],
-                        p["disk"], start=byte_progress(context))
-        stored = store.adopt(target, p["output"], actor, p["replace"])
-    return {"format": fmt, **dataclasses.asdict(stored)}
-
-
 @store_task("app.deploy")
 def app_deploy(context: TaskContext) -> dict[str, Any]:
     from glasspane.containers.app import deploy_app

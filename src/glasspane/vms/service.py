@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from glasspane.enums import PowerState, VmAction
+from glasspane.enums import PowerState, VmAction, VmDefaults
 from glasspane.errors import NotFound, UsageError
 from glasspane.guests.access import ssh_target
 from glasspane.guests.cloudinit import Seed, write_seed_iso
@@ -65,15 +65,14 @@ def check_labels(labels: dict[str, str]) -> None:
         if not _LABEL_VALUE.match(value):
             raise UsageError(f"invalid value for label {key!r}",
                              hint="at most 255 characters, no control characters")
-DEFAULT_CMDLINE = "root=LABEL=root rw console=ttyS0"
 
 
 @dataclass
 class VmRequest:
     name: str
     template: str
-    cpus: int = 2
-    memory_mib: int = 512
+    cpus: int = VmDefaults.CPUS
+    memory_mib: int = VmDefaults.MEMORY_MIB
     disk_gib: int | None = None
     ssh_keys: list[str] = field(default_factory=list)
     user_data: str | None = None
@@ -221,7 +220,7 @@ def _create(settings: Settings, driver: Provisioning, request: VmRequest, host: 
         seed_volume = _upload_seed(driver, settings, request, undo)
         spec = VmSpec(request.name, request.cpus, request.memory_mib, disk.path, seed_volume,
                       files.get(".vmlinuz"), files.get(".initrd"),
-                      DEFAULT_CMDLINE if ".vmlinuz" in files else None,
+                      VmDefaults.CMDLINE if ".vmlinuz" in files else None,
                       network=request.network or "default",
                       template=request.template, labels=dict(request.labels))
         report(25, "starting the VM")
@@ -298,6 +297,16 @@ def shutdown_vm(settings: Settings, name: str, host: str = "local", timeout: flo
             time.sleep(1)
         driver.vm_action(name, VmAction.POWEROFF)
         return False
+
+
+def set_resources(settings: Settings, name: str, host: str, cpus: int | None,
+                  memory_mib: int | None) -> None:
+    """The VM's vCPUs and/or memory from its next boot; Conflict where the host's driver
+    cannot change them."""
+    with host_driver(settings, host) as driver:
+        require(driver, Capability.RESOURCES, "changing a VM's vCPUs or memory",
+                hint="change them with the hypervisor's own tools"
+                ).set_resources(name, cpus, memory_mib)
 
 
 def snapshot_vm(settings: Settings, name: str, snapshot: str, host: str = "local") -> None:

@@ -99,12 +99,3 @@ def submit(request: Request, found: Services, user: CurrentUser, kind: str,
                         cancellable, found.instance if pinned else None)
     request.state.task = task["id"]
     return task
-
-
-def vm_task(request: Request, found: Services, user: CurrentUser, host: str, name: str,
-            kind: str, **params: Any) -> dict[str, Any]:
-    """Task `kind` on a VM the inventory knows (404 otherwise)."""
-    with found.database.session() as session:
-        find_vm(session, host, name)
-    return submit(request, found, user, kind, "vm", f"{host}/{name}",
-                  {"host": host, "name": name, **params})

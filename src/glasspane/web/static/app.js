@@ -197,29 +197,40 @@ async function showVm(host, name) {
   const vm = await api(`/vms/${encodeURIComponent(host)}/${encodeURIComponent(name)}`);
   const path = `/vms/${encodeURIComponent(host)}/${encodeURIComponent(name)}`;
   const act = (action) => () => api(`${path}/actions/${action}`, { method: "POST" });
-  const allowed = { start: ["halted"], shutdown: ["running", "paused"], reboot: ["running"],
-                    pause: ["running"], suspend: ["running"], resume: ["paused", "suspended"] };
-  const buttons = Object.keys(allowed).map((action) => {
-    const button = actionButton(action[0].toUpperCase() + action.slice(1), "operator", act(action));
-    if (!allowed[action].includes(vm.power_state)) button.disabled = true;
+  // What the server says this user may do to the VM now (its role, the VM's power state).
+  const allowedNow = (button, operation) => {
+    if (!(vm.actions || []).includes(operation)) button.disabled = true;
     return button;
-  });
-  buttons.push(actionButton("Snapshot", "operator", () => {
+  };
+  const buttons = ["start", "shutdown", "reboot", "pause", "suspend", "resume"].map((action) =>
+    allowedNow(actionButton(action[0].toUpperCase() + action.slice(1), "operator", act(action)),
+               `vm.${action}`));
+  buttons.push(allowedNow(actionButton("Snapshot", "operator", () => {
     const snapshot = window.prompt("Snapshot name", "snap-1");
     if (!snapshot) throw new Error("no name given");
     return api(`${path}/snapshots`, { method: "POST", body: JSON.stringify({ name: snapshot }) });
-  }));
-  buttons.push(actionButton("Revert", "operator", () => {
+  }), "vm.snapshot"));
+  buttons.push(allowedNow(actionButton("Revert", "operator", () => {
     const snapshot = window.prompt("Revert to snapshot", "snap-1");
     if (!snapshot) throw new Error("no snapshot named");
     return api(`${path}/snapshots/${encodeURIComponent(snapshot)}/revert`, { method: "POST" });
-  }, `Revert VM ${name}? Its disks go back to the snapshot.`));
-  const exportButton = actionButton("Export", "operator", () => {
+  }, `Revert VM ${name}? Its disks go back to the snapshot.`), "vm.revert"));
+  buttons.push(allowedNow(actionButton("Resources", "operator", async () => {
+    const cpus = window.prompt("vCPUs from the next boot (empty: unchanged)", "");
+    const memory = window.prompt("Memory in MiB from the next boot (empty: unchanged)", "");
+    const body = {};
+    if (cpus) body.cpus = Number(cpus);
+    if (memory) body.memory_mib = Number(memory);
+    const done = await api(`${path}/resources`, { method: "PATCH", body: JSON.stringify(body) });
+    window.alert(`VM ${name}: set, ${done.applies}`);
+    return null;
+  }), "vm.set"));
+  const exportButton = allowedNow(actionButton("Export", "operator", () => {
     const output = window.prompt("Export to the image store as (the extension names the format: .xva .ova .qcow2 .vhd .vmdk .raw)", `${name}.qcow2`);
     if (!output) throw new Error("no name given");
     return api(`${path}/export`, { method: "POST", body: JSON.stringify({ output }) });
-  });
-  if (vm.power_state !== "halted") { exportButton.disabled = true; exportButton.title = "shut the VM down first"; }
+  }), "vm.export");
+  if (exportButton.disabled && can("operator")) exportButton.title = "shut the VM down first";
   buttons.push(exportButton);
   const configureButton = actionButton("Configure", "operator", () => openConfigure(host, name));
   const deployButton = actionButton("Deploy app", "operator", async () => {
@@ -235,8 +246,8 @@ async function showVm(host, name) {
     if (vm.power_state !== "running") { button.disabled = true; button.title = "start the VM first"; }
     buttons.push(button);
   }
-  buttons.push(actionButton("Destroy", "operator", () => api(path, { method: "DELETE" }),
-                            `Destroy VM ${name} and its disks?`, true));
+  buttons.push(allowedNow(actionButton("Destroy", "operator", () => api(path, { method: "DELETE" }),
+                                       `Destroy VM ${name} and its disks?`, true), "vm.destroy"));
   const console = el("pre", { id: "console" }, "…");
   const disk = el("span", { id: "vm-disk" }, "…");
   const snapshots = el("span", { id: "vm-snapshots" }, "…");
