@@ -15,8 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from glasspane.api.deps import CurrentUser, Services, admin, audit_as, operator, services, viewer
-from glasspane.api.models import TaskView
 from glasspane.api.routers.common import submit
+from glasspane.api.schemas import AUTHENTICATED, REACHES_HOST, TaskRef, errors
 from glasspane.enums import Role
 from glasspane.operations.catalogue import Admission, Caller, Context, Operation
 
@@ -116,6 +116,8 @@ def add_routes(router: APIRouter, ops: Iterable[Operation[Any, Any]]) -> None:
         router.add_api_route(
             op.path, endpoint_for(op), methods=[op.method],
             status_code=202 if op.task else 200,
-            response_model=TaskView if op.task else op.result,
+            response_model=TaskRef if op.task else op.result,
+            # Every operation reaches a host (or a VM in it) and reads a body.
+            responses={**AUTHENTICATED, **REACHES_HOST, **errors(408, 413)},
             dependencies=[audit_name(op)], name=op.name, operation_id=op.name,
             summary=op.summary.split("\n\n")[0] or op.name, description=op.summary)

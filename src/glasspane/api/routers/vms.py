@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -24,7 +24,6 @@ from glasspane.api.deps import (
     services,
     viewer,
 )
-from glasspane.api.models import Page
 from glasspane.api.operations import add_routes
 from glasspane.api.routers.common import (
     Limit,
@@ -36,6 +35,7 @@ from glasspane.api.routers.common import (
     total_of,
 )
 from glasspane.api.routers.containers import container_view
+from glasspane.api.schemas import AUTHENTICATED, REACHES_HOST, Page, errors
 from glasspane.enums import PowerState, VmAction
 from glasspane.errors import NotFound
 from glasspane.inventory.models import Container, Host, Vm
@@ -43,7 +43,7 @@ from glasspane.operations.catalogue import CATALOGUE
 from glasspane.operations.vms import vm_actions
 from glasspane.vms import service as vms
 
-router = APIRouter(tags=["vms"])
+router = APIRouter(tags=["vms"], responses=AUTHENTICATED)
 
 
 class VmView(BaseModel):
@@ -113,7 +113,8 @@ async def list_vms(user: CurrentUser = Depends(viewer), found: Services = Depend
     return await off_loop(found, read)
 
 
-@router.get("/vms/{host}/{name}", response_model=VmDetail, response_model_exclude_unset=True)
+@router.get("/vms/{host}/{name}", response_model=VmDetail, response_model_exclude_unset=True,
+            responses=errors(404))
 def get_vm(host: str, name: str, user: CurrentUser = Depends(viewer),
            found: Services = Depends(services)) -> dict[str, Any]:
     with found.database.session() as session:
@@ -124,7 +125,7 @@ def get_vm(host: str, name: str, user: CurrentUser = Depends(viewer),
         return view
 
 
-@router.get("/vms/{host}/{name}/facts", response_model=VmFacts)
+@router.get("/vms/{host}/{name}/facts", response_model=VmFacts, responses=REACHES_HOST)
 async def vm_facts(host: str, name: str, _: CurrentUser = Depends(viewer),
                    found: Services = Depends(services)) -> dict[str, Any]:
     """What the hypervisor says of the VM now: power state, addresses, disk, snapshots."""
@@ -134,7 +135,11 @@ async def vm_facts(host: str, name: str, _: CurrentUser = Depends(viewer),
     return facts
 
 
-@router.get("/vms/{host}/{name}/console", response_class=PlainTextResponse)
+# Its own text answer; a response class with no media type keeps the error bodies documented
+# as the JSON they are.
+@router.get("/vms/{host}/{name}/console", response_class=Response,
+            responses={200: {"description": "The serial console's last lines", "content": {
+                "text/plain": {"schema": {"type": "string"}}}}, **REACHES_HOST})
 async def vm_console(host: str, name: str, _: CurrentUser = Depends(viewer),
                      found: Services = Depends(services),
                      lines: int = Query(100, ge=1, le=5000)) -> PlainTextResponse:
