@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from glasspane.enums import VmDefaults
 from glasspane.errors import CommandFailed
 from glasspane.images.base import WriteOptions
 from glasspane.images.convert import StartFn, convert, no_progress
@@ -28,7 +29,7 @@ MIRROR = "http://deb.debian.org/debian"
 PACKAGES = ("linux-image-amd64", "systemd-sysv", "udev", "dbus", "openssh-server",
             "cloud-init", "cloud-guest-utils", "podman", "python3", "ifupdown",
             "isc-dhcp-client", "netbase", "iproute2", "sudo")
-KERNEL_CMDLINE = "root=LABEL=root rw console=ttyS0"
+KERNEL_CMDLINE = VmDefaults.CMDLINE  # part of the recipe: a change rebuilds the image
 
 # Run inside the new root by mmdebstrap: a generalized image, configured for NoCloud seeds.
 CLOUD_CFG = """\

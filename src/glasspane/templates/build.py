@@ -44,6 +44,7 @@ from glasspane.templates.service import (
 )
 from glasspane.templates.spec import Output, TemplateSpec, select_outputs
 from glasspane.vms.service import (
+from glasspane.enums import VmDefaults
     Report,
     VmRequest,
     create_vm,
@@ -164,8 +165,7 @@ class _Build:
         qcow2 = next((staging / o.file for o in exported if o.format == "qcow2"), None)
         boot = None
         if files.kernel is not None:
-            boot = {"kernel": f"{spec.name}.vmlinuz", "cmdline": "root=LABEL=root rw "
-                    "console=ttyS0", "initrd": f"{spec.name}.initrd" if files.initrd else None,
+            boot = {"kernel": f"{spec.name}.vmlinuz", "cmdline": VmDefaults.CMDLINE, "initrd": f"{spec.name}.initrd" if files.initrd else None,
                     "note": "the disk has no bootloader: boot it with this kernel and initrd"}
             shutil.copyfile(files.kernel, staging / f"{spec.name}.vmlinuz")
             if files.initrd is not None:
