@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from glasspane.enums import VmDefaults
 from glasspane.errors import BuildFailed, Conflict, GlasspaneError
 from glasspane.guests.access import guest_target
 from glasspane.guests.sandbox import playbook_sandbox
@@ -44,7 +45,6 @@ from glasspane.templates.service import (
 )
 from glasspane.templates.spec import Output, TemplateSpec, select_outputs
 from glasspane.vms.service import (
-from glasspane.enums import VmDefaults
     Report,
     VmRequest,
     create_vm,
