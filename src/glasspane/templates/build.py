@@ -165,7 +165,8 @@ class _Build:
         qcow2 = next((staging / o.file for o in exported if o.format == "qcow2"), None)
         boot = None
         if files.kernel is not None:
-            boot = {"kernel": f"{spec.name}.vmlinuz", "cmdline": VmDefaults.CMDLINE, "initrd": f"{spec.name}.initrd" if files.initrd else None,
+            boot = {"kernel": f"{spec.name}.vmlinuz", "cmdline": VmDefaults.CMDLINE,
+                    "initrd": f"{spec.name}.initrd" if files.initrd else None,
                     "note": "the disk has no bootloader: boot it with this kernel and initrd"}
             shutil.copyfile(files.kernel, staging / f"{spec.name}.vmlinuz")
             if files.initrd is not None:
