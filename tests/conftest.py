@@ -7,9 +7,19 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 
 from glasspane.images.sample import write_sample
+
+# A test waits for the server's answer however loaded the machine is: a late answer is not a
+# wrong one.  httpx's own default (5 s) made requests that reach a guest under TCG fail on
+# a busy machine.  Tests of the server's deadlines give their clients explicit timeouts.
+REPLY = httpx.Timeout(600, connect=60)
+for _call in (httpx.Client.__init__, httpx.AsyncClient.__init__, httpx.request, httpx.get,
+              httpx.post, httpx.put, httpx.patch, httpx.delete, httpx.head, httpx.options):
+    if "timeout" in (_call.__kwdefaults__ or {}):
+        _call.__kwdefaults__["timeout"] = REPLY
 
 SAMPLE_SIZE = (24 << 20) + 3 * 512  # not a multiple of any block size, on purpose
 

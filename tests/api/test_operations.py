@@ -135,7 +135,7 @@ def test_the_openapi_document_describes_every_vm_operations_answer(
         described = spec["paths"][API + op.path][op.method.lower()]
         status = "202" if op.task else "200"
         schema = described["responses"][status]["content"]["application/json"]["schema"]
-        expected = "TaskView" if op.task else op.result.__name__
+        expected = "TaskRef" if op.task else op.result.__name__
         assert schema == {"$ref": f"#/components/schemas/{expected}"}, (op.name, schema)
         assert described["operationId"] == op.name
     for path in ("/vms", "/vms/{host}/{name}", "/vms/{host}/{name}/facts"):
