@@ -54,7 +54,13 @@ CONTAINER_ALLOWED = {"start": ("exited", "created", "stopped"), "stop": ("runnin
                      "pause": ("running",), "unpause": ("paused",)}
 
 
-def container_view(c: Container, host_name: str, vm_name: str) -> dict[str, Any]:
+# What a listing reads of each container: its view's columns, not the ORM object.
+CONTAINER_COLUMNS = (Container.name, Container.engine_id, Container.image, Container.state,
+                     Container.status, Container.ports, Container.app, Container.created)
+
+
+def container_view(c: Any, host_name: str, vm_name: str) -> dict[str, Any]:
+    """A container's view from `c`: its inventory row, or a row of `CONTAINER_COLUMNS`."""
     return {"host": host_name, "vm": vm_name, "name": c.name, "id": c.engine_id,
             "image": c.image, "state": c.state, "status": c.status, "ports": c.ports,
             "app": c.app, "created": c.created}
@@ -95,13 +101,15 @@ async def list_containers(_: CurrentUser = Depends(viewer), found: Services = De
     def read() -> dict[str, Any]:
         with found.database.session() as session:
             rows = session.execute(
-                select(Container, Host.name, Vm.name).join(Vm, Container.vm_id == Vm.id)
+                select(*CONTAINER_COLUMNS, Host.name.label("host_name"),
+                       Vm.name.label("vm_name")).join(Vm, Container.vm_id == Vm.id)
                 .join(Host, Vm.host_id == Host.id)
                 .where(Container.id.in_(page_of(ids, Container.sort_key, limit, offset)))
                 .order_by(Container.sort_key)).all()
             total = total_of(found, session, ids, ("containers", host, vm, state, q), offset,
                              limit, len(rows))
-            return page(limit, offset, total, [container_view(c, h, v) for c, h, v in rows])
+            return page(limit, offset, total, [container_view(r, r.host_name, r.vm_name)
+                                                  for r in rows])
     return await off_loop(found, read)
 
 

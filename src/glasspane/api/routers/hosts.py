@@ -45,7 +45,13 @@ def shown_uri(uri: str, user: CurrentUser) -> str:
     return redacted(uri, query=role_allows(user.role, "admin"))
 
 
-def host_view(host: Host, user: CurrentUser, vm_count: int | None = None) -> dict[str, Any]:
+# What a listing reads of each host: its view's columns, not the ORM object.
+HOST_COLUMNS = (Host.name, Host.uri, Host.driver, Host.state, Host.error, Host.info,
+                Host.last_seen)
+
+
+def host_view(host: Any, user: CurrentUser, vm_count: int | None = None) -> dict[str, Any]:
+    """A host's view from `host`: its inventory row, or a row of `HOST_COLUMNS`."""
     view: dict[str, Any] = {
         "name": host.name, "uri": shown_uri(host.uri, user), "driver": host.driver,
         "state": host.state,
@@ -77,11 +83,11 @@ async def list_hosts(user: CurrentUser = Depends(viewer), found: Services = Depe
                      limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
     def read() -> dict[str, Any]:
         with found.database.session() as session:
-            rows = session.execute(select(Host, count_of(Vm.host_id, Host.id))
+            rows = session.execute(select(*HOST_COLUMNS, count_of(Vm.host_id, Host.id))
                                    .order_by(Host.name).limit(limit).offset(offset)).all()
             total = total_of(found, session, select(Host.id), ("hosts",), offset, limit,
                              len(rows))
-            return page(limit, offset, total, [host_view(h, user, n) for h, n in rows])
+            return page(limit, offset, total, [host_view(r, user, r[-1]) for r in rows])
     return await off_loop(found, read)
 
 

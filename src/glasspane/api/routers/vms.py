@@ -6,6 +6,7 @@ from the operations catalogue (`glasspane.operations.vms`)."""
 from __future__ import annotations
 
 import dataclasses
+from functools import lru_cache
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -73,14 +74,30 @@ class VmFacts(BaseModel):
     disk: str | None
 
 
-def vm_view(vm: Vm, host_name: str, role: str, container_count: int | None = None
+# What a listing reads of each VM: its view's columns, not the ORM object (building an
+# entity per row, with its identity and change tracking, cost more than the row's SQL).
+VM_COLUMNS = (Vm.name, Vm.uuid, Vm.power_state, Vm.addresses, Vm.template, Vm.labels,
+              Vm.containers_error, Vm.updated_at)
+
+
+@lru_cache(maxsize=256)
+def _actions(role: str, state: str | None, operations: int) -> tuple[str, ...]:
+    """`vm_actions`, remembered: it depends on the role, the state and the catalogue alone
+    (`operations`, the catalogue's size, keys it), and asking the catalogue for each VM of
+    each page was a sixth of a page's first reading."""
+    return tuple(vm_actions(role, state))
+
+
+def vm_view(vm: Any, host_name: str, role: str, container_count: int | None = None
             ) -> dict[str, Any]:
+    """A VM's view from `vm`: its inventory row, or a row of `VM_COLUMNS`."""
     view: dict[str, Any] = {"host": host_name, "name": vm.name, "uuid": vm.uuid,
                             "power_state": vm.power_state, "addresses": vm.addresses,
                             "template": vm.template, "labels": vm.labels,
                             "containers_error": vm.containers_error,
                             "updated_at": vm.updated_at.isoformat(),
-                            "actions": vm_actions(role, vm.power_state)}
+                            "actions": list(_actions(role, vm.power_state,
+                                                     len(CATALOGUE)))}
     if container_count is not None:
         view["container_count"] = container_count
     return view
@@ -103,13 +120,14 @@ async def list_vms(user: CurrentUser = Depends(viewer), found: Services = Depend
     def read() -> dict[str, Any]:
         with found.database.session() as session:
             rows = session.execute(
-                select(Vm, Host.name, count_of(Container.vm_id, Vm.id)).join(Host)
+                select(*VM_COLUMNS, Host.name.label("host_name"),
+                       count_of(Container.vm_id, Vm.id).label("container_count")).join(Host)
                 .where(Vm.id.in_(page_of(ids, Vm.sort_key, limit, offset)))
                 .order_by(Vm.sort_key)).all()
             total = total_of(found, session, ids, ("vms", host, state, q), offset, limit,
                              len(rows))
-            return page(limit, offset, total, [vm_view(v, h, user.role, n)
-                                                  for v, h, n in rows])
+            return page(limit, offset, total, [vm_view(r, r.host_name, user.role,
+                                                       r.container_count) for r in rows])
     return await off_loop(found, read)
 
 
