@@ -110,20 +110,7 @@ class HostRegistry:
 
     def check_new(self, record: HostRecord) -> None:
         """Raise UsageError unless `record` could be added."""
-        if not _NAME.match(record.name):
-            raise UsageError(f"invalid host name {record.name!r}",
-                             hint="lowercase letters, digits, '.', '_' and '-'")
-        if record.driver not in DRIVERS:
-            raise UsageError(f"unknown driver {record.driver!r} (one of {', '.join(DRIVERS)})")
-        if len(record.uri) > URI_SIZE:
-            raise UsageError(f"host {record.name}: the URI is longer than {URI_SIZE} "
-                             "characters")
-        check_uri(record.uri, record.driver)
-        if len(record.user) > USER_SIZE:
-            raise UsageError(f"host {record.name}: the user name is longer than {USER_SIZE} "
-                             "characters")
-        if record.ca_pem:
-            _check_pem(record)
+        check_record(record)
         if any(r.name == record.name for r in self.all()):
             raise UsageError(f"a host named {record.name!r} is already registered")
 
@@ -147,6 +134,25 @@ class HostRegistry:
             for row in rows:
                 row.password = self.secrets.rotate(row.password or "")
             return len(rows)
+
+
+def check_record(record: HostRecord) -> None:
+    """Raise UsageError unless the registry would accept `record` (whatever it holds
+    already): what `host add` is held to, and an earlier version's hosts.json on import."""
+    if not _NAME.match(record.name):
+        raise UsageError(f"invalid host name {record.name!r}",
+                         hint="lowercase letters, digits, '.', '_' and '-'")
+    if record.driver not in DRIVERS:
+        raise UsageError(f"unknown driver {record.driver!r} (one of {', '.join(DRIVERS)})")
+    if len(record.uri) > URI_SIZE:
+        raise UsageError(f"host {record.name}: the URI is longer than {URI_SIZE} "
+                         "characters")
+    check_uri(record.uri, record.driver)
+    if len(record.user) > USER_SIZE:
+        raise UsageError(f"host {record.name}: the user name is longer than {USER_SIZE} "
+                         "characters")
+    if record.ca_pem:
+        _check_pem(record)
 
 
 def registered(session: Session, name: str) -> bool:
