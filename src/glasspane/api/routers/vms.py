@@ -110,7 +110,7 @@ async def list_vms(user: CurrentUser = Depends(viewer), found: Services = Depend
                              len(rows))
             return page(limit, offset, total, [vm_view(v, h, user.role, n)
                                                   for v, h, n in rows])
-    return await off_loop(found, read)
+    return await off_loop(found, user, read)
 
 
 @router.get("/vms/{host}/{name}", response_model=VmDetail, response_model_exclude_unset=True)
