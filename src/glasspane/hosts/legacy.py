@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from glasspane.errors import UsageError
-from glasspane.hosts.registry import HostRecord, check_record
+from glasspane.hosts.registry import HostRecord, certificates, check_record
 from glasspane.hosts.secrets import SecretBox
 from glasspane.inventory.models import utcnow
 
@@ -64,7 +64,7 @@ def import_hosts_json(connection: Connection, config_dir: Path) -> list[Path]:
         pem, cert = _pinned(item.get("ca_file"), name)
         record = HostRecord(name, item["uri"], str(item.get("driver") or "libvirt"),
                             str(item.get("user") or ""), bool(item.get("verify_tls", True)),
-                            pem or "")
+                            certificates(pem or ""))
         _check(record)
         if cert is not None and cert.parent == config_dir / "certs":  # glasspane's copy
             retired.append(cert)
@@ -73,7 +73,8 @@ def import_hosts_json(connection: Connection, config_dir: Path) -> list[Path]:
         stored = stored or token is not None
         connection.execute(_table.insert().values(
             name=name, uri=record.uri, driver=record.driver, user=record.user,
-            verify_tls=record.verify_tls, ca_pem=pem, password=token, created_at=utcnow()))
+            verify_tls=record.verify_tls, ca_pem=record.ca_pem or None, password=token,
+            created_at=utcnow()))
         held.add(name)
         log.info("host %s imported from %s", name, HOSTS_FILE)
     return retired

@@ -14,6 +14,7 @@ An earlier version's hosts.json is imported on upgrade (glasspane.hosts.legacy).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import ssl
 from dataclasses import dataclass, field
@@ -92,6 +93,7 @@ class HostRegistry:
         return self.secrets.decrypt(token) if token else ""
 
     def add(self, record: HostRecord, password: str | None = None) -> None:
+        record = dataclasses.replace(record, ca_pem=certificates(record.ca_pem))
         self.check_new(record)
         with self.database.session() as session:
             token = None
@@ -159,6 +161,18 @@ def registered(session: Session, name: str) -> bool:
     """Whether host `name` is registered, seen from `session`'s transaction."""
     return name == LOCAL.name or session.scalar(
         select(HostRegistration.id).where(HostRegistration.name == name)) is not None
+
+
+def certificates(pem: str) -> str:
+    """The certificates of `pem` alone: the pool master's xapi-ssl.pem holds its private key
+    too, which the database (stored as it is, unencrypted) must not get.  Text that holds
+    no certificate is given back for _check_pem to refuse."""
+    found = _CERTIFICATE.findall(pem)
+    return "".join(block + "\n" for block in found) if found else pem
+
+
+_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]*?"
+                          r"-----END CERTIFICATE-----")
 
 
 def _check_pem(record: HostRecord) -> None:
