@@ -120,3 +120,32 @@ def certificate(directory: Path) -> str:
                     "/CN=xcp", "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True)
     return cert.read_text()
+
+
+@pytest.mark.parametrize("entry, refused", [
+    # What `host add` refuses is refused on import too: hosts.json is imported into the
+    # database every instance shares, so one instance's file must not register for all of
+    # them a host the registry would never accept.
+    ({"name": "Bad Name", "uri": "qemu+ssh://root@kvm2.example.com/system"}, "host name"),
+    ({"name": "kvm2", "uri": "qemu+ext:///system?command=/tmp/run-me"}, "ext transport"),
+    ({"name": "kvm2", "uri": "qemu+ssh://root@kvm2.example.com/system",
+      "driver": "bhyve"}, "unknown driver"),
+    ({"name": "kvm2", "uri": "qemu+ssh://root@kvm2.example.com/system",
+      "user": "u" * 200}, "user name"),
+    # A "pinned certificate" that is any file of the server's: not read into the database.
+    ({"name": "xcp", "uri": "https://xcp1.example.com", "driver": "xenapi",
+      "user": "root", "ca_file": "/etc/passwd"}, "certificate"),
+])
+def test_the_upgrade_refuses_a_host_the_registry_would_refuse(
+        database_url: str, settings: Settings, entry: dict[str, str], refused: str) -> None:
+    config = private_dir(settings.config_dir)
+    (config / "hosts.json").write_text(json.dumps({"hosts": [entry]}))
+    with pytest.raises(UsageError) as raised:
+        Database.open(settings, database_url)
+    message = str(raised.value)
+    assert refused in message and "hosts.json" in message, message
+    assert str(config) not in message and "root:" not in message
+    assert (config / "hosts.json").exists()  # nothing retired, nothing imported
+    (config / "hosts.json").unlink()
+    with Database.open(settings, database_url).session() as session:
+        assert session.scalar(text("SELECT count(*) FROM host_registrations")) == 0

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
@@ -143,6 +145,14 @@ def create_app(settings: Settings, database: Database, *, background: bool = Tru
         return {"status": "ok", "version": __version__,
                 "database": "postgresql" if database.is_postgres else "sqlite",
                 "instance": found.instance}
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Where and why, not what was there: FastAPI's own answer echoes each refused value
+        # (the whole body, for a field missing), passwords and extra variables included.
+        issues = [{key: value for key, value in issue.items() if key not in ("input", "url")}
+                  for issue in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(issues)}, 422)
 
     @app.exception_handler(GlasspaneError)
     async def glasspane_error(_: Request, exc: GlasspaneError) -> JSONResponse:

@@ -32,6 +32,9 @@ CSRF_HEADER = "x-glasspane"
 # (40 threads, the plain `def` routes') so that a burst of listings neither waits behind
 # those routes nor takes every connection of the database's pool from them.
 READ_THREADS = 4
+# One user's share of them: however many listings one user (a script, a hostile viewer) asks
+# for at once, the others' listings always find a thread; the rest of that user's wait.
+READS_PER_USER = READ_THREADS // 2
 T = TypeVar("T")
 
 
@@ -100,10 +103,18 @@ class Services:
     generation: Generation = field(default_factory=Generation)
     reads: anyio.CapacityLimiter = field(
         default_factory=lambda: anyio.CapacityLimiter(READ_THREADS))
+    # Each user's share of `reads`, by name (as many as the users table holds).
+    user_reads: dict[str, anyio.CapacityLimiter] = field(default_factory=dict, init=False,
+                                                         repr=False)
     # Listing totals by filters, for one inventory generation: a total does not depend on
     # the page, so paging through a large listing counts it once.
     _totals: tuple[int, dict[tuple[Any, ...], int]] = field(
         default_factory=lambda: (-1, {}), init=False, repr=False)
+
+    def listings_waiting(self, user: str) -> int:
+        """How many of `user`'s listings wait for their share of the listing threads."""
+        limiter = self.user_reads.get(user)
+        return limiter.statistics().tasks_waiting if limiter is not None else 0
 
     def totals_of(self, generation: int) -> dict[tuple[Any, ...], int]:
         """The totals counted under `generation` (a new, empty table once it moves on)."""
@@ -112,10 +123,13 @@ class Services:
         return self._totals[1]
 
 
-async def off_loop(found: Services, read: Callable[[], T]) -> T:
+async def off_loop(found: Services, user: CurrentUser, read: Callable[[], T]) -> T:
     """`read` (synchronous database work) on one of the listing threads: the event loop,
-    and so every other request and the live event streams, goes on meanwhile."""
-    return await anyio.to_thread.run_sync(read, limiter=found.reads)
+    and so every other request and the live event streams, goes on meanwhile.  `user`
+    holds at most READS_PER_USER of those threads at once."""
+    share = found.user_reads.setdefault(user.name, anyio.CapacityLimiter(READS_PER_USER))
+    async with share:
+        return await anyio.to_thread.run_sync(read, limiter=found.reads)
 
 
 # The dependencies are coroutines: a plain function would cost each request a hop to the

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from glasspane.errors import UsageError
+from glasspane.hosts.registry import HostRecord, certificates, check_record
 from glasspane.hosts.secrets import SecretBox
 from glasspane.inventory.models import utcnow
 
@@ -61,15 +62,19 @@ def import_hosts_json(connection: Connection, config_dir: Path) -> list[Path]:
                         "registration is kept", name, HOSTS_FILE)
             continue
         pem, cert = _pinned(item.get("ca_file"), name)
+        record = HostRecord(name, item["uri"], str(item.get("driver") or "libvirt"),
+                            str(item.get("user") or ""), bool(item.get("verify_tls", True)),
+                            certificates(pem or ""))
+        _check(record)
         if cert is not None and cert.parent == config_dir / "certs":  # glasspane's copy
             retired.append(cert)
         password = secrets.get(name)
         token = box.encrypt(str(password), create=not stored) if password else None
         stored = stored or token is not None
         connection.execute(_table.insert().values(
-            name=name, uri=item["uri"], driver=str(item.get("driver") or "libvirt"),
-            user=str(item.get("user") or ""), verify_tls=bool(item.get("verify_tls", True)),
-            ca_pem=pem, password=token, created_at=utcnow()))
+            name=name, uri=record.uri, driver=record.driver, user=record.user,
+            verify_tls=record.verify_tls, ca_pem=record.ca_pem or None, password=token,
+            created_at=utcnow()))
         held.add(name)
         log.info("host %s imported from %s", name, HOSTS_FILE)
     return retired
@@ -86,6 +91,18 @@ def retire(files: list[Path]) -> None:
     with contextlib.suppress(OSError):  # only if emptied
         for path in {p.parent for p in files if p.parent.name == "certs"}:
             path.rmdir()
+
+
+def _check(record: HostRecord) -> None:
+    """What `host add` holds a host to: the database is every instance's, so one instance's
+    file must not register there a host the registry would refuse (a URI that runs a program
+    here, a "certificate" that is any file of the server's)."""
+    try:
+        check_record(record)
+    except UsageError as exc:
+        raise UsageError(f"{HOSTS_FILE} in the configuration directory cannot be imported "
+                         f"into the database: {exc.message}",
+                         hint="fix or remove that entry") from None
 
 
 def _read(path: Path, key: str | None) -> Any:

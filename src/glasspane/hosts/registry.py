@@ -14,6 +14,7 @@ An earlier version's hosts.json is imported on upgrade (glasspane.hosts.legacy).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import ssl
 from dataclasses import dataclass, field
@@ -92,6 +93,7 @@ class HostRegistry:
         return self.secrets.decrypt(token) if token else ""
 
     def add(self, record: HostRecord, password: str | None = None) -> None:
+        record = dataclasses.replace(record, ca_pem=certificates(record.ca_pem))
         self.check_new(record)
         with self.database.session() as session:
             token = None
@@ -110,20 +112,7 @@ class HostRegistry:
 
     def check_new(self, record: HostRecord) -> None:
         """Raise UsageError unless `record` could be added."""
-        if not _NAME.match(record.name):
-            raise UsageError(f"invalid host name {record.name!r}",
-                             hint="lowercase letters, digits, '.', '_' and '-'")
-        if record.driver not in DRIVERS:
-            raise UsageError(f"unknown driver {record.driver!r} (one of {', '.join(DRIVERS)})")
-        if len(record.uri) > URI_SIZE:
-            raise UsageError(f"host {record.name}: the URI is longer than {URI_SIZE} "
-                             "characters")
-        check_uri(record.uri, record.driver)
-        if len(record.user) > USER_SIZE:
-            raise UsageError(f"host {record.name}: the user name is longer than {USER_SIZE} "
-                             "characters")
-        if record.ca_pem:
-            _check_pem(record)
+        check_record(record)
         if any(r.name == record.name for r in self.all()):
             raise UsageError(f"a host named {record.name!r} is already registered")
 
@@ -149,10 +138,41 @@ class HostRegistry:
             return len(rows)
 
 
+def check_record(record: HostRecord) -> None:
+    """Raise UsageError unless the registry would accept `record` (whatever it holds
+    already): what `host add` is held to, and an earlier version's hosts.json on import."""
+    if not _NAME.match(record.name):
+        raise UsageError(f"invalid host name {record.name!r}",
+                         hint="lowercase letters, digits, '.', '_' and '-'")
+    if record.driver not in DRIVERS:
+        raise UsageError(f"unknown driver {record.driver!r} (one of {', '.join(DRIVERS)})")
+    if len(record.uri) > URI_SIZE:
+        raise UsageError(f"host {record.name}: the URI is longer than {URI_SIZE} "
+                         "characters")
+    check_uri(record.uri, record.driver)
+    if len(record.user) > USER_SIZE:
+        raise UsageError(f"host {record.name}: the user name is longer than {USER_SIZE} "
+                         "characters")
+    if record.ca_pem:
+        _check_pem(record)
+
+
 def registered(session: Session, name: str) -> bool:
     """Whether host `name` is registered, seen from `session`'s transaction."""
     return name == LOCAL.name or session.scalar(
         select(HostRegistration.id).where(HostRegistration.name == name)) is not None
+
+
+def certificates(pem: str) -> str:
+    """The certificates of `pem` alone: the pool master's xapi-ssl.pem holds its private key
+    too, which the database (stored as it is, unencrypted) must not get.  Text that holds
+    no certificate is given back for _check_pem to refuse."""
+    found = _CERTIFICATE.findall(pem)
+    return "".join(block + "\n" for block in found) if found else pem
+
+
+_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]*?"
+                          r"-----END CERTIFICATE-----")
 
 
 def _check_pem(record: HostRecord) -> None:

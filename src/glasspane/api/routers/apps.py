@@ -35,7 +35,7 @@ class AppContext(SpecContext):
 
 
 @router.get("/apps", response_model=list[AppView])
-async def list_apps(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
+async def list_apps(user: CurrentUser = Depends(viewer), found: Services = Depends(services),
               host: str | None = Query(None, max_length=64),
               vm: str | None = Query(None, max_length=128)) -> list[dict[str, Any]]:
     """Every app the inventory knows of, with its containers and their states."""
@@ -55,7 +55,7 @@ async def list_apps(_: CurrentUser = Depends(viewer), found: Services = Depends(
                 grouped[(host_name, vm_name, app or "")].append({"name": name, "state": state})
         return [{"host": h, "vm": v, "name": a, "containers": c}
                 for (h, v, a), c in grouped.items()]
-    return await off_loop(found, read)
+    return await off_loop(found, user, read)
 
 
 def _running_vm(found: Services, host: str, vm: str) -> None:

@@ -79,7 +79,7 @@ class NewContainer(BaseModel):
 
 
 @router.get("/containers", response_model=Page[ContainerView])
-async def list_containers(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
+async def list_containers(user: CurrentUser = Depends(viewer), found: Services = Depends(services),
                     host: str | None = Query(None, max_length=64),
                     vm: str | None = Query(None, max_length=128),
                     state: str | None = Query(None, max_length=16),
@@ -110,7 +110,7 @@ async def list_containers(_: CurrentUser = Depends(viewer), found: Services = De
                              limit, len(rows))
             return page(limit, offset, total, [container_view(r, r.host_name, r.vm_name)
                                                   for r in rows])
-    return await off_loop(found, read)
+    return await off_loop(found, user, read)
 
 
 def _find_container(found: Services, host: str, vm: str, name: str) -> Container:

@@ -88,7 +88,7 @@ async def list_hosts(user: CurrentUser = Depends(viewer), found: Services = Depe
             total = total_of(found, session, select(Host.id), ("hosts",), offset, limit,
                              len(rows))
             return page(limit, offset, total, [host_view(r, user, r[-1]) for r in rows])
-    return await off_loop(found, read)
+    return await off_loop(found, user, read)
 
 
 @router.get("/hosts/{name}", response_model=HostView, response_model_exclude_unset=True,

@@ -71,7 +71,7 @@ class Validate(SpecContext):
 
 
 @router.get("/templates", response_model=Page[TemplateView])
-async def list_templates(_: CurrentUser = Depends(viewer), found: Services = Depends(services),
+async def list_templates(user: CurrentUser = Depends(viewer), found: Services = Depends(services),
                    host: str | None = Query(None, max_length=64),
                    limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
     query = select(Template, Host.name).join(Host).order_by(Host.name, Template.name)
@@ -84,7 +84,7 @@ async def list_templates(_: CurrentUser = Depends(viewer), found: Services = Dep
             return page(limit, offset, total, [
                 {"host": h, "name": t.name, "virtual_size": t.virtual_size,
                  "allocation": t.allocation} for t, h in rows])
-    return await off_loop(found, read)
+    return await off_loop(found, user, read)
 
 
 def _known_host(found: Services, name: str) -> None:

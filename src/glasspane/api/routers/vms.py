@@ -128,7 +128,7 @@ async def list_vms(user: CurrentUser = Depends(viewer), found: Services = Depend
                              len(rows))
             return page(limit, offset, total, [vm_view(r, r.host_name, user.role,
                                                        r.container_count) for r in rows])
-    return await off_loop(found, read)
+    return await off_loop(found, user, read)
 
 
 @router.get("/vms/{host}/{name}", response_model=VmDetail, response_model_exclude_unset=True,
