@@ -22,7 +22,7 @@ from glasspane.cli.table import human
 from glasspane.containers import app as apps
 from glasspane.containers import deploy
 from glasspane.containers import service as containers
-from glasspane.enums import ContainerAction, PowerState, Role, VmAction
+from glasspane.enums import ContainerAction, PowerState, Role
 from glasspane.errors import OutputError, UsageError
 from glasspane.hosts import service as hosts
 from glasspane.hosts.registry import HostRegistry
@@ -79,37 +79,11 @@ class LocalOperations:
                           found.addresses, found.snapshots, found.disk,
                           console_log=found.console_log)
 
-    def vm_create(self, requests: list[vms.VmRequest], host: str, timeout: float
-                  ) -> list[ops.Created | Exception]:
-        results: list[vms.CreatedVm | Exception] = \
-            [vms.create_vm(self.settings, requests[0], host, timeout)] if len(requests) == 1 \
-            else vms.create_vms(self.settings, requests, host, timeout)
-        return [r if isinstance(r, Exception) else
-                ops.Created(r.name, r.host, r.addresses, f" ({r.ssh})" if r.ssh else "")
-                for r in results]
-
-    def vm_action(self, name: str, host: str, action: VmAction, timeout: float) -> str:
-        if action != VmAction.SHUTDOWN:
-            return vms.vm_action(self.settings, name, action, host)
-        if vms.shutdown_vm(self.settings, name, host, timeout):
-            return "halted"
-        return f"halted (forced: the guest ignored shutdown for {timeout:.0f} s)"
-
-    def vm_destroy(self, name: str, host: str) -> str:
-        vms.destroy_vm(self.settings, name, host)
-        return "destroyed"
-
-    def vm_snapshot(self, name: str, host: str, snapshot: str) -> None:
-        vms.snapshot_vm(self.settings, name, snapshot, host)
-
-    def vm_revert(self, name: str, host: str, snapshot: str) -> None:
-        vms.revert_vm(self.settings, name, snapshot, host)
-
     def vm_console(self, name: str, host: str, lines: int) -> str:
         return vms.console_log(self.settings, name, host, lines)
 
-    def vm_exec(self, name: str, host: str, command: list[str], user: str,
-                identity: str | None) -> vms.ExecResult:
+    def vm_ssh(self, name: str, host: str, command: list[str], user: str,
+               identity: str | None) -> vms.ExecResult:
         """ssh itself, on this terminal: its output is already shown."""
         args = vms.ssh_command(self.settings, name, host, user, identity, tuple(command))
         return vms.ExecResult(interactive(args, f"SSH into VM {name}"), "", False)
