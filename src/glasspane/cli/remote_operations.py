@@ -42,8 +42,6 @@ VMS = {
     "console": Route("GET", "/vms/{host}/{name}/console"),
     "configure": Route("POST", "/vms/configure", ("vms", "label", "playbook",
                                                   "playbook_name", "extra_vars"), task=True),
-    "export": Route("POST", "/vms/{host}/{name}/export", ("output", "format", "disk",
-                                                          "replace"), task=True),
 }
 CONTAINERS = {
     "list": Route("GET", "/containers"),
@@ -184,10 +182,10 @@ class RemoteOperations:
     def vm_export(self, name: str, host: str, file: str, to: str | None, disk: int,
                   force: bool, quiet: bool) -> ops.Exported:
         def make(stored: str) -> tuple[Any, list[str]]:
-            return self.do(VMS["export"], quiet, host=host, name=name, output=stored,
-                           format=to, disk=disk, replace=force), [stored]
+            return self.run("vm.export", quiet, host=host, name=name, output=stored,
+                            format=to, disk=disk, replace=force), [stored]
         found = self.remote.fetch_output(file, make, force, quiet)
-        return ops.Exported(found["format"], found["size"], found["sha256"])
+        return ops.Exported(found.format, found.size, found.sha256)
 
     def container_list(self, vm: str | None, host: str | None, all_: bool,
                        timeout: float) -> Listing:
