@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import click
 
+from glasspane.api.results import SpecCheck
 from glasspane.cli import operations as ops
 from glasspane.cli.progress import byte_progress
 from glasspane.cli.table import human
@@ -31,6 +32,7 @@ from glasspane.hypervisors.uris import redacted
 from glasspane.images.references import FOLLOW_ANYWHERE
 from glasspane.inventory.store import Actor, ImageStore, StoredImage
 from glasspane.operations.catalogue import Caller, Context
+from glasspane.operations.vms import ExecResult
 from glasspane.process import interactive
 from glasspane.settings import Settings
 from glasspane.templates import service as templates
@@ -83,10 +85,11 @@ class LocalOperations:
         return vms.console_log(self.settings, name, host, lines)
 
     def vm_ssh(self, name: str, host: str, command: list[str], user: str,
-               identity: str | None) -> vms.ExecResult:
+               identity: str | None) -> ExecResult:
         """ssh itself, on this terminal: its output is already shown."""
         args = vms.ssh_command(self.settings, name, host, user, identity, tuple(command))
-        return vms.ExecResult(interactive(args, f"SSH into VM {name}"), "", False)
+        return ExecResult(exit_code=interactive(args, f"SSH into VM {name}"), output="",
+                          truncated=False)
 
     def vm_configure(self, names: list[str], label: str | None, playbook: Path,
                      extra_vars: dict[str, str], quiet: bool) -> ops.Configured:
@@ -181,9 +184,10 @@ class LocalOperations:
         templates.remove_template(self.settings, name, host)
 
     def template_validate(self, spec: TemplateSpec, variables: dict[str, str]
-                          ) -> ops.SpecSummary:
-        return ops.SpecSummary(spec.name, spec.source.describe(), len(spec.provisioners),
-                               [o.filename(spec.name) for o in spec.outputs])
+                          ) -> SpecCheck:
+        return SpecCheck(name=spec.name, source=spec.source.describe(),
+                         provisioners=len(spec.provisioners),
+                         outputs=[o.filename(spec.name) for o in spec.outputs])
 
     def template_build(self, spec: TemplateSpec, variables: dict[str, str], only: list[str],
                        output_dir: Path | None, host: str, register: bool,

@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 import click
 from pydantic import ValidationError
 
+from glasspane.api.results import SpecCheck
 from glasspane.containers.deploy import RunRequest
 from glasspane.containers.engine import EngineInfo
 from glasspane.containers.service import ContainerStats, Listing, VmFailure
@@ -24,9 +25,9 @@ from glasspane.hypervisors.base import HostInfo
 from glasspane.images.base import WriteOptions
 from glasspane.inventory.store import StoredImage
 from glasspane.operations.catalogue import CATALOGUE, Operation
+from glasspane.operations.vms import ExecResult
 from glasspane.templates.service import TemplateInfo
 from glasspane.templates.spec import TemplateSpec
-from glasspane.vms.service import ExecResult
 
 
 @dataclass
@@ -87,14 +88,6 @@ class HostRow:
     driver: str
     uri: str  # never with a password
     state: str | None = None  # the server's view of it: ok, unreachable, ...
-
-
-@dataclass
-class SpecSummary:
-    name: str
-    source: str
-    provisioners: int
-    outputs: list[str]
 
 
 @dataclass
@@ -230,7 +223,7 @@ class Operations(Protocol):
     def template_list(self, host: str) -> list[TemplateInfo]: ...
     def template_remove(self, name: str, host: str) -> None: ...
     def template_validate(self, spec: TemplateSpec, variables: dict[str, str]
-                          ) -> SpecSummary: ...
+                          ) -> SpecCheck: ...
     def template_build(self, spec: TemplateSpec, variables: dict[str, str],
                        only: list[str], output_dir: Path | None, host: str,
                        register: bool, quiet: bool) -> Built: ...

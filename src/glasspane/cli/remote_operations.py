@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from glasspane.api.results import SpecCheck
 from glasspane.cli import operations as ops
 from glasspane.cli.remote import Remote
 from glasspane.containers.deploy import RunRequest
@@ -22,6 +23,7 @@ from glasspane.enums import ContainerAction, Role, TaskState
 from glasspane.errors import GlasspaneError, UsageError
 from glasspane.hypervisors.base import HostInfo
 from glasspane.inventory.store import StoredImage
+from glasspane.operations.vms import ExecResult
 from glasspane.templates.service import TemplateInfo
 from glasspane.templates.spec import TemplateSpec
 
@@ -166,10 +168,11 @@ class RemoteOperations:
         return str(self.do(VMS["console"], host=host, name=name, lines=lines))
 
     def vm_ssh(self, name: str, host: str, command: list[str], user: str,
-               identity: str | None) -> Any:
+               identity: str | None) -> ExecResult:
         """Through the server, as glasspane's user there (`user` and `identity` are this
         machine's: not used)."""
-        return self.run("vm.exec", host=host, name=name, command=command)
+        done: ExecResult = self.run("vm.exec", host=host, name=name, command=command)
+        return done
 
     def vm_configure(self, vms: list[str], label: str | None, playbook: Path,
                      extra_vars: dict[str, str], quiet: bool) -> ops.Configured:
@@ -278,12 +281,10 @@ class RemoteOperations:
                                         quiet)
 
     def template_validate(self, spec: TemplateSpec, variables: dict[str, str]
-                          ) -> ops.SpecSummary:
+                          ) -> SpecCheck:
         with self._context(spec, True) as context:
-            found = self.do(TEMPLATES["validate"], context=context, spec=spec.path.name,
-                            variables=variables)
-        return ops.SpecSummary(found["name"], found["source"], found["provisioners"],
-                               found["outputs"])
+            return SpecCheck.model_validate(self.do(TEMPLATES["validate"], context=context,
+                                                    spec=spec.path.name, variables=variables))
 
     def template_build(self, spec: TemplateSpec, variables: dict[str, str], only: list[str],
                        output_dir: Path | None, host: str, register: bool,

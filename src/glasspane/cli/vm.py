@@ -96,8 +96,8 @@ def list_vms(host: str, as_json: bool) -> None:
 def destroy(names: tuple[str, ...], host: str) -> None:
     """Stop the VMs NAMES at once and delete them with their disks and seeds."""
     ops = operations()
-    echo_each(names, lambda name: ops.run("vm.destroy", host=host, name=name) and "destroyed",
-              "VM ")
+    echo_each(names, lambda name: ops.run("vm.destroy", host=host, name=name).destroyed
+              and "destroyed", "VM ")
 
 
 def _power(done: PowerResult, timeout: int) -> str:
