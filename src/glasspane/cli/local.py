@@ -18,7 +18,7 @@ import click
 
 from glasspane.api.results import SpecCheck
 from glasspane.cli import operations as ops
-from glasspane.cli.progress import byte_progress
+from glasspane.cli.progress import byte_progress, percent_progress
 from glasspane.cli.table import human
 from glasspane.containers import app as apps
 from glasspane.containers import deploy
@@ -64,12 +64,7 @@ class LocalOperations:
         # the drivers check the states (the inventory may not know this host yet).
         op, command = ops.command_for(name, fields)
         caller = Caller(getpass.getuser(), Role.ADMIN)
-        with byte_progress(not quiet) as start:
-            bar, shown = start(100, f"{op.verb} {fields.get('name', '')}".strip()), [0]
-
-            def report(percent: int, _message: str) -> None:
-                bar(max(0, percent - shown[0]))
-                shown[0] = max(shown[0], percent)
+        with percent_progress(not quiet, f"{op.verb} {fields.get('name', '')}".strip()) as report:
             return op.handler(Context(self.settings, caller, progress=report), command)
 
     def vm_list(self, host: str) -> list[ops.VmRow]:

@@ -68,8 +68,8 @@ def create(name: str, template: str, host: str, cpus: int, memory_mib: int,
     def shown(done: CreatedVm) -> str:
         return (f"created VM {done.name} on {done.host}: {(done.addresses or ['?'])[0]}"
                 + (f" ({done.ssh})" if done.ssh else ""))
-    if count == 1:  # its error is the command's, with its exit status
-        click.echo(shown(ops.run("vm.create", name=name, **fields)))
+    if count == 1:  # its error is the command's, with its exit status; its progress shown
+        click.echo(shown(ops.run("vm.create", False, name=name, **fields)))
     else:  # in parallel, each its own line
         echo_each(names, lambda each: ops.run("vm.create", name=each, **fields), "VM ",
                   shown=shown, workers=MAX_PARALLEL_CREATES)
