@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import click
 
+from glasspane.api.results import SpecCheck
 from glasspane.cli import operations as ops
-from glasspane.cli.progress import byte_progress
+from glasspane.cli.progress import byte_progress, percent_progress
 from glasspane.cli.table import human
 from glasspane.containers import app as apps
 from glasspane.containers import deploy
 from glasspane.containers import service as containers
-from glasspane.enums import ContainerAction, PowerState, Role, VmAction
+from glasspane.enums import ContainerAction, PowerState, Role
 from glasspane.errors import OutputError, UsageError
 from glasspane.hosts import service as hosts
 from glasspane.hosts.registry import HostRegistry
@@ -31,6 +32,7 @@ from glasspane.hypervisors.uris import redacted
 from glasspane.images.references import FOLLOW_ANYWHERE
 from glasspane.inventory.store import Actor, ImageStore, StoredImage
 from glasspane.operations.catalogue import Caller, Context
+from glasspane.operations.vms import ExecResult
 from glasspane.process import interactive
 from glasspane.settings import Settings
 from glasspane.templates import service as templates
@@ -62,12 +64,7 @@ class LocalOperations:
         # the drivers check the states (the inventory may not know this host yet).
         op, command = ops.command_for(name, fields)
         caller = Caller(getpass.getuser(), Role.ADMIN)
-        with byte_progress(not quiet) as start:
-            bar, shown = start(100, f"{op.verb} {fields.get('name', '')}".strip()), [0]
-
-            def report(percent: int, _message: str) -> None:
-                bar(max(0, percent - shown[0]))
-                shown[0] = max(shown[0], percent)
+        with percent_progress(not quiet, f"{op.verb} {fields.get('name', '')}".strip()) as report:
             return op.handler(Context(self.settings, caller, progress=report), command)
 
     def vm_list(self, host: str) -> list[ops.VmRow]:
@@ -79,40 +76,15 @@ class LocalOperations:
                           found.addresses, found.snapshots, found.disk,
                           console_log=found.console_log)
 
-    def vm_create(self, requests: list[vms.VmRequest], host: str, timeout: float
-                  ) -> list[ops.Created | Exception]:
-        results: list[vms.CreatedVm | Exception] = \
-            [vms.create_vm(self.settings, requests[0], host, timeout)] if len(requests) == 1 \
-            else vms.create_vms(self.settings, requests, host, timeout)
-        return [r if isinstance(r, Exception) else
-                ops.Created(r.name, r.host, r.addresses, f" ({r.ssh})" if r.ssh else "")
-                for r in results]
-
-    def vm_action(self, name: str, host: str, action: VmAction, timeout: float) -> str:
-        if action != VmAction.SHUTDOWN:
-            return vms.vm_action(self.settings, name, action, host)
-        if vms.shutdown_vm(self.settings, name, host, timeout):
-            return "halted"
-        return f"halted (forced: the guest ignored shutdown for {timeout:.0f} s)"
-
-    def vm_destroy(self, name: str, host: str) -> str:
-        vms.destroy_vm(self.settings, name, host)
-        return "destroyed"
-
-    def vm_snapshot(self, name: str, host: str, snapshot: str) -> None:
-        vms.snapshot_vm(self.settings, name, snapshot, host)
-
-    def vm_revert(self, name: str, host: str, snapshot: str) -> None:
-        vms.revert_vm(self.settings, name, snapshot, host)
-
     def vm_console(self, name: str, host: str, lines: int) -> str:
         return vms.console_log(self.settings, name, host, lines)
 
-    def vm_exec(self, name: str, host: str, command: list[str], user: str,
-                identity: str | None) -> vms.ExecResult:
+    def vm_ssh(self, name: str, host: str, command: list[str], user: str,
+               identity: str | None) -> ExecResult:
         """ssh itself, on this terminal: its output is already shown."""
         args = vms.ssh_command(self.settings, name, host, user, identity, tuple(command))
-        return vms.ExecResult(interactive(args, f"SSH into VM {name}"), "", False)
+        return ExecResult(exit_code=interactive(args, f"SSH into VM {name}"), output="",
+                          truncated=False)
 
     def vm_configure(self, names: list[str], label: str | None, playbook: Path,
                      extra_vars: dict[str, str], quiet: bool) -> ops.Configured:
@@ -207,9 +179,10 @@ class LocalOperations:
         templates.remove_template(self.settings, name, host)
 
     def template_validate(self, spec: TemplateSpec, variables: dict[str, str]
-                          ) -> ops.SpecSummary:
-        return ops.SpecSummary(spec.name, spec.source.describe(), len(spec.provisioners),
-                               [o.filename(spec.name) for o in spec.outputs])
+                          ) -> SpecCheck:
+        return SpecCheck(name=spec.name, source=spec.source.describe(),
+                         provisioners=len(spec.provisioners),
+                         outputs=[o.filename(spec.name) for o in spec.outputs])
 
     def template_build(self, spec: TemplateSpec, variables: dict[str, str], only: list[str],
                        output_dir: Path | None, host: str, register: bool,

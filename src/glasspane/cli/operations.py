@@ -15,18 +15,19 @@ from typing import Any, Protocol, TypeVar
 import click
 from pydantic import ValidationError
 
+from glasspane.api.results import SpecCheck
 from glasspane.containers.deploy import RunRequest
 from glasspane.containers.engine import EngineInfo
 from glasspane.containers.service import ContainerStats, Listing, VmFailure
-from glasspane.enums import ContainerAction, PowerState, Role, TaskState, VmAction
+from glasspane.enums import ContainerAction, PowerState, Role, TaskState
 from glasspane.errors import UsageError
 from glasspane.hypervisors.base import HostInfo
 from glasspane.images.base import WriteOptions
 from glasspane.inventory.store import StoredImage
 from glasspane.operations.catalogue import CATALOGUE, Operation
+from glasspane.operations.vms import ExecResult
 from glasspane.templates.service import TemplateInfo
 from glasspane.templates.spec import TemplateSpec
-from glasspane.vms.service import ExecResult, VmRequest
 
 
 @dataclass
@@ -61,14 +62,6 @@ class VmInfo:
 
 
 @dataclass
-class Created:
-    name: str
-    host: str
-    addresses: list[str]
-    note: str  # how to reach it (ssh), or the server's task
-
-
-@dataclass
 class Configured:
     vms: list[str]
     recap: str | None  # None: the playbook's output was already shown as it ran
@@ -95,14 +88,6 @@ class HostRow:
     driver: str
     uri: str  # never with a password
     state: str | None = None  # the server's view of it: ok, unreachable, ...
-
-
-@dataclass
-class SpecSummary:
-    name: str
-    source: str
-    provisioners: int
-    outputs: list[str]
 
 
 @dataclass
@@ -200,15 +185,11 @@ class Operations(Protocol):
 
     def vm_list(self, host: str) -> list[VmRow]: ...
     def vm_info(self, name: str, host: str) -> VmInfo: ...
-    def vm_create(self, requests: list[VmRequest], host: str, timeout: float
-                  ) -> list[Created | Exception]: ...
-    def vm_action(self, name: str, host: str, action: VmAction, timeout: float) -> str: ...
-    def vm_destroy(self, name: str, host: str) -> str: ...
-    def vm_snapshot(self, name: str, host: str, snapshot: str) -> None: ...
-    def vm_revert(self, name: str, host: str, snapshot: str) -> None: ...
     def vm_console(self, name: str, host: str, lines: int) -> str: ...
-    def vm_exec(self, name: str, host: str, command: list[str], user: str,
-                identity: str | None) -> ExecResult: ...
+    def vm_ssh(self, name: str, host: str, command: list[str], user: str,
+               identity: str | None) -> ExecResult:
+        """ssh itself on this terminal here; through a server, operation vm.exec."""
+        ...
     def vm_configure(self, vms: list[str], label: str | None, playbook: Path,
                      extra_vars: dict[str, str], quiet: bool) -> Configured: ...
     def vm_export(self, name: str, host: str, file: str, to: str | None, disk: int,
@@ -242,7 +223,7 @@ class Operations(Protocol):
     def template_list(self, host: str) -> list[TemplateInfo]: ...
     def template_remove(self, name: str, host: str) -> None: ...
     def template_validate(self, spec: TemplateSpec, variables: dict[str, str]
-                          ) -> SpecSummary: ...
+                          ) -> SpecCheck: ...
     def template_build(self, spec: TemplateSpec, variables: dict[str, str],
                        only: list[str], output_dir: Path | None, host: str,
                        register: bool, quiet: bool) -> Built: ...

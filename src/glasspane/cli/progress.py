@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -49,3 +49,18 @@ def byte_progress(enabled: bool) -> Iterator[StartFn]:
             task = progress.add_task(label, total=total)
             return lambda n: progress.advance(task, n)
         yield start
+
+
+@contextmanager
+def percent_progress(enabled: bool, label: str) -> Iterator[Callable[[int, str], None]]:
+    """Yields `update(percent, message)` for one operation's (or task's) progress, drawn as
+    a bar on a terminal only."""
+    if not enabled or not stderr_console().is_terminal:
+        yield lambda percent, message: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.percentage:>3.0f}% {task.fields[msg]}"),
+                  console=stderr_console()) as progress:
+        bar = progress.add_task(label, total=100, msg="")
+        yield lambda percent, message: progress.update(bar, completed=percent, msg=message)

@@ -208,26 +208,13 @@ class Remote:
 
     def wait(self, task: dict[str, Any], quiet: bool = False) -> dict[str, Any]:
         """Follow a task to its end; raise if it did not succeed."""
-        from glasspane.cli.progress import stderr_console
+        from glasspane.cli.progress import percent_progress
         label = f"{task['kind']} {task['object_name']}"
-        show = not quiet and stderr_console().is_terminal
-        progress_bar = None
-        if show:
-            from rich.progress import BarColumn, Progress, TextColumn
-            progress_bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                    TextColumn("{task.percentage:>3.0f}% {task.fields[msg]}"),
-                                    console=stderr_console())
-            progress_bar.start()
-            bar = progress_bar.add_task(label, total=100, msg="")
-        try:
+        with percent_progress(not quiet, label) as update:
             while task["state"] not in ("succeeded", "failed", "cancelled"):
                 time.sleep(0.5)
                 task = self.get(f"/tasks/{task['id']}")
-                if progress_bar is not None:
-                    progress_bar.update(bar, completed=task["progress"], msg=task["message"])
-        finally:
-            if progress_bar is not None:
-                progress_bar.stop()
+                update(task["progress"], task["message"])
         if task["state"] != "succeeded":
             raise HostError(f"task {task['id']} ({label}) {task['state']}: {task['error']}")
         return task

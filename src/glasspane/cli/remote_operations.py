@@ -13,18 +13,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from glasspane.api.results import SpecCheck
 from glasspane.cli import operations as ops
 from glasspane.cli.remote import Remote
 from glasspane.containers.deploy import RunRequest
 from glasspane.containers.engine import EngineInfo
 from glasspane.containers.service import ContainerRow, ContainerStats, Listing, VmFailure
-from glasspane.enums import ContainerAction, Role, TaskState, VmAction
+from glasspane.enums import ContainerAction, Role, TaskState
 from glasspane.errors import GlasspaneError, UsageError
 from glasspane.hypervisors.base import HostInfo
 from glasspane.inventory.store import StoredImage
+from glasspane.operations.vms import ExecResult
 from glasspane.templates.service import TemplateInfo
 from glasspane.templates.spec import TemplateSpec
-from glasspane.vms.service import ExecResult, VmRequest
 
 
 @dataclass(frozen=True)
@@ -41,19 +42,8 @@ VMS = {
     "get": Route("GET", "/vms/{host}/{name}"),
     "facts": Route("GET", "/vms/{host}/{name}/facts"),
     "console": Route("GET", "/vms/{host}/{name}/console"),
-    "create": Route("POST", "/vms", ("name", "template", "host", "cpus", "memory_mib",
-                                     "disk_gib", "ssh_keys", "user_data", "labels", "network",
-                                     "network_config", "full"), task=True),
-    "action": Route("POST", "/vms/{host}/{name}/actions/{action}", task=True),
-    "shutdown": Route("POST", "/vms/{host}/{name}/actions/shutdown", ("timeout",), task=True),
-    "destroy": Route("DELETE", "/vms/{host}/{name}", task=True),
-    "snapshot": Route("POST", "/vms/{host}/{name}/snapshots", ("name:snapshot",), task=True),
-    "revert": Route("POST", "/vms/{host}/{name}/snapshots/{snapshot}/revert", task=True),
-    "exec": Route("POST", "/vms/{host}/{name}/exec", ("command",)),
     "configure": Route("POST", "/vms/configure", ("vms", "label", "playbook",
                                                   "playbook_name", "extra_vars"), task=True),
-    "export": Route("POST", "/vms/{host}/{name}/export", ("output", "format", "disk",
-                                                          "replace"), task=True),
 }
 CONTAINERS = {
     "list": Route("GET", "/containers"),
@@ -174,50 +164,15 @@ class RemoteOperations:
                           containers=[c["name"] for c in found["containers"]],
                           console_log=console)
 
-    def vm_create(self, requests: list[VmRequest], host: str, timeout: float
-                  ) -> list[ops.Created | Exception]:
-        """Every creation submitted at once (the server runs them in parallel), then each
-        followed."""
-        tasks = [self.submit(VMS["create"], host=host, full=not r.linked, **{
-            k: getattr(r, k) for k in ("name", "template", "cpus", "memory_mib", "disk_gib",
-                                       "ssh_keys", "user_data", "labels", "network",
-                                       "network_config")}) for r in requests]
-        results: list[ops.Created | Exception] = []
-        for request, task in zip(requests, tasks, strict=True):
-            try:
-                done = self.remote.wait(task)
-                results.append(ops.Created(request.name, host, done["result"]["addresses"],
-                                           f" (task {done['id']})"))
-            except Exception as exc:  # reported with its VM, the others go on
-                results.append(exc)
-        return results
-
-    def vm_action(self, name: str, host: str, action: VmAction, timeout: float) -> str:
-        if action == VmAction.SHUTDOWN:
-            found = self.do(VMS["shutdown"], host=host, name=name, timeout=int(timeout))
-        else:
-            found = self.do(VMS["action"], host=host, name=name, action=action)
-        return str(found.get("power_state") or "succeeded")
-
-    def vm_destroy(self, name: str, host: str) -> str:
-        self.do(VMS["destroy"], host=host, name=name)
-        return "destroyed"
-
-    def vm_snapshot(self, name: str, host: str, snapshot: str) -> None:
-        self.do(VMS["snapshot"], host=host, name=name, snapshot=snapshot)
-
-    def vm_revert(self, name: str, host: str, snapshot: str) -> None:
-        self.do(VMS["revert"], host=host, name=name, snapshot=snapshot)
-
     def vm_console(self, name: str, host: str, lines: int) -> str:
         return str(self.do(VMS["console"], host=host, name=name, lines=lines))
 
-    def vm_exec(self, name: str, host: str, command: list[str], user: str,
-                identity: str | None) -> ExecResult:
+    def vm_ssh(self, name: str, host: str, command: list[str], user: str,
+               identity: str | None) -> ExecResult:
         """Through the server, as glasspane's user there (`user` and `identity` are this
         machine's: not used)."""
-        done = self.do(VMS["exec"], host=host, name=name, command=command)
-        return ExecResult(done["exit_code"], done["output"], done["truncated"])
+        done: ExecResult = self.run("vm.exec", host=host, name=name, command=command)
+        return done
 
     def vm_configure(self, vms: list[str], label: str | None, playbook: Path,
                      extra_vars: dict[str, str], quiet: bool) -> ops.Configured:
@@ -230,10 +185,10 @@ class RemoteOperations:
     def vm_export(self, name: str, host: str, file: str, to: str | None, disk: int,
                   force: bool, quiet: bool) -> ops.Exported:
         def make(stored: str) -> tuple[Any, list[str]]:
-            return self.do(VMS["export"], quiet, host=host, name=name, output=stored,
-                           format=to, disk=disk, replace=force), [stored]
+            return self.run("vm.export", quiet, host=host, name=name, output=stored,
+                            format=to, disk=disk, replace=force), [stored]
         found = self.remote.fetch_output(file, make, force, quiet)
-        return ops.Exported(found["format"], found["size"], found["sha256"])
+        return ops.Exported(found.format, found.size, found.sha256)
 
     def container_list(self, vm: str | None, host: str | None, all_: bool,
                        timeout: float) -> Listing:
@@ -326,12 +281,10 @@ class RemoteOperations:
                                         quiet)
 
     def template_validate(self, spec: TemplateSpec, variables: dict[str, str]
-                          ) -> ops.SpecSummary:
+                          ) -> SpecCheck:
         with self._context(spec, True) as context:
-            found = self.do(TEMPLATES["validate"], context=context, spec=spec.path.name,
-                            variables=variables)
-        return ops.SpecSummary(found["name"], found["source"], found["provisioners"],
-                               found["outputs"])
+            return SpecCheck.model_validate(self.do(TEMPLATES["validate"], context=context,
+                                                    spec=spec.path.name, variables=variables))
 
     def template_build(self, spec: TemplateSpec, variables: dict[str, str], only: list[str],
                        output_dir: Path | None, host: str, register: bool,

@@ -52,13 +52,13 @@ def echo_fields(pairs: Iterable[tuple[str, object]], width: int = 0, gap: str = 
 
 def echo_each(names: Sequence[str], action: Callable[[str], Any], prefix: str,
               parallel: bool = True, name_errors: bool = True,
-              shown: Callable[[Any], str] | None = None) -> None:
+              shown: Callable[[Any], str] | None = None, workers: int | None = None) -> None:
     """`action` on every target (at once, bounded, unless not `parallel`); one line each,
     `PREFIXNAME: outcome` (or `shown(outcome)`), failures (raised or returned) on stderr,
     and exit status 5 if any failed."""
-    from glasspane.vms.service import on_each
-    outcomes = on_each(list(names), action) if parallel else [(n, _tried(action, n))
-                                                              for n in names]
+    from glasspane.vms.service import MAX_PARALLEL_ACTIONS, on_each
+    outcomes = on_each(list(names), action, workers or MAX_PARALLEL_ACTIONS) if parallel \
+        else [(n, _tried(action, n)) for n in names]
     for name, outcome in outcomes:
         if isinstance(outcome, Exception):
             click.echo(f"glasspane: error: {f'{prefix}{name}: ' if name_errors else ''}"

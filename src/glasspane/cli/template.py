@@ -11,6 +11,9 @@ from glasspane.cli.table import emit_json, human
 from glasspane.templates.service import TemplateInfo
 from glasspane.templates.spec import parse_spec, parse_vars, select_outputs
 
+var_option = click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
+                          help="Override a variable the spec declares (repeatable).")
+
 
 @click.group()
 def template() -> None:
@@ -77,8 +80,7 @@ def remove(name: str, host: str) -> None:
 
 @template.command("validate")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
-              help="Override a variable the spec declares (repeatable).")
+@var_option
 def validate(spec: Path, variables: tuple[str, ...]) -> None:
     """Check template spec SPEC without building it (with --server: as the server would
     see it, from the build context sent to it)."""
@@ -91,8 +93,7 @@ def validate(spec: Path, variables: tuple[str, ...]) -> None:
 
 @template.command("build")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
-              help="Override a variable the spec declares (repeatable).")
+@var_option
 @click.option("--only", multiple=True, metavar="OUTPUT",
               help="Build only this output (its name or format; repeatable).")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),

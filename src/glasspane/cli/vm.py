@@ -11,7 +11,8 @@ from glasspane.cli.operations import host_option, json_option, local_only, opera
 from glasspane.cli.table import echo_each, echo_fields, emit_json
 from glasspane.enums import VmAction
 from glasspane.errors import UsageError
-from glasspane.vms.service import VmRequest, parse_labels
+from glasspane.operations.vms import CreatedVm, PowerResult
+from glasspane.vms.service import MAX_PARALLEL_CREATES, check_name, parse_labels
 
 
 @click.group()
@@ -37,7 +38,7 @@ def _read(path: str | None) -> str | None:
 @click.option("--user-data", type=click.Path(dir_okay=False), help="cloud-init user-data.")
 @click.option("--network-config", type=click.Path(dir_okay=False),
               help="cloud-init network-config.")
-@click.option("--timeout", type=float, default=300, show_default=True,
+@click.option("--timeout", type=click.IntRange(1, 3600), default=300, show_default=True,
               help="Seconds to wait for SSH to answer.")
 @click.option("--count", type=click.IntRange(1, 100), default=1, show_default=True,
               help="Create NAME-1 .. NAME-N in parallel.")
@@ -51,17 +52,27 @@ def _read(path: str | None) -> str | None:
                    "`vm configure --label` selects by it.")
 def create(name: str, template: str, host: str, cpus: int, memory_mib: int,
            disk_gib: int | None, ssh_keys: tuple[str, ...], user_data: str | None,
-           network_config: str | None, timeout: float, count: int, full: bool,
+           network_config: str | None, timeout: int, count: int, full: bool,
            no_wait: bool, network: str | None, labels: tuple[str, ...]) -> None:
     """Create VM NAME from a template, start it and wait until SSH answers."""
-    keys = [Path(k).read_text().strip() for k in ssh_keys]
     names = [name] if count == 1 else [f"{name}-{i}" for i in range(1, count + 1)]
-    requests = [VmRequest(n, template, cpus, memory_mib, disk_gib, keys, _read(user_data),
-                          _read(network_config), not full, wait_ready=not no_wait,
-                          labels=parse_labels(labels), network=network) for n in names]
-    results = dict(zip(names, operations().vm_create(requests, host, timeout), strict=True))
-    echo_each(names, results.__getitem__, "VM ", parallel=False, shown=lambda done: (
-        f"created VM {done.name} on {done.host}: {(done.addresses or ['?'])[0]}{done.note}"))
+    for each in names:
+        check_name(each)
+    ops, fields = operations(), {
+        "template": template, "host": host, "cpus": cpus, "memory_mib": memory_mib,
+        "disk_gib": disk_gib, "ssh_keys": [Path(k).read_text().strip() for k in ssh_keys],
+        "user_data": _read(user_data), "network_config": _read(network_config),
+        "labels": parse_labels(labels), "network": network, "full": full,
+        "wait_ready": not no_wait, "timeout": timeout}
+
+    def shown(done: CreatedVm) -> str:
+        return (f"created VM {done.name} on {done.host}: {(done.addresses or ['?'])[0]}"
+                + (f" ({done.ssh})" if done.ssh else ""))
+    if count == 1:  # its error is the command's, with its exit status; its progress shown
+        click.echo(shown(ops.run("vm.create", False, name=name, **fields)))
+    else:  # in parallel, each its own line
+        echo_each(names, lambda each: ops.run("vm.create", name=each, **fields), "VM ",
+                  shown=shown, workers=MAX_PARALLEL_CREATES)
 
 
 @vm.command("list")
@@ -85,17 +96,24 @@ def list_vms(host: str, as_json: bool) -> None:
 def destroy(names: tuple[str, ...], host: str) -> None:
     """Stop the VMs NAMES at once and delete them with their disks and seeds."""
     ops = operations()
-    echo_each(names, lambda name: ops.vm_destroy(name, host), "VM ")
+    echo_each(names, lambda name: ops.run("vm.destroy", host=host, name=name).destroyed
+              and "destroyed", "VM ")
+
+
+def _power(done: PowerResult, timeout: int) -> str:
+    forced = f" (forced: the guest ignored shutdown for {timeout} s)"
+    return f"{done.power_state}{forced if done.graceful is False else ''}"
 
 
 def _action_command(action: VmAction, doc: str) -> None:
-    def command(names: tuple[str, ...], host: str, timeout: float = 90) -> None:
+    def command(names: tuple[str, ...], host: str, timeout: int = 90) -> None:
         ops = operations()
-        echo_each(names, lambda name: ops.vm_action(name, host, action, timeout), "VM ")
+        echo_each(names, lambda name: _power(ops.run(f"vm.{action}", host=host, name=name,
+                                                     timeout=timeout), timeout), "VM ")
     if action == VmAction.SHUTDOWN:
-        command = click.option("--timeout", type=float, default=90, show_default=True,
-                               help="Seconds to wait for each guest before powering it "
-                                    "off.")(command)
+        command = click.option("--timeout", type=click.IntRange(1, 3600), default=90,
+                               show_default=True, help="Seconds to wait for each guest "
+                                                       "before powering it off.")(command)
     vm.command(action.value, help=doc)(
         click.argument("names", nargs=-1, required=True)(host_option(command)))
 
@@ -117,7 +135,7 @@ for _action, _doc in (
 @host_option
 def snapshot(name: str, snapshot: str, host: str) -> None:
     """Take snapshot SNAPSHOT of VM NAME (disk and, if running, memory)."""
-    operations().vm_snapshot(name, host, snapshot)
+    operations().run("vm.snapshot", host=host, name=name, snapshot=snapshot)
     click.echo(f"VM {name}: snapshot {snapshot} taken")
 
 
@@ -142,7 +160,7 @@ def set_resources(name: str, host: str, cpus: int | None, memory_mib: int | None
 @host_option
 def revert(name: str, snapshot: str, host: str) -> None:
     """Return VM NAME to SNAPSHOT."""
-    operations().vm_revert(name, host, snapshot)
+    operations().run("vm.revert", host=host, name=name, snapshot=snapshot)
     click.echo(f"VM {name}: reverted to {snapshot}")
 
 
@@ -184,7 +202,7 @@ def console(name: str, host: str, lines: int) -> None:
 def ssh(name: str, command: tuple[str, ...], host: str, user: str, identity: str | None) -> None:
     """SSH into VM NAME, or run `-- COMMAND` there; exits with ssh's status (with
     --server: `-- COMMAND` runs through the server as glasspane's user)."""
-    done = operations().vm_exec(name, host, list(command), user, identity)
+    done = operations().vm_ssh(name, host, list(command), user, identity)
     click.echo(done.output, nl=False)
     if done.truncated:
         click.echo("glasspane: output cut at 1 MiB", err=True)

@@ -82,12 +82,16 @@ class NewVm(Command):
     labels: dict[str, str] = Field(default_factory=dict, max_length=64)
     network: str | None = Field(default=None, min_length=1, max_length=128)
     full: bool = Field(default=False, description="a full copy, not a linked clone")
+    wait_ready: bool = Field(default=True, description="wait until SSH answers and cloud-init "
+                                                       "has finished, not only for an address")
+    timeout: int = Field(default=300, ge=1, le=3600, description="seconds to wait for that")
 
 
 class CreatedVm(Result):
     name: str
     host: str
     addresses: list[str]
+    ssh: str = Field(default="", description="the SSH banner it answered with")
 
 
 def admit_new_vm(admission: Admission, command: NewVm) -> None:
@@ -115,10 +119,12 @@ def create(context: Context, command: NewVm) -> CreatedVm:
     request = vms.VmRequest(command.name, command.template, command.cpus, command.memory_mib,
                             command.disk_gib, list(command.ssh_keys), command.user_data,
                             command.network_config, not command.full,
-                            labels=dict(command.labels), network=command.network)
+                            command.wait_ready, labels=dict(command.labels),
+                            network=command.network)
     with refreshed(context, command.host):
-        made = vms.create_vm(context.settings, request, command.host, report=context.progress)
-    return CreatedVm(name=made.name, host=made.host, addresses=made.addresses)
+        made = vms.create_vm(context.settings, request, command.host, command.timeout,
+                             context.progress)
+    return CreatedVm(name=made.name, host=made.host, addresses=made.addresses, ssh=made.ssh)
 
 
 # -- power ------------------------------------------------------------------------------------

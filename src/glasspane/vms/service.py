@@ -67,6 +67,12 @@ def check_labels(labels: dict[str, str]) -> None:
                              hint="at most 255 characters, no control characters")
 
 
+def check_name(name: str) -> None:
+    if not _NAME.match(name):
+        raise UsageError(f"invalid VM name {name!r}",
+                         hint="lowercase letters, digits and '-' (it becomes the hostname)")
+
+
 @dataclass
 class VmRequest:
     name: str
@@ -131,9 +137,7 @@ def no_report(percent: int, message: str) -> None:
 def create_vm(settings: Settings, request: VmRequest, host: str = "local",
               timeout: float = 300, report: Report = no_report) -> CreatedVm:
     """`report(percent, step)` hears of each step (the API's task progress)."""
-    if not _NAME.match(request.name):
-        raise UsageError(f"invalid VM name {request.name!r}",
-                         hint="lowercase letters, digits and '-' (it becomes the hostname)")
+    check_name(request.name)
     check_labels(request.labels)
     with host_driver(settings, host) as driver:
         if supports(driver, Capability.HOST_TEMPLATES):
@@ -383,7 +387,8 @@ MAX_PARALLEL_ACTIONS = 8
 T = TypeVar("T")
 
 
-def on_each(names: list[str], action: Callable[[str], T]) -> list[tuple[str, T | Exception]]:
+def on_each(names: list[str], action: Callable[[str], T], workers: int = MAX_PARALLEL_ACTIONS
+            ) -> list[tuple[str, T | Exception]]:
     """Run `action` for each VM name in parallel (bounded); a failure is that VM's result,
     never the others'."""
     from concurrent.futures import ThreadPoolExecutor
@@ -394,7 +399,7 @@ def on_each(names: list[str], action: Callable[[str], T]) -> list[tuple[str, T |
         except Exception as exc:  # reported per VM by the caller
             return name, exc
 
-    with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL_ACTIONS, len(names)))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names)))) as pool:
         return list(pool.map(one, names))
 
 
