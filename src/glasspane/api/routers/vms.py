@@ -26,6 +26,7 @@ from glasspane.api.deps import (
 )
 from glasspane.api.models import Page
 from glasspane.api.operations import add_routes
+from glasspane.api.results import ContainerView
 from glasspane.api.routers.common import (
     Limit,
     Offset,
@@ -61,7 +62,7 @@ class VmView(BaseModel):
 
 
 class VmDetail(VmView):
-    containers: list[dict[str, Any]]
+    containers: list[ContainerView]
 
 
 class VmFacts(BaseModel):
@@ -119,7 +120,7 @@ def get_vm(host: str, name: str, user: CurrentUser = Depends(viewer),
     with found.database.session() as session:
         vm = find_vm(session, host, name)
         view = vm_view(vm, host, user.role)
-        view["containers"] = [container_view(c, host, name) for c in session.scalars(
+        view["containers"] = [container_view(c, host, name, user.role) for c in session.scalars(
             select(Container).where(Container.vm_id == vm.id).order_by(Container.name))]
         return view
 
