@@ -15,10 +15,9 @@ from typing import Any, Protocol, TypeVar
 import click
 from pydantic import ValidationError
 
-from glasspane.containers.deploy import RunRequest
 from glasspane.containers.engine import EngineInfo
 from glasspane.containers.service import ContainerStats, Listing, VmFailure
-from glasspane.enums import ContainerAction, PowerState, Role, TaskState, VmAction
+from glasspane.enums import PowerState, Role, TaskState, VmAction
 from glasspane.errors import UsageError
 from glasspane.hypervisors.base import HostInfo
 from glasspane.images.base import WriteOptions
@@ -80,13 +79,6 @@ class Exported:
     format: str
     size: int
     sha256: str | None = None
-
-
-@dataclass
-class Started:
-    name: str
-    id: str
-    state: str
 
 
 @dataclass
@@ -218,14 +210,11 @@ class Operations(Protocol):
                        timeout: float) -> Listing: ...
     def container_engine(self, host: str, vm: str) -> EngineInfo: ...
     def container_inspect(self, host: str, vm: str, name: str) -> dict[str, Any]: ...
-    def container_action(self, host: str, vm: str, name: str, action: ContainerAction,
-                         grace: int, force: bool) -> str: ...
     def container_logs(self, host: str, vm: str, name: str, follow: bool,
                        tail: int | None) -> Iterator[tuple[str, bytes]]: ...
     def container_top(self, host: str, vm: str, name: str
                       ) -> tuple[list[str], list[list[str]]]: ...
     def container_stats(self, host: str, vm: str, name: str) -> ContainerStats: ...
-    def container_run(self, host: str, vm: str, request: RunRequest) -> Started: ...
     def container_images(self, host: str, vm: str) -> list[dict[str, Any]]: ...
 
     def host_add(self, name: str, uri: str, driver: str, check: bool, user: str,
@@ -336,6 +325,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 def command_for(name: str, fields: dict[str, Any]) -> tuple[Operation[Any, Any], Any]:
     """Catalogue operation `name` and its command from `fields`; a value its model refuses
     is a usage error naming the field, before anything is done."""
+    from glasspane.operations import containers as _container_operations  # noqa: F401
     from glasspane.operations import vms as _vm_operations  # noqa: F401  (fills the catalogue)
     op = CATALOGUE[name]
     try:
