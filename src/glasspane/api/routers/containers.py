@@ -84,7 +84,7 @@ async def list_containers(user: CurrentUser = Depends(viewer), found: Services =
     return await off_loop(found, read)
 
 
-add_routes(router, [op for op in CATALOGUE.values() if op.object_type == "container"])
+add_routes(router, [op for op in CATALOGUE.values() if op.name.startswith("container.")])
 
 
 @router.post("/containers/{host}/{vm}/{name}/actions/{action}", include_in_schema=False,

@@ -143,7 +143,7 @@ async def vm_console(host: str, name: str, _: CurrentUser = Depends(viewer),
                                                      host, lines))
 
 
-add_routes(router, [op for op in CATALOGUE.values() if op.object_type == "vm"])
+add_routes(router, [op for op in CATALOGUE.values() if op.name.startswith("vm.")])
 
 
 @router.post("/vms/{host}/{name}/actions/{action}", include_in_schema=False,
