@@ -308,9 +308,6 @@ class LocalOperations:
         return ops.AppListing([ops.AppRow(*key, names) for key, names in sorted(grouped.items())],
                               listing.failures)
 
-    def app_remove(self, host: str, vm: str, name: str) -> list[str]:
-        return apps.remove_app(self.settings, host, vm, name)
-
     @contextmanager
     def _session(self) -> Iterator[Session]:
         from glasspane.inventory.db import Database

@@ -96,7 +96,6 @@ APPS = {
     "list": Route("GET", "/apps"),
     "deploy": Route("POST", "/vms/{host}/{vm}/apps", ("context", "spec"), task=True),
     "validate": Route("POST", "/apps/validate", ("context", "spec")),
-    "remove": Route("DELETE", "/vms/{host}/{vm}/apps/{name}", task=True),
 }
 USERS = {
     "list": Route("GET", "/users"),
@@ -415,9 +414,6 @@ class RemoteOperations:
         return ops.AppListing([ops.AppRow(a["host"], a["vm"], a["name"],
                                           [f"{c['name']} {c['state']}" for c in a["containers"]])
                                for a in self.do(APPS["list"], host=host, vm=vm)])
-
-    def app_remove(self, host: str, vm: str, name: str) -> list[str]:
-        return list(self.do(APPS["remove"], host=host, vm=vm, name=name)["removed"])
 
     def user_add(self, name: str, role: Role, password: ops.Prompt) -> None:
         self.do(USERS["add"], name=name, role=role, password=password())
