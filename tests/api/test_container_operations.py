@@ -131,3 +131,26 @@ def test_the_openapi_document_describes_every_container_operations_answer(
         assert described["operationId"] == op.name
     view = spec["components"]["schemas"]["ContainerView"]["properties"]
     assert view["actions"]["type"] == "array"
+
+
+def test_app_operations_check_the_vm_and_store_their_command(
+        client: TestClient, database: Database) -> None:
+    add_vm(database, "v1", "running")
+    add_vm(database, "v2", "halted")
+    otto = login(client, "otto")
+    halted = client.delete(f"{API}/vms/local/v2/apps/shop", headers=otto)
+    assert halted.status_code == 409, halted.text
+    assert halted.json()["detail"] == "VM v2 on host local is halted: start it first"
+    no_context = client.post(f"{API}/vms/local/v1/apps", headers=otto,
+                             json={"context": "absent.tar"})
+    assert no_context.status_code == 404 and "absent.tar" in no_context.json()["detail"]
+    assert queued(database) == []
+    removing = client.delete(f"{API}/vms/local/v1/apps/shop", headers=otto)
+    assert removing.status_code == 202, removing.text
+    with database.session() as session:
+        task = session.scalars(select(Task)).one()
+        assert (task.kind, task.object_name, task.params) == (
+            "app.remove", "local/v1", {"host": "local", "vm": "v1", "name": "shop"})
+        task.state = "cancelled"  # not run here: there is no such guest
+    assert ("otto", "app.remove", "local/v2", 409) in audited(database)
+    assert "app.remove" in CATALOGUE and "app.deploy" in CATALOGUE
