@@ -6,9 +6,11 @@ document.  The containers are rows put into the inventory: no guest is needed.""
 
 from __future__ import annotations
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from glasspane.inventory import tasks
 from glasspane.inventory.db import Database
 from glasspane.inventory.models import Container, Host, Task, Vm
 from glasspane.operations.catalogue import CATALOGUE
@@ -154,3 +156,27 @@ def test_app_operations_check_the_vm_and_store_their_command(
         task.state = "cancelled"  # not run here: there is no such guest
     assert ("otto", "app.remove", "local/v2", 409) in audited(database)
     assert "app.remove" in CATALOGUE and "app.deploy" in CATALOGUE
+
+
+def test_a_container_action_task_queued_by_the_old_release_runs_as_its_operation(
+        app: FastAPI, client: TestClient, database: Database) -> None:
+    otto = login(client, "otto")
+    # The old kind's payload, with a field no command has: it reaches container.stop's
+    # model (which refuses it, naming the field) and never the guest.
+    old = tasks.submit(database, "container.action", "container", "local/v1/web",
+                       {"host": "local", "vm": "v1", "name": "web", "action": "stop",
+                        "force": True, "colour": "s3cret"}, "otto")
+    unknown = tasks.submit(database, "container.action", "container", "local/v1/web",
+                           {"host": "local", "vm": "v1", "name": "web", "action": "explode"},
+                           "otto")
+    for _ in range(2):
+        claimed = app.state.worker.claim()
+        assert claimed is not None
+        app.state.worker.run(*claimed)
+    stopped = client.get(f"{API}/tasks/{old['id']}", headers=otto).json()
+    assert stopped["state"] == "failed"
+    assert "(container.stop)" in stopped["error"] and "not a valid Act" in stopped["error"]
+    assert "colour: Extra inputs" in stopped["error"] and "s3cret" not in stopped["error"]
+    assert "force" not in stopped["error"]
+    refused = client.get(f"{API}/tasks/{unknown['id']}", headers=otto).json()
+    assert refused["state"] == "failed" and "no such container action" in refused["error"]
