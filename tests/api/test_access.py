@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from glasspane.api import deps
-from glasspane.enums import VmAction
+from glasspane.enums import ContainerAction, VmAction
 from glasspane.inventory import tasks
 from glasspane.inventory.db import Database
 from glasspane.inventory.models import AuditEntry, User
@@ -73,6 +73,8 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", f"{API}/vms/{{host}}/{{name}}/exec"): OPERATOR,
     ("GET", f"{API}/containers"): VIEWER,
     ("POST", f"{API}/containers/{{host}}/{{vm}}/{{name}}/actions/{{action}}"): OPERATOR,
+    **{("POST", f"{API}/containers/{{host}}/{{vm}}/{{name}}/actions/{action}"): OPERATOR
+       for action in ContainerAction},
     ("POST", f"{API}/containers/{{host}}/{{vm}}"): OPERATOR,
     ("GET", f"{API}/containers/{{host}}/{{vm}}/{{name}}/logs"): VIEWER,
     ("GET", f"{API}/containers/{{host}}/{{vm}}/{{name}}/inspect"): VIEWER,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from glasspane.api.deps import CurrentUser, Services, admin, audit_as, operator, services, viewer
 from glasspane.api.routers.common import submit
-from glasspane.api.schemas import AUTHENTICATED, REACHES_HOST, TaskRef, errors
+from glasspane.api.schemas import AUTHENTICATED, TaskRef, errors
 from glasspane.enums import Role
 from glasspane.operations.catalogue import Admission, Caller, Context, Operation
 
@@ -111,13 +111,23 @@ def endpoint_for(op: Operation[Any, Any]) -> Any:
     return endpoint
 
 
+def error_statuses(op: Operation[Any, Any]) -> list[int]:
+    """The errors the route may answer beyond any authenticated route's: a target not found
+    or in the wrong state (and the like from request-time checks), a body too slow or big."""
+    codes = [404, 409] if op.resolve is not None or op.admit is not None else []
+    if body_model(op.command, op.path_params) is not None:
+        codes += [408, 413]
+    return codes
+
+
 def add_routes(router: APIRouter, ops: Iterable[Operation[Any, Any]]) -> None:
     for op in ops:
         router.add_api_route(
             op.path, endpoint_for(op), methods=[op.method],
             status_code=202 if op.task else 200,
             response_model=TaskRef if op.task else op.result,
-            # Every operation reaches a host (or a VM in it) and reads a body.
-            responses={**AUTHENTICATED, **REACHES_HOST, **errors(408, 413)},
+            # An operation answered at once reaches a host (or a VM in it) while asked.
+            responses={**AUTHENTICATED, **errors(*error_statuses(op)),
+                       **({} if op.task else errors(502, 503))},
             dependencies=[audit_name(op)], name=op.name, operation_id=op.name,
             summary=op.summary.split("\n\n")[0] or op.name, description=op.summary)

@@ -170,6 +170,8 @@ class ContainerView(BaseModel):
     ports: list[str]
     app: str | None = None
     created: str
+    actions: list[str] = Field(description="the operations the caller may run on it now "
+                                           "(container.stop)")
 
 
 class ContainerInspection(BaseModel):

@@ -58,5 +58,5 @@ def list_apps(vm: str | None, host: str | None) -> None:
 @host_option
 def remove(vm: str, name: str, host: str) -> None:
     """Remove every container of app NAME from VM."""
-    removed = operations().app_remove(host, vm, name)
+    removed = operations().run("app.remove", host=host, vm=vm, name=name).removed
     click.echo(f"VM {vm}: app {name} removed ({', '.join(removed)})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -74,11 +75,14 @@ def inspect(vm: str, name: str, host: str) -> None:
     emit_json(operations().container_inspect(host, vm, name))
 
 
-def _act(vm: str, names: tuple[str, ...], host: str, action: ContainerAction, grace: int = 10,
-         force: bool = False) -> None:
+def _act(vm: str, names: tuple[str, ...], host: str, action: ContainerAction,
+         **options: Any) -> None:
     ops = operations()
-    echo_each(names, lambda name: ops.container_action(host, vm, name, action, grace, force),
-              f"VM {vm}, container ", parallel=False, name_errors=False)
+
+    def one(name: str) -> str:
+        done = ops.run(f"container.{action}", host=host, vm=vm, name=name, **options)
+        return str(getattr(done, "state", None) or "removed")
+    echo_each(names, one, f"VM {vm}, container ", parallel=False, name_errors=False)
 
 
 def _action_command(action: ContainerAction, doc: str) -> None:
@@ -89,7 +93,7 @@ def _action_command(action: ContainerAction, doc: str) -> None:
     @click.option("--time", "-t", "grace", type=int, default=10, show_default=True,
                   help="Seconds to wait for a stop before killing (stop, restart).")
     def command(vm: str, names: tuple[str, ...], host: str, grace: int) -> None:
-        _act(vm, names, host, action, grace)
+        _act(vm, names, host, action, grace=grace)
 
 
 for _action, _doc in (
@@ -174,9 +178,10 @@ def run(vm: str, image: str, command: tuple[str, ...], host: str, name: str | No
         if not sep or not key:
             raise click.BadParameter(f"{label!r} is not KEY=VALUE", param_hint="--label")
         label_map[key] = value
-    done = operations().container_run(host, vm, RunRequest(
-        image, name, list(command) or None, list(ports), list(env), list(volumes), restart,
-        label_map))
+    request = RunRequest(image, name, list(command) or None, list(ports), list(env),
+                         list(volumes), restart, label_map)
+    request.validate()  # a usage error here, before anything is sent or started
+    done = operations().run("container.run", host=host, vm=vm, **vars(request))
     click.echo(f"VM {vm}: container {done.name} ({done.id}) {done.state}")
 
 

@@ -23,7 +23,7 @@ from glasspane.cli.table import human
 from glasspane.containers import app as apps
 from glasspane.containers import deploy
 from glasspane.containers import service as containers
-from glasspane.enums import ContainerAction, PowerState, Role
+from glasspane.enums import PowerState, Role
 from glasspane.errors import OutputError, UsageError
 from glasspane.hosts import service as hosts
 from glasspane.hosts.registry import HostRegistry
@@ -114,13 +114,6 @@ class LocalOperations:
     def container_inspect(self, host: str, vm: str, name: str) -> dict[str, Any]:
         return containers.inspect(self.settings, host, vm, name)
 
-    def container_action(self, host: str, vm: str, name: str, action: ContainerAction,
-                         grace: int, force: bool) -> str:
-        if action != ContainerAction.REMOVE:
-            return containers.act(self.settings, host, vm, name, action, grace)
-        containers.remove(self.settings, host, vm, name, force)
-        return "removed"
-
     def container_logs(self, host: str, vm: str, name: str, follow: bool,
                        tail: int | None) -> Iterator[tuple[str, bytes]]:
         return containers.logs(self.settings, host, vm, name, follow, tail)
@@ -131,10 +124,6 @@ class LocalOperations:
 
     def container_stats(self, host: str, vm: str, name: str) -> containers.ContainerStats:
         return containers.stats(self.settings, host, vm, name)
-
-    def container_run(self, host: str, vm: str, request: deploy.RunRequest) -> ops.Started:
-        result = deploy.run(self.settings, host, vm, request)
-        return ops.Started(result["name"], result["id"], result["state"])
 
     def container_images(self, host: str, vm: str) -> list[dict[str, Any]]:
         return containers.list_images(self.settings, host, vm)
@@ -291,9 +280,6 @@ class LocalOperations:
                     f"{row.name} {row.state}")
         return ops.AppListing([ops.AppRow(*key, names) for key, names in sorted(grouped.items())],
                               listing.failures)
-
-    def app_remove(self, host: str, vm: str, name: str) -> list[str]:
-        return apps.remove_app(self.settings, host, vm, name)
 
     @contextmanager
     def _session(self) -> Iterator[Session]:

@@ -16,10 +16,9 @@ import click
 from pydantic import ValidationError
 
 from glasspane.api.results import SpecCheck
-from glasspane.containers.deploy import RunRequest
 from glasspane.containers.engine import EngineInfo
 from glasspane.containers.service import ContainerStats, Listing, VmFailure
-from glasspane.enums import ContainerAction, PowerState, Role, TaskState
+from glasspane.enums import PowerState, Role, TaskState
 from glasspane.errors import UsageError
 from glasspane.hypervisors.base import HostInfo
 from glasspane.images.base import WriteOptions
@@ -73,13 +72,6 @@ class Exported:
     format: str
     size: int
     sha256: str | None = None
-
-
-@dataclass
-class Started:
-    name: str
-    id: str
-    state: str
 
 
 @dataclass
@@ -199,14 +191,11 @@ class Operations(Protocol):
                        timeout: float) -> Listing: ...
     def container_engine(self, host: str, vm: str) -> EngineInfo: ...
     def container_inspect(self, host: str, vm: str, name: str) -> dict[str, Any]: ...
-    def container_action(self, host: str, vm: str, name: str, action: ContainerAction,
-                         grace: int, force: bool) -> str: ...
     def container_logs(self, host: str, vm: str, name: str, follow: bool,
                        tail: int | None) -> Iterator[tuple[str, bytes]]: ...
     def container_top(self, host: str, vm: str, name: str
                       ) -> tuple[list[str], list[list[str]]]: ...
     def container_stats(self, host: str, vm: str, name: str) -> ContainerStats: ...
-    def container_run(self, host: str, vm: str, request: RunRequest) -> Started: ...
     def container_images(self, host: str, vm: str) -> list[dict[str, Any]]: ...
 
     def host_add(self, name: str, uri: str, driver: str, check: bool, user: str,
@@ -244,7 +233,6 @@ class Operations(Protocol):
     def app_deploy(self, host: str, vm: str, spec: Path) -> list[tuple[str, str]]: ...
     def app_validate(self, spec: Path) -> list[str]: ...
     def app_list(self, vm: str | None, host: str | None) -> AppListing: ...
-    def app_remove(self, host: str, vm: str, name: str) -> list[str]: ...
 
     def user_add(self, name: str, role: Role, password: Prompt) -> None: ...
     def user_list(self) -> list[UserRow]: ...
@@ -317,6 +305,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 def command_for(name: str, fields: dict[str, Any]) -> tuple[Operation[Any, Any], Any]:
     """Catalogue operation `name` and its command from `fields`; a value its model refuses
     is a usage error naming the field, before anything is done."""
+    from glasspane.operations import apps, containers  # noqa: F401
     from glasspane.operations import vms as _vm_operations  # noqa: F401  (fills the catalogue)
     op = CATALOGUE[name]
     try:

@@ -16,10 +16,9 @@ from urllib.parse import quote
 from glasspane.api.results import SpecCheck
 from glasspane.cli import operations as ops
 from glasspane.cli.remote import Remote
-from glasspane.containers.deploy import RunRequest
 from glasspane.containers.engine import EngineInfo
 from glasspane.containers.service import ContainerRow, ContainerStats, Listing, VmFailure
-from glasspane.enums import ContainerAction, Role, TaskState
+from glasspane.enums import Role, TaskState
 from glasspane.errors import GlasspaneError, UsageError
 from glasspane.hypervisors.base import HostInfo
 from glasspane.inventory.store import StoredImage
@@ -49,12 +48,9 @@ CONTAINERS = {
     "list": Route("GET", "/containers"),
     "engine": Route("GET", "/vms/{host}/{vm}/engine"),
     "inspect": Route("GET", "/containers/{host}/{vm}/{name}/inspect"),
-    "action": Route("POST", "/containers/{host}/{vm}/{name}/actions/{action}", task=True),
     "logs": Route("GET", "/containers/{host}/{vm}/{name}/logs"),
     "top": Route("GET", "/containers/{host}/{vm}/{name}/top"),
     "stats": Route("GET", "/containers/{host}/{vm}/{name}/stats"),
-    "run": Route("POST", "/containers/{host}/{vm}", ("image", "name", "command", "ports", "env",
-                                                     "volumes", "restart", "labels"), task=True),
     "images": Route("GET", "/vms/{host}/{vm}/images"),
 }
 HOSTS = {
@@ -90,7 +86,6 @@ APPS = {
     "list": Route("GET", "/apps"),
     "deploy": Route("POST", "/vms/{host}/{vm}/apps", ("context", "spec"), task=True),
     "validate": Route("POST", "/apps/validate", ("context", "spec")),
-    "remove": Route("DELETE", "/vms/{host}/{vm}/apps/{name}", task=True),
 }
 USERS = {
     "list": Route("GET", "/users"),
@@ -208,12 +203,6 @@ class RemoteOperations:
     def container_inspect(self, host: str, vm: str, name: str) -> dict[str, Any]:
         return dict(self.do(CONTAINERS["inspect"], host=host, vm=vm, name=name))
 
-    def container_action(self, host: str, vm: str, name: str, action: ContainerAction,
-                         grace: int, force: bool) -> str:
-        """(The server's removal always forces, and its stop waits its own time.)"""
-        found = self.do(CONTAINERS["action"], host=host, vm=vm, name=name, action=action)
-        return str(found.get("state") or ("removed" if action == "remove" else "done"))
-
     def container_logs(self, host: str, vm: str, name: str, follow: bool,
                        tail: int | None) -> Iterator[tuple[str, bytes]]:
         if follow:
@@ -229,11 +218,6 @@ class RemoteOperations:
     def container_stats(self, host: str, vm: str, name: str) -> ContainerStats:
         return ContainerStats(**_fields(ContainerStats, self.do(CONTAINERS["stats"], host=host,
                                                                 vm=vm, name=name)))
-
-    def container_run(self, host: str, vm: str, request: RunRequest) -> ops.Started:
-        request.validate()
-        found = self.do(CONTAINERS["run"], host=host, vm=vm, **vars(request))
-        return ops.Started(found["name"], found["id"], found["state"])
 
     def container_images(self, host: str, vm: str) -> list[dict[str, Any]]:
         return list(self.do(CONTAINERS["images"], host=host, vm=vm))
@@ -383,9 +367,6 @@ class RemoteOperations:
         return ops.AppListing([ops.AppRow(a["host"], a["vm"], a["name"],
                                           [f"{c['name']} {c['state']}" for c in a["containers"]])
                                for a in self.do(APPS["list"], host=host, vm=vm)])
-
-    def app_remove(self, host: str, vm: str, name: str) -> list[str]:
-        return list(self.do(APPS["remove"], host=host, vm=vm, name=name)["removed"])
 
     def user_add(self, name: str, role: Role, password: ops.Prompt) -> None:
         self.do(USERS["add"], name=name, role=role, password=password())

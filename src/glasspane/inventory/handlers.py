@@ -1,7 +1,8 @@
 """What each kind of task does: the same service functions the CLI calls, with progress, and
 the inventory brought up to date for the object afterwards (whatever the outcome), so that the
 pane shows the truth as soon as the task ends.  The catalogue's task operations (every VM
-operation) are registered from it, each by one generic handler (`operations.tasks`)."""
+and container operation) are registered from it, each by one generic handler
+(`operations.tasks`)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from glasspane.containers import deploy
-from glasspane.containers import service as containers
 from glasspane.hosts.registry import HostRegistry
 from glasspane.inventory.db import Database
 from glasspane.inventory.sync import sync_containers, sync_host
 from glasspane.inventory.tasks import TaskContext, handler
 from glasspane.settings import Settings
-
-CONTAINER_ACTIONS = (*containers.ACTIONS, "remove")
 
 _settings: dict[str, Settings] = {}
 
@@ -58,34 +55,9 @@ def containers_refreshed(context: TaskContext) -> Iterator[None]:
         sync_containers(context.database, current_settings())
 
 
-@handler("container.action")
-def container_action(context: TaskContext) -> dict[str, Any]:
-    p = context.params
-    settings = current_settings()
-    with containers_refreshed(context):
-        if p["action"] == "remove":
-            containers.remove(settings, p["host"], p["vm"], p["name"], p.get("force", False))
-            result: dict[str, Any] = {"removed": p["name"]}
-        else:
-            result = {"state": containers.act(settings, p["host"], p["vm"], p["name"],
-                                              p["action"])}
-    return result
-
-
-@handler("container.run")
-def container_run(context: TaskContext) -> dict[str, Any]:
-    p = context.params
-    request = deploy.RunRequest(p["image"], p.get("name"), p.get("command"),
-                                list(p.get("ports", [])), list(p.get("env", [])),
-                                list(p.get("volumes", [])), p.get("restart"),
-                                dict(p.get("labels", {})))
-    with containers_refreshed(context):
-        return deploy.run(current_settings(), p["host"], p["vm"], request)
-
-
 def register_operations() -> None:
     """A handler for each task operation of the catalogue."""
-    from glasspane.operations import vms  # noqa: F401 - fills the catalogue
+    from glasspane.operations import apps, containers, vms  # noqa: F401 - fill the catalogue
     from glasspane.operations.tasks import register_tasks
     register_tasks()
 
@@ -104,4 +76,22 @@ def queued_power_action(context: TaskContext) -> dict[str, Any]:
     op = CATALOGUE.get(f"vm.{params.pop('action', '')}")
     if op is None or not op.path.endswith(f"/actions/{op.verb}"):
         raise UsageError(f"task {context.task_id}: no such VM action")
+    return run(op, dataclasses.replace(context, params=params))
+
+
+@handler("container.action")
+def queued_container_action(context: TaskContext) -> dict[str, Any]:
+    """A task queued by a release before the catalogue, which had one kind for every
+    container action (and a `force` its removal always set): run as the action's own
+    operation."""
+    from glasspane.errors import UsageError
+    from glasspane.operations.catalogue import CATALOGUE
+    from glasspane.operations.tasks import run
+    params = dict(context.params)
+    action = params.pop("action", "")
+    op = CATALOGUE.get(f"container.{action}")
+    if op is None or not op.path.endswith(f"/actions/{op.verb}"):
+        raise UsageError(f"task {context.task_id}: no such container action")
+    if action != "remove":
+        params.pop("force", None)
     return run(op, dataclasses.replace(context, params=params))

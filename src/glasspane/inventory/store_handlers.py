@@ -306,23 +306,3 @@ def template_build(context: TaskContext) -> dict[str, Any]:
     return {"template": spec.name, "registered": result.template is not None,
             "stored": [s.name for s in stored], "build_seconds":
             result.manifest["build_seconds"], "log_tail": log_tail}
-
-
-@store_task("app.deploy")
-def app_deploy(context: TaskContext) -> dict[str, Any]:
-    from glasspane.containers.app import deploy_app
-    p = context.params
-    context.progress(5, f"deploying {p['spec']} into {p['vm']}")
-    with containers_refreshed(context), \
-            app_in_context(_store(), p["context"], p["spec"]) as spec_path:
-        done = deploy_app(current_settings(), p["host"], p["vm"], spec_path)
-    return {"services": [{"service": s, "action": a} for s, a in done]}
-
-
-@handler("app.remove")
-def app_remove(context: TaskContext) -> dict[str, Any]:
-    from glasspane.containers.app import remove_app
-    p = context.params
-    with containers_refreshed(context):
-        removed = remove_app(current_settings(), p["host"], p["vm"], p["name"])
-    return {"removed": removed}

@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from glasspane.enums import PowerState, Role
+from glasspane.enums import Role
 from glasspane.errors import Conflict
 from glasspane.inventory.db import Database
 from glasspane.settings import Settings
@@ -58,7 +59,7 @@ class Target:
     kind: str                        # "vm": the audit's and the task's object type
     name: str                        # "local/web-1": their object name
     label: str                       # "VM web-1 on host local": what messages call it
-    state: str | None = None         # its state now (a VM's power state)
+    state: str | None = None         # its state now (a VM's power state, a container's)
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,8 @@ class Operation(Generic[C, R]):
     handler: Handler[C, R]
     role: Role = Role.OPERATOR
     resolve: Resolver | None = None
-    states: frozenset[PowerState] | None = None  # None: any state
+    # The target's states it starts from, of one enum (PowerState, ContainerState); None: any.
+    states: frozenset[StrEnum] | None = None
     task: bool = False
     pinned: bool = False          # its task runs on the instance that accepted it
     object_type: str = "vm"
@@ -127,7 +129,8 @@ class Operation(Generic[C, R]):
         """Conflict (a 409) unless the target is in a state this operation starts from."""
         if self.states is None or target.state in self.states:
             return
-        needed = [str(s) for s in PowerState if s in self.states]
+        kind = type(next(iter(self.states)))  # named in the enum's order, not the set's
+        needed = [str(s) for s in kind if s in self.states]
         words = needed[0] if len(needed) == 1 else \
             ", ".join(needed[:-1]) + " or " + needed[-1]
         raise Conflict(f"{target.label} is {target.state}: {self.verb} needs it {words}",

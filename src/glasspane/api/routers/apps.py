@@ -1,31 +1,33 @@
 """Apps: groups of containers described by one compose-style file.  The listing comes from
 the inventory (each container remembers its app); deploying sends the app spec's directory
-(its image archives included) to the image store and runs as a task, as removing does."""
+(its image archives included) to the image store and runs as a task, as removing does:
+both are routes made from the operations catalogue (`glasspane.operations.apps`)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import Field
 from sqlalchemy import select
 
 from glasspane.api.deps import (
     CurrentUser,
     Services,
-    audited,
     off_loop,
-    operator,
     services,
     viewer,
 )
+from glasspane.api.operations import add_routes
 from glasspane.api.results import AppCheck, AppView
-from glasspane.api.routers.common import SpecContext, find_vm, submit
+from glasspane.api.routers.common import SpecContext
 from glasspane.api.routers.images import store_of
-from glasspane.api.schemas import AUTHENTICATED, TaskRef, errors
+from glasspane.api.schemas import AUTHENTICATED, errors
 from glasspane.inventory.models import Container, Host, Vm
 from glasspane.inventory.parsing import in_parser_thread
+from glasspane.operations import apps as _app_operations  # noqa: F401 - fills the catalogue
+from glasspane.operations.catalogue import CATALOGUE
 
 router = APIRouter(tags=["apps"], responses=AUTHENTICATED)
 
@@ -58,37 +60,7 @@ async def list_apps(user: CurrentUser = Depends(viewer), found: Services = Depen
     return await off_loop(found, user, read)
 
 
-def _running_vm(found: Services, host: str, vm: str) -> None:
-    with found.database.session() as session:
-        state = find_vm(session, host, vm).power_state
-    if state != "running":
-        raise HTTPException(409, f"VM {vm} on host {host} is {state}: start it first")
-
-
-@router.post("/vms/{host}/{vm}/apps", status_code=202, response_model=TaskRef,
-             responses=errors(404, 408, 409, 413),
-             dependencies=[audited("app.deploy", "vm", "{host}/{vm}")])
-def deploy_app(host: str, vm: str, body: AppContext, request: Request,
-               user: CurrentUser = Depends(operator),
-               found: Services = Depends(services)) -> dict[str, Any]:
-    """Deploy or update the app in the context's spec (a task: unchanged services keep
-    running, changed ones are recreated, ones gone from the spec are removed)."""
-    store_of(found).path(body.context)
-    _running_vm(found, host, vm)
-    return submit(request, found, user, "app.deploy", "vm", f"{host}/{vm}",
-                  {"host": host, "vm": vm, **body.model_dump()}, pinned=True)
-
-
-@router.delete("/vms/{host}/{vm}/apps/{name}", status_code=202, response_model=TaskRef,
-               responses=errors(404, 409),
-               dependencies=[audited("app.remove", "vm", "{host}/{vm}")])
-def remove_app(host: str, vm: str, name: str, request: Request,
-               user: CurrentUser = Depends(operator),
-               found: Services = Depends(services)) -> dict[str, Any]:
-    """Remove every container of the app (a task)."""
-    _running_vm(found, host, vm)
-    return submit(request, found, user, "app.remove", "vm", f"{host}/{vm}",
-                  {"host": host, "vm": vm, "name": name})
+add_routes(router, [op for op in CATALOGUE.values() if op.name.startswith("app.")])
 
 
 @router.post("/apps/validate", response_model=AppCheck,

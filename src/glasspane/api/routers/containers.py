@@ -1,14 +1,15 @@
-"""Containers inside VMs: listing from the inventory, actions and new containers as tasks,
-and the reads that go to the engine itself (logs, details, processes, resource use)."""
+"""Containers inside VMs: listing from the inventory (with the operations the caller may run
+on each now), and the reads that go to the engine itself (logs, details, processes, resource
+use).  Running a container and each action on one are routes made from the operations
+catalogue (`glasspane.operations.containers`)."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -22,6 +23,7 @@ from glasspane.api.deps import (
     services,
     viewer,
 )
+from glasspane.api.operations import add_routes
 from glasspane.api.results import (
     ContainerInspection,
     ContainerProcesses,
@@ -29,29 +31,18 @@ from glasspane.api.results import (
     ContainerView,
     EngineView,
 )
-from glasspane.api.routers.common import (
-    Limit,
-    Offset,
-    find_vm,
-    host_id_of,
-    page_of,
-    submit,
-    total_of,
-)
-from glasspane.api.schemas import AUTHENTICATED, REACHES_HOST, Page, TaskRef, errors
+from glasspane.api.routers.common import Limit, Offset, host_id_of, page_of, total_of
+from glasspane.api.schemas import AUTHENTICATED, REACHES_HOST, Page
 from glasspane.containers import service as containers
-from glasspane.containers.deploy import RunRequest
+from glasspane.enums import ContainerAction
 from glasspane.errors import NotFound
-from glasspane.inventory.handlers import CONTAINER_ACTIONS
 from glasspane.inventory.models import Container, Host, Vm
+from glasspane.operations.catalogue import CATALOGUE
+from glasspane.operations.containers import container_actions
 
 router = APIRouter(tags=["containers"], responses=AUTHENTICATED)
 MAX_LOG_BYTES = 1 << 20
 
-# The states each action may start from ("remove" from any).
-CONTAINER_ALLOWED = {"start": ("exited", "created", "stopped"), "stop": ("running", "paused"),
-                     "restart": ("running", "exited", "created", "stopped"),
-                     "pause": ("running",), "unpause": ("paused",)}
 
 
 # What a listing reads of each container: its view's columns, not the ORM object.
@@ -59,23 +50,12 @@ CONTAINER_COLUMNS = (Container.name, Container.engine_id, Container.image, Conta
                      Container.status, Container.ports, Container.app, Container.created)
 
 
-def container_view(c: Any, host_name: str, vm_name: str) -> dict[str, Any]:
-    """A container's view from `c`: its inventory row, or a row of `CONTAINER_COLUMNS`."""
+def container_view(c: Any, host_name: str, vm_name: str, role: str) -> dict[str, Any]:
+    """A container's view from `c` (its inventory row, or a row of `CONTAINER_COLUMNS`), with
+    the actions a caller of `role` may run on it now."""
     return {"host": host_name, "vm": vm_name, "name": c.name, "id": c.engine_id,
             "image": c.image, "state": c.state, "status": c.status, "ports": c.ports,
-            "app": c.app, "created": c.created}
-
-
-class NewContainer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    image: str = Field(min_length=1, max_length=512)
-    name: str | None = Field(default=None, max_length=128)
-    command: list[str] | None = Field(default=None, max_length=256)
-    ports: list[str] = Field(default_factory=list, max_length=64)
-    env: list[str] = Field(default_factory=list, max_length=256)
-    volumes: list[str] = Field(default_factory=list, max_length=64)
-    restart: str | None = Field(default=None, max_length=32)
-    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
+            "app": c.app, "created": c.created, "actions": container_actions(role, c.state)}
 
 
 @router.get("/containers", response_model=Page[ContainerView])
@@ -108,55 +88,21 @@ async def list_containers(user: CurrentUser = Depends(viewer), found: Services =
                 .order_by(Container.sort_key)).all()
             total = total_of(found, session, ids, ("containers", host, vm, state, q), offset,
                              limit, len(rows))
-            return page(limit, offset, total, [container_view(r, r.host_name, r.vm_name)
-                                                  for r in rows])
+            return page(limit, offset, total, [container_view(r, r.host_name, r.vm_name,
+                                                              user.role) for r in rows])
     return await off_loop(found, user, read)
 
 
-def _find_container(found: Services, host: str, vm: str, name: str) -> Container:
-    with found.database.session() as session:
-        vm_row = find_vm(session, host, vm)
-        container = session.scalar(select(Container).where(Container.vm_id == vm_row.id,
-                                                            Container.name == name))
-        if container is None:
-            raise NotFound(f"no container {name!r} in VM {vm} on host {host}")
-        return container
+add_routes(router, [op for op in CATALOGUE.values() if op.name.startswith("container.")])
 
 
-@router.post("/containers/{host}/{vm}/{name}/actions/{action}", status_code=202,
-             response_model=TaskRef, responses=errors(404, 409),
+@router.post("/containers/{host}/{vm}/{name}/actions/{action}", include_in_schema=False,
              dependencies=[audited("container.{action}", "container", "{host}/{vm}/{name}")])
-def container_action(host: str, vm: str, name: str, action: str, request: Request,
-                     user: CurrentUser = Depends(operator),
-                     found: Services = Depends(services)) -> dict[str, Any]:
-    if action not in CONTAINER_ACTIONS:
-        raise NotFound(f"no container action {action!r} "
-                       f"(one of {', '.join(CONTAINER_ACTIONS)})")
-    container = _find_container(found, host, vm, name)
-    if action != "remove" and container.state not in CONTAINER_ALLOWED[action]:
-        raise HTTPException(409, f"container {name} in VM {vm} is {container.state}: "
-                                 f"cannot {action} it")
-    return submit(request, found, user, "container.action", "container",
-                  f"{host}/{vm}/{name}", {"host": host, "vm": vm, "name": name,
-                                          "action": action, "force": True},
-                  action=f"container.{action}")
-
-
-@router.post("/containers/{host}/{vm}", status_code=202, response_model=TaskRef,
-             responses=errors(404, 408, 409, 413),
-             dependencies=[audited("container.run", "container", "{host}/{vm}")])
-def run_container(host: str, vm: str, body: NewContainer, request: Request,
-                  user: CurrentUser = Depends(operator),
-                  found: Services = Depends(services)) -> dict[str, Any]:
-    RunRequest(body.image, body.name, body.command, body.ports, body.env, body.volumes,
-               body.restart, body.labels).validate()  # a 400 now, not a failed task later
-    with found.database.session() as session:
-        state = find_vm(session, host, vm).power_state
-    if state != "running":
-        raise HTTPException(409, f"VM {vm} on host {host} is {state}: start it first")
-    return submit(request, found, user, "container.run", "container",
-                  f"{host}/{vm}/{body.name or body.image}",
-                  {"host": host, "vm": vm, **body.model_dump()})
+def unknown_container_action(host: str, vm: str, name: str, action: str,
+                             _: CurrentUser = Depends(operator)) -> None:
+    """Any other action: a 404 naming the ones there are (after the routes of those)."""
+    del host, vm, name
+    raise NotFound(f"no container action {action!r} (one of {', '.join(ContainerAction)})")
 
 
 # The route makes its own text answer; a response class with no media type keeps the error

@@ -26,6 +26,7 @@ from glasspane.api.deps import (
     viewer,
 )
 from glasspane.api.operations import add_routes
+from glasspane.api.results import ContainerView
 from glasspane.api.routers.common import (
     Limit,
     Offset,
@@ -62,7 +63,7 @@ class VmView(BaseModel):
 
 
 class VmDetail(VmView):
-    containers: list[dict[str, Any]]
+    containers: list[ContainerView]
 
 
 class VmFacts(BaseModel):
@@ -138,7 +139,7 @@ def get_vm(host: str, name: str, user: CurrentUser = Depends(viewer),
     with found.database.session() as session:
         vm = find_vm(session, host, name)
         view = vm_view(vm, host, user.role)
-        view["containers"] = [container_view(c, host, name) for c in session.scalars(
+        view["containers"] = [container_view(c, host, name, user.role) for c in session.scalars(
             select(Container).where(Container.vm_id == vm.id).order_by(Container.name))]
         return view
 
@@ -165,7 +166,7 @@ async def vm_console(host: str, name: str, _: CurrentUser = Depends(viewer),
                                                      host, lines))
 
 
-add_routes(router, [op for op in CATALOGUE.values() if op.object_type == "vm"])
+add_routes(router, [op for op in CATALOGUE.values() if op.name.startswith("vm.")])
 
 
 @router.post("/vms/{host}/{name}/actions/{action}", include_in_schema=False,

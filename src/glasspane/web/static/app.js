@@ -272,16 +272,17 @@ async function showContainer(host, vm, name) {
   if (!c) { details(`Container ${name}`, [["state", "gone"]]); return; }
   const path = `/containers/${[host, vm, name].map(encodeURIComponent).join("/")}`;
   const act = (action) => () => api(`${path}/actions/${action}`, { method: "POST" });
-  const allowed = { start: ["exited", "created", "stopped"], stop: ["running", "paused"],
-                    restart: ["running", "exited", "created", "stopped"], pause: ["running"],
-                    unpause: ["paused"] };
-  const buttons = Object.keys(allowed).map((action) => {
-    const button = actionButton(action[0].toUpperCase() + action.slice(1), "operator", act(action));
-    if (!allowed[action].includes(c.state)) button.disabled = true;
+  // The server says which operations this caller may run on the container now.
+  const allowedNow = (button, operation) => {
+    if (!(c.actions || []).includes(operation)) button.disabled = true;
     return button;
-  });
-  buttons.push(actionButton("Remove", "operator", act("remove"),
-                            `Remove container ${name} from VM ${vm}?`, true));
+  };
+  const buttons = ["start", "stop", "restart", "pause", "unpause"].map((action) =>
+    allowedNow(actionButton(action[0].toUpperCase() + action.slice(1), "operator", act(action)),
+               `container.${action}`));
+  buttons.push(allowedNow(actionButton("Remove", "operator", act("remove"),
+                                       `Remove container ${name} from VM ${vm}?`, true),
+                          "container.remove"));
   const logs = el("pre", { id: "logs" }, "…");
   const refresh = el("button", { onclick: () => loadLogs() }, "Refresh logs");
   const loadLogs = () => api(`${path}/logs?tail=200`)
