@@ -121,3 +121,11 @@ def test_a_streaming_program_never_outlives_its_block() -> None:
 def test_a_shell_string_is_refused() -> None:
     with pytest.raises(TypeError, match="argument lists"):
         run("echo hi", "echoing", timeout=10)  # type: ignore[arg-type]
+
+
+def test_the_log_names_the_program_never_its_arguments(caplog: pytest.LogCaptureFixture) -> None:
+    """A user's command line (vm exec) may hold a secret: INFO logs carry the program only."""
+    import logging
+    with caplog.at_level(logging.INFO, logger="glasspane.process"):
+        run(["echo", "hunter2-secret"], "echoing", timeout=30)
+    assert "echo" in caplog.text and "hunter2-secret" not in caplog.text

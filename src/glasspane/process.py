@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
 import shutil
 import subprocess
 import threading
@@ -240,7 +239,9 @@ def _argv(args: Sequence[str]) -> list[str]:
     if isinstance(args, str):  # a shell string: every word of it would be one argument
         raise TypeError("programs are run from argument lists, never from strings")
     argv = [str(a) for a in args]
-    log.info("running %s", shlex.join(argv))
+    # The program and the number of its arguments only: arguments may carry what a user sent
+    # (a `vm exec` command line, a password on an ssh-add prompt), and logs are kept.
+    log.info("running %s with %d arguments", _short(argv[0]), len(argv) - 1)
     return argv
 
 

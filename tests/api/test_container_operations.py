@@ -129,7 +129,7 @@ def test_the_openapi_document_describes_every_container_operations_answer(
         described = spec["paths"][API + op.path][op.method.lower()]
         status = "202" if op.task else "200"
         schema = described["responses"][status]["content"]["application/json"]["schema"]
-        assert "$ref" in schema and "TaskView" in schema["$ref"], (op.name, schema)
+        assert "$ref" in schema and "TaskRef" in schema["$ref"], (op.name, schema)
         assert described["operationId"] == op.name
     view = spec["components"]["schemas"]["ContainerView"]["properties"]
     assert view["actions"]["type"] == "array"
