@@ -9,7 +9,7 @@ import click
 
 from glasspane.cli.operations import host_option, json_option, local_only, operations
 from glasspane.cli.table import echo_each, echo_fields, emit_json
-from glasspane.enums import VmAction
+from glasspane.enums import VmAction, VmDefaults
 from glasspane.errors import UsageError
 from glasspane.operations.vms import CreatedVm, PowerResult
 from glasspane.vms.service import MAX_PARALLEL_CREATES, check_name, parse_labels
@@ -28,8 +28,9 @@ def _read(path: str | None) -> str | None:
 @click.argument("name")
 @click.option("--template", required=True, help="Template to clone.")
 @host_option
-@click.option("--cpus", type=click.IntRange(1, 64), default=2, show_default=True)
-@click.option("--memory", "memory_mib", type=click.IntRange(128, 1 << 20), default=512,
+@click.option("--cpus", type=click.IntRange(1, 64), default=VmDefaults.CPUS, show_default=True)
+@click.option("--memory", "memory_mib", type=click.IntRange(128, 1 << 20),
+              default=VmDefaults.MEMORY_MIB,
               show_default=True, help="MiB.")
 @click.option("--disk", "disk_gib", type=click.IntRange(1, 65536),
               help="Disk size in GiB (default: the template's).")
