@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from glasspane.inventory.sync import sync_hosts
 from glasspane.settings import Settings
 from tests.api.conftest import login
-from tests.api.test_ansible_security import pool, xapi  # noqa: F401 - fixtures
+from tests.api.test_ansible_security import password_file, pool, xapi  # noqa: F401 - fixtures
 from tests.xapi.server import Running
 
 API = "/api/v1"
