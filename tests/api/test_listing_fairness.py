@@ -19,6 +19,7 @@ from glasspane.api.deps import READ_THREADS
 from glasspane.inventory.db import Database
 from tests.api.conftest import login, serve
 from tests.api.test_listing_loop import add_inventory
+from tests.waiting import wait_for
 
 API = "/api/v1"
 WAIT = 30  # seconds before a state that should come is taken as never coming
@@ -51,13 +52,6 @@ class HeldReads:
             self.released.wait(WAIT)
 
 
-def until(condition: Any, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
-
-
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_viewers_flood_of_listings_leaves_threads_for_others(
@@ -78,9 +72,9 @@ def test_a_viewers_flood_of_listings_leaves_threads_for_others(
                     thread.start()
                 # Every one of vera's listings has come in: in a thread, held, or waiting
                 # for one (for the listing threads, or for vera's share of them).
-                until(lambda: reads.held + found.reads.statistics().tasks_waiting
-                      + getattr(found, "listings_waiting", lambda _: 0)("vera") == FLOOD,
-                      "vera's listings never all reached the server")
+                wait_for(lambda: reads.held + found.reads.statistics().tasks_waiting
+                         + getattr(found, "listings_waiting", lambda _: 0)("vera") == FLOOD,
+                         "all of vera's listings to reach the server", WAIT)
                 assert reads.held <= READ_THREADS // 2, "one user holds every listing thread"
                 # Ada's listing is read and answered while vera's are all still held.
                 started = time.monotonic()
