@@ -8,54 +8,22 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event
 
 from glasspane.api.deps import READ_THREADS
 from glasspane.inventory.db import Database
 from tests.api.conftest import login, serve
-from tests.api.test_listing_loop import add_inventory
+from tests.api.test_listing_loop import HeldReads, add_inventory
+from tests.waiting import wait_for
 
 API = "/api/v1"
 WAIT = 30  # seconds before a state that should come is taken as never coming
 FLOOD = READ_THREADS + 2
 
 
-class HeldReads:
-    """Holds every statement on the VMs table, from the moment it is armed, until released;
-    counts how many are held."""
-
-    def __init__(self, database: Database) -> None:
-        self.engine = database.engine
-        self.armed = False
-        self.held = 0
-        self.lock = threading.Lock()
-        self.released = threading.Event()
-
-    def __enter__(self) -> HeldReads:
-        event.listen(self.engine, "before_cursor_execute", self._hold)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.released.set()
-        event.remove(self.engine, "before_cursor_execute", self._hold)
-
-    def _hold(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if self.armed and "FROM vms" in statement and not self.released.is_set():
-            with self.lock:
-                self.held += 1
-            self.released.wait(WAIT)
-
-
-def until(condition: Any, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
 
 
 @pytest.mark.timeout(120)
@@ -69,7 +37,7 @@ def test_a_viewers_flood_of_listings_leaves_threads_for_others(
     try:
         with httpx.Client(base_url=server.url, timeout=WAIT * 2) as client:
             vera, ada = login(client, "vera"), login(client, "ada")
-            with HeldReads(database) as reads:
+            with HeldReads(database, marker="FROM vms") as reads:
                 reads.armed = True
                 flood = [threading.Thread(target=lambda i=i: answers.append(httpx.get(
                     f"{server.url}{API}/vms", params={"offset": i}, headers=vera,
@@ -78,9 +46,9 @@ def test_a_viewers_flood_of_listings_leaves_threads_for_others(
                     thread.start()
                 # Every one of vera's listings has come in: in a thread, held, or waiting
                 # for one (for the listing threads, or for vera's share of them).
-                until(lambda: reads.held + found.reads.statistics().tasks_waiting
-                      + getattr(found, "listings_waiting", lambda _: 0)("vera") == FLOOD,
-                      "vera's listings never all reached the server")
+                wait_for(lambda: reads.held + found.reads.statistics().tasks_waiting
+                         + getattr(found, "listings_waiting", lambda _: 0)("vera") == FLOOD,
+                         "all of vera's listings to reach the server", WAIT)
                 assert reads.held <= READ_THREADS // 2, "one user holds every listing thread"
                 # Ada's listing is read and answered while vera's are all still held.
                 started = time.monotonic()

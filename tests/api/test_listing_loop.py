@@ -34,17 +34,22 @@ def add_inventory(database: Database) -> None:
                               state="running"))
 
 
-class HeldRead:
-    """Holds the first database statement on the VMs table, from the moment it is armed,
-    until released: a listing caught in its database read."""
+class HeldReads:
+    """Holds the statements on the VMs table (those containing `marker`: the first `limit` of
+    them, or every one), from the moment it is armed, until released; counts them, and sets
+    `holding` at the first: listings caught in their database reads."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, marker: str = " vms", limit: int | None = None
+                 ) -> None:
         self.engine = database.engine
+        self.marker, self.limit = marker, limit
         self.armed = False
+        self.held = 0
+        self.lock = threading.Lock()
         self.holding = threading.Event()
         self.released = threading.Event()
 
-    def __enter__(self) -> HeldRead:
+    def __enter__(self) -> HeldReads:
         event.listen(self.engine, "before_cursor_execute", self._hold)
         return self
 
@@ -53,9 +58,14 @@ class HeldRead:
         event.remove(self.engine, "before_cursor_execute", self._hold)
 
     def _hold(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if self.armed and " vms" in statement and not self.holding.is_set():
-            self.holding.set()
-            self.released.wait(WAIT)
+        if not self.armed or self.marker not in statement or self.released.is_set():
+            return
+        with self.lock:
+            if self.limit is not None and self.held >= self.limit:
+                return
+            self.held += 1
+        self.holding.set()
+        self.released.wait(WAIT)
 
 
 @pytest.mark.timeout(120)
@@ -68,7 +78,7 @@ def test_events_flow_while_a_listing_is_held_in_its_database_read(
         headers = login(httpx.Client(base_url=server.url), "vera")
         with database.session() as session:
             before = latest_event_id(session)
-        with HeldRead(database) as held:
+        with HeldReads(database, limit=1) as held:
             held.armed = True
             listing = threading.Thread(target=lambda: answers.append(httpx.get(
                 f"{server.url}{API}/vms?limit=1000", headers=headers, timeout=WAIT)))

@@ -72,6 +72,7 @@ def perform(op: Operation[Any, Any], request: Request, user: CurrentUser, found:
     try:
         command = op.parse({**params, **(body.model_dump() if body is not None else {})})
     except ValidationError as exc:
+        # No cause: pydantic's errors carry the refused values.
         raise RequestValidationError(exc.errors(include_url=False)) from None
     object_name = target.name if target is not None else op.object_name_of(command)
     audit_as(request, op.name, op.object_type, object_name,

@@ -102,7 +102,7 @@ def _check(record: HostRecord) -> None:
     except UsageError as exc:
         raise UsageError(f"{HOSTS_FILE} in the configuration directory cannot be imported "
                          f"into the database: {exc.message}",
-                         hint="fix or remove that entry") from None
+                         hint="fix or remove that entry") from exc
 
 
 def _read(path: Path, key: str | None) -> Any:
@@ -112,6 +112,7 @@ def _read(path: Path, key: str | None) -> Any:
         if not isinstance(found, list if key else dict):
             raise ValueError("unexpected structure")
     except (OSError, ValueError, KeyError, TypeError) as exc:
+        # No cause: hosts.json holds passwords, which a parse error may quote.
         raise UsageError(f"{path.name} in the configuration directory cannot be imported "
                          f"into the database: {type(exc).__name__}",
                          hint="fix it, or move it aside (its hosts are then not "

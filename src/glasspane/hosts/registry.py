@@ -107,6 +107,7 @@ class HostRegistry:
             try:
                 session.flush()
             except IntegrityError:  # registered meanwhile, by another instance perhaps
+                # No cause: it quotes the row, encrypted password and certificate included.
                 raise UsageError(f"a host named {record.name!r} is already registered"
                                  ) from None
 
@@ -182,4 +183,4 @@ def _check_pem(record: HostRecord) -> None:
         reason = getattr(exc, "reason", None) or "no certificate found"
         raise UsageError(f"host {record.name}: the pinned certificate is not a usable PEM "
                          f"certificate: {reason}",
-                         hint="the pool master's /etc/xensource/xapi-ssl.pem") from None
+                         hint="the pool master's /etc/xensource/xapi-ssl.pem") from exc

@@ -41,7 +41,7 @@ class SecretBox:
         except OSError as exc:
             raise Unavailable(f"the host secrets' key file {_WHERE} cannot be read: "
                               f"{exc.strerror}", hint="it must be the server's own, 0600"
-                              ) from None
+                              ) from exc
         try:
             return MultiFernet([Fernet(line.encode()) for line in lines]) if lines else None
         except ValueError:
@@ -67,9 +67,9 @@ class SecretBox:
                               hint=_SHARE)
         try:
             return keys.decrypt(token.encode()).decode()
-        except InvalidToken:
+        except InvalidToken as exc:
             raise Unavailable(f"the hosts' passwords were stored with another key than "
-                              f"{_WHERE}", hint=_SHARE) from None
+                              f"{_WHERE}", hint=_SHARE) from exc
 
     def rotate(self, token: str) -> str:
         """`token` encrypted again with the key file's first key."""
@@ -78,9 +78,9 @@ class SecretBox:
             raise Unavailable(f"{_WHERE} is missing", hint=_SHARE)
         try:
             return keys.rotate(token.encode()).decode()
-        except InvalidToken:
+        except InvalidToken as exc:
             raise Unavailable(f"a host password was stored with a key {_WHERE} does not "
-                              "hold", hint=_SHARE) from None
+                              "hold", hint=_SHARE) from exc
 
     def _create(self) -> bytes:
         """A new key, written 0600 whole before it has the file's name (made beside it and

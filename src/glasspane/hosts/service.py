@@ -66,10 +66,10 @@ def add_host(settings: Settings, name: str, uri: str, driver: str = "libvirt",
     database.  Everything is checked before the one write, so a refusal leaves nothing."""
     try:
         pem = Path(ca_file).read_text() if ca_file else ""
-    except (OSError, ValueError):
+    except (OSError, ValueError) as exc:
         raise UsageError(f"host {name}: the certificate to pin cannot be read",
                          hint="a PEM file, e.g. the pool master's "
-                              "/etc/xensource/xapi-ssl.pem") from None
+                              "/etc/xensource/xapi-ssl.pem") from exc
     record = HostRecord(name, uri, driver, user, verify_tls, pem)
     registry = HostRegistry(settings)
     registry.check_new(record)

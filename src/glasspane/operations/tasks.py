@@ -37,6 +37,7 @@ def run(op: Operation[Any, Any], context: TaskContext) -> dict[str, Any]:
     try:
         command = op.parse(context.params)
     except ValidationError as exc:
+        # No cause: pydantic's errors carry the refused values (extra_vars...).
         raise UsageError(f"task {context.task_id} ({op.name}): its stored payload is not a "
                          f"valid {op.command.__name__}: {problems(exc)}",
                          hint="submit the operation again") from None
