@@ -6,8 +6,10 @@ libvirt VM's definition for its next boot."""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import libvirt
@@ -200,6 +202,49 @@ def test_vm_set_changes_the_definition_through_the_api_and_the_cli(
     assert nothing.code == 2 and "give --cpus, --memory or both" in nothing.err
     missing = run_cli(capsys, "vm", "set", f"{name}-gone", "--cpus", "1")
     assert missing.code == 6 and f"no VM named '{name}-gone'" in missing.err
+
+
+@pytest.fixture
+def domain_with_a_disk(tmp_path: Path) -> Iterator[libvirt.virDomain]:
+    """A defined, halted domain with a qcow2 disk: enough for internal snapshots."""
+    disk = tmp_path / "disk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)
+    conn = libvirt.open(URI)
+    dom = conn.defineXML(f"""<domain type='qemu'>
+  <name>gp-snap-{uuid.uuid4().hex[:8]}</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
+    <source file='{disk}'/><target dev='vda' bus='virtio'/></disk></devices>
+</domain>""")
+    yield dom
+    for name in dom.snapshotListNames():
+        dom.snapshotLookupByName(name).delete()
+    dom.undefine()
+    conn.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_snapshot_the_vm_lacks_is_refused_before_any_task(
+        client: TestClient, database: Database,
+        domain_with_a_disk: libvirt.virDomain) -> None:
+    """The host is asked at request time: a made-up snapshot is a 404 naming the ones there
+    are, not a queued task that would only fail later."""
+    name = domain_with_a_disk.name()
+    add_vm(database, name, "halted")
+    otto = login(client, "otto")
+    base = f"{API}/vms/local/{name}/snapshots"
+    none_yet = client.post(f"{base}/never-taken/revert", headers=otto)
+    assert none_yet.status_code == 404, none_yet.text
+    assert none_yet.json()["detail"] == \
+        f"VM {name} on host local has no snapshot named 'never-taken' (it has none: take " \
+        "one with `glasspane vm snapshot`)"
+    domain_with_a_disk.snapshotCreateXML("<domainsnapshot><name>s1</name></domainsnapshot>")
+    made_up = client.post(f"{base}/s2/revert", headers=otto)
+    assert made_up.status_code == 404
+    assert made_up.json()["detail"].endswith("named 's2' (its snapshots: s1)")
+    with database.session() as session:
+        assert session.scalars(select(Task)).all() == []
+    assert ("otto", "vm.revert", f"local/{name}", 404) in audited(database)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -178,6 +178,20 @@ class SnapshotResult(Result):
     snapshot: str
 
 
+class Revert(VmRef):
+    snapshot: str = Field(min_length=1, max_length=255)
+
+
+def admit_revert(admission: Admission, command: Revert) -> None:
+    """A 404 now for a snapshot the VM does not have, naming the ones it has."""
+    names = vms.snapshot_names(admission.settings, command.name, command.host)
+    if command.snapshot not in names:
+        raise NotFound(f"VM {command.name} on host {command.host} has no snapshot named "
+                       f"{command.snapshot!r}",
+                       hint=f"its snapshots: {', '.join(names[:20])}" if names else
+                       "it has none: take one with `glasspane vm snapshot`")
+
+
 @operation("vm.snapshot", "POST", f"{VM_PATH}/snapshots", Snapshot, SnapshotResult,
            resolve=find_vm, task=True, target_name=VM_TARGET)
 def snapshot(context: Context, command: Snapshot) -> SnapshotResult:
@@ -186,12 +200,9 @@ def snapshot(context: Context, command: Snapshot) -> SnapshotResult:
     return SnapshotResult(snapshot=command.snapshot)
 
 
-class Revert(VmRef):
-    snapshot: str = Field(min_length=1, max_length=255)
-
-
 @operation("vm.revert", "POST", f"{VM_PATH}/snapshots/{{snapshot}}/revert", Revert,
-           SnapshotResult, resolve=find_vm, task=True, target_name=VM_TARGET)
+           SnapshotResult, resolve=find_vm, task=True, target_name=VM_TARGET,
+           admit=admit_revert)
 def revert(context: Context, command: Revert) -> SnapshotResult:
     """Back to the snapshot (a task: the VM's disks, and memory where the snapshot has it)."""
     with refreshed(context, command.host):

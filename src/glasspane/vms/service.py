@@ -318,6 +318,11 @@ def snapshot_vm(settings: Settings, name: str, snapshot: str, host: str = "local
         require(driver, Capability.SNAPSHOTS, "a snapshot").snapshot_vm(name, snapshot)
 
 
+def snapshot_names(settings: Settings, name: str, host: str = "local") -> list[str]:
+    with host_driver(settings, host) as driver:
+        return require(driver, Capability.SNAPSHOTS, "listing snapshots").list_snapshots(name)
+
+
 def revert_vm(settings: Settings, name: str, snapshot: str, host: str = "local") -> None:
     from glasspane.containers.sessions import forget_vm
     with host_driver(settings, host) as driver:
