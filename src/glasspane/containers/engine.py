@@ -20,7 +20,11 @@ from glasspane.containers.transport import RelayBackend
 from glasspane.errors import EngineError, GuestUnreachable, NotFound
 from glasspane.guests.ssh import SshConnection
 
-DEFAULT_TIMEOUT = 30.0
+DEFAULT_TIMEOUT = 30.0  # a question: an engine silent this long is hung
+# A change (create, start, stop, remove) is work in the guest: a container's start sets up
+# its namespaces, network and conmon, which under TCG on a busy host took past 30 s (the
+# demo's deploy failed so).  It gets the longer deadline; still a deadline, for a hung one.
+CHANGE_TIMEOUT = 300.0
 # The API version spoken: Docker 20.10 and Podman 4's compatible service both answer it.
 API_VERSION = "1.41"
 KEEPALIVE_EXPIRY = 120.0
@@ -131,7 +135,7 @@ class Engine:
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                 body: Any = None, content: bytes | Iterator[bytes] | None = None,
-                headers: dict[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT,
+                headers: dict[str, str] | None = None, timeout: float | None = None,
                 versioned: bool = True) -> tuple[int, bytes]:
         """Send one request; the status (below 400) and the whole body."""
         with self.stream(method, path, params=params, body=body, content=content,
@@ -146,11 +150,13 @@ class Engine:
     @contextmanager
     def stream(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                body: Any = None, content: bytes | Iterator[bytes] | None = None,
-               headers: dict[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT,
+               headers: dict[str, str] | None = None, timeout: float | None = None,
                versioned: bool = True) -> Iterator[tuple[int, Iterator[bytes]]]:
         """Send one request; yields the status and the body as it arrives (logs --follow,
         image loads), raising the project's errors both before and while streaming."""
         what = f"{method} {path}"
+        if timeout is None:
+            timeout = DEFAULT_TIMEOUT if method in ("GET", "HEAD") else CHANGE_TIMEOUT
         sent_headers: dict[bytes | str, bytes | str] = {"Host": "engine"}
         sent_headers.update(headers or {})
         if body is not None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from glasspane.containers import sessions
-from glasspane.containers.engine import DEFAULT_TIMEOUT, Engine, EngineInfo, quoted
+from glasspane.containers.engine import CHANGE_TIMEOUT, DEFAULT_TIMEOUT, Engine, EngineInfo, quoted
 from glasspane.containers.logs import demultiplex, raw
 from glasspane.errors import Conflict, GuestUnreachable
 from glasspane.guests.access import guest_target, running_targets
@@ -171,7 +171,7 @@ def act(settings: Settings, host: str, vm: str, container: str, action: str,
     params = {"t": str(int(timeout))} if action in ("stop", "restart") else None
     with engine_of(settings, host, vm) as engine:
         engine.request("POST", f"/containers/{quoted(container)}/{action}", params=params,
-                       timeout=DEFAULT_TIMEOUT + timeout)
+                       timeout=CHANGE_TIMEOUT + timeout)
         state = engine.json("GET", f"/containers/{quoted(container)}/json")["State"]
         return str(state.get("Status", "?"))
 
