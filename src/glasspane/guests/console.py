@@ -24,6 +24,9 @@ from glasspane.errors import HostError
 # wait's usual timeout.  Too short would kill a slow guest that was booting; too long only
 # delays the error, which a timeout also gives with the console's lines.
 SILENCE_LIMIT = 180.0
+# A guest whose console grew this recently is still booting: a wait's timeout does not end
+# it (a TCG boot on a host busy with other guests took past 300 s, printing all along).
+PROGRESS_WINDOW = 60.0
 TAIL_LINES = 12
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -47,6 +50,7 @@ class ConsoleWatch:
         self.limit = SILENCE_LIMIT if limit is None else limit
         self._size = self._read_size()
         self._quiet_since = time.monotonic()
+        self._grew_at: float | None = None
 
     def _read_size(self) -> int | None:
         try:
@@ -62,12 +66,20 @@ class ConsoleWatch:
             raise HostError(f"VM {self.vm} stopped ({state}) while booting; "
                             f"{self.describe()}", host=self.host, hint=self.hint)
         if size != self._size or state != "running" or size is None:
+            if size is not None and self._size is not None and size > self._size:
+                self._grew_at = now
             self._size, self._quiet_since = size, now  # growing, paused, or not readable
             return
         if now - self._quiet_since >= self.limit:
             raise HostError(f"VM {self.vm} is running but its serial console has not grown "
                             f"for {self.limit:.0f} s: it is not booting; {self.describe()}",
                             host=self.host, hint=self.hint)
+
+    def booting(self) -> bool:
+        """Whether the console grew within the last PROGRESS_WINDOW s (as of the last
+        `check`): the guest is making progress, however slowly."""
+        return self._grew_at is not None and \
+            time.monotonic() - self._grew_at < PROGRESS_WINDOW
 
     def tail(self, lines: int = TAIL_LINES) -> list[str] | None:
         """The console's last non-blank lines (cleaned, each cut to 200 characters), None

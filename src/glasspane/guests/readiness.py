@@ -14,23 +14,40 @@ from glasspane.guests.console import ConsoleWatch
 from glasspane.guests.ssh import SshConnection
 
 BOOT_FINISHED = "/var/lib/cloud/instance/boot-finished"
+# How far past its timeout a wait goes on while the console shows the guest booting: a guest
+# that prints is slow, not stuck (the console watch ends a silent one); still a bound.
+SLOW_BOOT_FACTOR = 3
+SLOW_HINT = ("it was still booting, its console growing: the host is slow (busy, or without "
+             "KVM); give it a longer --timeout")
 
 
 def wait_for(what: str, probe: Callable[[], str | None], timeout: float, host: str,
              interval: float = 2.0, watch: ConsoleWatch | None = None) -> str:
     """Poll `probe` until it returns a value; HostError naming `what` after `timeout` s (with
-    the console's last lines), or as soon as `watch` finds the guest not booting."""
-    deadline = time.monotonic() + timeout
+    the console's last lines), or as soon as `watch` finds the guest not booting.  While
+    `watch` sees the console growing, the wait goes on past `timeout`, up to
+    SLOW_BOOT_FACTOR times it: the guest is getting there."""
+    started = time.monotonic()
+    deadline, bound = started + timeout, started + timeout * SLOW_BOOT_FACTOR
+    extended = False
     while True:
         value = probe()
         if value:
             return value
         if watch:
             watch.check()
-        if time.monotonic() >= deadline:
-            raise HostError(f"{what} did not happen within {timeout:.0f} s"
+        now = time.monotonic()
+        if now >= deadline:
+            slow = watch is not None and watch.booting()
+            if slow and now < bound:
+                extended = True
+                time.sleep(interval)
+                continue
+            waited = f" (and {now - deadline:.0f} s more while its console grew)" \
+                if extended else ""
+            raise HostError(f"{what} did not happen within {timeout:.0f} s{waited}"
                             + (f"; {watch.describe()}" if watch else ""), host=host,
-                            hint=watch.hint if watch else None)
+                            hint=SLOW_HINT if slow else watch.hint if watch else None)
         time.sleep(interval)
 
 
