@@ -66,7 +66,7 @@ def count_all(ids: Any) -> Any:
     return select(func.count()).select_from(ids.subquery())
 
 
-def total_of(found: Services, session: Any, count: Any, params: dict[str, Any],
+def total_of(found: Services, connection: Any, count: Any, params: dict[str, Any],
              filters: tuple[Any, ...], offset: int = 0, limit: int = 0,
              shown: int = 0) -> int:
     """How many rows `count` (a `count_all` statement, with `params`) counts, counted once
@@ -81,7 +81,7 @@ def total_of(found: Services, session: Any, count: Any, params: dict[str, Any],
         if shown < limit and (shown or not offset):
             total = offset + shown
         else:
-            total = int(session.execute(count, params).scalar() or 0)
+            total = int(connection.execute(count, params).scalar() or 0)
         totals[filters] = total
     return total
 

@@ -113,9 +113,9 @@ async def list_containers(user: CurrentUser = Depends(viewer), found: Services =
               "limit": limit, "offset": offset}
 
     def read() -> dict[str, Any]:
-        with found.database.session() as session:
-            rows = session.execute(rows_of, params).all()
-            total = total_of(found, session, count, params, ("containers", host, vm, state, q),
+        with found.database.reading() as connection:
+            rows = connection.execute(rows_of, params).all()
+            total = total_of(found, connection, count, params, ("containers", host, vm, state, q),
                              offset, limit, len(rows))
             return page(limit, offset, total, [container_view(r, r.host_name, r.vm_name,
                                                               user.role) for r in rows])

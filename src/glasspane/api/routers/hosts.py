@@ -97,9 +97,9 @@ async def list_hosts(user: CurrentUser = Depends(viewer), found: Services = Depe
     params = {"limit": limit, "offset": offset}
 
     def read() -> dict[str, Any]:
-        with found.database.session() as session:
-            rows = session.execute(HOSTS_PAGE, params).all()
-            total = total_of(found, session, HOSTS_COUNT, params, ("hosts",), offset, limit,
+        with found.database.reading() as connection:
+            rows = connection.execute(HOSTS_PAGE, params).all()
+            total = total_of(found, connection, HOSTS_COUNT, params, ("hosts",), offset, limit,
                              len(rows))
             return page(limit, offset, total, [host_view(r, user, r[-1]) for r in rows])
     return await off_loop(found, user, read)

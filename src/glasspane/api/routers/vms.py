@@ -136,9 +136,9 @@ async def list_vms(user: CurrentUser = Depends(viewer), found: Services = Depend
               "limit": limit, "offset": offset}
 
     def read() -> dict[str, Any]:
-        with found.database.session() as session:
-            rows = session.execute(rows_of, params).all()
-            total = total_of(found, session, count, params, ("vms", host, state, q), offset,
+        with found.database.reading() as connection:
+            rows = connection.execute(rows_of, params).all()
+            total = total_of(found, connection, count, params, ("vms", host, state, q), offset,
                              limit, len(rows))
             return page(limit, offset, total, [vm_view(r, r.host_name, user.role,
                                                        r.container_count) for r in rows])
