@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import PlainTextResponse
+from pydantic import TypeAdapter
 from sqlalchemy import bindparam, select
 from starlette.concurrency import run_in_threadpool
 
@@ -37,6 +38,7 @@ from glasspane.api.routers.common import (
     Offset,
     contains,
     count_all,
+    encoded,
     host_id_of,
     like_pattern,
     page_of,
@@ -51,6 +53,7 @@ from glasspane.operations.catalogue import CATALOGUE
 from glasspane.operations.containers import container_actions
 
 router = APIRouter(tags=["containers"], responses=AUTHENTICATED)
+CONTAINER_PAGE = TypeAdapter(Page[ContainerView])
 MAX_LOG_BYTES = 1 << 20
 
 
@@ -107,18 +110,18 @@ async def list_containers(user: CurrentUser = Depends(viewer), found: Services =
                     vm: str | None = Query(None, max_length=128),
                     state: str | None = Query(None, max_length=16),
                     q: str | None = Query(None, max_length=128, description="name contains"),
-                    limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
+                    limit: int = Limit, offset: int = Offset) -> Response:
     rows_of, count = _listing(bool(host), bool(vm), bool(state), bool(q))
     params = {"host": host, "vm": vm, "state": state, "q": like_pattern(q) if q else None,
               "limit": limit, "offset": offset}
 
-    def read() -> dict[str, Any]:
+    def read() -> Response:
         with found.database.reading() as connection:
             rows = connection.execute(rows_of, params).all()
             total = total_of(found, connection, count, params, ("containers", host, vm, state, q),
                              offset, limit, len(rows))
-            return page(limit, offset, total, [container_view(r, r.host_name, r.vm_name,
-                                                              user.role) for r in rows])
+        return encoded(CONTAINER_PAGE, page(limit, offset, total, [
+            container_view(r, r.host_name, r.vm_name, user.role) for r in rows]))
     return await off_loop(found, user, read)
 
 

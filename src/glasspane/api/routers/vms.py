@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import bindparam, select
 from starlette.concurrency import run_in_threadpool
 
@@ -33,6 +33,7 @@ from glasspane.api.routers.common import (
     contains,
     count_all,
     count_of,
+    encoded,
     find_vm,
     host_id_of,
     like_pattern,
@@ -63,6 +64,9 @@ class VmView(BaseModel):
     updated_at: str
     actions: list[str]          # the operations the caller may run on it now ("vm.start")
     container_count: int | None = None
+
+
+VM_PAGE = TypeAdapter(Page[VmView])
 
 
 class VmDetail(VmView):
@@ -130,18 +134,19 @@ async def list_vms(user: CurrentUser = Depends(viewer), found: Services = Depend
              host: str | None = Query(None, max_length=64),
              state: str | None = Query(None, max_length=16),
              q: str | None = Query(None, max_length=128, description="name contains"),
-             limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
+             limit: int = Limit, offset: int = Offset) -> Response:
     rows_of, count = _listing(bool(host), bool(state), bool(q))
     params = {"host": host, "state": state, "q": like_pattern(q) if q else None,
               "limit": limit, "offset": offset}
 
-    def read() -> dict[str, Any]:
+    def read() -> Response:
         with found.database.reading() as connection:
             rows = connection.execute(rows_of, params).all()
             total = total_of(found, connection, count, params, ("vms", host, state, q), offset,
                              limit, len(rows))
-            return page(limit, offset, total, [vm_view(r, r.host_name, user.role,
-                                                       r.container_count) for r in rows])
+        return encoded(VM_PAGE, page(limit, offset, total, [
+            vm_view(r, r.host_name, user.role, r.container_count) for r in rows]),
+            exclude_unset=True)
     return await off_loop(found, user, read)
 
 
