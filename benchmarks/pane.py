@@ -6,7 +6,8 @@ in SQLite, served by `glasspane serve`'s application in its own process.
   database), then as served: a first run in which each of the 1,200 distinct pages is read
   from the database once, and a second, steady, run;
 - the page's first screen of the tree in Chromium after a reload: target under 1 s;
-- 200 SSE clients, each of which must receive every one of 50 events.
+- 200 SSE clients, each of which must receive every one of 50 events (25 users with 8
+  streams each: one user may keep `streams_per_user` streams open).
 
     .venv/bin/python benchmarks/pane.py [--duration 20] [--workers 2]
 """
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import insert, select
 
+from glasspane.api.limits import ServerLimits
 from glasspane.inventory.db import Database
 from glasspane.inventory.models import Container, Host, Vm, sort_key
 from glasspane.inventory.users import add_user, get_user, issue_token
@@ -44,6 +46,8 @@ HOSTS, VMS_PER_HOST, CONTAINERS_PER_VM = 1000, 20, 5
 STATES = ["running"] * 8 + ["halted", "paused"]
 CONTAINER_STATES = ["running"] * 8 + ["exited", "paused"]
 SSE_CLIENTS, SSE_EVENTS = 200, 50
+# One user may keep ServerLimits.streams_per_user (8) live streams: 200 streams need 25 users.
+SSE_USERS = -(-SSE_CLIENTS // ServerLimits().streams_per_user)
 PASSWORD = "bench-password"
 
 SERVER = """
@@ -161,8 +165,9 @@ def first_screen(url: str) -> float:
     return min(times)
 
 
-async def sse_fanout(url: str, token: str) -> tuple[int, int]:
-    """(clients that received every event, events sent)."""
+async def sse_fanout(url: str, token: str, listeners_tokens: list[str]) -> tuple[int, int]:
+    """(clients that received every event, events sent): client i listens as user
+    i % len(listeners_tokens), so no user holds more streams than one user may."""
     headers = {"Authorization": f"Bearer {token}"}
     received = [0] * SSE_CLIENTS
     ready = asyncio.Event()
@@ -171,7 +176,9 @@ async def sse_fanout(url: str, token: str) -> tuple[int, int]:
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
         async def listen(index: int) -> None:
             nonlocal connected
-            async with client.stream("GET", "/api/v1/events", headers=headers) as response:
+            own = {"Authorization": f"Bearer {listeners_tokens[index % len(listeners_tokens)]}"}
+            async with client.stream("GET", "/api/v1/events", headers=own) as response:
+                assert response.status_code == 200, response.status_code
                 connected += 1
                 if connected == SSE_CLIENTS:
                     ready.set()
@@ -229,6 +236,10 @@ def main() -> None:
     with database.session() as session:
         add_user(session, "bench", PASSWORD, "operator")
         token = issue_token(session, get_user(session, "bench"), "bench")
+        listeners = []
+        for n in range(SSE_USERS):
+            add_user(session, f"sse-{n:02d}", PASSWORD, "viewer")
+            listeners.append(issue_token(session, get_user(session, f"sse-{n:02d}"), "bench"))
     print(f"inventory: {HOSTS} hosts, {HOSTS * VMS_PER_HOST} VMs, "
           f"{HOSTS * VMS_PER_HOST * CONTAINERS_PER_VM} containers "
           f"({time.perf_counter() - started:.1f} s to write)")
@@ -240,7 +251,7 @@ def main() -> None:
             first_sight = run_wrk(url, token, args.duration, work)  # every page new once
             latency = run_wrk(url, token, args.duration, work)      # then as it stays
             screen = first_screen(url)
-            complete, events = asyncio.run(sse_fanout(url, token))
+            complete, events = asyncio.run(sse_fanout(url, token, listeners))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("\nresults")
@@ -254,7 +265,8 @@ def main() -> None:
               f"{numbers['non-2xx']:.0f} non-2xx")
     print(f"  page, first screen of the tree after a reload: {screen * 1000:.0f} ms "
           "(target < 1000)")
-    print(f"  SSE: {complete} of {SSE_CLIENTS} clients received all {events} events")
+    print(f"  SSE: {complete} of {SSE_CLIENTS} clients ({SSE_USERS} users) received all "
+          f"{events} events")
 
 
 if __name__ == "__main__":

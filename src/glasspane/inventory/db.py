@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from glasspane.errors import UsageError
@@ -112,6 +112,13 @@ class Database:
         an exception)."""
         with self.sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads alone (the API's listings): no ORM session to set up,
+        track and commit around a few SELECTs, which cost a listing more than its SQL."""
+        with self.engine.connect() as connection:
+            yield connection
 
     def close(self) -> None:
         with _opened_lock:

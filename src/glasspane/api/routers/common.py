@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Query, Request
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from fastapi import Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from sqlalchemy import Integer, bindparam, func, select
 
 from glasspane.api.deps import CurrentUser, Services, audit_as
 from glasspane.errors import NotFound
@@ -34,20 +34,44 @@ def paged(session: Any, query: Any, limit: int, offset: int) -> tuple[int, list[
     return int(total or 0), [tuple(row) for row in rows]
 
 
-def page_of(ids: Any, order: Any, limit: int, offset: int) -> Any:
-    """One page of the ids `ids` (a select of one table's id, filtered) in `order`, as a
-    subquery to select that page's rows with (`Table.id.in_(...)`).  The page is cut on that
-    table's indexes alone, joined to nothing, so a page deep in a large listing costs an index
-    range, not a sorted join; its rows, their joins and their counts then come in one
-    statement (each statement costs more in the ORM than in the database)."""
-    return ids.order_by(order).limit(limit).offset(offset).scalar_subquery()
+# Bound in a listing's statements; their values come with each execution (`params`).
+LIMIT, OFFSET = bindparam("limit", type_=Integer), bindparam("offset", type_=Integer)
+LIKE_ESCAPE = "/"
 
 
-def total_of(found: Services, session: Any, ids: Any, filters: tuple[Any, ...],
-             offset: int = 0, limit: int = 0, shown: int = 0) -> int:
-    """How many rows `ids` (a select of one table's id, filtered) finds, counted once per
-    inventory generation (`filters` names the listing and its filters): a total does not
-    depend on the page, so paging through a large listing counts it once.  A page of
+def contains(column: Any, name: str) -> Any:
+    """`column` contains the bound value `name` (given by `like_pattern`), whatever `%` or `_`
+    it holds: the SQL of `column.contains(value, autoescape=True)`, with the value bound."""
+    return column.contains(bindparam(name, type_=column.type), escape=LIKE_ESCAPE)
+
+
+def like_pattern(text: str) -> str:
+    """`text` escaped for `contains` (SQLAlchemy's autoescape, done on the value)."""
+    return text.replace(LIKE_ESCAPE, 2 * LIKE_ESCAPE).replace("%", LIKE_ESCAPE + "%") \
+        .replace("_", LIKE_ESCAPE + "_")
+
+
+def page_of(ids: Any, order: Any) -> Any:
+    """One page of the ids `ids` (a select of one table's id, filtered) in `order`, from the
+    bound `offset`, at most the bound `limit` of them, as a subquery to select that page's
+    rows with (`Table.id.in_(...)`).  The page is cut on that table's indexes alone, joined
+    to nothing, so a page deep in a large listing costs an index range, not a sorted join;
+    its rows, their joins and their counts then come in one statement (each statement costs
+    more in the ORM than in the database)."""
+    return ids.order_by(order).limit(LIMIT).offset(OFFSET).scalar_subquery()
+
+
+def count_all(ids: Any) -> Any:
+    """The statement counting the rows `ids` (a select of one table's id) finds."""
+    return select(func.count()).select_from(ids.subquery())
+
+
+def total_of(found: Services, connection: Any, count: Any, params: dict[str, Any],
+             filters: tuple[Any, ...], offset: int = 0, limit: int = 0,
+             shown: int = 0) -> int:
+    """How many rows `count` (a `count_all` statement, with `params`) counts, counted once
+    per inventory generation (`filters` names the listing and its filters): a total does
+    not depend on the page, so paging through a large listing counts it once.  A page of
     `limit` from `offset` that showed `shown` rows, fewer than `limit` but some (or none
     from the start), was the listing's end: that is the total, with nothing to count (the
     first sight of a host's VMs, a VM's containers or a search, most often)."""
@@ -57,13 +81,15 @@ def total_of(found: Services, session: Any, ids: Any, filters: tuple[Any, ...],
         if shown < limit and (shown or not offset):
             total = offset + shown
         else:
-            total = int(session.scalar(select(func.count()).select_from(ids.subquery())) or 0)
+            total = int(connection.execute(count, params).scalar() or 0)
         totals[filters] = total
     return total
 
 
 def host_id_of(name: str) -> Any:
-    return select(Host.id).where(Host.name == name).scalar_subquery()
+    """The id of the host named by the bound parameter `name`, as a subquery."""
+    return select(Host.id).where(Host.name == bindparam(name, type_=Host.name.type)) \
+        .scalar_subquery()
 
 
 def count_of(column: Any, key: Any) -> Any:
@@ -71,6 +97,17 @@ def count_of(column: Any, key: Any) -> Any:
     of the statement that selects the rows: counted for the page's rows alone, which keeps a
     listing's cost flat however large the inventory."""
     return select(func.count()).where(column == key).correlate(key.table).scalar_subquery()
+
+
+def encoded(model: TypeAdapter[Any], content: Any, *, exclude_unset: bool = False
+            ) -> Response:
+    """`content` validated against the route's response model (`model`) and encoded, as
+    FastAPI does with what a route returns (the same calls, so the same bytes), but where
+    this is called: in a listing's thread, not on the event loop, where validating a page
+    of rows held every other request and live event stream up for a millisecond."""
+    value = model.validate_python(content, from_attributes=True)
+    return Response(model.dump_json(value, by_alias=True, exclude_unset=exclude_unset),
+                    media_type="application/json")
 
 
 def find_vm(session: Any, host: str, name: str) -> Vm:

@@ -6,11 +6,13 @@ catalogue (`glasspane.operations.containers`)."""
 from __future__ import annotations
 
 import dataclasses
+from functools import cache, lru_cache
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import PlainTextResponse
-from sqlalchemy import select
+from pydantic import TypeAdapter
+from sqlalchemy import bindparam, select
 from starlette.concurrency import run_in_threadpool
 
 from glasspane.api.deps import (
@@ -31,7 +33,17 @@ from glasspane.api.results import (
     ContainerView,
     EngineView,
 )
-from glasspane.api.routers.common import Limit, Offset, host_id_of, page_of, total_of
+from glasspane.api.routers.common import (
+    Limit,
+    Offset,
+    contains,
+    count_all,
+    encoded,
+    host_id_of,
+    like_pattern,
+    page_of,
+    total_of,
+)
 from glasspane.api.schemas import AUTHENTICATED, REACHES_HOST, Page
 from glasspane.containers import service as containers
 from glasspane.enums import ContainerAction
@@ -41,6 +53,7 @@ from glasspane.operations.catalogue import CATALOGUE
 from glasspane.operations.containers import container_actions
 
 router = APIRouter(tags=["containers"], responses=AUTHENTICATED)
+CONTAINER_PAGE = TypeAdapter(Page[ContainerView])
 MAX_LOG_BYTES = 1 << 20
 
 
@@ -50,12 +63,45 @@ CONTAINER_COLUMNS = (Container.name, Container.engine_id, Container.image, Conta
                      Container.status, Container.ports, Container.app, Container.created)
 
 
+@lru_cache(maxsize=256)
+def _actions(role: str, state: str | None, operations: int) -> tuple[str, ...]:
+    """`container_actions`, remembered: it depends on the role, the state and the catalogue
+    alone (`operations`, the catalogue's size, keys it), and asking the catalogue for each
+    container of each page was a twentieth of a page's first reading."""
+    return tuple(container_actions(role, state))
+
+
 def container_view(c: Any, host_name: str, vm_name: str, role: str) -> dict[str, Any]:
     """A container's view from `c` (its inventory row, or a row of `CONTAINER_COLUMNS`), with
     the actions a caller of `role` may run on it now."""
     return {"host": host_name, "vm": vm_name, "name": c.name, "id": c.engine_id,
             "image": c.image, "state": c.state, "status": c.status, "ports": c.ports,
-            "app": c.app, "created": c.created, "actions": container_actions(role, c.state)}
+            "app": c.app, "created": c.created,
+            "actions": list(_actions(role, c.state, len(CATALOGUE)))}
+
+
+@cache
+def _listing(host: bool, vm: bool, state: bool, q: bool) -> tuple[Any, Any]:
+    """The container listing's statements (its page of rows, its count) for the filters
+    given, their values bound: built once per shape, not per request."""
+    ids = select(Container.id)
+    if host or vm:
+        vms = select(Vm.id)
+        if host:
+            vms = vms.where(Vm.host_id == host_id_of("host"))
+        if vm:
+            vms = vms.where(Vm.name == bindparam("vm", type_=Vm.name.type))
+        ids = ids.where(Container.vm_id.in_(vms))
+    if state:
+        ids = ids.where(Container.state == bindparam("state", type_=Container.state.type))
+    if q:
+        ids = ids.where(contains(Container.name, "q"))
+    rows = select(*CONTAINER_COLUMNS, Host.name.label("host_name"),
+                  Vm.name.label("vm_name")).join(Vm, Container.vm_id == Vm.id) \
+        .join(Host, Vm.host_id == Host.id) \
+        .where(Container.id.in_(page_of(ids, Container.sort_key))) \
+        .order_by(Container.sort_key)
+    return rows, count_all(ids)
 
 
 @router.get("/containers", response_model=Page[ContainerView])
@@ -64,32 +110,18 @@ async def list_containers(user: CurrentUser = Depends(viewer), found: Services =
                     vm: str | None = Query(None, max_length=128),
                     state: str | None = Query(None, max_length=16),
                     q: str | None = Query(None, max_length=128, description="name contains"),
-                    limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
-    ids = select(Container.id)
-    if host or vm:
-        vms = select(Vm.id)
-        if host:
-            vms = vms.where(Vm.host_id == host_id_of(host))
-        if vm:
-            vms = vms.where(Vm.name == vm)
-        ids = ids.where(Container.vm_id.in_(vms))
-    if state:
-        ids = ids.where(Container.state == state)
-    if q:
-        ids = ids.where(Container.name.contains(q, autoescape=True))
+                    limit: int = Limit, offset: int = Offset) -> Response:
+    rows_of, count = _listing(bool(host), bool(vm), bool(state), bool(q))
+    params = {"host": host, "vm": vm, "state": state, "q": like_pattern(q) if q else None,
+              "limit": limit, "offset": offset}
 
-    def read() -> dict[str, Any]:
-        with found.database.session() as session:
-            rows = session.execute(
-                select(*CONTAINER_COLUMNS, Host.name.label("host_name"),
-                       Vm.name.label("vm_name")).join(Vm, Container.vm_id == Vm.id)
-                .join(Host, Vm.host_id == Host.id)
-                .where(Container.id.in_(page_of(ids, Container.sort_key, limit, offset)))
-                .order_by(Container.sort_key)).all()
-            total = total_of(found, session, ids, ("containers", host, vm, state, q), offset,
-                             limit, len(rows))
-            return page(limit, offset, total, [container_view(r, r.host_name, r.vm_name,
-                                                              user.role) for r in rows])
+    def read() -> Response:
+        with found.database.reading() as connection:
+            rows = connection.execute(rows_of, params).all()
+            total = total_of(found, connection, count, params, ("containers", host, vm, state, q),
+                             offset, limit, len(rows))
+        return encoded(CONTAINER_PAGE, page(limit, offset, total, [
+            container_view(r, r.host_name, r.vm_name, user.role) for r in rows]))
     return await off_loop(found, user, read)
 
 

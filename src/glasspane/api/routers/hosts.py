@@ -11,8 +11,8 @@ import os
 import tempfile
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -27,7 +27,17 @@ from glasspane.api.deps import (
     viewer,
 )
 from glasspane.api.results import HostFacts, HostListed, HostRemoved, HostView
-from glasspane.api.routers.common import Limit, Offset, count_of, find_host, total_of
+from glasspane.api.routers.common import (
+    LIMIT,
+    OFFSET,
+    Limit,
+    Offset,
+    count_all,
+    count_of,
+    encoded,
+    find_host,
+    total_of,
+)
 from glasspane.api.schemas import AUTHENTICATED, Page, errors
 from glasspane.errors import HostError, UsageError
 from glasspane.hosts import service
@@ -48,6 +58,11 @@ def shown_uri(uri: str, user: CurrentUser) -> str:
 # What a listing reads of each host: its view's columns, not the ORM object.
 HOST_COLUMNS = (Host.name, Host.uri, Host.driver, Host.state, Host.error, Host.info,
                 Host.last_seen)
+# The listing's statements, built once, the page bound (`params`).
+HOSTS_PAGE = select(*HOST_COLUMNS, count_of(Vm.host_id, Host.id)).order_by(Host.name) \
+    .limit(LIMIT).offset(OFFSET)
+HOSTS_COUNT = count_all(select(Host.id))
+HOST_PAGE = TypeAdapter(Page[HostListed])
 
 
 def host_view(host: Any, user: CurrentUser, vm_count: int | None = None) -> dict[str, Any]:
@@ -80,14 +95,17 @@ class NewHost(BaseModel):
 
 @router.get("/hosts", response_model=Page[HostListed], response_model_exclude_unset=True)
 async def list_hosts(user: CurrentUser = Depends(viewer), found: Services = Depends(services),
-                     limit: int = Limit, offset: int = Offset) -> dict[str, Any]:
-    def read() -> dict[str, Any]:
-        with found.database.session() as session:
-            rows = session.execute(select(*HOST_COLUMNS, count_of(Vm.host_id, Host.id))
-                                   .order_by(Host.name).limit(limit).offset(offset)).all()
-            total = total_of(found, session, select(Host.id), ("hosts",), offset, limit,
+                     limit: int = Limit, offset: int = Offset) -> Response:
+    params = {"limit": limit, "offset": offset}
+
+    def read() -> Response:
+        with found.database.reading() as connection:
+            rows = connection.execute(HOSTS_PAGE, params).all()
+            total = total_of(found, connection, HOSTS_COUNT, params, ("hosts",), offset, limit,
                              len(rows))
-            return page(limit, offset, total, [host_view(r, user, r[-1]) for r in rows])
+        return encoded(HOST_PAGE, page(limit, offset, total,
+                                       [host_view(r, user, r[-1]) for r in rows]),
+                       exclude_unset=True)
     return await off_loop(found, user, read)
 
 
