@@ -351,3 +351,18 @@ def test_every_view_in_both_themes(served: Served, browser: Browser, scheme: str
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == flipped
     assert not errors, errors
     page.close()
+
+
+def test_the_page_asks_in_its_own_forms_and_loads_nothing_from_elsewhere() -> None:
+    """No prompt(), confirm() or alert(): every question is a form in a <dialog>. The
+    components are imported from vendor/ by relative paths (no import map: it would be an
+    inline script), and vendor/ is made by set-up, not kept in git."""
+    sources = {p.relative_to(STATIC).as_posix(): p.read_text()
+               for p in STATIC.rglob("*.js") if "vendor" not in p.parts}
+    assert "app.js" in sources and "tree.js" in sources
+    for name, text in sources.items():
+        assert not re.search(r"\b(prompt|confirm|alert)\(", text), name
+        assert not re.search(r"\bfrom\s*\"(?!\.)", text), name  # bare module names
+        assert "innerHTML" not in text and "dangerouslySetInnerHTML" not in text, name
+    ignored = (STATIC.parents[3] / ".gitignore").read_text().split()
+    assert "/src/glasspane/web/static/vendor/" in ignored
