@@ -111,14 +111,22 @@ def open_page(browser: Browser, served: Served, name: str, path: str = "/",
     page = browser.new_page(viewport={"width": 1280, "height": 800}, color_scheme=scheme)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400
-            and not r.url.endswith("/auth/me") and not REACHES_HOST.search(r.url) else None)
+    said: list[str] = []
+    page.on("console", lambda m: said.append(m.text))
     page.goto(served.server.url + path)
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", PASSWORDS[name])
-    page.click("#login-form button[type=submit]")
-    expect(page.locator("#whoami")).to_have_text(f"{name} ({ROLES[name]})")
-    expect(page.locator("#live")).to_have_text("live", timeout=15_000)
+    try:
+        page.fill("input[name=name]", name)
+        page.fill("input[name=password]", PASSWORDS[name])
+        page.click("#login-form button[type=submit]")
+        expect(page.locator("#whoami")).to_have_text(f"{name} ({ROLES[name]})")
+        expect(page.locator("#live")).to_have_text("live", timeout=15_000)
+        expect(page.locator(row("host:alpha"))).to_be_visible()
+    except Exception as exc:
+        raise AssertionError(f"{exc}\nconsole: {said}\nerrors: {errors}\n"
+                             f"page: {page.content()[-1500:]}") from exc
+    # Refusals from here on (before the login, the page's first reads are 401s).
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400
+            and not REACHES_HOST.search(r.url) else None)
     return page, errors
 
 
@@ -140,8 +148,11 @@ def focused_key(page: Page) -> str | None:
 
 
 def expect_focus(page: Page, key: str) -> None:
-    page.wait_for_function("(key) => document.activeElement?.dataset.key === key", arg=key,
-                           timeout=5_000)
+    try:
+        page.wait_for_function("(key) => document.activeElement?.dataset.key === key", arg=key,
+                               timeout=5_000)
+    except Exception as exc:
+        raise AssertionError(f"the focus is on {focused_key(page)!r}, not {key!r}") from exc
 
 
 def test_a_live_event_changes_the_badge_and_keeps_selection_and_expansion(

@@ -20,10 +20,12 @@ import "./theme.js";
 const checked = signal(false);  // whether /auth/me has answered once (no login flash)
 
 async function start() {
+  // The first hosts asked for beside who is logged in, not after: the first screen sooner.
+  const hosts = loadHosts().catch(() => {});
   user.value = await api("/auth/me");
   checked.value = true;
   connect();
-  await Promise.all([loadHosts(), loadTasks()]);
+  await Promise.all([hosts, loadTasks()]);
 }
 
 whenLoggedOut(() => { disconnect(); user.value = null; });

@@ -3,7 +3,7 @@
 // twisty, the arrow keys and "*" open and close. Rows are keyed by object, so a live update
 // changes a badge in place and the focused row keeps the focus. One row is in the tab order
 // (the focused one, else the selected one); arrow keys, Home, End and type-ahead move it.
-import { html, signal, useEffect, useRef } from "./lib.js";
+import { html, signal, useLayoutEffect, useRef } from "./lib.js";
 import { Badge } from "./lib.js";
 import {
   containerLists, containers, hostList, hosts, loadContainers, loadHosts, loadSearch, loadVms,
@@ -119,27 +119,40 @@ function choose(row) {
 
 const TYPE_AHEAD_MS = 600;
 
+// The rows and the one in the tab order (the focused row while it is shown, else the
+// selection's), as they are now: keys typed faster than the page renders act on these.
+function now() {
+  const rows = visibleRows();
+  const keys = rows.map((row) => row.key);
+  let current = keys.includes(focused.value) ? focused.value : "";
+  if (!current) current = keys.includes(route.value.sel) ? route.value.sel : keys[0] || "";
+  return { rows, keys, current };
+}
+
 export function Tree() {
   version.value;  // eslint-disable-line no-unused-expressions -- re-render on store changes
   const list = useRef(null);
   const typed = useRef({ text: "", at: 0 });
-  const rows = visibleRows();
+  const { rows, current } = now();
   const selected = route.value.sel;
-  const keys = rows.map((row) => row.key);
-  // The row in the tab order: the focused one while it is shown, else the selection's.
-  let current = keys.includes(focused.value) ? focused.value : "";
-  if (!current) current = keys.includes(selected) ? selected : keys[0] || "";
 
-  useEffect(() => {
-    // Focus follows `focused` only while the tree holds it (never stolen from elsewhere).
+  useLayoutEffect(() => {
+    // Focus follows `focused` only while the tree holds it (never stolen from elsewhere), to
+    // the row that is current now: a key pressed since this render may have moved it on.
     const tree = list.current;
     if (!tree || !tree.contains(document.activeElement)) return;
-    const row = tree.querySelector(`[data-key="${CSS.escape(current)}"]`);
+    const row = tree.querySelector(`[data-key="${CSS.escape(now().current)}"]`);
     if (row && row !== document.activeElement) row.focus();
   });
 
-  const moveTo = (key) => { if (key) focused.value = key; };
+  const moveTo = (key) => {
+    if (!key) return;
+    focused.value = key;
+    // At once, not after the render: the next key goes to the row it moved to.
+    list.current.querySelector(`[data-key="${CSS.escape(key)}"]`)?.focus();
+  };
   const onKeyDown = (event) => {
+    const { rows, keys, current } = now();
     const at = keys.indexOf(current);
     const row = rows[at];
     if (!row) return;
@@ -168,19 +181,18 @@ export function Tree() {
         break;
       default:
         if (event.key.length !== 1 || event.ctrlKey || event.metaKey || event.altKey) return;
-        typeAhead(event.key);
+        typeAhead(event.key, rows, keys.indexOf(current));
     }
     event.preventDefault();
   };
 
   // Letters typed in quick succession: the next row whose name starts with them.
-  const typeAhead = (letter) => {
-    const now = Date.now();
+  const typeAhead = (letter, rows, at) => {
+    const time = Date.now();
     const t = typed.current;
-    t.text = now - t.at > TYPE_AHEAD_MS ? letter : t.text + letter;
-    t.at = now;
+    t.text = time - t.at > TYPE_AHEAD_MS ? letter : t.text + letter;
+    t.at = time;
     const text = t.text.toLowerCase();
-    const at = keys.indexOf(current);
     const order = [...rows.slice(at + (t.text.length === 1 ? 1 : 0)), ...rows.slice(0, at)];
     const found = order.find((row) => row.kind !== "more" && row.label.toLowerCase().startsWith(text));
     if (found) moveTo(found.key);
