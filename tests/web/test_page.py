@@ -328,6 +328,35 @@ def test_a_viewer_sees_no_action_enabled(served: Served, browser: Browser) -> No
     page.close()
 
 
+
+def test_a_late_reply_never_replaces_a_newer_one(served: Served, browser: Browser) -> None:
+    """The filter's first reply held back until a second filter was answered: the first
+    request is aborted, and what shows is the second's."""
+    page, errors = open_page(browser, served, "vera")
+    held = []
+    failed: list[str] = []
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    # A lambda, not held.append: Playwright inspects the handler (a builtin has no signature).
+    page.route(re.compile(r".*/api/v1/vms\?q=vm1&.*"),
+               lambda route: held.append(route))  # noqa: PLW0108
+    with page.expect_request(re.compile(r".*/api/v1/vms\?q=vm1&.*")):
+        page.fill("#filter", "vm1")
+    page.fill("#filter", "vm3")
+    vms = page.locator('#tree [data-kind="vm"]')
+    expect(vms).to_have_count(2)
+    expect(vms.first).to_have_attribute("data-key", "vm:alpha/alpha-vm3")
+    assert len(held) == 1
+    try:
+        held[0].continue_()
+    except Exception:  # the page aborted it already: nothing is left to answer
+        pass
+    page.unroute(re.compile(r".*/api/v1/vms\?q=vm1&.*"))
+    expect(vms.first).to_have_attribute("data-key", "vm:alpha/alpha-vm3")
+    expect(vms.last).to_have_attribute("data-key", "vm:beta/beta-vm3")
+    assert any("q=vm1" in url for url in failed), failed
+    assert not errors, errors
+    page.close()
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_every_view_in_both_themes(served: Served, browser: Browser, scheme: str) -> None:
     page, errors = open_page(browser, served, "ada", scheme=scheme)
