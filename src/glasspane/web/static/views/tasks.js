@@ -1,8 +1,9 @@
 // Tasks: the drawer of the latest, kept live by the event stream, and a table of an
 // object's own in its details.
-import { html } from "../lib.js";
+import { html, useEffect } from "../lib.js";
 import { Badge, stamp } from "../lib.js";
-import { tasks, version } from "../store.js";
+import { latest } from "../api.js";
+import { tasks, trackTask, version } from "../store.js";
 
 const newestFirst = (list) => [...list].sort((a, b) => b.id - a.id);
 
@@ -21,8 +22,15 @@ export function Drawer() {
   </ul></footer>`;
 }
 
+// An object's tasks: those of the store, after the latest 200 are read into it (the drawer
+// holds the 20 latest and what happened since the page was opened).
 export function TaskTable({ tasks: list }) {
-  if (!list.length) return html`<p class="muted">No tasks since the page was opened.</p>`;
+  useEffect(() => {
+    latest("tasks", "/tasks?limit=200").then((found) => {
+      if (found) for (const task of found.items) if (!tasks.has(task.id)) trackTask(task);
+    }).catch(() => {});
+  }, []);
+  if (!list.length) return html`<p class="muted">No tasks among the latest.</p>`;
   return html`<table class="tasks"><thead><tr><th>#</th><th>Task</th><th>State</th><th>Progress</th>
     <th>By</th><th>At</th><th>Error</th></tr></thead><tbody>
     ${newestFirst(list).map((t) => html`<tr key=${t.id} data-task=${t.id}><td>${t.id}</td>
