@@ -10,17 +10,23 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # openssh-client: glasspane's way into VMs; busybox-static: the container image the tests build;
 # postgresql: the shared inventory database the tests run against (beside SQLite);
 # chromium: the browser the page's tests drive (Playwright uses it; it never downloads one).
+# nodejs, npm: the page's components fetched from the npm registry by its lock file (web/).
 APT_PACKAGES := qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-dev pkg-config \
                 gcc libc6-dev python3-dev python3-venv mmdebstrap e2fsprogs openssh-client \
-                busybox-static postgresql chromium bubblewrap
+                busybox-static postgresql chromium bubblewrap nodejs npm
 DEMO_DIR    ?= demo-work
 BENCH_SIZE  ?= 4096
 LISTEN      ?= 127.0.0.1:8080
 
-.PHONY: setup system-packages services probe-kernel demo test bench bench-images \
+.PHONY: setup system-packages services probe-kernel web-vendor demo test bench bench-images \
         bench-containers bench-pane lint clean
 
-setup: system-packages $(VENV)/.installed services probe-kernel
+setup: system-packages $(VENV)/.installed services probe-kernel web-vendor
+
+# The page's ES modules (Preact, htm, signals) into web/static/vendor/ (gitignored): quick
+# when the stamp there matches the lock file.
+web-vendor: system-packages
+	@scripts/vendor-web
 
 services: system-packages
 	@scripts/ensure-libvirtd
@@ -36,9 +42,13 @@ probe-kernel: system-packages $(VENV)/.installed
 	@$(BIN)/python -m glasspane.hypervisors.probe_kernel || \
 	  { $(SUDO) apt-get update -qq && $(BIN)/python -m glasspane.hypervisors.probe_kernel; }
 
+# A package counts as there when another installed one provides it (NodeSource's nodejs
+# provides npm).
 system-packages:
 	@missing=""; \
-	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	provided=$$(dpkg-query -W -f='$${Provides}, ' 2>/dev/null); \
+	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || \
+	  case ", $$provided" in *", $$p,"*|*", $$p "*) ;; *) missing="$$missing $$p";; esac; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
@@ -74,4 +84,5 @@ bench-pane: setup
 	$(BIN)/python benchmarks/pane.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) bench-work .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_DIR) bench-work .pytest_cache .mypy_cache .ruff_cache web/node_modules \
+	  src/glasspane/web/static/vendor

@@ -190,7 +190,7 @@ def test_the_cli_through_the_same_server(pane: Pane, tmp_path: Path,
                                    "--name", "web2", "--", "httpd", "-f", "-p", "8081",
                                    "-h", "/www")
     assert "web2" in cli("container", "list", "pane-1")
-    cli("container", "remove", "pane-1", "web2")
+    cli("container", "remove", "--force", "pane-1", "web2")  # running: as `docker rm -f`
     # A command in the VM through the server: its output, its status, arguments kept whole.
     r = run_cli(capsys, "--server", url, "vm", "ssh", "pane-1", "--", "sh", "-c",
                 "echo out; echo err >&2; exit 3")
@@ -213,8 +213,6 @@ def test_images_audit_and_hosts_in_the_page(pane: Pane, browser: Browser,
     write_sample(str(raw), 4 << 20)
     qcow2 = convert_to(raw, tmp_path / "page-disk.qcow2")
     page = log_in(browser, pane, "ada")
-    page.on("dialog", lambda dialog: dialog.accept(
-        "page-disk.vhd" if "Convert" in dialog.message else ""))
     page.click('#views [data-view="images"]')
     page.set_input_files("#upload-file", str(qcow2))
     page.click("#upload-button")
@@ -223,6 +221,8 @@ def test_images_audit_and_hosts_in_the_page(pane: Pane, browser: Browser,
     row = page.locator('#images tr[data-image="page-disk.qcow2"]')
     expect(row).to_contain_text("qcow2")
     row.locator("button", has_text="Convert").click()
+    page.fill("#convert-form input[name=output]", "page-disk.vhd")
+    page.click("#convert-form button[type=submit]")
     converted = page.locator('#images tr[data-image="page-disk.vhd"]')
     expect(converted).to_contain_text("vhd", timeout=60_000)  # the task's end redraws the list
     converted.locator("button", has_text="Info").click()
@@ -244,6 +244,7 @@ def test_images_audit_and_hosts_in_the_page(pane: Pane, browser: Browser,
     # Ansible from the page: a playbook run on the VM as a task.
     page.click(node(page, "vm:local/pane-1"))
     expect(page.locator("#vm-disk")).to_contain_text("pane-1.qcow2", timeout=30_000)
+    page.click("#details [role=tab][data-tab=snapshots]")
     expect(page.locator("#vm-snapshots")).to_contain_text("page-snap", timeout=30_000)
     page.click("#details button[data-action=configure]")
     page.fill("#configure-form textarea[name=playbook]",
