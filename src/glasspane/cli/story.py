@@ -179,5 +179,4 @@ def _answer(story: Story, addresses: dict[str, str]) -> None:
                                        f"(got {body!r})")
         story.say(f"{url} -> [green]{body}[/]")
     story.step("the pane")
-    story.say("next: `glasspane serve` (make demo starts it) shows the tree at "
-              "http://127.0.0.1:8080")
+    story.say("next: `glasspane serve` (make demo starts it, and says where) shows the tree")
