@@ -24,7 +24,8 @@ import defusedxml.ElementTree as SafeET
 import libvirt
 
 from glasspane import process
-from glasspane.errors import Conflict, HostError, NotFound
+from glasspane.errors import Conflict, HostError
+from glasspane.hypervisors import faults
 from glasspane.hypervisors.channels import STALL, Channel
 from glasspane.hypervisors.libvirt_events import ensure_loop
 
@@ -55,7 +56,7 @@ class SerialStream:
             dom.openConsole(None, self._stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
         except libvirt.libvirtError as exc:
             self._conn.close()
-            raise _error(exc, f"opening the serial console of VM {name}", host) from exc
+            raise _error(exc, f"opening the serial console of VM {name}", host, name) from exc
         except BaseException:
             self._conn.close()
             raise
@@ -131,7 +132,7 @@ def open_screen(conn: Any, uri: str, host: str, name: str, local: bool) -> Chann
             return Channel(socket.socket(fileno=fd))
         xml = dom.XMLDesc(0)
     except libvirt.libvirtError as exc:
-        raise _error(exc, f"opening the screen of VM {name}", host) from exc
+        raise _error(exc, f"opening the screen of VM {name}", host, name) from exc
     return _over_ssh(uri, host, name, vnc_address(xml, host, name))
 
 
@@ -180,11 +181,11 @@ def _over_ssh(uri: str, host: str, name: str, address: str) -> Channel:
     return Channel(ours, lambda: running.stop(grace=1))
 
 
-def _error(exc: libvirt.libvirtError, what: str, host: str) -> Exception:
+def _error(exc: libvirt.libvirtError, what: str, host: str, name: str) -> Exception:
     code = exc.get_error_code()
     text = f"{what} failed: {(exc.get_error_message() or str(exc)).splitlines()[0]}"
     if code == libvirt.VIR_ERR_NO_DOMAIN:
-        return NotFound(f"host {host}: {text}")
+        return faults.no_vm(host, name)
     if code == libvirt.VIR_ERR_OPERATION_INVALID:
         return Conflict(f"host {host}: {text}")
     return HostError(text, host=host)

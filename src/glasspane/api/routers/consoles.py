@@ -27,14 +27,13 @@ from glasspane.api.middleware import outcome
 from glasspane.api.operations import add_routes
 from glasspane.enums import ConsoleKind, Role
 from glasspane.errors import GlasspaneError
-from glasspane.hosts.service import host_driver
-from glasspane.hypervisors.capabilities import Capability, require
 from glasspane.hypervisors.channels import Channel
 from glasspane.inventory import audit as audit_log
 from glasspane.inventory.users import role_allows
 from glasspane.operations.catalogue import CATALOGUE
 from glasspane.operations.consoles import console_ticket
 from glasspane.vms.console_tickets import TICKETS, TicketRefused
+from glasspane.vms.consoles import open_console
 
 router = APIRouter(tags=["consoles"])
 add_routes(router, [CATALOGUE[console_ticket.name]])
@@ -95,13 +94,6 @@ def _same_origin(websocket: WebSocket) -> bool:
     return origin is not None and urlsplit(origin).netloc == websocket.headers.get("host")
 
 
-def _open(found: Services, host: str, vm: str, kind: ConsoleKind) -> Channel:
-    with host_driver(found.settings, host) as driver:
-        consoles = require(driver, Capability.CONSOLE, "opening a console")
-        return consoles.open_serial(vm) if kind == ConsoleKind.SERIAL else \
-            consoles.open_screen(vm)
-
-
 async def _refuse(websocket: WebSocket, status: int, detail: str) -> None:
     with contextlib.suppress(RuntimeError):  # a server without denial responses: a 403
         await websocket.send_denial_response(JSONResponse({"detail": detail}, status))
@@ -134,7 +126,8 @@ async def console_socket(websocket: WebSocket, host: str, name: str, kind: str) 
         except TicketRefused as exc:
             raise Refusal(401, str(exc)) from None
         try:
-            channel = await run_in_threadpool(_open, found, host, name, console)
+            channel = await run_in_threadpool(open_console, found.settings, name, host,
+                                              console)
         except GlasspaneError as exc:
             from glasspane.api.app import status_for  # the app imports this router
             raise Refusal(status_for(exc), str(exc)) from None
