@@ -191,3 +191,39 @@ def test_a_halted_vm_gets_no_ticket(server: Server, database: Database) -> None:
                            headers=login(client, "otto"), json={"kind": "vnc"})
     assert response.status_code == 409
     assert "ticket needs it running or paused" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_cli_through_the_server_leaves_with_ctrl_bracket_and_ends_with_the_vm(
+        server: Server, vm: libvirt.virDomain) -> None:
+    import os
+    import subprocess
+    import sys
+    token = login(httpx.Client(base_url=server.url), "otto")["Authorization"][7:]
+    env = {**os.environ, "GLASSPANE_TOKEN": token}
+    args = [sys.executable, "-m", "glasspane.cli.main", "--server", server.url, "vm",
+            "console", vm.name()]
+    left = subprocess.run(args, input=b"typed\n\x1d", capture_output=True, env=env,
+                          timeout=60)
+    assert left.returncode == 0, left.stderr
+    assert left.stderr.decode().strip() == f"left the serial console of VM {vm.name()}"
+    # Attached, until the VM stops: the attachment ends, saying so.
+    attached = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env)
+    wait_for(lambda: sum(a[1] == "console.open" and a[2] == 101
+                         for a in audited(server.app.state.services.database)) == 2,
+             "the CLI's second console to open")
+    vm.destroy()
+    assert attached.wait(timeout=60) == 0  # its input still open: the VM ended it
+    assert attached.stderr is not None
+    err = attached.stderr.read().decode()
+    for pipe in (attached.stdin, attached.stdout, attached.stderr):
+        if pipe is not None:
+            pipe.close()
+    assert f"the serial console of VM {vm.name()} ended (the VM stopped)" in err
+    # A viewer's CLI is refused in one line.
+    vera = login(httpx.Client(base_url=server.url), "vera")["Authorization"][7:]
+    refused = subprocess.run(args, input=b"", capture_output=True, timeout=60,
+                             env={**env, "GLASSPANE_TOKEN": vera})
+    assert refused.returncode != 0
+    assert refused.stderr.decode().strip().splitlines()[0].endswith("this needs operator")

@@ -84,3 +84,19 @@ def test_a_definition_change_gives_an_existing_vm_its_consoles(
     assert root.find("devices/video") is not None
     # Not glasspane's log path: a port writing to another file is its owner's, kept.
     assert root.find("devices/serial").get("type") == "file"
+
+
+def test_a_remote_screen_is_reached_through_ssh_without_a_shell() -> None:
+    from glasspane.hypervisors.libvirt_console import ssh_target, vnc_address
+    assert ssh_target("qemu+ssh://admin@kvm2.lab:2222/system") == \
+        ["-p", "2222", "-l", "admin", "--", "kvm2.lab"]
+    assert ssh_target("qemu+ssh://[fd00::5]/system?mode=direct") == ["--", "fd00::5"]
+    running = """<domain><devices><graphics type='vnc' socket='/var/lib/libvirt/qemu/\
+domain-3-web/vnc.sock'><listen type='socket' socket='/var/lib/libvirt/qemu/domain-3-web/\
+vnc.sock'/></graphics></devices></domain>"""
+    assert vnc_address(running, "kvm2", "web") == "/var/lib/libvirt/qemu/domain-3-web/vnc.sock"
+    on_port = "<domain><devices><graphics type='vnc' port='5901' listen='127.0.0.1'/>" \
+              "</devices></domain>"
+    assert vnc_address(on_port, "kvm2", "web") == "127.0.0.1:5901"
+    with pytest.raises(Exception, match="VM web on host kvm2 has no VNC screen"):
+        vnc_address("<domain><devices/></domain>", "kvm2", "web")
