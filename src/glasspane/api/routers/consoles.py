@@ -38,7 +38,7 @@ from glasspane.vms.consoles import open_console
 router = APIRouter(tags=["consoles"])
 add_routes(router, [CATALOGUE[console_ticket.name]])
 
-CHUNK = 65536
+CHUNK = 1 << 18  # a large frame in few messages; the reader gives what is there
 
 
 @dataclass
