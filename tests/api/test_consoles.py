@@ -220,10 +220,24 @@ def test_the_cli_through_the_server_leaves_with_ctrl_bracket_and_ends_with_the_v
     for pipe in (attached.stdin, attached.stdout, attached.stderr):
         if pipe is not None:
             pipe.close()
-    assert f"the serial console of VM {vm.name()} ended (the VM stopped)" in err
+    assert f"the serial console of VM {vm.name()} ended (the VM stopped" in err
     # A viewer's CLI is refused in one line.
     vera = login(httpx.Client(base_url=server.url), "vera")["Authorization"][7:]
     refused = subprocess.run(args, input=b"", capture_output=True, timeout=60,
                              env={**env, "GLASSPANE_TOKEN": vera})
     assert refused.returncode != 0
     assert refused.stderr.decode().strip().splitlines()[0].endswith("this needs operator")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_second_serial_session_takes_the_console_from_the_first(
+        server: Server, vm: libvirt.virDomain) -> None:
+    otto = login(httpx.Client(base_url=server.url), "otto")
+    with opened(server, otto, vm.name(), "serial") as first, \
+            opened(server, otto, vm.name(), "serial") as second:
+        with pytest.raises(ConnectionClosed) as exc:
+            while True:
+                first.recv(timeout=30)
+        assert exc.value.rcvd is not None and exc.value.rcvd.code == 1000
+        assert "another session took it" in exc.value.rcvd.reason
+        second.send(b"\r")  # the second one holds it now

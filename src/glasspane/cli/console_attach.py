@@ -110,7 +110,8 @@ def attach(link: Link, vm: str, stdin: IO[bytes] | None = None,
         link.close()
         reader.join(timeout=5)
     note.write(f"\nleft the serial console of VM {vm}\n" if left else
-               f"\nthe serial console of VM {vm} ended (the VM stopped)\n")
+               f"\nthe serial console of VM {vm} ended (the VM stopped, or another session "
+               "took it)\n")
     return not left
 
 

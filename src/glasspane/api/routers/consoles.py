@@ -154,7 +154,7 @@ async def _relay(websocket: WebSocket, channel: Channel, attempt: Attempt,
         while data := await reader.read(CHUNK):
             counts[0] += len(data)
             await websocket.send_bytes(data)
-        ended = "the console ended (the VM stopped)"
+        ended = "the console ended (the VM stopped, or another session took it)"
 
     async def from_client() -> None:
         while True:
