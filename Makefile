@@ -19,7 +19,7 @@ BENCH_SIZE  ?= 4096
 LISTEN      ?= 127.0.0.1:8080
 
 .PHONY: setup system-packages services probe-kernel web-vendor demo test bench bench-images \
-        bench-containers bench-pane lint clean
+        bench-containers bench-pane bench-console lint clean
 
 setup: system-packages $(VENV)/.installed services probe-kernel web-vendor
 
@@ -71,7 +71,7 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-bench: bench-images bench-containers bench-pane
+bench: bench-images bench-containers bench-pane bench-console
 
 bench-images: setup
 	$(BIN)/python benchmarks/run.py --size-mib $(BENCH_SIZE)
@@ -82,6 +82,9 @@ bench-containers: setup
 bench-pane: setup
 	@dpkg -s wrk >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk
 	$(BIN)/python benchmarks/pane.py
+
+bench-console: setup
+	$(BIN)/python benchmarks/console.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) bench-work .pytest_cache .mypy_cache .ruff_cache web/node_modules \

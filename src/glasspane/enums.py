@@ -154,3 +154,10 @@ class HostState(StrEnum):
     OK = "ok"
     UNREACHABLE = "unreachable"
     UNKNOWN = "unknown"        # registered, not yet looked at
+
+
+class ConsoleKind(StrEnum):
+    """A VM's consoles: its serial port (text, to type into) and its screen (VNC's RFB)."""
+
+    SERIAL = "serial"
+    VNC = "vnc"

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIWebSocketRoute
 from sqlalchemy import select
 
 from glasspane.api import deps
@@ -71,6 +72,7 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", f"{API}/vms/{{host}}/{{name}}/console"): VIEWER,
     ("POST", f"{API}/vms/{{host}}/{{name}}/export"): OPERATOR,
     ("POST", f"{API}/vms/{{host}}/{{name}}/exec"): OPERATOR,
+    ("POST", f"{API}/vms/{{host}}/{{name}}/console/tickets"): OPERATOR,
     ("GET", f"{API}/containers"): VIEWER,
     ("POST", f"{API}/containers/{{host}}/{{vm}}/{{name}}/actions/{{action}}"): OPERATOR,
     **{("POST", f"{API}/containers/{{host}}/{{vm}}/{{name}}/actions/{action}"): OPERATOR
@@ -125,6 +127,8 @@ def app_routes(app: FastAPI) -> dict[tuple[str, str], Any]:
         routes = list(app.routes)
     found: dict[tuple[str, str], Any] = {}
     for route in routes:
+        if isinstance(getattr(route, "original_route", route), APIWebSocketRoute):
+            continue  # no HTTP method: the consoles' sockets, refused in test_consoles.py
         methods = getattr(route, "methods", None) or {"GET"}  # a mount: its files are read
         for method in set(methods) - {"HEAD"}:
             found[(method, route.path)] = getattr(route, "dependant", None)

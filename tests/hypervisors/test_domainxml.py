@@ -67,9 +67,11 @@ name="tier">a&amp;b</glasspane:label></glasspane:vm></metadata>
 file="{IMAGES}/gp-vms/deb-1-seed.iso"/><target dev='sda' bus='sata'/><readonly/></disk>
     <interface type='network'><source network="default"/>
       <model type='virtio'/></interface>
-    <serial type='file'><source path="/var/log/libvirt/qemu/deb-1-serial.log"/>
-      <target port='0'/></serial>
     <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>
+    <serial type='pty'><target port='0'/><log file="/var/log/libvirt/qemu/deb-1-serial.log"/>\
+</serial>
+    <graphics type='vnc'><listen type='socket'/></graphics>
+    <video><model type='virtio'/></video>
   </devices>
 </domain>"""
 
@@ -179,7 +181,11 @@ def test_a_vms_domain_has_what_glasspane_relies_on(accel: str) -> None:
     assert (seed.get("device"), seed.find("source").get("file"),
             seed.find("readonly") is not None) == ("cdrom", SPEC.seed, True)
     assert root.find("devices/interface/source").get("network") == "default"
-    assert root.find("devices/serial/source").get("path") == serial_log("deb-1")
+    serial = root.find("devices/serial")
+    assert (serial.get("type"), serial.find("log").get("file")) == ("pty", serial_log("deb-1"))
+    graphics = root.find("devices/graphics")
+    assert (graphics.get("type"), graphics.find("listen").attrib) == ("vnc", {"type": "socket"})
+    assert root.find("devices/video") is not None
     assert root.find("devices/rng/backend").text == "/dev/urandom"
     assert parse_metadata(ET.tostring(root.find(f"metadata/{{{METADATA_NS}}}vm"),
                                       encoding="unicode")) == ("debian-12", SPEC.labels)
@@ -353,7 +359,7 @@ def test_hostile_values_come_back_as_written_and_nothing_more(value: str) -> Non
     xml = built.to_xml()
     root = ET.fromstring(xml)
     assert len(root.findall("name")) == 1 and len(root.findall("devices/disk")) == 2
-    assert len(root.findall("devices/*")) == 5
+    assert len(root.findall("devices/*")) == 7  # disks, NIC, RNG, serial, graphics, video
     back = Domain.from_xml(xml)
     assert back == built
     assert (back.name, back.disks[0].path, back.nics[0].network, back.boot.cmdline) == \

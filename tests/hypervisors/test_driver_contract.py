@@ -203,8 +203,7 @@ def test_what_is_not_declared_is_refused_alike(host: Host) -> None:
     assert declared == hypervisors.declared(host.driver.kind)
     missing = [c for c in Capability if c not in declared]
     # The next ones: declared as Protocols, claimed by no driver yet.
-    assert {Capability.CONSOLE, Capability.METRICS, Capability.MIGRATION,
-            Capability.BACKUP} <= set(missing)
+    assert {Capability.METRICS, Capability.MIGRATION, Capability.BACKUP} <= set(missing)
     for capability in missing:
         with pytest.raises(CapabilityMissing) as exc:
             require(host.driver, capability, "the test")

@@ -151,7 +151,8 @@ def test_lifecycle(capsys: pytest.CaptureFixture[str], template: str, ssh_key: P
     assert "running" in run_cli(capsys, "vm", "start", "life-1").out
     wait_ssh(address)
     assert ssh(ssh_key, address, "cat /etc/marker").strip() == "before"
-    assert "systemd" in run_cli(capsys, "vm", "console", "life-1", "--lines", "400").out
+    assert "systemd" in run_cli(capsys, "vm", "console", "life-1", "--log", "--lines",
+                                 "400").out
     run_cli(capsys, "vm", "shutdown", "life-1", "--timeout", "120")
     exported = tmp_path / "life-1.qcow2"
     r = run_cli(capsys, "vm", "export", "life-1", str(exported), "--quiet")

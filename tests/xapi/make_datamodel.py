@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 CLASSES = ("session", "event", "task", "pool", "host", "host_metrics", "SR", "VDI", "VBD",
-           "network", "VIF", "VM", "VM_guest_metrics", "PBD", "Certificate")
+           "network", "VIF", "VM", "VM_guest_metrics", "PBD", "Certificate", "console")
 SOURCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "xenapi" / "xenapi.json"
 TARGET = Path(__file__).with_name("datamodel.json")
 

@@ -32,7 +32,8 @@ What it enforces, as xen-api's ocaml/xapi sources do (each rule cites its file b
 - built-in templates without disks (small_pool), as XenServer ships them;
 - the HTTP handlers (handlers.py): answers before the body, outcomes only in the task,
   exports without Content-Length, 302 to the member that sees the SR, /import's SR and
-  stream_vdi.ml's checks.
+  stream_vdi.ml's checks;
+- a running VM's console: CONNECT /console with the session, then RFB (console.py).
 """
 
 from __future__ import annotations
@@ -679,6 +680,23 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._serve("GET")
 
+    def do_CONNECT(self) -> None:
+        """XAPI's console handler (tests/xapi/console.py): 200, then RFB on the connection."""
+        from urllib.parse import parse_qsl, urlsplit
+
+        from tests.xapi import console
+        parts = urlsplit(self.path)
+        with self.xapi.lock:
+            self.xapi.calls.append(f"CONNECT {parts.path}")
+            status, reason, name = console.find(self.xapi, dict(parse_qsl(parts.query))) \
+                if parts.path == "/console" else (404, "Not Found", "")
+        self.close_connection = True
+        # Http.http_200_ok: the status line and an empty head, then the display's bytes.
+        self.wfile.write(f"HTTP/1.1 {status} {reason}\r\n\r\n".encode())
+        self.wfile.flush()
+        if status == 200:
+            console.serve_rfb(self.rfile, self.wfile, name)
+
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         params, method = xmlrpc.client.loads(body, use_builtin_types=True)
@@ -778,6 +796,11 @@ def small_pool(xapi: Xapi) -> dict[str, str]:
     web = xapi.add("VM", name_label="web-1", power_state="Running", resident_on=host,
                    VCPUs_max=2, VCPUs_at_startup=2, memory_static_max=2 << 30,
                    guest_metrics=guest_metrics)
+    # Its display, where XAPI says it is: on the host it runs on (xapi_console.ml).
+    console = xapi.add("console", protocol="rfb", VM=web)
+    record = xapi.objects["console"][console]
+    record["location"] = f"https://10.0.0.11/console?uuid={record['uuid']}"
+    xapi.objects["VM"][web]["consoles"] = [console]
     db = xapi.add("VM", name_label="db-1", power_state="Halted", VCPUs_max=4,
                   VCPUs_at_startup=4, memory_static_max=8 << 30)
     return {"host": host, "pool": pool, "sr": sr, "network": network, "dom0": dom0,

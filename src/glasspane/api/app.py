@@ -31,6 +31,7 @@ from glasspane.api.routers import (
     apps,
     audit,
     auth,
+    consoles,
     containers,
     events,
     hosts,
@@ -127,7 +128,7 @@ def create_app(settings: Settings, database: Database, *, background: bool = Tru
     app.state.login_gate = gate
     app.state.streams = events.OpenStreams(limits.streams_per_user)
     for module in (auth, users, hosts, vms, containers, apps, templates, images, tasks,
-                   events, audit):
+                   events, audit, consoles):
         app.include_router(module.router, prefix=API)
 
     static = Path(__file__).resolve().parent.parent / "web" / "static"

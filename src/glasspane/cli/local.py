@@ -18,12 +18,13 @@ import click
 
 from glasspane.api.results import SpecCheck
 from glasspane.cli import operations as ops
+from glasspane.cli.console_attach import ChannelLink, Link
 from glasspane.cli.progress import byte_progress, percent_progress
 from glasspane.cli.table import human
 from glasspane.containers import app as apps
 from glasspane.containers import deploy
 from glasspane.containers import service as containers
-from glasspane.enums import PowerState, Role
+from glasspane.enums import ConsoleKind, PowerState, Role
 from glasspane.errors import OutputError, UsageError
 from glasspane.hosts import service as hosts
 from glasspane.hosts.registry import HostRegistry
@@ -78,6 +79,10 @@ class LocalOperations:
 
     def vm_console(self, name: str, host: str, lines: int) -> str:
         return vms.console_log(self.settings, name, host, lines)
+
+    def vm_console_link(self, name: str, host: str) -> Link:
+        from glasspane.vms.consoles import open_console
+        return ChannelLink(open_console(self.settings, name, host, ConsoleKind.SERIAL))
 
     def vm_ssh(self, name: str, host: str, command: list[str], user: str,
                identity: str | None) -> ExecResult:

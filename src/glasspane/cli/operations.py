@@ -16,6 +16,7 @@ import click
 from pydantic import ValidationError
 
 from glasspane.api.results import SpecCheck
+from glasspane.cli.console_attach import Link
 from glasspane.containers.engine import EngineInfo
 from glasspane.containers.service import ContainerStats, Listing, VmFailure
 from glasspane.enums import PowerState, Role, TaskState
@@ -178,6 +179,10 @@ class Operations(Protocol):
     def vm_list(self, host: str) -> list[VmRow]: ...
     def vm_info(self, name: str, host: str) -> VmInfo: ...
     def vm_console(self, name: str, host: str, lines: int) -> str: ...
+    def vm_console_link(self, name: str, host: str) -> Link:
+        """VM `name`'s serial console to type into: the driver's stream here, the API's
+        WebSocket (with a one-time ticket) through a server."""
+        ...
     def vm_ssh(self, name: str, host: str, command: list[str], user: str,
                identity: str | None) -> ExecResult:
         """ssh itself on this terminal here; through a server, operation vm.exec."""

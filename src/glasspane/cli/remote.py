@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -25,6 +25,9 @@ from glasspane.errors import (
     UsageError,
 )
 from glasspane.settings import Settings, private_dir, private_file
+
+if TYPE_CHECKING:
+    from websockets.sync.client import ClientConnection
 
 CHUNK = 1 << 20
 
@@ -81,6 +84,23 @@ class Remote:
                 return response.json()
             return response.text
         raise _error(response.status_code, f"{self.server}: {_detail(response)}")
+
+    def websocket(self, path: str) -> ClientConnection:
+        """A WebSocket to `path` (under the server, query included) with this token."""
+        from websockets.exceptions import InvalidHandshake, InvalidStatus
+        from websockets.sync.client import connect
+        url = "ws" + self.server.removeprefix("http") + path
+        try:
+            token = self.client.headers.get("authorization")
+            return connect(url, additional_headers={"Authorization": token} if token else {},
+                           open_timeout=60, max_size=None)
+        except InvalidStatus as exc:
+            response = exc.response
+            detail = _detail(httpx.Response(response.status_code,
+                                            content=bytes(response.body or b"")))
+            raise _error(response.status_code, f"{self.server}: {detail}") from None
+        except (OSError, InvalidHandshake, TimeoutError) as exc:
+            raise HostUnreachable(f"cannot reach glasspane at {self.server}: {exc}") from None
 
     def get(self, path: str, **params: Any) -> Any:
         return self.call("GET", path, params={k: v for k, v in params.items() if v is not None})

@@ -15,10 +15,11 @@ from urllib.parse import quote
 
 from glasspane.api.results import SpecCheck
 from glasspane.cli import operations as ops
+from glasspane.cli.console_attach import Link, SocketLink
 from glasspane.cli.remote import Remote
 from glasspane.containers.engine import EngineInfo
 from glasspane.containers.service import ContainerRow, ContainerStats, Listing, VmFailure
-from glasspane.enums import Role, TaskState
+from glasspane.enums import ConsoleKind, Role, TaskState
 from glasspane.errors import GlasspaneError, UsageError
 from glasspane.hypervisors.base import HostInfo
 from glasspane.inventory.store import StoredImage
@@ -161,6 +162,13 @@ class RemoteOperations:
 
     def vm_console(self, name: str, host: str, lines: int) -> str:
         return str(self.do(VMS["console"], host=host, name=name, lines=lines))
+
+    def vm_console_link(self, name: str, host: str) -> Link:
+        from glasspane.operations import consoles  # registers console.ticket
+        issued = self.run(consoles.console_ticket.name, host=host, name=name,
+                          kind=ConsoleKind.SERIAL)
+        return SocketLink(self.remote.websocket(
+            f"{issued.url}?ticket={quote(issued.ticket, safe='')}"))
 
     def vm_ssh(self, name: str, host: str, command: list[str], user: str,
                identity: str | None) -> ExecResult:

@@ -184,10 +184,18 @@ def info(name: str, host: str, as_json: bool) -> None:
 @vm.command()
 @click.argument("name")
 @host_option
-@click.option("--lines", type=int, default=50, show_default=True)
-def console(name: str, host: str, lines: int) -> None:
-    """The end of VM NAME's serial console."""
-    click.echo(operations().vm_console(name, host, lines))
+@click.option("--log", "log", is_flag=True,
+              help="Print the end of the console's log instead of attaching.")
+@click.option("--lines", type=int, default=50, show_default=True,
+              help="With --log: how many lines.")
+def console(name: str, host: str, log: bool, lines: int) -> None:
+    """Attach this terminal to VM NAME's serial console (Ctrl-] leaves); --log prints the
+    end of its log instead."""
+    if log:
+        click.echo(operations().vm_console(name, host, lines))
+        return
+    from glasspane.cli.console_attach import attach
+    attach(operations().vm_console_link(name, host), name)
 
 
 @vm.command(context_settings={"ignore_unknown_options": True})

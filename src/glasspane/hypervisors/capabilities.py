@@ -8,8 +8,8 @@ which hands back the driver typed as that capability's Protocol, or raises
 CapabilityMissing (409 in the API, a one-line error in the CLI) naming the host, the driver
 kind and the capability.
 
-Console, Metrics, Migration and Backup are the next ones: their Protocols say what a driver
-will implement; no driver declares them yet.
+Metrics, Migration and Backup are the next ones: their Protocols say what a driver will
+implement; no driver declares them yet.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from glasspane.hypervisors.base import (
     VmSummary,
     VolumeInfo,
 )
+from glasspane.hypervisors.channels import Channel
 from glasspane.images.references import STANDALONE, References
 
 Progress = Callable[[int], None]
@@ -226,13 +227,13 @@ class VmMetrics:
 
 
 class Console(Driver, Protocol):
-    def console_log(self, name: str, lines: int = 50) -> str:
-        """The end of the VM's serial console, terminal codes removed."""
+    def open_serial(self, name: str) -> Channel:
+        """The running VM's serial console, to read and type into; Conflict when it is not
+        running or its driver has none."""
         ...
 
-    def console_url(self, name: str) -> str:
-        """Where the page opens the VM's graphical console (a VNC websocket, XAPI's console
-        location), with a credential valid for one connection."""
+    def open_screen(self, name: str) -> Channel:
+        """The running VM's screen: RFB from the VNC server's first byte."""
         ...
 
 

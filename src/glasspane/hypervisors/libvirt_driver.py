@@ -20,7 +20,7 @@ import libvirt
 
 from glasspane.enums import PowerState, VmAction
 from glasspane.errors import Conflict, GlasspaneError, HostError, HostUnreachable, NotFound
-from glasspane.hypervisors import faults
+from glasspane.hypervisors import faults, libvirt_console
 from glasspane.hypervisors.accel import probe_acceleration
 from glasspane.hypervisors.base import (
     Acceleration,
@@ -33,11 +33,19 @@ from glasspane.hypervisors.base import (
     ip_addresses,
 )
 from glasspane.hypervisors.capabilities import Capability
-from glasspane.hypervisors.libvirt_domain import METADATA_NS, domain_xml, parse_metadata
+from glasspane.hypervisors.channels import Channel
+from glasspane.hypervisors.domainxml import Domain
+from glasspane.hypervisors.libvirt_domain import (
+    METADATA_NS,
+    domain_xml,
+    parse_metadata,
+    with_consoles,
+)
 from glasspane.hypervisors.uris import redacted, without_secrets
 
 if TYPE_CHECKING:
     from glasspane.hypervisors.capabilities import (
+        Console,
         Driver,
         Power,
         Provisioning,
@@ -76,7 +84,8 @@ def is_local_uri(uri: str) -> bool:
 class LibvirtDriver:
     kind = "libvirt"
     capabilities = frozenset({Capability.INVENTORY, Capability.POWER, Capability.SNAPSHOTS,
-                              Capability.PROVISIONING, Capability.RESOURCES})
+                              Capability.PROVISIONING, Capability.RESOURCES,
+                              Capability.CONSOLE})
 
     def __init__(self, name: str, uri: str, cache_dir: Path | None = None) -> None:
         self.name = name
@@ -415,6 +424,24 @@ class LibvirtDriver:
                        memory_mib << 10, config | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
             self._call(f"setting the memory of VM {name}", dom.setMemoryFlags,
                        memory_mib << 10, config)
+        self._gain_consoles(dom)
+
+    def _gain_consoles(self, dom: Any) -> None:
+        """A VM defined before glasspane gave VMs consoles gains them at its next definition
+        change (from its next boot, as the change itself): read back, given what it lacks,
+        defined again.  The secure form keeps a VNC password the VM may have."""
+        flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
+        domain = Domain.from_xml(self._call(f"reading VM {dom.name()}", dom.XMLDesc, flags))
+        if with_consoles(domain):
+            self._call(f"giving VM {dom.name()} its consoles", self._conn.defineXML,
+                       domain.to_xml())
+
+    def open_serial(self, name: str) -> Channel:
+        return libvirt_console.open_serial(self.uri, self.name, name)
+
+    def open_screen(self, name: str) -> Channel:
+        return libvirt_console.open_screen(self._conn, self.uri, self.name, name,
+                                           local=is_local_uri(self.uri))
 
     def snapshot_vm(self, name: str, snapshot: str) -> None:
         dom = self._domain(name)
@@ -472,6 +499,6 @@ def _message(exc: libvirt.libvirtError) -> str:
 
 if TYPE_CHECKING:
     def _declared(driver: LibvirtDriver
-                  ) -> tuple[Driver, Power, Snapshots, Provisioning, Resources]:
+                  ) -> tuple[Driver, Power, Snapshots, Provisioning, Resources, Console]:
         """mypy holds the driver to the Protocol of each capability it declares."""
-        return driver, driver, driver, driver, driver
+        return driver, driver, driver, driver, driver, driver

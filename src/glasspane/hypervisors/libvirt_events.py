@@ -18,7 +18,7 @@ _loop_lock = threading.Lock()
 _loop_started = False
 
 
-def _ensure_loop() -> None:
+def ensure_loop() -> None:
     """libvirt's default event loop, registered and run once per process."""
     global _loop_started  # noqa: PLW0603 - one loop per process, as libvirt requires
     with _loop_lock:
@@ -53,7 +53,7 @@ class LibvirtWatcher:
         """Start watching `host` (again, if its connection died); whether it now is."""
         if self.watching(host):
             return True
-        _ensure_loop()
+        ensure_loop()
         try:
             conn = libvirt.open(uri)
             conn.setKeepAlive(5, 3)  # a dead host is noticed in ~15 s

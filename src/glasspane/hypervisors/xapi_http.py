@@ -256,3 +256,40 @@ def vhd_is_whole(path: str, virtual_size: int) -> str | None:
     if current != virtual_size:
         return f"its footer gives {current} bytes, the disk has {virtual_size}"
     return None
+
+
+MAX_HEAD = 16 << 10
+
+
+def connect(url: str, verify: Verify, timeout: float = 30) -> socket.socket:
+    """XAPI's `CONNECT /console?...` (console.ml): the connection once XAPI answered 200, from
+    where on it carries the console's own protocol (RFB).  The head is read a byte at a time:
+    whatever follows it is the display's, not a buffered reader's."""
+    parts = urlsplit(url)
+    try:
+        sock = _connect(parts, verify, timeout)
+    except OSError as exc:
+        raise HttpFailure(0, f"cannot reach {parts.hostname}: {exc}") from None
+    try:
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        sock.sendall(f"CONNECT {target} HTTP/1.0\r\n\r\n".encode())
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            byte = sock.recv(1)
+            if not byte or len(head) > MAX_HEAD:
+                raise HttpFailure(0, f"{parts.hostname} broke the connection")
+            head += byte
+    except OSError as exc:
+        sock.close()
+        raise HttpFailure(0, f"{parts.hostname} broke the connection: {exc}") from None
+    except HttpFailure:
+        sock.close()
+        raise
+    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+    fields = status_line.split(" ", 2)
+    if len(fields) < 2 or fields[1] != "200":
+        sock.close()
+        raise HttpFailure(int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0,
+                          f"HTTP {' '.join(fields[1:])[:80]}")
+    sock.settimeout(None)  # a console is quiet for as long as its user is
+    return sock

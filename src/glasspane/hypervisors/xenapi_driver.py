@@ -41,7 +41,7 @@ from glasspane.errors import (
     NotFound,
     UsageError,
 )
-from glasspane.hypervisors import faults, xapi_http
+from glasspane.hypervisors import faults, xapi_console, xapi_http
 from glasspane.hypervisors.base import (
     Acceleration,
     HostInfo,
@@ -51,11 +51,13 @@ from glasspane.hypervisors.base import (
     ip_addresses,
 )
 from glasspane.hypervisors.capabilities import Capability, Driver
+from glasspane.hypervisors.channels import Channel
 from glasspane.hypervisors.uris import redacted, without_secrets
 from glasspane.images.references import STANDALONE, References
 
 if TYPE_CHECKING:
     from glasspane.hypervisors.capabilities import (
+        Console,
         ContainerKeys,
         HostTemplates,
         ImageTransfer,
@@ -87,7 +89,8 @@ class XenApiDriver:
     kind = "xenapi"
     capabilities = frozenset({Capability.INVENTORY, Capability.POWER, Capability.SNAPSHOTS,
                               Capability.HOST_TEMPLATES, Capability.IMAGE_TRANSFER,
-                              Capability.RESOURCES, Capability.CONTAINER_KEYS})
+                              Capability.RESOURCES, Capability.CONTAINER_KEYS,
+                              Capability.CONSOLE})
 
     def __init__(self, name: str, uri: str, user: str, password: str,
                  verify_tls: bool = True, ca_file: str | None = None) -> None:
@@ -286,6 +289,13 @@ class XenApiDriver:
         # guest's tools write the values: only those that are addresses are kept.
         keys = sorted(networks, key=lambda k: ("ipv6" in k, k))
         return ip_addresses(networks[k] for k in keys)
+
+    # -- consoles (xapi_console.py) ----------------------------------------------------------
+    def open_serial(self, name: str) -> Channel:
+        return xapi_console.no_serial(self, name)
+
+    def open_screen(self, name: str) -> Channel:
+        return xapi_console.open_screen(self, name, self._session._session)
 
     def vm_state(self, name: str) -> PowerState:
         return _power(self._vm(name)[1]["power_state"])
@@ -933,6 +943,7 @@ class XapiWatcher:
 
 if TYPE_CHECKING:
     def _declared(driver: XenApiDriver) -> tuple[Driver, Power, Snapshots, HostTemplates,
-                                                 ImageTransfer, Resources, ContainerKeys]:
+                                                 ImageTransfer, Resources, ContainerKeys,
+                                                 Console]:
         """mypy holds the driver to the Protocol of each capability it declares."""
-        return driver, driver, driver, driver, driver, driver, driver
+        return driver, driver, driver, driver, driver, driver, driver, driver

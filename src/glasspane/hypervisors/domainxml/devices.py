@@ -152,6 +152,8 @@ class Serial(Device):
                    log=attr(el.find("log"), "file"), origin=el)
 
     def write(self, el: Element) -> None:
+        if self.kind != "file" and el.get("type") == "file":
+            drop(el, "source")  # the file it wrote to: a pty's source is libvirt's to give
         set_attr(el, "type", self.kind, "the serial port's kind")
         if self.kind == "file":
             set_attr(child(el, "source"), "path", self.path, "the serial port's file")
@@ -185,7 +187,9 @@ class Rng(Device):
 @dataclass
 class Graphics(Device):
     """A graphical console: VNC (or SPICE) listening on an address, or on a unix socket
-    (`socket`), which keeps it off the network."""
+    (`socket`), which keeps it off the network.  `socket` "" is a socket whose path libvirt
+    picks in the domain's own directory when it starts (read back from the running domain):
+    no port to collide and nothing on any network."""
 
     tag: ClassVar[str] = "graphics"
     kind: str = "vnc"
@@ -206,7 +210,7 @@ class Graphics(Device):
         el.attrib.pop("listen", None)
         if self.socket is not None:
             listen = SubElement(el, "listen", type="socket")
-            set_attr(listen, "socket", self.socket, "the graphics' socket")
+            set_attr(listen, "socket", self.socket or None, "the graphics' socket")
         elif self.listen is not None:
             el.set("autoport", el.get("autoport", "yes"))
             listen = SubElement(el, "listen", type="address")
@@ -218,6 +222,8 @@ def _listening(el: Element) -> tuple[str | None, str | None]:
     listen = el.find("listen")
     if listen is None:
         return el.get("listen"), None
+    if listen.get("type") == "socket":
+        return None, listen.get("socket", "")
     return listen.get("address"), listen.get("socket")
 
 
