@@ -9,20 +9,17 @@ never by their path on the server."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from glasspane.errors import GlasspaneError, ImageError, UsageError
+from glasspane.errors import GlasspaneError, UsageError
 from glasspane.images.base import ProgressFn
 from glasspane.images.convert import StartFn
 from glasspane.inventory.handlers import (
-    containers_refreshed,
     current_settings,
-    host_refreshed,
     refresh_host,
 )
 from glasspane.inventory.store import Actor, ImageStore
@@ -80,120 +77,6 @@ def actor_of(context: TaskContext) -> Actor:
         except NotFound:  # removed since: what they stored stays theirs, nothing more
             role = "viewer"
     return Actor(context.user, role == "admin")
-
-
-@store_task("image.check")
-def image_check(context: TaskContext) -> dict[str, Any]:
-    from glasspane.images.check import check_image
-    p, store = context.params, _store()
-    context.progress(5, f"checking {p['name']}")
-    report = check_image(str(store.path(p["name"])), p.get("from"), store.references())
-    return {"format": report.format, "ok": report.ok,
-            "problems": [str(p) for p in report.problems]}
-
-
-@store_task("image.convert")
-def image_convert(context: TaskContext) -> dict[str, Any]:
-    from glasspane.images.base import WriteOptions
-    from glasspane.images.compare import compare_images
-    from glasspane.images.convert import convert
-    p, store, actor = context.params, _store(), actor_of(context)
-    source = str(store.path(p["name"]))
-    options = WriteOptions(compress=p["compress"], vhd_type=p["vhd_type"],
-                           vhd_flavour=p["vhd_flavour"], xva_checksum=p["xva_checksum"],
-                           vm_name=p["vm_name"], vcpus=p["vcpus"], memory_mib=p["memory_mib"])
-    store.check_new(p["output"], p["replace"], actor)
-    with store.staging() as work:
-        outputs = convert(source, str(work / p["output"]), to=p["format"], disk=p["disk"],
-                          src_format=p.get("from"), options=options, overwrite=True,
-                          start=byte_progress(context), references=store.references())
-        verified = []
-        if p["verify"]:
-            context.progress(96, "comparing the output with the source")
-            for index, output in enumerate(outputs):
-                disk = p["disk"] if p["disk"] is not None else (index if len(outputs) > 1
-                                                                 else None)
-                for result in compare_images(source, output.path, disk, store.references(),
-                                             p.get("from")):
-                    if not result.identical:
-                        raise ImageError(f"verification failed: {Path(output.path).name}: "
-                                         f"{result.describe()}")
-                    verified.append(f"{Path(output.path).name}: {result.describe()}")
-        for o in outputs:  # all or none: an output that may not replace is refused first
-            store.check_new(Path(o.path).name, p["replace"], actor)
-        stored = [store.adopt(Path(o.path), Path(o.path).name, actor, p["replace"])
-                  for o in outputs]
-    return {"outputs": [dataclasses.asdict(s) for s in stored], "verified": verified}
-
-
-@store_task("image.compare")
-def image_compare(context: TaskContext) -> dict[str, Any]:
-    from glasspane.images.compare import compare_images
-    p, store = context.params, _store()
-    context.progress(5, f"comparing {p['a']} and {p['b']}")
-    results = compare_images(str(store.path(p["a"])), str(store.path(p["b"])), p["disk"],
-                             store.references())
-    return {"identical": all(r.identical for r in results),
-            "results": [r.describe() for r in results]}
-
-
-@store_task("image.load")
-def image_load(context: TaskContext) -> dict[str, Any]:
-    from glasspane.containers.deploy import load_image
-    p = context.params
-    path = _store().path(p["image"])
-    with containers_refreshed(context):
-        loaded = load_image(current_settings(), p["host"], p["vm"], path,
-                            byte_progress(context)(path.stat().st_size,
-                                                   f"loading into {p['vm']}"))
-    return {"loaded": loaded}
-
-
-@store_task("image.upload")
-def image_upload(context: TaskContext) -> dict[str, Any]:
-    from glasspane.hosts.service import host_driver
-    from glasspane.hypervisors.capabilities import Capability, require
-    p, store = context.params, _store()
-    path = store.path(p["image"])
-    label = p["name"] or p["image"]
-    with host_driver(current_settings(), p["host"]) as connected:
-        driver = require(connected, Capability.IMAGE_TRANSFER, "uploading a disk",
-                         hint="import it as a template instead")
-        uuid = driver.upload_disk(str(path), label, byte_progress(context)(
-            path.stat().st_size, f"{label} to {p['host']}"), p["sr"], store.references())
-    return {"vdi": uuid, "name": label}
-
-
-@store_task("template.import")
-def template_import(context: TaskContext) -> dict[str, Any]:
-    from glasspane.templates.service import import_template
-    p, store = context.params, _store()
-    boot = {key: str(store.path(p[key])) if p.get(key) else None for key in ("kernel", "initrd")}
-    with host_refreshed(context, p["host"]):
-        info = import_template(current_settings(), p["name"], str(store.path(p["image"])),
-                               p["host"], p["disk"], byte_progress(context), **boot,
-                               references=store.references())
-    return dataclasses.asdict(info)
-
-
-@store_task("template.from-debian")
-def template_from_debian(context: TaskContext) -> dict[str, Any]:
-    from glasspane.templates.service import template_from_debian as make
-    p = context.params
-    context.progress(1, f"building or reusing the Debian {p['suite']} image")
-    with host_refreshed(context, p["host"]):
-        info = make(current_settings(), p["name"], p["host"], p["suite"],
-                    byte_progress(context))
-    return dataclasses.asdict(info)
-
-
-@handler("template.remove")
-def template_remove(context: TaskContext) -> dict[str, Any]:
-    from glasspane.templates.service import remove_template
-    p = context.params
-    with host_refreshed(context, p["host"]):
-        remove_template(current_settings(), p["name"], p["host"])
-    return {"removed": p["name"]}
 
 
 @contextmanager
