@@ -64,8 +64,6 @@ HOSTS = {
 TEMPLATES = {
     "list": Route("GET", "/templates"),
     "validate": Route("POST", "/templates/validate", ("context", "spec", "variables")),
-    "build": Route("POST", "/templates/build", ("context", "spec", "variables", "only", "host",
-                                                "register_template"), task=True),
 }
 IMAGES = {
     "list": Route("GET", "/images"),
@@ -269,12 +267,12 @@ class RemoteOperations:
             raise UsageError("--output-dir is local; with --server the outputs go to the "
                              "server's image store")
         with self._context(spec, quiet) as context:
-            done = self.task(TEMPLATES["build"], quiet, context=context, spec=spec.path.name,
-                             variables=variables, only=only, host=host,
-                             register_template=register)["result"]
-        return ops.Built(done["template"], done["build_seconds"],
-                         f"stored in the image store{self.place}", done["stored"],
-                         host if done["registered"] else None)
+            done = self.run("template.build", quiet, context=context, spec=spec.path.name,
+                            variables=variables, only=only, host=host,
+                            register_template=register)
+        return ops.Built(done.template, done.build_seconds,
+                         f"stored in the image store{self.place}", done.stored,
+                         host if done.registered else None)
 
     def image_info(self, file: str, fmt: str | None, quiet: bool) -> dict[str, Any]:
         with self.remote.stored_input(file, quiet) as name:

@@ -1,7 +1,7 @@
-"""Tasks on the server's image store and templates: check, convert, compare, load into a
-VM, upload to a pool, import as a template, build a template from a context, remove a
-template, export a VM into the store.  Byte progress from the image toolkit becomes the
-task's 0-100, each phase taking half of what is left so the bar never goes back.
+"""What the server's operations on its image store share (the operations themselves are in
+`glasspane.operations`): byte progress from the image toolkit as a task's 0-100, each phase
+taking half of what is left so the bar never goes back; a stored build context unpacked and
+its spec confined to it; a template built from one into the store.
 
 Every image is opened with the store's references policy (a backing file or parent only as
 another stored image's bare name), and every result and error names stored images by name,
@@ -9,8 +9,7 @@ never by their path on the server."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,15 +17,13 @@ from typing import TYPE_CHECKING, Any
 from glasspane.errors import GlasspaneError, UsageError
 from glasspane.images.base import ProgressFn
 from glasspane.images.convert import StartFn
-from glasspane.inventory.handlers import (
-    current_settings,
-    refresh_host,
-)
+from glasspane.inventory.handlers import current_settings
 from glasspane.inventory.store import Actor, ImageStore
-from glasspane.inventory.tasks import Handler, TaskContext, handler
+from glasspane.inventory.tasks import TaskContext
 
 if TYPE_CHECKING:
     from glasspane.templates.spec import TemplateSpec
+
 
 def byte_progress(context: TaskContext) -> StartFn:
     """A `start(total, label)` for the image toolkit reporting into the task."""
@@ -51,32 +48,6 @@ def byte_progress(context: TaskContext) -> StartFn:
 def _store() -> ImageStore:
     settings = current_settings()
     return ImageStore(settings.data_dir, settings.store_reserve)
-
-
-def store_task(kind: str) -> Callable[[Handler], Handler]:
-    """`handler(kind)` for a task on the store: its result and its error say no path of the
-    server (the store's files by name, DATA_DIR and CACHE_DIR by those words)."""
-    def register(function: Handler) -> Handler:
-        @functools.wraps(function)
-        def confined(context: TaskContext) -> dict[str, Any] | None:
-            settings, store = current_settings(), _store()
-            places = {"DATA_DIR": settings.data_dir, "CACHE_DIR": settings.cache_dir}
-            with store.confined(places):
-                return store.confine(function(context), places)
-        return handler(kind)(confined)
-    return register
-
-
-def actor_of(context: TaskContext) -> Actor:
-    """Who submitted the task, with their role as it is now."""
-    from glasspane.errors import NotFound
-    from glasspane.inventory.users import get_user
-    with context.database.session() as session:
-        try:
-            role = get_user(session, context.user).role
-        except NotFound:  # removed since: what they stored stays theirs, nothing more
-            role = "viewer"
-    return Actor(context.user, role == "admin")
 
 
 @contextmanager
@@ -141,16 +112,15 @@ def app_in_context(store: ImageStore, context: str, spec: str) -> Iterator[Path]
         yield spec_path
 
 
-@store_task("template.build")
-def template_build(context: TaskContext) -> dict[str, Any]:
+def build_in_store(context: TaskContext, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
     """Unpack the context, build, and put the outputs and the manifest into the store as
     NAME.FORMAT and NAME.manifest.json (replacing an earlier build's); the build log is the
-    task's messages and, the last 64 KiB of it, the result's or error's tail."""
+    task's messages and, the last 64 KiB of it, the result's or error's tail (operation
+    template.build)."""
     from glasspane.images.references import STANDALONE
     from glasspane.templates.build import build_template
     from glasspane.templates.spec import select_outputs
-    p, store, settings = context.params, _store(), current_settings()
-    actor = actor_of(context)
+    store, settings = _store(), current_settings()
     context.progress(1, f"unpacking build context {p['context']}")
     with template_in_context(store, p["context"], p["spec"], p["variables"]) as (spec, work):
         select_outputs(spec, p["only"])
@@ -184,8 +154,6 @@ def template_build(context: TaskContext) -> dict[str, Any]:
         stored.append(store.adopt(result.directory / "manifest.json", manifest_name,
                                   actor, replace=True))
         log_tail = (result.directory / "build.log").read_text(errors="replace")[-65536:]
-    if p["register_template"]:
-        refresh_host(context.database, p["host"])
     return {"template": spec.name, "registered": result.template is not None,
             "stored": [s.name for s in stored], "build_seconds":
             result.manifest["build_seconds"], "log_tail": log_tail}

@@ -1,10 +1,12 @@
-"""Template operations: import a disk image as a template, make the Debian one, remove one.
+"""Template operations: import a disk image as a template, make the Debian one, build one
+from a spec's stored directory (on a server), remove one.
 An imported image (and its kernel and initrd) is a stored image on a server and the user's
 own file when the CLI runs it here (`operations.files`)."""
 
 from __future__ import annotations
 
 import dataclasses
+from contextlib import nullcontext
 from typing import Any
 
 from pydantic import Field
@@ -12,7 +14,7 @@ from sqlalchemy import select
 
 from glasspane.errors import NotFound
 from glasspane.operations.catalogue import Admission, Command, Context, Result, operation
-from glasspane.operations.files import bytes_of, files_of, store_of
+from glasspane.operations.files import actor_of, bytes_of, files_of, store_of
 from glasspane.operations.images import stored_name
 from glasspane.operations.vms import refreshed
 
@@ -122,3 +124,45 @@ def remove(context: Context, command: TemplateRef) -> TemplateRemoved:
     with refreshed(context, command.host):
         remove_template(context.settings, command.name, command.host)
     return TemplateRemoved(removed=command.name)
+
+
+class BuildTemplate(Command):
+    context: str = stored_name("a stored tar archive of the spec's directory")
+    spec: str = Field(default="template.yaml", min_length=1, max_length=255,
+                      description="the spec's path inside the context")
+    variables: dict[str, str] = Field(default_factory=dict, max_length=256)
+    only: list[str] = Field(default_factory=list, max_length=16)
+    host: str = host_field()
+    register_template: bool = Field(default=True, description="store the template for "
+                                                               "`vm create` on the host")
+
+
+class Built(Result):
+    template: str
+    registered: bool
+    stored: list[str]
+    build_seconds: float
+    log_tail: str
+
+
+def admit_build(admission: Admission, command: BuildTemplate) -> None:
+    known_host(admission, command.host)
+    store_of(admission.settings).path(command.context)
+
+
+@operation("template.build", "POST", "/templates/build", BuildTemplate, Built, task=True,
+           pinned=True, object_type="template", target_name="{host}/{context}",
+           admit=admit_build)
+def build(context: Context, command: BuildTemplate) -> Built:
+    """Build a template from the spec in a stored build context (a task; its log is in the
+    task's messages, the outputs and manifest go to the image store).
+
+    On the server only: here, `template build` reads the spec's own directory and leaves the
+    outputs in one beside it."""
+    from glasspane.inventory.store_handlers import build_in_store
+    files = files_of(context)
+    registering = refreshed(context, command.host) if command.register_template \
+        else nullcontext()
+    with files.confined(), registering:
+        return Built.model_validate(files.confine(build_in_store(
+            context.task, command.model_dump(), actor_of(context))))

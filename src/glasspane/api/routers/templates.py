@@ -6,16 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import Field
 from sqlalchemy import select
 
 from glasspane.api.deps import (
     CurrentUser,
     Services,
-    audited,
     off_loop,
-    operator,
     page,
     services,
     viewer,
@@ -28,25 +26,15 @@ from glasspane.api.routers.common import (
     SpecContext,
     find_host,
     paged,
-    submit,
 )
 from glasspane.api.routers.images import store_of
-from glasspane.api.schemas import AUTHENTICATED, Page, TaskRef, errors
+from glasspane.api.schemas import AUTHENTICATED, Page, errors
 from glasspane.inventory.models import Host, Template
 from glasspane.inventory.parsing import in_parser_thread
 from glasspane.operations import templates as _template_operations  # noqa: F401
 from glasspane.operations.catalogue import CATALOGUE
 
 router = APIRouter(tags=["templates"], responses=AUTHENTICATED)
-
-
-class BuildTemplate(SpecContext):
-    spec: str = Field(default="template.yaml", min_length=1, max_length=255)
-    variables: dict[str, str] = Field(default_factory=dict, max_length=256)
-    only: list[str] = Field(default_factory=list, max_length=16)
-    host: str = Field(default="local", min_length=1, max_length=64)
-    register_template: bool = Field(default=True, description="store the template for "
-                                                               "`vm create` on the host")
 
 
 class Validate(SpecContext):
@@ -74,20 +62,6 @@ async def list_templates(user: CurrentUser = Depends(viewer), found: Services = 
 def _known_host(found: Services, name: str) -> None:
     with found.database.session() as session:
         find_host(session, name)
-
-
-@router.post("/templates/build", status_code=202, response_model=TaskRef,
-             responses=errors(404, 408, 413),
-             dependencies=[audited("template.build", "template")])
-def build_template(body: BuildTemplate, request: Request,
-                   user: CurrentUser = Depends(operator),
-                   found: Services = Depends(services)) -> dict[str, Any]:
-    """Build a template from the spec in a stored build context (a task; its log is in the
-    task's messages, the outputs and manifest go to the image store)."""
-    _known_host(found, body.host)
-    store_of(found).path(body.context)
-    return submit(request, found, user, "template.build", "template",
-                  f"{body.host}/{body.context}", body.model_dump(), pinned=True)
 
 
 @router.post("/templates/validate", response_model=SpecCheck,
