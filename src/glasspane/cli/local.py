@@ -68,8 +68,10 @@ class LocalOperations:
         label = f"{op.verb} {fields.get('name', '')}".strip()
         with byte_progress(not quiet and op.bytes) as start, \
                 percent_progress(not quiet and not op.bytes, label) as report:
-            return op.handler(Context(self.settings, caller, progress=report, files=files,
+            done = op.handler(Context(self.settings, caller, progress=report, files=files,
                                       start=start), command)
+            report(100, "")  # a quick one (a check) reports little on the way: not left at 5%
+            return done
 
     def vm_list(self, host: str) -> list[ops.VmRow]:
         return [ops.VmRow(**cast(dict[str, Any], v)) for v in vms.list_vms(self.settings, host)]
