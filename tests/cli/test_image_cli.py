@@ -100,3 +100,15 @@ def test_demo_converts_through_every_format(capsys: pytest.CaptureFixture[str],
     assert r.code == 0, r.out + r.err
     assert "every output holds exactly the sample's content" in r.out
     assert r.out.count("identical") >= 7
+
+
+def test_a_local_output_is_not_replaced_without_force_and_leaves_nothing(
+        capsys: pytest.CaptureFixture[str], sample_raw: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.vhd"
+    out.write_bytes(b"mine")
+    r = run_cli(capsys, "image", "convert", "-q", str(sample_raw), str(out))
+    assert r.code == 4 and f"{out} already exists" in r.err and "--force" in r.err, r.err
+    assert out.read_bytes() == b"mine"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.vhd"]  # no staging left beside it
+    r = run_cli(capsys, "image", "convert", "-q", "--force", str(sample_raw), str(out))
+    assert r.code == 0 and out.read_bytes() != b"mine", r.err

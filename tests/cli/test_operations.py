@@ -106,3 +106,15 @@ def test_the_catalogue_s_operations_have_no_route_or_method_of_their_own() -> No
             shape = re.sub(r"\\{\w+\\}", "[^/]+", re.escape(route.path))
             assert not (route.method == op.method and re.fullmatch(shape, op.path)), \
                 f"{op.name} has its own route {route.method} {route.path}"
+
+
+def test_an_operation_s_file_fields_are_its_command_s() -> None:
+    """A misspelt file field would leave a local path unsent (or a stored name unread)."""
+    from glasspane.operations.catalogue import Command, Operation, Result
+    from glasspane.operations.images import ImageRef
+
+    def handler(context: object, command: Command) -> Result:
+        return Result()
+    with pytest.raises(TypeError, match=r"file fields \['image'\] are not fields of ImageRef"):
+        Operation("image.nothing", "POST", "/images/{name}/nothing", ImageRef, Result,
+                  handler, files=("image",))

@@ -82,7 +82,8 @@ def perform(op: Operation[Any, Any], request: Request, user: CurrentUser, found:
         op.admit(Admission(found.settings, found.database, caller), command)
     if op.task:
         return submit(request, found, user, op.name, op.object_type, object_name,
-                      command.model_dump(mode="json"), pinned=op.pinned)
+                      command.model_dump(mode="json"), cancellable=op.cancellable,
+                      pinned=op.pinned)
     return op.handler(Context(found.settings, caller, found.database), command)
 
 

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import click
 
-from glasspane.cli.operations import ConvertJob, json_option, operations
+from glasspane.cli.operations import json_option, operations
 from glasspane.cli.table import emit_json, human
 from glasspane.errors import OutputError
-from glasspane.images.base import WriteOptions
 from glasspane.images.detect import ALL_FORMATS
 
 FORMAT = click.Choice(ALL_FORMATS, case_sensitive=False)
@@ -96,24 +95,26 @@ def convert(src: str, dst: str, to: str | None, src_format: str | None, disk: in
     """Convert SRC to DST, any format to any format; all disks of an XVA/OVA, or one (with
     --server: on the server; SRC a local file or `@NAME`, DST a local file or `@NAME` to
     keep it in the server's store)."""
-    options = WriteOptions(compress=compress, vhd_type=vhd_type, vhd_flavour=vhd_flavour,
-                           xva_checksum=xva_checksum, vm_name=vm_name, vcpus=vcpus,
-                           memory_mib=memory_mib)
-    done = operations().image_convert(src, dst, ConvertJob(to, src_format, disk, options,
-                                                           force, verify, sync),
-                                      quiet or as_json)
-    if as_json:
-        emit_json(done)
+    done = operations().run(
+        "image.convert", quiet or as_json, name=src, output=dst, format=to,
+        source_format=src_format, disk=disk, compress=compress, vhd_type=vhd_type,
+        vhd_flavour=vhd_flavour, xva_checksum=xva_checksum, vm_name=vm_name, vcpus=vcpus,
+        memory_mib=memory_mib, replace=force, verify=verify, sync=sync)
+    if as_json:  # as the toolkit names them: each output's format and file size
+        emit_json({"outputs": [{"path": o.name, "format": o.kind, "virtual_size": o.virtual_size,
+                                "file_size": o.size, "allocated": o.allocated,
+                                "sha256": o.sha256 or None} for o in done.outputs],
+                   "seconds": done.seconds, "verified": done.verified})
         return
     for o in done.outputs:
-        click.echo(f"wrote {o.path}: {o.format}, "
+        click.echo(f"wrote {o.name}: {o.kind}, "
                    + (f"{human(o.virtual_size)} virtual, " if o.virtual_size is not None else "")
-                   + f"{human(o.file_size)} file"
+                   + f"{human(o.size)} file"
                    + (f", {human(o.allocated)} allocated" if o.allocated is not None else "")
                    + (f", in {done.seconds:.1f} s" if done.seconds is not None else "")
                    + (f", sha256 {o.sha256}" if o.sha256 else ""))
     for line in done.verified:
-        click.echo(line)
+        click.echo(f"verified {line}")
 
 
 @image.command()
@@ -122,9 +123,9 @@ def convert(src: str, dst: str, to: str | None, src_format: str | None, disk: in
 @json_option
 def check(file: str, fmt: str | None, as_json: bool) -> None:
     """Check FILE's structure and checksums; exit 1 when a problem is found."""
-    done = operations().image_check(file, fmt, as_json)
+    done = operations().run("image.check", as_json, name=file, source_format=fmt)
     if as_json:
-        emit_json(done)
+        emit_json({"path": file, **done.model_dump()})
     elif done.ok:
         click.echo(f"{file}: {done.format}: no problems found")
     else:
@@ -142,10 +143,10 @@ def check(file: str, fmt: str | None, as_json: bool) -> None:
 @json_option
 def compare(a: str, b: str, disk: int | None, as_json: bool) -> None:
     """Same guest-visible content in A and B (any formats)?  Exit 0 if so, 1 if not."""
-    done = operations().image_compare(a, b, disk, as_json)
+    done = operations().run("image.compare", as_json, a=a, b=b, disk=disk)
     if as_json:
-        emit_json(done.results)
-    for line in [] if as_json else done.lines:
+        emit_json([c.model_dump() for c in done.comparisons])
+    for line in [] if as_json else done.results:
         click.echo(line)
     if not done.identical:
         sys.exit(1)
@@ -158,7 +159,7 @@ def compare(a: str, b: str, disk: int | None, as_json: bool) -> None:
 def load(vm: str, file: str, host: str) -> None:
     """Load a container image archive FILE (`docker save` / `podman save` output) into VM's
     engine, streamed over SSH: no registry needed."""
-    loaded = operations().image_load(host, vm, file)
+    loaded = operations().run("image.load", False, host=host, name=vm, image=file).loaded
     click.echo(f"VM {vm}: loaded {', '.join(loaded) or 'an untagged image'}")
 
 
@@ -172,8 +173,8 @@ def upload(file: str, host: str, name: str | None, sr: str | None, quiet: bool) 
     """Upload disk image FILE to a XenServer pool as a new VDI (raw and VHD as they are,
     any other format converted on the fly)."""
     label = name or os.path.basename(file).removeprefix("@")
-    uuid = operations().image_upload(file, host, label, sr, quiet)
-    click.echo(f"uploaded {file} to {host} as disk {label} ({uuid})")
+    done = operations().run("image.upload", quiet, name=file, host=host, label=label, sr=sr)
+    click.echo(f"uploaded {file} to {host} as disk {label} ({done.vdi})")
 
 
 @image.command("list")
@@ -224,5 +225,5 @@ def delete(names: tuple[str, ...]) -> None:
     """Delete stored images NAMES."""
     ops = operations()
     for name in names:
-        ops.image_delete(name)
+        ops.run("image.delete", name=name)
         click.echo(f"deleted {name}")

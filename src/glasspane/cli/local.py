@@ -8,7 +8,6 @@ import datetime as dt
 import getpass
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,17 +21,16 @@ from glasspane.cli.console_attach import ChannelLink, Link
 from glasspane.cli.progress import byte_progress, percent_progress
 from glasspane.cli.table import human
 from glasspane.containers import app as apps
-from glasspane.containers import deploy
 from glasspane.containers import service as containers
 from glasspane.enums import ConsoleKind, PowerState, Role
 from glasspane.errors import OutputError, UsageError
 from glasspane.hosts import service as hosts
 from glasspane.hosts.registry import HostRegistry
-from glasspane.hypervisors.capabilities import Capability, require
 from glasspane.hypervisors.uris import redacted
 from glasspane.images.references import FOLLOW_ANYWHERE
 from glasspane.inventory.store import Actor, ImageStore, StoredImage
 from glasspane.operations.catalogue import Caller, Context
+from glasspane.operations.files import LocalFiles
 from glasspane.operations.vms import ExecResult
 from glasspane.process import interactive
 from glasspane.settings import Settings
@@ -62,11 +60,19 @@ class LocalOperations:
 
     def run(self, name: str, quiet: bool = True, /, **fields: Any) -> Any:
         # The machine's own user acts here with every right, as with the services directly;
-        # the drivers check the states (the inventory may not know this host yet).
+        # the drivers check the states (the inventory may not know this host yet).  Its file
+        # fields name the user's own files.
         op, command = ops.command_for(name, fields)
+        files = LocalFiles({handle: value for handle, (_, value)
+                            in ops.handles(op, fields).items()})
         caller = Caller(getpass.getuser(), Role.ADMIN)
-        with percent_progress(not quiet, f"{op.verb} {fields.get('name', '')}".strip()) as report:
-            return op.handler(Context(self.settings, caller, progress=report), command)
+        label = f"{op.verb} {fields.get('name', '')}".strip()
+        with byte_progress(not quiet and op.bytes) as start, \
+                percent_progress(not quiet and not op.bytes, label) as report:
+            done = op.handler(Context(self.settings, caller, progress=report, files=files,
+                                      start=start), command)
+            report(100, "")  # a quick one (a check) reports little on the way: not left at 5%
+            return done
 
     def vm_list(self, host: str) -> list[ops.VmRow]:
         return [ops.VmRow(**cast(dict[str, Any], v)) for v in vms.list_vms(self.settings, host)]
@@ -150,27 +156,8 @@ class LocalOperations:
     def host_remove(self, name: str) -> None:
         HostRegistry(self.settings).remove(name)
 
-    def template_import(self, name: str, host: str, file: str, disk: int | None,
-                        kernel: str | None, initrd: str | None,
-                        quiet: bool) -> templates.TemplateInfo:
-        with byte_progress(not quiet) as start:
-            return templates.import_template(self.settings, name, file, host, disk, start,
-                                             kernel=kernel, initrd=initrd,
-                                             references=FOLLOW_ANYWHERE)
-
-    def template_from_debian(self, name: str, host: str, suite: str,
-                             quiet: bool) -> templates.TemplateInfo:
-        if not quiet:
-            click.echo(f"building or reusing the Debian {suite} image (about two minutes the "
-                       "first time) ...", err=True)
-        with byte_progress(not quiet) as start:
-            return templates.template_from_debian(self.settings, name, host, suite, start)
-
     def template_list(self, host: str) -> list[templates.TemplateInfo]:
         return templates.list_templates(self.settings, host)
-
-    def template_remove(self, name: str, host: str) -> None:
-        templates.remove_template(self.settings, name, host)
 
     def template_validate(self, spec: TemplateSpec, variables: dict[str, str]
                           ) -> SpecCheck:
@@ -200,47 +187,6 @@ class LocalOperations:
         from glasspane.images.inspect import image_info
         return image_info(file, fmt, FOLLOW_ANYWHERE)
 
-    def image_convert(self, src: str, dst: str, job: ops.ConvertJob,
-                      quiet: bool) -> ops.Converted:
-        from glasspane.images.convert import convert
-        began = time.monotonic()
-        with byte_progress(not quiet) as start:
-            outputs = convert(src, dst, to=job.to, src_format=job.src_format, disk=job.disk,
-                              options=job.options, overwrite=job.force, sync=job.sync,
-                              start=start, references=FOLLOW_ANYWHERE)
-        elapsed = time.monotonic() - began
-        verified = _verify(src, outputs, job.disk, job.src_format) if job.verify else []
-        return ops.Converted([ops.Written(o.path, o.format, o.virtual_size, o.file_size,
-                                          o.allocated) for o in outputs],
-                             round(elapsed, 3), verified)
-
-    def image_check(self, file: str, fmt: str | None, quiet: bool) -> ops.Checked:
-        from glasspane.images.check import check_image
-        report = check_image(file, fmt, FOLLOW_ANYWHERE)
-        return ops.Checked(report.path, report.format, report.ok, report.problems)
-
-    def image_compare(self, a: str, b: str, disk: int | None, quiet: bool) -> ops.Compared:
-        from glasspane.images.compare import compare_images
-        results = compare_images(a, b, disk, FOLLOW_ANYWHERE)
-        return ops.Compared(all(r.identical for r in results), results,
-                            [r.describe() for r in results])
-
-    def image_load(self, host: str, vm: str, file: str) -> list[str]:
-        path = Path(file)
-        with byte_progress(True) as start:
-            return deploy.load_image(self.settings, host, vm, path,
-                                     start(path.stat().st_size, f"loading into {vm}"))
-
-    def image_upload(self, file: str, host: str, name: str, sr: str | None,
-                     quiet: bool) -> str:
-        with hosts.host_driver(self.settings, host) as connected:
-            driver = require(connected, Capability.IMAGE_TRANSFER, "uploading a disk",
-                             hint="use `glasspane template import` instead")
-            with byte_progress(not quiet) as start:
-                return driver.upload_disk(file, name, start(os.path.getsize(file),
-                                                            f"{name} to {host}"), sr,
-                                          FOLLOW_ANYWHERE)
-
     def _store(self) -> ImageStore:
         return ImageStore(self.settings.data_dir, self.settings.store_reserve)
 
@@ -266,9 +212,6 @@ class LocalOperations:
         finally:
             partial.unlink(missing_ok=True)
         return expected
-
-    def image_delete(self, name: str) -> None:
-        self._store().delete(name, LOCAL)
 
     def app_deploy(self, host: str, vm: str, spec: Path) -> list[tuple[str, str]]:
         return apps.deploy_app(self.settings, host, vm, spec)
@@ -329,20 +272,4 @@ class LocalOperations:
                                                   "them within seconds")
 
     task_list = task_show = task_wait = task_cancel = logout = _server_only
-
-
-def _verify(src: str, outputs: list[Any], disk: int | None, src_format: str | None
-            ) -> list[str]:
-    """Each output compared with the source; the comparisons, or an error listing them."""
-    from glasspane.images.compare import compare_images
-    results = [(o.path, r) for index, o in enumerate(outputs)
-               for r in compare_images(src, o.path, index if disk is None and len(outputs) > 1
-                                       else disk, FOLLOW_ANYWHERE, src_format)
-               [:None if len(outputs) == 1 else 1]]
-    lines = [f"verified {path}: {r.describe()}" for path, r in results]
-    if not all(r.identical for _, r in results):
-        for line in lines:
-            click.echo(line, err=True)
-        raise click.ClickException("verification failed: the output differs from the source")
-    return lines
 

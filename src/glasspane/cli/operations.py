@@ -22,7 +22,6 @@ from glasspane.containers.service import ContainerStats, Listing, VmFailure
 from glasspane.enums import PowerState, Role, TaskState
 from glasspane.errors import UsageError
 from glasspane.hypervisors.base import HostInfo
-from glasspane.images.base import WriteOptions
 from glasspane.inventory.store import StoredImage
 from glasspane.operations.catalogue import CATALOGUE, Operation
 from glasspane.operations.vms import ExecResult
@@ -93,38 +92,6 @@ class Built:
 
 
 @dataclass
-class Written:
-    path: str
-    format: str
-    virtual_size: int | None
-    file_size: int
-    allocated: int | None = None
-    sha256: str | None = None
-
-
-@dataclass
-class Converted:
-    outputs: list[Written]
-    seconds: float | None
-    verified: list[str]
-
-
-@dataclass
-class Checked:
-    path: str
-    format: str | None
-    ok: bool
-    problems: list[Any]
-
-
-@dataclass
-class Compared:
-    identical: bool
-    results: list[Any]  # each disk's comparison, in words (or the toolkit's record)
-    lines: list[str] = field(default_factory=list)
-
-
-@dataclass
 class AppRow:
     host: str
     vm: str
@@ -150,18 +117,6 @@ class PasswordChanged:
     user: str
     revoked: int
     note: str
-
-
-@dataclass
-class ConvertJob:
-    """`image convert`'s options, as both ends take them."""
-    to: str | None
-    src_format: str | None
-    disk: int | None
-    options: WriteOptions
-    force: bool
-    verify: bool
-    sync: bool
 
 
 Prompt = Callable[[], str]
@@ -209,13 +164,7 @@ class Operations(Protocol):
     def host_info(self, name: str) -> HostInfo: ...
     def host_remove(self, name: str) -> None: ...
 
-    def template_import(self, name: str, host: str, file: str, disk: int | None,
-                        kernel: str | None, initrd: str | None, quiet: bool
-                        ) -> TemplateInfo: ...
-    def template_from_debian(self, name: str, host: str, suite: str,
-                             quiet: bool) -> TemplateInfo: ...
     def template_list(self, host: str) -> list[TemplateInfo]: ...
-    def template_remove(self, name: str, host: str) -> None: ...
     def template_validate(self, spec: TemplateSpec, variables: dict[str, str]
                           ) -> SpecCheck: ...
     def template_build(self, spec: TemplateSpec, variables: dict[str, str],
@@ -223,17 +172,9 @@ class Operations(Protocol):
                        register: bool, quiet: bool) -> Built: ...
 
     def image_info(self, file: str, fmt: str | None, quiet: bool) -> dict[str, Any]: ...
-    def image_convert(self, src: str, dst: str, job: ConvertJob, quiet: bool
-                      ) -> Converted: ...
-    def image_check(self, file: str, fmt: str | None, quiet: bool) -> Checked: ...
-    def image_compare(self, a: str, b: str, disk: int | None, quiet: bool) -> Compared: ...
-    def image_load(self, host: str, vm: str, file: str) -> list[str]: ...
-    def image_upload(self, file: str, host: str, name: str, sr: str | None,
-                     quiet: bool) -> str: ...
     def image_list(self) -> list[StoredImage]: ...
     def image_put(self, file: Path, name: str, replace: bool, quiet: bool) -> StoredImage: ...
     def image_get(self, name: str, dest: Path, force: bool, quiet: bool) -> str: ...
-    def image_delete(self, name: str) -> None: ...
 
     def app_deploy(self, host: str, vm: str, spec: Path) -> list[tuple[str, str]]: ...
     def app_validate(self, spec: Path) -> list[str]: ...
@@ -309,14 +250,29 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 def command_for(name: str, fields: dict[str, Any]) -> tuple[Operation[Any, Any], Any]:
     """Catalogue operation `name` and its command from `fields`; a value its model refuses
-    is a usage error naming the field, before anything is done."""
-    from glasspane.operations import apps, containers  # noqa: F401
+    is a usage error naming the field, before anything is done.  A file field holds a
+    handle while it is checked (`handles`): what the user gave is a path here, a stored
+    image's name only once sent."""
+    from glasspane.operations import apps, containers, images, templates  # noqa: F401
     from glasspane.operations import vms as _vm_operations  # noqa: F401  (fills the catalogue)
     op = CATALOGUE[name]
     try:
-        return op, op.parse(fields)
+        return op, op.parse({**fields, **{field: handle for handle, (field, _)
+                                          in handles(op, fields).items()}})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                             for e in exc.errors(include_url=False))
+        problems = "; ".join(_problem(op.object_type, e) for e in exc.errors(include_url=False))
         raise UsageError(f"{name}: {problems}") from exc
 
+
+def _problem(kind: str, error: Any) -> str:
+    field = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "string_pattern_mismatch":  # the user's own value, in their words
+        return f"invalid {kind} {field} {error['input']!r}"
+    return f"{field}: {error['msg']}"
+
+
+def handles(op: Operation[Any, Any], fields: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """For each file field given a value: its handle, and the field and the value."""
+    return {f"local-{field}": (field, str(fields[field]))
+            for field in (*op.files, *filter(None, [op.output]))
+            if fields.get(field) is not None}

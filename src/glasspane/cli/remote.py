@@ -202,12 +202,15 @@ class Remote:
 
     def fetch_output(self, argument: str,
                      make: Callable[[str], tuple[Any, list[str]]], force: bool = False,
-                     quiet: bool = False) -> Any:
+                     quiet: bool = False, shown: dict[str, str] | None = None) -> Any:
         """Run `make(stored_name)` (a server-side task writing stored images; it returns its
         result and the names it stored) for an output argument: `@NAME` stays in the
         server's store; a local path is made under a one-off name, downloaded there (and
-        any further outputs beside it, by their own names) and deleted from the store."""
+        any further outputs beside it, by their own names) and deleted from the store.
+        `shown` gets each stored name as the user knows it: `@NAME`, or its local file."""
+        shown = {} if shown is None else shown
         if argument.startswith("@"):
+            shown[argument[1:]] = argument
             return make(argument[1:])[0]
         dest = Path(argument)
         if dest.exists() and not force:
@@ -219,6 +222,7 @@ class Remote:
             result, stored = make(name)
             for each in stored:
                 target = dest if each == name else dest.with_name(each.removeprefix(prefix))
+                shown[each] = str(target)
                 self.get_file(each, target, force, quiet)
         finally:
             for each in stored or [name]:

@@ -23,6 +23,7 @@ from glasspane.enums import ConsoleKind, Role, TaskState
 from glasspane.errors import GlasspaneError, UsageError
 from glasspane.hypervisors.base import HostInfo
 from glasspane.inventory.store import StoredImage
+from glasspane.operations.catalogue import Operation
 from glasspane.operations.vms import ExecResult
 from glasspane.templates.service import TemplateInfo
 from glasspane.templates.spec import TemplateSpec
@@ -63,25 +64,11 @@ HOSTS = {
 }
 TEMPLATES = {
     "list": Route("GET", "/templates"),
-    "import": Route("POST", "/templates", ("name", "host", "disk", "image", "kernel", "initrd"),
-                    task=True),
-    "from-debian": Route("POST", "/templates/from-debian", ("name", "host", "suite"), task=True),
-    "remove": Route("DELETE", "/templates/{host}/{name}", task=True),
     "validate": Route("POST", "/templates/validate", ("context", "spec", "variables")),
-    "build": Route("POST", "/templates/build", ("context", "spec", "variables", "only", "host",
-                                                "register_template"), task=True),
 }
 IMAGES = {
     "list": Route("GET", "/images"),
     "get": Route("GET", "/images/{name}"),
-    "delete": Route("DELETE", "/images/{name}"),
-    "check": Route("POST", "/images/{name}/check", ("from",), task=True),
-    "convert": Route("POST", "/images/{name}/convert", (
-        "output", "format", "from", "disk", "compress", "vhd_type", "vhd_flavour",
-        "xva_checksum", "vm_name", "vcpus", "memory_mib", "verify", "replace"), task=True),
-    "compare": Route("POST", "/images/compare", ("a", "b", "disk"), task=True),
-    "upload": Route("POST", "/images/{name}/upload", ("host", "name:label", "sr"), task=True),
-    "load": Route("POST", "/vms/{host}/{vm}/images", ("image",), task=True),
 }
 APPS = {
     "list": Route("GET", "/apps"),
@@ -125,8 +112,29 @@ class RemoteOperations:
                                 json={k: args[a] for k, a in wire.items()} if wire else None)
 
     def run(self, name: str, quiet: bool = True, /, **fields: Any) -> Any:
-        # Checked here first: a bad value is the CLI's usage error, not a round trip.
-        op, command = ops.command_for(name, fields)
+        # Checked here first: a bad value is the CLI's usage error, not a round trip.  A file
+        # field's local file is sent to the server's store for the command (`@NAME`: one
+        # already there), its output fetched from there to where the user asked.
+        op, _ = ops.command_for(name, fields)
+        with ExitStack() as stack:
+            for field in op.files:
+                if fields.get(field) is not None:
+                    fields[field] = stack.enter_context(
+                        self.remote.stored_input(str(fields[field]), quiet))
+            if op.output is None or fields.get(op.output) is None:
+                return self._call(op, fields, quiet)
+            output = op.output
+
+            def make(stored: str) -> tuple[Any, list[str]]:
+                result = self._call(op, {**fields, output: stored}, quiet)
+                return result, result.written() or [stored]
+            shown: dict[str, str] = {}
+            result = self.remote.fetch_output(str(fields[output]), make,
+                                              bool(fields.get("replace")), quiet, shown)
+            return op.result.model_validate(_renamed(result.model_dump(), shown))
+
+    def _call(self, op: Operation[Any, Any], fields: dict[str, Any], quiet: bool) -> Any:
+        command = op.parse(fields)
         sent = command.model_dump(mode="json", by_alias=True,
                                   exclude={f for f in op.path_params})
         path = op.path.format(**{f: quote(str(getattr(command, f)), safe="")
@@ -247,26 +255,8 @@ class RemoteOperations:
     def host_remove(self, name: str) -> None:
         self.do(HOSTS["remove"], name=name)
 
-    def template_import(self, name: str, host: str, file: str, disk: int | None,
-                        kernel: str | None, initrd: str | None, quiet: bool) -> TemplateInfo:
-        with ExitStack() as stack:
-            staged = {key: stack.enter_context(self.remote.staged(Path(path), quiet))
-                      for key, path in (("image", file), ("kernel", kernel),
-                                        ("initrd", initrd)) if path}
-            return _template(self.task(TEMPLATES["import"], quiet, name=name, host=host,
-                                       disk=disk, **{"kernel": None, "initrd": None,
-                                                     **staged})["result"])
-
-    def template_from_debian(self, name: str, host: str, suite: str,
-                             quiet: bool) -> TemplateInfo:
-        return _template(self.task(TEMPLATES["from-debian"], quiet, name=name, host=host,
-                                   suite=suite)["result"])
-
     def template_list(self, host: str) -> list[TemplateInfo]:
         return [_template(t) for t in self.do(TEMPLATES["list"], host=host, limit=1000)["items"]]
-
-    def template_remove(self, name: str, host: str) -> None:
-        self.do(TEMPLATES["remove"], host=host, name=name)
 
     def _context(self, spec: TemplateSpec, quiet: bool) -> Any:
         return self.remote.sent_context(spec.path, spec.files(), f"{spec.name}.context.tar",
@@ -285,12 +275,12 @@ class RemoteOperations:
             raise UsageError("--output-dir is local; with --server the outputs go to the "
                              "server's image store")
         with self._context(spec, quiet) as context:
-            done = self.task(TEMPLATES["build"], quiet, context=context, spec=spec.path.name,
-                             variables=variables, only=only, host=host,
-                             register_template=register)["result"]
-        return ops.Built(done["template"], done["build_seconds"],
-                         f"stored in the image store{self.place}", done["stored"],
-                         host if done["registered"] else None)
+            done = self.run("template.build", quiet, context=context, spec=spec.path.name,
+                            variables=variables, only=only, host=host,
+                            register_template=register)
+        return ops.Built(done.template, done.build_seconds,
+                         f"stored in the image store{self.place}", done.stored,
+                         host if done.registered else None)
 
     def image_info(self, file: str, fmt: str | None, quiet: bool) -> dict[str, Any]:
         with self.remote.stored_input(file, quiet) as name:
@@ -298,45 +288,6 @@ class RemoteOperations:
         if "info" not in stored:
             raise UsageError(f"{file} is a {stored['kind']}, not a disk image or VM archive")
         return {"path": file, **stored["info"]}
-
-    def image_convert(self, src: str, dst: str, job: ops.ConvertJob,
-                      quiet: bool) -> ops.Converted:
-        with self.remote.stored_input(src, quiet) as source:
-            def make(name: str) -> tuple[Any, list[str]]:
-                found = self.task(IMAGES["convert"], quiet, name=source, output=name,
-                                  format=job.to, disk=job.disk, verify=job.verify,
-                                  replace=job.force, **{"from": job.src_format},
-                                  **vars(job.options))["result"]
-                return found, [o["name"] for o in found["outputs"]]
-            found = self.remote.fetch_output(dst, make, job.force, quiet)
-        return ops.Converted(
-            [ops.Written(f"{o['name']} in{self.place}'s store" if dst.startswith("@") else
-                         str(Path(dst).with_name(o["name"].split("-", 2)[2])), o["kind"],
-                         None, o["size"], sha256=o["sha256"]) for o in found["outputs"]],
-            None, [f"verified {line}" for line in found["verified"]])
-
-    def image_check(self, file: str, fmt: str | None, quiet: bool) -> ops.Checked:
-        with self.remote.stored_input(file, quiet) as name:
-            found = self.do(IMAGES["check"], name=name, **{"from": fmt})
-        return ops.Checked(file, found["format"], not found["problems"], found["problems"])
-
-    def image_compare(self, a: str, b: str, disk: int | None, quiet: bool) -> ops.Compared:
-        with self.remote.stored_input(a, quiet) as first, \
-                self.remote.stored_input(b, quiet) as second:
-            found = self.do(IMAGES["compare"], a=first, b=second, disk=disk)
-        return ops.Compared(found["identical"], found["results"], found["results"])
-
-    def image_load(self, host: str, vm: str, file: str) -> list[str]:
-        with self.remote.stored_input(file) as name:
-            loaded: list[str] = self.task(IMAGES["load"], False, host=host, vm=vm,
-                                          image=name)["result"]["loaded"]
-        return loaded
-
-    def image_upload(self, file: str, host: str, name: str, sr: str | None,
-                     quiet: bool) -> str:
-        with self.remote.stored_input(file, quiet) as stored:
-            return str(self.task(IMAGES["upload"], quiet, name=stored, host=host, label=name,
-                                 sr=sr)["result"]["vdi"])
 
     def image_list(self) -> list[StoredImage]:
         return [StoredImage(**_fields(StoredImage, i)) for i in self.do(IMAGES["list"])]
@@ -349,9 +300,6 @@ class RemoteOperations:
         expected = str(self.do(IMAGES["get"], name=name)["sha256"])
         self.remote.get_file(name, dest, force, quiet)
         return expected
-
-    def image_delete(self, name: str) -> None:
-        self.do(IMAGES["delete"], name=name)
 
     def _app_context(self, spec: Path) -> Any:
         from glasspane.containers.app import parse_app
@@ -412,6 +360,17 @@ class RemoteOperations:
 
     def logout(self) -> None:
         self.do(USERS["logout"])
+
+
+def _renamed(value: Any, names: dict[str, str]) -> Any:
+    """`value` (a result's JSON) with the stored images it names as the user named them."""
+    if isinstance(value, str):
+        return names.get(value, value)
+    if isinstance(value, dict):
+        return {k: _renamed(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_renamed(v, names) for v in value]
+    return value
 
 
 def _fields(cls: type, found: dict[str, Any]) -> dict[str, Any]:

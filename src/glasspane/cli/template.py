@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from glasspane.cli.operations import host_option, json_option, operations
 from glasspane.cli.table import emit_json, human
-from glasspane.templates.service import TemplateInfo
 from glasspane.templates.spec import parse_spec, parse_vars, select_outputs
 
 var_option = click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
@@ -20,7 +20,7 @@ def template() -> None:
     """Templates: base disks stored on a host, from which VMs are cloned."""
 
 
-def _imported(info: TemplateInfo) -> None:
+def _imported(info: Any) -> None:
     click.echo(f"imported template {info.name} on {info.host}: {info.path}, "
                f"{human(info.virtual_size)} virtual, {human(info.allocation)} stored")
 
@@ -38,7 +38,8 @@ def _imported(info: TemplateInfo) -> None:
 def import_(name: str, file: str, host: str, disk: int | None, kernel: str | None,
             initrd: str | None, quiet: bool) -> None:
     """Store FILE (raw, VHD, qcow2, VMDK, XVA, OVA) as template NAME on a host."""
-    _imported(operations().template_import(name, host, file, disk, kernel, initrd, quiet))
+    _imported(operations().run("template.import", quiet, name=name, host=host, image=file,
+                               disk=disk, kernel=kernel, initrd=initrd))
 
 
 @template.command("from-debian")
@@ -48,7 +49,11 @@ def import_(name: str, file: str, host: str, disk: int | None, kernel: str | Non
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def from_debian(name: str, host: str, suite: str, quiet: bool) -> None:
     """Build a Debian template from Debian's mirror alone (cached by its recipe)."""
-    _imported(operations().template_from_debian(name, host, suite, quiet))
+    if not quiet:
+        click.echo(f"building or reusing the Debian {suite} image (about two minutes the "
+                   "first time) ...", err=True)
+    _imported(operations().run("template.from-debian", quiet, name=name, host=host,
+                               suite=suite))
 
 
 @template.command("list")
@@ -74,7 +79,7 @@ def list_(host: str, as_json: bool) -> None:
 @host_option
 def remove(name: str, host: str) -> None:
     """Delete template NAME (refused while VMs use it)."""
-    operations().template_remove(name, host)
+    operations().run("template.remove", name=name, host=host)
     click.echo(f"removed template {name} from {host}")
 
 

@@ -57,7 +57,13 @@ def containers_refreshed(context: TaskContext) -> Iterator[None]:
 
 def register_operations() -> None:
     """A handler for each task operation of the catalogue."""
-    from glasspane.operations import apps, containers, vms  # noqa: F401 - fill the catalogue
+    from glasspane.operations import (  # noqa: F401 - fill the catalogue
+        apps,
+        containers,
+        images,
+        templates,
+        vms,
+    )
     from glasspane.operations.tasks import register_tasks
     register_tasks()
 

@@ -1,7 +1,7 @@
-"""Tasks on the server's image store and templates: check, convert, compare, load into a
-VM, upload to a pool, import as a template, build a template from a context, remove a
-template, export a VM into the store.  Byte progress from the image toolkit becomes the
-task's 0-100, each phase taking half of what is left so the bar never goes back.
+"""What the server's operations on its image store share (the operations themselves are in
+`glasspane.operations`): byte progress from the image toolkit as a task's 0-100, each phase
+taking half of what is left so the bar never goes back; a stored build context unpacked and
+its spec confined to it; a template built from one into the store.
 
 Every image is opened with the store's references policy (a backing file or parent only as
 another stored image's bare name), and every result and error names stored images by name,
@@ -9,27 +9,21 @@ never by their path on the server."""
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from glasspane.errors import GlasspaneError, ImageError, UsageError
+from glasspane.errors import GlasspaneError, UsageError
 from glasspane.images.base import ProgressFn
 from glasspane.images.convert import StartFn
-from glasspane.inventory.handlers import (
-    containers_refreshed,
-    current_settings,
-    host_refreshed,
-    refresh_host,
-)
+from glasspane.inventory.handlers import current_settings
 from glasspane.inventory.store import Actor, ImageStore
-from glasspane.inventory.tasks import Handler, TaskContext, handler
+from glasspane.inventory.tasks import TaskContext
 
 if TYPE_CHECKING:
     from glasspane.templates.spec import TemplateSpec
+
 
 def byte_progress(context: TaskContext) -> StartFn:
     """A `start(total, label)` for the image toolkit reporting into the task."""
@@ -54,146 +48,6 @@ def byte_progress(context: TaskContext) -> StartFn:
 def _store() -> ImageStore:
     settings = current_settings()
     return ImageStore(settings.data_dir, settings.store_reserve)
-
-
-def store_task(kind: str) -> Callable[[Handler], Handler]:
-    """`handler(kind)` for a task on the store: its result and its error say no path of the
-    server (the store's files by name, DATA_DIR and CACHE_DIR by those words)."""
-    def register(function: Handler) -> Handler:
-        @functools.wraps(function)
-        def confined(context: TaskContext) -> dict[str, Any] | None:
-            settings, store = current_settings(), _store()
-            places = {"DATA_DIR": settings.data_dir, "CACHE_DIR": settings.cache_dir}
-            with store.confined(places):
-                return store.confine(function(context), places)
-        return handler(kind)(confined)
-    return register
-
-
-def actor_of(context: TaskContext) -> Actor:
-    """Who submitted the task, with their role as it is now."""
-    from glasspane.errors import NotFound
-    from glasspane.inventory.users import get_user
-    with context.database.session() as session:
-        try:
-            role = get_user(session, context.user).role
-        except NotFound:  # removed since: what they stored stays theirs, nothing more
-            role = "viewer"
-    return Actor(context.user, role == "admin")
-
-
-@store_task("image.check")
-def image_check(context: TaskContext) -> dict[str, Any]:
-    from glasspane.images.check import check_image
-    p, store = context.params, _store()
-    context.progress(5, f"checking {p['name']}")
-    report = check_image(str(store.path(p["name"])), p.get("from"), store.references())
-    return {"format": report.format, "ok": report.ok,
-            "problems": [str(p) for p in report.problems]}
-
-
-@store_task("image.convert")
-def image_convert(context: TaskContext) -> dict[str, Any]:
-    from glasspane.images.base import WriteOptions
-    from glasspane.images.compare import compare_images
-    from glasspane.images.convert import convert
-    p, store, actor = context.params, _store(), actor_of(context)
-    source = str(store.path(p["name"]))
-    options = WriteOptions(compress=p["compress"], vhd_type=p["vhd_type"],
-                           vhd_flavour=p["vhd_flavour"], xva_checksum=p["xva_checksum"],
-                           vm_name=p["vm_name"], vcpus=p["vcpus"], memory_mib=p["memory_mib"])
-    store.check_new(p["output"], p["replace"], actor)
-    with store.staging() as work:
-        outputs = convert(source, str(work / p["output"]), to=p["format"], disk=p["disk"],
-                          src_format=p.get("from"), options=options, overwrite=True,
-                          start=byte_progress(context), references=store.references())
-        verified = []
-        if p["verify"]:
-            context.progress(96, "comparing the output with the source")
-            for index, output in enumerate(outputs):
-                disk = p["disk"] if p["disk"] is not None else (index if len(outputs) > 1
-                                                                 else None)
-                for result in compare_images(source, output.path, disk, store.references(),
-                                             p.get("from")):
-                    if not result.identical:
-                        raise ImageError(f"verification failed: {Path(output.path).name}: "
-                                         f"{result.describe()}")
-                    verified.append(f"{Path(output.path).name}: {result.describe()}")
-        for o in outputs:  # all or none: an output that may not replace is refused first
-            store.check_new(Path(o.path).name, p["replace"], actor)
-        stored = [store.adopt(Path(o.path), Path(o.path).name, actor, p["replace"])
-                  for o in outputs]
-    return {"outputs": [dataclasses.asdict(s) for s in stored], "verified": verified}
-
-
-@store_task("image.compare")
-def image_compare(context: TaskContext) -> dict[str, Any]:
-    from glasspane.images.compare import compare_images
-    p, store = context.params, _store()
-    context.progress(5, f"comparing {p['a']} and {p['b']}")
-    results = compare_images(str(store.path(p["a"])), str(store.path(p["b"])), p["disk"],
-                             store.references())
-    return {"identical": all(r.identical for r in results),
-            "results": [r.describe() for r in results]}
-
-
-@store_task("image.load")
-def image_load(context: TaskContext) -> dict[str, Any]:
-    from glasspane.containers.deploy import load_image
-    p = context.params
-    path = _store().path(p["image"])
-    with containers_refreshed(context):
-        loaded = load_image(current_settings(), p["host"], p["vm"], path,
-                            byte_progress(context)(path.stat().st_size,
-                                                   f"loading into {p['vm']}"))
-    return {"loaded": loaded}
-
-
-@store_task("image.upload")
-def image_upload(context: TaskContext) -> dict[str, Any]:
-    from glasspane.hosts.service import host_driver
-    from glasspane.hypervisors.capabilities import Capability, require
-    p, store = context.params, _store()
-    path = store.path(p["image"])
-    label = p["name"] or p["image"]
-    with host_driver(current_settings(), p["host"]) as connected:
-        driver = require(connected, Capability.IMAGE_TRANSFER, "uploading a disk",
-                         hint="import it as a template instead")
-        uuid = driver.upload_disk(str(path), label, byte_progress(context)(
-            path.stat().st_size, f"{label} to {p['host']}"), p["sr"], store.references())
-    return {"vdi": uuid, "name": label}
-
-
-@store_task("template.import")
-def template_import(context: TaskContext) -> dict[str, Any]:
-    from glasspane.templates.service import import_template
-    p, store = context.params, _store()
-    boot = {key: str(store.path(p[key])) if p.get(key) else None for key in ("kernel", "initrd")}
-    with host_refreshed(context, p["host"]):
-        info = import_template(current_settings(), p["name"], str(store.path(p["image"])),
-                               p["host"], p["disk"], byte_progress(context), **boot,
-                               references=store.references())
-    return dataclasses.asdict(info)
-
-
-@store_task("template.from-debian")
-def template_from_debian(context: TaskContext) -> dict[str, Any]:
-    from glasspane.templates.service import template_from_debian as make
-    p = context.params
-    context.progress(1, f"building or reusing the Debian {p['suite']} image")
-    with host_refreshed(context, p["host"]):
-        info = make(current_settings(), p["name"], p["host"], p["suite"],
-                    byte_progress(context))
-    return dataclasses.asdict(info)
-
-
-@handler("template.remove")
-def template_remove(context: TaskContext) -> dict[str, Any]:
-    from glasspane.templates.service import remove_template
-    p = context.params
-    with host_refreshed(context, p["host"]):
-        remove_template(current_settings(), p["name"], p["host"])
-    return {"removed": p["name"]}
 
 
 @contextmanager
@@ -258,16 +112,15 @@ def app_in_context(store: ImageStore, context: str, spec: str) -> Iterator[Path]
         yield spec_path
 
 
-@store_task("template.build")
-def template_build(context: TaskContext) -> dict[str, Any]:
+def build_in_store(context: TaskContext, p: dict[str, Any], actor: Actor) -> dict[str, Any]:
     """Unpack the context, build, and put the outputs and the manifest into the store as
     NAME.FORMAT and NAME.manifest.json (replacing an earlier build's); the build log is the
-    task's messages and, the last 64 KiB of it, the result's or error's tail."""
+    task's messages and, the last 64 KiB of it, the result's or error's tail (operation
+    template.build)."""
     from glasspane.images.references import STANDALONE
     from glasspane.templates.build import build_template
     from glasspane.templates.spec import select_outputs
-    p, store, settings = context.params, _store(), current_settings()
-    actor = actor_of(context)
+    store, settings = _store(), current_settings()
     context.progress(1, f"unpacking build context {p['context']}")
     with template_in_context(store, p["context"], p["spec"], p["variables"]) as (spec, work):
         select_outputs(spec, p["only"])
@@ -301,8 +154,6 @@ def template_build(context: TaskContext) -> dict[str, Any]:
         stored.append(store.adopt(result.directory / "manifest.json", manifest_name,
                                   actor, replace=True))
         log_tail = (result.directory / "build.log").read_text(errors="replace")[-65536:]
-    if p["register_template"]:
-        refresh_host(context.database, p["host"])
     return {"template": spec.name, "registered": result.template is not None,
             "stored": [s.name for s in stored], "build_seconds":
             result.manifest["build_seconds"], "log_tail": log_tail}

@@ -36,6 +36,11 @@ class Command(BaseModel):
 class Result(BaseModel):
     """What an operation answers (a task's result once it has succeeded)."""
 
+    def written(self) -> list[str]:
+        """The files it wrote, where its operation has an `output` and writes more than the
+        one named (the disks of a VM archive): the CLI fetches each from a server."""
+        return []
+
 
 C = TypeVar("C", bound=Command)
 R = TypeVar("R", bound=Result)
@@ -81,6 +86,9 @@ class Context:
     database: Database | None = None
     progress: Report = no_report
     task: Any = None                 # the inventory.tasks.TaskContext, for task operations
+    # Where the command's files are (operations.files): None, the server's image store.
+    files: Any = None
+    start: Any = None                # a byte progress `start(total, label)`, where one is drawn
 
 
 # A resolver finds the target from the path's parameters, in an inventory session; it raises
@@ -103,6 +111,12 @@ class Operation(Generic[C, R]):
     states: frozenset[StrEnum] | None = None
     task: bool = False
     pinned: bool = False          # its task runs on the instance that accepted it
+    cancellable: bool = False     # its task may be cancelled while it runs
+    # The command's fields naming files (on a server, stored images; here, the user's own:
+    # the CLI turns one into the other before `run`) and the one naming what it writes.
+    files: tuple[str, ...] = ()
+    output: str | None = None
+    bytes: bool = False           # its progress is counted in bytes (a byte bar here)
     object_type: str = "vm"
     # The audit's and the task's object name: formatted with the path's parameters (or, for
     # an operation without a target, the command's fields), else given by `object_name`.
@@ -116,10 +130,15 @@ class Operation(Generic[C, R]):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path_params", tuple(re.findall(r"{(\w+)}", self.path)))
-        unknown = set(self.path_params) - set(self.command.model_fields)
+        fields = set(self.command.model_fields)
+        unknown = set(self.path_params) - fields
         if unknown:
             raise TypeError(f"{self.name}: path parameters {sorted(unknown)} are not fields "
                             f"of {self.command.__name__}")
+        named = {*self.files, *filter(None, [self.output])} - fields
+        if named:
+            raise TypeError(f"{self.name}: file fields {sorted(named)} are not fields of "
+                            f"{self.command.__name__}")
 
     @property
     def verb(self) -> str:

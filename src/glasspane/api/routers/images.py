@@ -10,19 +10,20 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from glasspane.api.deps import CurrentUser, Services, audited, operator, services, viewer
-from glasspane.api.results import EngineImage, ImageDeleted, ImageFacts, StoredImageView
-from glasspane.api.routers.common import find_vm, submit
-from glasspane.api.schemas import AUTHENTICATED, TaskRef, errors
+from glasspane.api.operations import add_routes
+from glasspane.api.results import EngineImage, ImageFacts, StoredImageView
+from glasspane.api.schemas import AUTHENTICATED, errors
 from glasspane.containers import service as containers
 from glasspane.images.detect import ALL_FORMATS
 from glasspane.inventory.parsing import in_parser_thread
 from glasspane.inventory.store import Actor, ImageStore
+from glasspane.operations import images as _image_operations  # noqa: F401  (the catalogue)
+from glasspane.operations.catalogue import CATALOGUE
 
 router = APIRouter(tags=["images"], responses=AUTHENTICATED)
 MAX_IMAGE = 4 << 40  # 4 TiB: the largest VHD is 2 TiB; a qcow2 or XVA may be more
@@ -36,53 +37,6 @@ def store_of(found: Services) -> ImageStore:
 
 def actor(user: CurrentUser) -> Actor:
     return Actor(user.name, user.role == "admin")
-
-
-SOURCE_FORMAT = Field(default=None, alias="from", pattern=FORMAT,
-                      description="read the source as this format instead of detecting it "
-                                  "(\"raw\" for a raw disk whose name says otherwise)")
-
-
-class Convert(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    output: str = Field(min_length=1, max_length=128, description="the new stored image")
-    format: str | None = Field(default=None, pattern=FORMAT,
-                               description="default: from the output's extension")
-    source_format: str | None = SOURCE_FORMAT
-    disk: int | None = Field(default=None, ge=0, le=255, description="one disk of an XVA/OVA")
-    compress: bool = False
-    vhd_type: str = Field(default="dynamic", pattern="^(dynamic|fixed)$")
-    vhd_flavour: str = Field(default="xenserver", pattern="^(xenserver|qemu)$")
-    xva_checksum: str = Field(default="sha1", pattern="^(sha1|xxhash)$")
-    vm_name: str | None = Field(default=None, max_length=128)
-    vcpus: int | None = Field(default=None, ge=1, le=1024)
-    memory_mib: int | None = Field(default=None, ge=16, le=1 << 24)
-    verify: bool = Field(default=True, description="compare the output with the source")
-    replace: bool = False
-
-
-class Check(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    source_format: str | None = SOURCE_FORMAT
-
-
-class Compare(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    a: str = Field(min_length=1, max_length=128)
-    b: str = Field(min_length=1, max_length=128)
-    disk: int | None = Field(default=None, ge=0, le=255)
-
-
-class Load(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    image: str = Field(min_length=1, max_length=128, description="a stored archive")
-
-
-class ToPool(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    host: str = Field(min_length=1, max_length=64, description="a XenServer/XCP-ng pool")
-    name: str | None = Field(default=None, max_length=255, description="the new disk's name")
-    sr: str | None = Field(default=None, max_length=255, description="SR name or UUID")
 
 
 @router.get("/images", response_model=list[StoredImageView])
@@ -149,72 +103,6 @@ def download_image(name: str, _: CurrentUser = Depends(viewer),
                         filename=name)
 
 
-@router.delete("/images/{name}", response_model=ImageDeleted, responses=errors(404),
-               dependencies=[audited("image.delete", "image", "{name}")])
-def delete_image(name: str, user: CurrentUser = Depends(operator),
-                 found: Services = Depends(services)) -> dict[str, Any]:
-    """Delete the image: the operator who stored it, or an admin."""
-    store_of(found).delete(name, actor(user))
-    return {"deleted": name}
-
-
-def _stored(found: Services, *names: str) -> None:
-    for name in names:
-        store_of(found).path(name)  # 404 now, not a failed task later
-
-
-@router.post("/images/{name}/check", status_code=202, response_model=TaskRef,
-             responses=errors(404, 408, 413),
-             dependencies=[audited("image.check", "image", "{name}")])
-def check_image(name: str, request: Request, body: Check | None = None,
-                user: CurrentUser = Depends(operator),
-                found: Services = Depends(services)) -> dict[str, Any]:
-    """Check the image's structure and checksums (a task; the problems are its result)."""
-    _stored(found, name)
-    source_format = body.source_format if body is not None else None
-    return submit(request, found, user, "image.check", "image", name,
-                  {"name": name, "from": source_format}, pinned=True)
-
-
-@router.post("/images/{name}/convert", status_code=202, response_model=TaskRef,
-             responses=errors(404, 408, 409, 413),
-             dependencies=[audited("image.convert", "image", "{name}")])
-def convert_image(name: str, body: Convert, request: Request,
-                  user: CurrentUser = Depends(operator),
-                  found: Services = Depends(services)) -> dict[str, Any]:
-    """Convert the image into a new stored image (a task with byte progress; the output is
-    compared with the source unless `verify` is false)."""
-    _stored(found, name)
-    store_of(found).check_new(body.output, body.replace, actor(user))
-    params = body.model_dump(exclude={"source_format"})
-    return submit(request, found, user, "image.convert", "image", name,
-                  {"name": name, **params, "from": body.source_format}, cancellable=True,
-                  pinned=True)
-
-
-@router.post("/images/compare", status_code=202, response_model=TaskRef,
-             responses=errors(404, 408, 413),
-             dependencies=[audited("image.compare", "image")])
-def compare_images(body: Compare, request: Request, user: CurrentUser = Depends(operator),
-                   found: Services = Depends(services)) -> dict[str, Any]:
-    """Same guest-visible content in `a` and `b`? (a task; the verdict is its result)."""
-    _stored(found, body.a, body.b)
-    return submit(request, found, user, "image.compare", "image", f"{body.a},{body.b}",
-                  body.model_dump(), pinned=True)
-
-
-@router.post("/images/{name}/upload", status_code=202, response_model=TaskRef,
-             responses=errors(404, 408, 413),
-             dependencies=[audited("image.upload", "image", "{name}")])
-def upload_to_pool(name: str, body: ToPool, request: Request,
-                   user: CurrentUser = Depends(operator),
-                   found: Services = Depends(services)) -> dict[str, Any]:
-    """Upload the disk image to a XenServer/XCP-ng pool as a new VDI (a task)."""
-    _stored(found, name)
-    return submit(request, found, user, "image.upload", "image", name,
-                  {"image": name, **body.model_dump()}, pinned=True)
-
-
 @router.get("/vms/{host}/{name}/images", response_model=list[EngineImage],
             responses=errors(404, 409, 502, 503))
 async def vm_images(host: str, name: str, _: CurrentUser = Depends(viewer),
@@ -223,20 +111,4 @@ async def vm_images(host: str, name: str, _: CurrentUser = Depends(viewer),
     return await run_in_threadpool(containers.list_images, found.settings, host, name)
 
 
-@router.post("/vms/{host}/{name}/images", status_code=202, response_model=TaskRef,
-             responses=errors(404, 408, 409, 413),
-             dependencies=[audited("image.load", "vm", "{host}/{name}")])
-def load_into_vm(host: str, name: str, body: Load, request: Request,
-                 user: CurrentUser = Depends(operator),
-                 found: Services = Depends(services)) -> dict[str, Any]:
-    """Load a stored container image archive into the VM's engine (a task)."""
-    stored = store_of(found).get(body.image)
-    if stored.kind != "container-archive":
-        raise HTTPException(422, f"image {body.image!r} is a {stored.kind}, not a container "
-                                 "image archive (`docker save` / `podman save` output)")
-    with found.database.session() as session:
-        state = find_vm(session, host, name).power_state
-    if state != "running":
-        raise HTTPException(409, f"VM {name} on host {host} is {state}: start it first")
-    return submit(request, found, user, "image.load", "vm", f"{host}/{name}",
-                  {"host": host, "vm": name, "image": body.image}, pinned=True)
+add_routes(router, [op for op in CATALOGUE.values() if op.name.startswith("image.")])

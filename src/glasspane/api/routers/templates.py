@@ -6,20 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Query
+from pydantic import Field
 from sqlalchemy import select
 
 from glasspane.api.deps import (
     CurrentUser,
     Services,
-    audited,
     off_loop,
-    operator,
     page,
     services,
     viewer,
 )
+from glasspane.api.operations import add_routes
 from glasspane.api.results import SpecCheck, TemplateView
 from glasspane.api.routers.common import (
     Limit,
@@ -27,42 +26,15 @@ from glasspane.api.routers.common import (
     SpecContext,
     find_host,
     paged,
-    submit,
 )
 from glasspane.api.routers.images import store_of
-from glasspane.api.schemas import AUTHENTICATED, Page, TaskRef, errors
-from glasspane.errors import NotFound
+from glasspane.api.schemas import AUTHENTICATED, Page, errors
 from glasspane.inventory.models import Host, Template
 from glasspane.inventory.parsing import in_parser_thread
+from glasspane.operations import templates as _template_operations  # noqa: F401
+from glasspane.operations.catalogue import CATALOGUE
 
 router = APIRouter(tags=["templates"], responses=AUTHENTICATED)
-TEMPLATE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-
-
-class ImportTemplate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=TEMPLATE_NAME)
-    host: str = Field(default="local", min_length=1, max_length=64)
-    image: str = Field(min_length=1, max_length=128, description="a stored disk image")
-    disk: int | None = Field(default=None, ge=0, le=255, description="one disk of an XVA/OVA")
-    kernel: str | None = Field(default=None, max_length=128, description="a stored kernel")
-    initrd: str | None = Field(default=None, max_length=128, description="a stored initrd")
-
-
-class FromDebian(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=TEMPLATE_NAME)
-    host: str = Field(default="local", min_length=1, max_length=64)
-    suite: str = Field(default="bookworm", pattern=r"^[a-z]{2,32}$")
-
-
-class BuildTemplate(SpecContext):
-    spec: str = Field(default="template.yaml", min_length=1, max_length=255)
-    variables: dict[str, str] = Field(default_factory=dict, max_length=256)
-    only: list[str] = Field(default_factory=list, max_length=16)
-    host: str = Field(default="local", min_length=1, max_length=64)
-    register_template: bool = Field(default=True, description="store the template for "
-                                                               "`vm create` on the host")
 
 
 class Validate(SpecContext):
@@ -92,46 +64,6 @@ def _known_host(found: Services, name: str) -> None:
         find_host(session, name)
 
 
-@router.post("/templates", status_code=202, response_model=TaskRef,
-             responses=errors(404, 408, 413),
-             dependencies=[audited("template.import", "template")])
-def import_template(body: ImportTemplate, request: Request,
-                    user: CurrentUser = Depends(operator),
-                    found: Services = Depends(services)) -> dict[str, Any]:
-    """Store a stored disk image (any format) as a template on a host (a task)."""
-    _known_host(found, body.host)
-    for name in filter(None, (body.image, body.kernel, body.initrd)):
-        store_of(found).path(name)
-    return submit(request, found, user, "template.import", "template",
-                  f"{body.host}/{body.name}", body.model_dump(), pinned=True)
-
-
-@router.post("/templates/from-debian", status_code=202, response_model=TaskRef,
-             responses=errors(404, 408, 413),
-             dependencies=[audited("template.from-debian", "template")])
-def template_from_debian(body: FromDebian, request: Request,
-                         user: CurrentUser = Depends(operator),
-                         found: Services = Depends(services)) -> dict[str, Any]:
-    """Build (or reuse from the server's cache) the Debian image and store it (a task)."""
-    _known_host(found, body.host)
-    return submit(request, found, user, "template.from-debian", "template",
-                  f"{body.host}/{body.name}", body.model_dump())
-
-
-@router.post("/templates/build", status_code=202, response_model=TaskRef,
-             responses=errors(404, 408, 413),
-             dependencies=[audited("template.build", "template")])
-def build_template(body: BuildTemplate, request: Request,
-                   user: CurrentUser = Depends(operator),
-                   found: Services = Depends(services)) -> dict[str, Any]:
-    """Build a template from the spec in a stored build context (a task; its log is in the
-    task's messages, the outputs and manifest go to the image store)."""
-    _known_host(found, body.host)
-    store_of(found).path(body.context)
-    return submit(request, found, user, "template.build", "template",
-                  f"{body.host}/{body.context}", body.model_dump(), pinned=True)
-
-
 @router.post("/templates/validate", response_model=SpecCheck,
              responses=errors(404, 408, 413, 507))
 async def validate_spec(body: Validate, _: CurrentUser = Depends(viewer),
@@ -148,17 +80,4 @@ async def validate_spec(body: Validate, _: CurrentUser = Depends(viewer),
     return await in_parser_thread(check)
 
 
-@router.delete("/templates/{host}/{name}", status_code=202, response_model=TaskRef,
-               responses=errors(404),
-               dependencies=[audited("template.remove", "template", "{host}/{name}")])
-def remove_template(host: str, name: str, request: Request,
-                    user: CurrentUser = Depends(operator),
-                    found: Services = Depends(services)) -> dict[str, Any]:
-    """Delete the template (a task; refused while VMs use it)."""
-    with found.database.session() as session:
-        host_row = find_host(session, host)
-        if session.scalar(select(Template).where(Template.host_id == host_row.id,
-                                                 Template.name == name)) is None:
-            raise NotFound(f"no template named {name!r} on host {host}")
-    return submit(request, found, user, "template.remove", "template", f"{host}/{name}",
-                  {"host": host, "name": name})
+add_routes(router, [op for op in CATALOGUE.values() if op.name.startswith("template.")])
