@@ -11,6 +11,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
@@ -56,13 +57,19 @@ class LocalOperations:
     place = ""
 
     def __init__(self, database_url: str | None = None) -> None:
-        self.settings = Settings.load()
+        settings = Settings.load()
+        # --database: the inventory this invocation's operations read and change.
+        self.settings = replace(settings, database_url=database_url) if database_url \
+            else settings
         self.database_url = database_url
 
     def run(self, name: str, quiet: bool = True, /, **fields: Any) -> Any:
         # The machine's own user acts here with every right, as with the services directly;
         # the drivers check the states (the inventory may not know this host yet).
         op, command = ops.command_for(name, fields)
+        if op.handler is None:
+            raise UsageError(f"`{op.name}` acts on what only a glasspane server has",
+                             hint="add --server URL")
         caller = Caller(getpass.getuser(), Role.ADMIN)
         with percent_progress(not quiet, f"{op.verb} {fields.get('name', '')}".strip()) as report:
             return op.handler(Context(self.settings, caller, progress=report), command)

@@ -126,11 +126,13 @@ class RemoteOperations:
     def run(self, name: str, quiet: bool = True, /, **fields: Any) -> Any:
         # Checked here first: a bad value is the CLI's usage error, not a round trip.
         op, command = ops.command_for(name, fields)
-        sent = command.model_dump(mode="json", by_alias=True,
-                                  exclude={f for f in op.path_params})
+        outside = set(op.path_params + op.query)
+        sent = command.model_dump(mode="json", by_alias=True, exclude=outside)
+        query = {k: v for k, v in command.model_dump(mode="json", include=set(op.query)).items()
+                 if v is not None}
         path = op.path.format(**{f: quote(str(getattr(command, f)), safe="")
                                  for f in op.path_params})
-        answer = self.remote.call(op.method, path, json=sent or None)
+        answer = self.remote.call(op.method, path, params=query or None, json=sent or None)
         if op.task:
             answer = self.remote.wait(answer, quiet).get("result") or {}
         return op.result.model_validate(answer)
