@@ -95,6 +95,11 @@ def outside_body(op: Operation[Any, Any]) -> tuple[str, ...]:
     return op.path_params + op.query
 
 
+def body_of(op: Operation[Any, Any]) -> type[BaseModel] | None:
+    """The model of its body (a GET has none)."""
+    return None if op.method == "GET" else body_model(op.command, outside_body(op))
+
+
 def parameter(op: Operation[Any, Any], name: str) -> inspect.Parameter:
     """A path or query parameter typed and bounded as its command field is (FastAPI checks
     it and the OpenAPI document describes it; the command checks it again)."""
@@ -109,7 +114,7 @@ def parameter(op: Operation[Any, Any], name: str) -> inspect.Parameter:
 
 
 def endpoint_for(op: Operation[Any, Any]) -> Any:
-    body = body_model(op.command, outside_body(op))
+    body = body_of(op)
 
     def endpoint(request: Request, user: CurrentUser, found: Services,
                  body: BaseModel | None = None, **params: str) -> Any:
@@ -137,7 +142,7 @@ def error_statuses(op: Operation[Any, Any]) -> list[int]:
     """The errors the route may answer beyond any authenticated route's: a target not found
     or in the wrong state (and the like from request-time checks), a body too slow or big."""
     codes = [404, 409] if op.resolve is not None or op.admit is not None else []
-    if body_model(op.command, outside_body(op)) is not None:
+    if body_of(op) is not None:
         codes += [408, 413]
     return sorted(set(codes) | set(op.errors))
 

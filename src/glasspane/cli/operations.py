@@ -18,9 +18,8 @@ from pydantic import ValidationError
 from glasspane.api.results import SpecCheck
 from glasspane.containers.engine import EngineInfo
 from glasspane.containers.service import ContainerStats, Listing, VmFailure
-from glasspane.enums import PowerState, Role, TaskState
+from glasspane.enums import PowerState
 from glasspane.errors import UsageError
-from glasspane.hypervisors.base import HostInfo
 from glasspane.images.base import WriteOptions
 from glasspane.inventory.store import StoredImage
 from glasspane.operations.catalogue import CATALOGUE, Operation
@@ -72,14 +71,6 @@ class Exported:
     format: str
     size: int
     sha256: str | None = None
-
-
-@dataclass
-class HostRow:
-    name: str
-    driver: str
-    uri: str  # never with a password
-    state: str | None = None  # the server's view of it: ok, unreachable, ...
 
 
 @dataclass
@@ -138,20 +129,6 @@ class AppListing:
 
 
 @dataclass
-class UserRow:
-    name: str
-    role: Role
-    disabled: bool
-
-
-@dataclass
-class PasswordChanged:
-    user: str
-    revoked: int
-    note: str
-
-
-@dataclass
 class ConvertJob:
     """`image convert`'s options, as both ends take them."""
     to: str | None
@@ -161,9 +138,6 @@ class ConvertJob:
     force: bool
     verify: bool
     sync: bool
-
-
-Prompt = Callable[[], str]
 
 
 class Operations(Protocol):
@@ -198,12 +172,6 @@ class Operations(Protocol):
     def container_stats(self, host: str, vm: str, name: str) -> ContainerStats: ...
     def container_images(self, host: str, vm: str) -> list[dict[str, Any]]: ...
 
-    def host_add(self, name: str, uri: str, driver: str, check: bool, user: str,
-                 password: str | None, verify_tls: bool, ca_file: str | None) -> HostRow: ...
-    def host_list(self) -> list[HostRow]: ...
-    def host_info(self, name: str) -> HostInfo: ...
-    def host_remove(self, name: str) -> None: ...
-
     def template_import(self, name: str, host: str, file: str, disk: int | None,
                         kernel: str | None, initrd: str | None, quiet: bool
                         ) -> TemplateInfo: ...
@@ -234,18 +202,7 @@ class Operations(Protocol):
     def app_validate(self, spec: Path) -> list[str]: ...
     def app_list(self, vm: str | None, host: str | None) -> AppListing: ...
 
-    def user_add(self, name: str, role: Role, password: Prompt) -> None: ...
-    def user_list(self) -> list[UserRow]: ...
-    def user_token(self, name: str, label: str, days: int | None) -> str: ...
-    def user_remove(self, name: str) -> None: ...
-    def user_passwd(self, name: str | None, new: Prompt, current: Prompt
-                    ) -> PasswordChanged: ...
-
-    def task_list(self, state: TaskState | None) -> list[dict[str, Any]]: ...
-    def task_show(self, task_id: int) -> dict[str, Any]: ...
     def task_wait(self, task_id: int) -> str: ...
-    def task_cancel(self, task_id: int) -> str: ...
-    def logout(self) -> None: ...
 
 
 def server_of(ctx: click.Context) -> str | None:
@@ -302,16 +259,20 @@ host_option = click.option("--host", default="local", show_default=True)
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
-def command_for(name: str, fields: dict[str, Any]) -> tuple[Operation[Any, Any], Any]:
-    """Catalogue operation `name` and its command from `fields`; a value its model refuses
-    is a usage error naming the field, before anything is done."""
-    from glasspane.operations import apps, containers  # noqa: F401
+def operation_named(name: str) -> Operation[Any, Any]:
+    from glasspane.operations import apps, containers, hosts, task_ops, users  # noqa: F401
     from glasspane.operations import vms as _vm_operations  # noqa: F401  (fills the catalogue)
-    op = CATALOGUE[name]
+    return CATALOGUE[name]
+
+
+def command_for(name: str, fields: dict[str, Any]) -> tuple[Operation[Any, Any], Any]:
+    """Catalogue operation `name` and its command from `fields` (one given as a function, a
+    prompt, is asked for now: once the operation is known to run here); a value its model
+    refuses is a usage error naming the field, before anything is done."""
+    op = operation_named(name)
     try:
-        return op, op.parse(fields)
+        return op, op.parse({k: v() if callable(v) else v for k, v in fields.items()})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                              for e in exc.errors(include_url=False))
         raise UsageError(f"{name}: {problems}") from exc
-

@@ -117,7 +117,9 @@ class Operation(Generic[C, R]):
     # an operation without a target, the command's fields), else given by `object_name`.
     target_name: str = ""
     object_name: Callable[[C], str] | None = None
-    hint: str | None = None       # said with a refusal for the target's state
+    # Said with a refusal for the target's state, or, for an operation without a handler,
+    # with the CLI's refusal to run it on this machine.
+    hint: str | None = None
     admit: Callable[[Admission, C], None] | None = None   # request-time checks
     audit_detail: Callable[[C], str] | None = None
     summary: str = ""
