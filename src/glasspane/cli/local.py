@@ -36,7 +36,6 @@ from glasspane.templates import service as templates
 from glasspane.vms import service as vms
 
 if TYPE_CHECKING:
-
     from glasspane.containers.engine import EngineInfo
     from glasspane.templates.spec import TemplateSpec
 
@@ -51,20 +50,18 @@ class LocalOperations:
     place = ""
 
     def __init__(self, database_url: str | None = None) -> None:
-        settings = Settings.load()
         # --database: the inventory this invocation's operations read and change.
-        self.settings = replace(settings, database_url=database_url) if database_url \
-            else settings
-        self.database_url = database_url
+        self.settings = replace(Settings.load(), database_url=database_url or "")
 
     def run(self, name: str, quiet: bool = True, /, **fields: Any) -> Any:
         # The machine's own user acts here with every right, as with the services directly;
         # the drivers check the states (the inventory may not know this host yet).
-        handler = ops.operation_named(name).handler
-        if handler is None:
+        op = ops.operation_named(name)
+        handler = op.handler
+        if handler is None:  # refused before any prompt of its fields is asked
             raise UsageError(f"{name} is done by a glasspane server",
-                             hint=ops.operation_named(name).hint or "add --server URL")
-        op, command = ops.command_for(name, fields)
+                             hint=op.hint or "add --server URL")
+        command = ops.command_for(name, fields)[1]
         caller = Caller(getpass.getuser(), Role.ADMIN)
         with percent_progress(not quiet, f"{op.verb} {fields.get('name', '')}".strip()) as report:
             return handler(Context(self.settings, caller, progress=report), command)
