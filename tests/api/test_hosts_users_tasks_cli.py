@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from glasspane.api.app import create_app
@@ -137,3 +138,24 @@ def test_the_same_commands_through_a_server(capsys: pytest.CaptureFixture[str],
             ("user.remove", "nina", 200), ("user.remove", "ada", 400),
             ("host.add", "kvm9", 201), ("host.remove", "kvm9", 200),
             ("task.cancel", "99999", 404), ("logout", "ada", 200)} <= actions, actions
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_certificate_that_is_not_ascii_is_refused_not_a_crash(
+        client: TestClient, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A PEM is ASCII: anything else is the caller's mistake (400, exit 2), not a 500."""
+    body = {"name": "xcp", "uri": "https://127.0.0.1:1", "driver": "xenapi", "user": "root",
+            "password": "pw", "check": False,
+            "ca_pem": "-----BEGIN CERTIFICATE-----\nMIIé\n-----END CERTIFICATE-----\n"}
+    refused = client.post(f"{API}/hosts", headers=login(client, "ada"), json=body)
+    assert refused.status_code == 400, refused.text
+    assert "not a usable PEM certificate" in refused.json()["detail"]
+    garbage, password = tmp_path / "ca.pem", tmp_path / "pw"
+    garbage.write_bytes(b"\x00\xff\xfe not a certificate")
+    password.write_text("pw\n")
+    r = run_cli(capsys, "host", "add", "--no-check", "xcp", "https://127.0.0.1:1", "--driver",
+                "xenapi", "--user", "root", "--password-file", str(password), "--ca-file",
+                str(garbage))
+    assert r.code == 2 and r.err.count("\n") == 1, r.err
+    assert "the pinned certificate is not a usable PEM certificate" in r.err
+    assert "xcp" not in run_cli(capsys, "host", "list").out

@@ -47,7 +47,7 @@ def add(name: str, uri: str, driver: str, no_check: bool, user: str,
             password = click.prompt(f"password of {user} on {uri}", hide_input=True)
     added = operations().run("host.add", name=name, uri=uri, driver=driver, check=not no_check,
                              user=user, password=password, verify_tls=not no_verify_tls,
-                             ca_pem=Path(ca_file).read_text() if ca_file else None)
+                             ca_pem=Path(ca_file).read_text(errors="replace") if ca_file else None)
     click.echo(f"added host {added.name}: {added.uri}"
                + ("" if added.state == HostState.UNKNOWN else f" ({added.state})"))
 

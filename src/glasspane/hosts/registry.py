@@ -179,7 +179,7 @@ _CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]*?
 def _check_pem(record: HostRecord) -> None:
     try:
         ssl.create_default_context(cadata=record.ca_pem)
-    except (ssl.SSLError, ValueError) as exc:
+    except (ssl.SSLError, ValueError, TypeError) as exc:  # TypeError: not ASCII
         reason = getattr(exc, "reason", None) or "no certificate found"
         raise UsageError(f"host {record.name}: the pinned certificate is not a usable PEM "
                          f"certificate: {reason}",
