@@ -32,6 +32,7 @@ from glasspane.settings import Settings
 
 DRIVERS = ("libvirt", "xenapi")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+HOST_NAME = _NAME  # what a host may be called (the API checks it too)
 URI_SIZE, USER_SIZE = 512, 128  # the table's columns
 
 

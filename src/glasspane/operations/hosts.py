@@ -12,14 +12,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from sqlalchemy import select
 
 from glasspane.api.results import HostFacts, HostRemoved, HostView
 from glasspane.enums import HostState, Role
 from glasspane.errors import HostError, HostRefused, UsageError
 from glasspane.hosts import service
-from glasspane.hosts.registry import DRIVERS, HostRegistry
+from glasspane.hosts.registry import DRIVERS, HOST_NAME, HostRegistry
 from glasspane.hypervisors.uris import redacted, without_secrets
 from glasspane.operations.catalogue import Command, Context, Result, operation
 
@@ -44,7 +44,7 @@ def host_view(host: Any, role: Role | str, vm_count: int | None = None) -> dict[
 
 # -- add ----------------------------------------------------------------------------------------
 class AddHost(Command):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
+    name: str = Field(max_length=63, json_schema_extra={"pattern": HOST_NAME.pattern})
     uri: str = Field(min_length=1, max_length=512,
                      description="qemu:///system, qemu+ssh://root@kvm1/system, or a pool "
                                  "master's https://xcp1.example.com")
@@ -59,6 +59,14 @@ class AddHost(Command):
                                            "certificate (the pool master's)")
     wait: bool = Field(default=True, description="sync the host into the inventory before "
                                                  "answering")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        # Said in words (a 422 here, the CLI's usage error), not as the pattern.
+        if not HOST_NAME.match(name):
+            raise ValueError("invalid host name: lowercase letters, digits, '.', '_' and '-'")
+        return name
 
 
 @contextmanager
