@@ -28,6 +28,8 @@ to exit codes and HTTP statuses in one place each.
      ├─ Unavailable                this machine cannot do it safely (no sandbox for playbooks)
      └─ HostError                  a hypervisor host refused or failed an operation
          ├─ HostUnreachable        the host cannot be reached at all
+         ├─ HostRefused            a host to register failed its check: the caller's URI or
+         │                         credentials, not this server, are wrong (422)
          └─ GuestError             reaching into a VM failed: names the host and the VM
              ├─ GuestUnreachable   SSH to the VM refused, dropped or timed out
              └─ EngineError        the VM's container engine refused or failed a request
@@ -183,6 +185,10 @@ class HostError(GlasspaneError):
 
 class HostUnreachable(HostError):
     """The host cannot be reached (connection refused, no route, bad credentials)."""
+
+
+class HostRefused(HostError):
+    """A host to register failed its check: what the caller gave is wrong, not the server."""
 
 
 class CommandFailed(GlasspaneError):

@@ -49,6 +49,7 @@ from glasspane.errors import (
     Forbidden,
     GlasspaneError,
     HostError,
+    HostRefused,
     HostUnreachable,
     ImageError,
     NoSpace,
@@ -77,7 +78,8 @@ STATUS: list[tuple[type[GlasspaneError], int]] = [
     (NotFound, 404), (Conflict, 409), (Forbidden, 403), (RequestTimeout, 408),
     (UsageError, 400), (ImageError, 422), (NoSpace, 507), (OutputError, 409),
     (RateLimited, 429), (Busy, 503),
-    (HostUnreachable, 503), (HostError, 502), (CommandFailed, 502), (Unavailable, 503),
+    (HostRefused, 422), (HostUnreachable, 503), (HostError, 502), (CommandFailed, 502),
+    (Unavailable, 503),
     (GlasspaneError, 500)]
 
 

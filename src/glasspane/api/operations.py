@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
@@ -57,7 +57,7 @@ def audit_name(op: Operation[Any, Any]) -> Any:
             name = op.target_name.format(**request.path_params)
         except (KeyError, IndexError):
             name = ""
-        audit_as(request, op.name, op.object_type, name)
+        audit_as(request, op.action, op.object_type, name)
     return Depends(mark)
 
 
@@ -75,7 +75,7 @@ def perform(op: Operation[Any, Any], request: Request, user: CurrentUser, found:
         # No cause: pydantic's errors carry the refused values.
         raise RequestValidationError(exc.errors(include_url=False)) from None
     object_name = target.name if target is not None else op.object_name_of(command)
-    audit_as(request, op.name, op.object_type, object_name,
+    audit_as(request, op.action, op.object_type, object_name,
              op.audit_detail(command) if op.audit_detail else "")
     caller = Caller(user.name, Role(user.role))
     if op.admit is not None:
@@ -84,11 +84,38 @@ def perform(op: Operation[Any, Any], request: Request, user: CurrentUser, found:
         return submit(request, found, user, op.name, op.object_type, object_name,
                       command.model_dump(mode="json"), cancellable=op.cancellable,
                       pinned=op.pinned)
-    return op.handler(Context(found.settings, caller, found.database), command)
+    assert op.handler is not None  # a generated route has one (Operation checks)
+    result = op.handler(Context(found.settings, caller, found.database), command)
+    if op.notify is not None:
+        op.notify(found)
+    return result
+
+
+def outside_body(op: Operation[Any, Any]) -> tuple[str, ...]:
+    """The command's fields that come in the path or the query string."""
+    return op.path_params + op.query
+
+
+def body_of(op: Operation[Any, Any]) -> type[BaseModel] | None:
+    """The model of its body (a GET has none)."""
+    return None if op.method == "GET" else body_model(op.command, outside_body(op))
+
+
+def parameter(op: Operation[Any, Any], name: str) -> inspect.Parameter:
+    """A path or query parameter typed and bounded as its command field is (FastAPI checks
+    it and the OpenAPI document describes it; the command checks it again)."""
+    info = op.command.model_fields[name]
+    where = Path if name in op.path_params else Query
+    parts = (info.annotation, *info.metadata, where(description=info.description))
+    annotation: Any = Annotated[parts]  # Annotated[type, *constraints, Path()]
+    default = inspect.Parameter.empty if info.is_required() else info.get_default(
+        call_default_factory=True)
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                             default=default)
 
 
 def endpoint_for(op: Operation[Any, Any]) -> Any:
-    body = body_model(op.command, op.path_params)
+    body = body_of(op)
 
     def endpoint(request: Request, user: CurrentUser, found: Services,
                  body: BaseModel | None = None, **params: str) -> Any:
@@ -96,8 +123,7 @@ def endpoint_for(op: Operation[Any, Any]) -> Any:
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     parameters = [inspect.Parameter("request", keyword, annotation=Request),
-                  *(inspect.Parameter(name, keyword, annotation=str)
-                    for name in op.path_params)]
+                  *(parameter(op, name) for name in outside_body(op))]
     if body is not None:
         optional = all(not info.is_required() for info in body.model_fields.values())
         parameters.append(inspect.Parameter(
@@ -117,16 +143,18 @@ def error_statuses(op: Operation[Any, Any]) -> list[int]:
     """The errors the route may answer beyond any authenticated route's: a target not found
     or in the wrong state (and the like from request-time checks), a body too slow or big."""
     codes = [404, 409] if op.resolve is not None or op.admit is not None else []
-    if body_model(op.command, op.path_params) is not None:
+    if body_of(op) is not None:
         codes += [408, 413]
-    return codes
+    return sorted(set(codes) | set(op.errors))
 
 
 def add_routes(router: APIRouter, ops: Iterable[Operation[Any, Any]]) -> None:
     for op in ops:
+        if not op.routed:
+            continue  # its route is written by hand
         router.add_api_route(
             op.path, endpoint_for(op), methods=[op.method],
-            status_code=202 if op.task else 200,
+            status_code=202 if op.task else op.status or 200,
             response_model=TaskRef if op.task else op.result,
             # An operation answered at once reaches a host (or a VM in it) while asked.
             responses={**AUTHENTICATED, **errors(*error_statuses(op)),

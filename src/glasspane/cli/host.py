@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from glasspane.cli.operations import json_option, operations
 from glasspane.cli.table import echo_fields, emit_json
+from glasspane.enums import HostState
 from glasspane.hosts.registry import DRIVERS
 
 
@@ -42,17 +45,18 @@ def add(name: str, uri: str, driver: str, no_check: bool, user: str,
                 password = f.read().rstrip("\n")
         else:
             password = click.prompt(f"password of {user} on {uri}", hide_input=True)
-    added = operations().host_add(name, uri, driver, not no_check, user, password,
-                                  not no_verify_tls, ca_file)
+    added = operations().run("host.add", name=name, uri=uri, driver=driver, check=not no_check,
+                             user=user, password=password, verify_tls=not no_verify_tls,
+                             ca_pem=Path(ca_file).read_text(errors="replace") if ca_file else None)
     click.echo(f"added host {added.name}: {added.uri}"
-               + (f" ({added.state})" if added.state else ""))
+               + ("" if added.state == HostState.UNKNOWN else f" ({added.state})"))
 
 
 @host.command("list")
 @json_option
 def list_hosts(as_json: bool) -> None:
     """The registered hosts."""
-    records = operations().host_list()
+    records = operations().run("host.list").items
     if as_json:
         emit_json(records)
         return
@@ -67,7 +71,7 @@ def list_hosts(as_json: bool) -> None:
 @json_option
 def info(name: str, as_json: bool) -> None:
     """CPU, memory, storage, acceleration and VMs of host NAME (default: local)."""
-    facts = operations().host_info(name)
+    facts = operations().run("host.info", name=name)
     if as_json:
         emit_json(facts)
         return
@@ -96,5 +100,5 @@ def info(name: str, as_json: bool) -> None:
 @click.argument("name")
 def remove(name: str) -> None:
     """Forget host NAME (its VMs are not touched)."""
-    operations().host_remove(name)
+    operations().run("host.remove", name=name)
     click.echo(f"removed host {name}")

@@ -4,12 +4,11 @@ backing file is theirs too, unlike on a server."""
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
@@ -24,9 +23,6 @@ from glasspane.containers import app as apps
 from glasspane.containers import service as containers
 from glasspane.enums import ConsoleKind, PowerState, Role
 from glasspane.errors import OutputError, UsageError
-from glasspane.hosts import service as hosts
-from glasspane.hosts.registry import HostRegistry
-from glasspane.hypervisors.uris import redacted
 from glasspane.images.references import FOLLOW_ANYWHERE
 from glasspane.inventory.store import Actor, ImageStore, StoredImage
 from glasspane.operations.catalogue import Caller, Context
@@ -38,10 +34,7 @@ from glasspane.templates import service as templates
 from glasspane.vms import service as vms
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from glasspane.containers.engine import EngineInfo
-    from glasspane.hypervisors.base import HostInfo
     from glasspane.templates.spec import TemplateSpec
 
 LOCAL = Actor("local", admin=True)  # this machine's store belongs to whoever runs the CLI
@@ -55,13 +48,18 @@ class LocalOperations:
     place = ""
 
     def __init__(self, database_url: str | None = None) -> None:
-        self.settings = Settings.load()
-        self.database_url = database_url
+        # --database: the inventory this invocation's operations read and change.
+        self.settings = replace(Settings.load(), database_url=database_url or "")
 
     def run(self, name: str, quiet: bool = True, /, **fields: Any) -> Any:
         # The machine's own user acts here with every right, as with the services directly;
         # the drivers check the states (the inventory may not know this host yet).  Its file
         # fields name the user's own files.
+        op = ops.operation_named(name)
+        handler = op.handler
+        if handler is None:  # refused before any prompt of its fields is asked
+            raise UsageError(f"{name} is done by a glasspane server",
+                             hint=op.hint or "add --server URL")
         op, command = ops.command_for(name, fields)
         files = LocalFiles({handle: value for handle, (_, value)
                             in ops.handles(op, fields).items()})
@@ -69,8 +67,8 @@ class LocalOperations:
         label = f"{op.verb} {fields.get('name', '')}".strip()
         with byte_progress(not quiet and op.bytes) as start, \
                 percent_progress(not quiet and not op.bytes, label) as report:
-            done = op.handler(Context(self.settings, caller, progress=report, files=files,
-                                      start=start), command)
+            done = handler(Context(self.settings, caller, progress=report, files=files,
+                                   start=start), command)
             report(100, "")  # a quick one (a check) reports little on the way: not left at 5%
             return done
 
@@ -139,22 +137,6 @@ class LocalOperations:
     def container_images(self, host: str, vm: str) -> list[dict[str, Any]]:
         return containers.list_images(self.settings, host, vm)
 
-    def host_add(self, name: str, uri: str, driver: str, check: bool, user: str,
-                 password: str | None, verify_tls: bool, ca_file: str | None) -> ops.HostRow:
-        record = hosts.add_host(self.settings, name, uri, driver, check=check, user=user,
-                                password=password, verify_tls=verify_tls, ca_file=ca_file)
-        return ops.HostRow(record.name, record.driver, redacted(record.uri, query=True))
-
-    def host_list(self) -> list[ops.HostRow]:
-        # A password in a URI (a XenServer URL's user:password@) is shown to no one.
-        return [ops.HostRow(r.name, r.driver, redacted(r.uri, query=True))
-                for r in HostRegistry(self.settings).all()]
-
-    def host_info(self, name: str) -> HostInfo:
-        return hosts.host_info(self.settings, name)
-
-    def host_remove(self, name: str) -> None:
-        HostRegistry(self.settings).remove(name)
 
     def template_list(self, host: str) -> list[templates.TemplateInfo]:
         return templates.list_templates(self.settings, host)
@@ -229,47 +211,5 @@ class LocalOperations:
         return ops.AppListing([ops.AppRow(*key, names) for key, names in sorted(grouped.items())],
                               listing.failures)
 
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        from glasspane.inventory.db import Database
-        with Database.open(self.settings, self.database_url).session() as session:
-            yield session
-
-    def user_add(self, name: str, role: Role, password: ops.Prompt) -> None:
-        from glasspane.inventory.users import add_user
-        with self._session() as session:
-            add_user(session, name, password(), role)
-
-    def user_list(self) -> list[ops.UserRow]:
-        from sqlalchemy import select
-
-        from glasspane.inventory.models import User
-        with self._session() as session:
-            return [ops.UserRow(u.name, Role(u.role), u.disabled)
-                    for u in session.scalars(select(User).order_by(User.name))]
-
-    def user_token(self, name: str, label: str, days: int | None) -> str:
-        from glasspane.inventory.users import get_user, issue_token
-        with self._session() as session:
-            return issue_token(session, get_user(session, name), label,
-                               dt.timedelta(days=days) if days else None)
-
-    def user_remove(self, name: str) -> None:
-        from glasspane.inventory.users import get_user
-        with self._session() as session:
-            session.delete(get_user(session, name))
-
-    def user_passwd(self, name: str | None, new: ops.Prompt,
-                    current: ops.Prompt) -> ops.PasswordChanged:
-        from glasspane.inventory.users import get_user, set_password
-        if name is None:
-            raise UsageError("name the user whose password to change",
-                             hint="`glasspane user passwd NAME`, or through --server for your "
-                                  "own")
-        with self._session() as session:
-            revoked = set_password(session, get_user(session, name), new(), self.settings)
-        return ops.PasswordChanged(name, revoked, "tokens revoked; a running server forgets "
-                                                  "them within seconds")
-
-    task_list = task_show = task_wait = task_cancel = logout = _server_only
+    task_wait = _server_only
 

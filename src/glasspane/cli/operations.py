@@ -19,9 +19,8 @@ from glasspane.api.results import SpecCheck
 from glasspane.cli.console_attach import Link
 from glasspane.containers.engine import EngineInfo
 from glasspane.containers.service import ContainerStats, Listing, VmFailure
-from glasspane.enums import PowerState, Role, TaskState
+from glasspane.enums import PowerState
 from glasspane.errors import UsageError
-from glasspane.hypervisors.base import HostInfo
 from glasspane.inventory.store import StoredImage
 from glasspane.operations.catalogue import CATALOGUE, Operation
 from glasspane.operations.vms import ExecResult
@@ -75,14 +74,6 @@ class Exported:
 
 
 @dataclass
-class HostRow:
-    name: str
-    driver: str
-    uri: str  # never with a password
-    state: str | None = None  # the server's view of it: ok, unreachable, ...
-
-
-@dataclass
 class Built:
     name: str
     seconds: float
@@ -103,23 +94,6 @@ class AppRow:
 class AppListing:
     apps: list[AppRow]
     failures: list[VmFailure] = field(default_factory=list)
-
-
-@dataclass
-class UserRow:
-    name: str
-    role: Role
-    disabled: bool
-
-
-@dataclass
-class PasswordChanged:
-    user: str
-    revoked: int
-    note: str
-
-
-Prompt = Callable[[], str]
 
 
 class Operations(Protocol):
@@ -158,12 +132,6 @@ class Operations(Protocol):
     def container_stats(self, host: str, vm: str, name: str) -> ContainerStats: ...
     def container_images(self, host: str, vm: str) -> list[dict[str, Any]]: ...
 
-    def host_add(self, name: str, uri: str, driver: str, check: bool, user: str,
-                 password: str | None, verify_tls: bool, ca_file: str | None) -> HostRow: ...
-    def host_list(self) -> list[HostRow]: ...
-    def host_info(self, name: str) -> HostInfo: ...
-    def host_remove(self, name: str) -> None: ...
-
     def template_list(self, host: str) -> list[TemplateInfo]: ...
     def template_validate(self, spec: TemplateSpec, variables: dict[str, str]
                           ) -> SpecCheck: ...
@@ -180,18 +148,7 @@ class Operations(Protocol):
     def app_validate(self, spec: Path) -> list[str]: ...
     def app_list(self, vm: str | None, host: str | None) -> AppListing: ...
 
-    def user_add(self, name: str, role: Role, password: Prompt) -> None: ...
-    def user_list(self) -> list[UserRow]: ...
-    def user_token(self, name: str, label: str, days: int | None) -> str: ...
-    def user_remove(self, name: str) -> None: ...
-    def user_passwd(self, name: str | None, new: Prompt, current: Prompt
-                    ) -> PasswordChanged: ...
-
-    def task_list(self, state: TaskState | None) -> list[dict[str, Any]]: ...
-    def task_show(self, task_id: int) -> dict[str, Any]: ...
     def task_wait(self, task_id: int) -> str: ...
-    def task_cancel(self, task_id: int) -> str: ...
-    def logout(self) -> None: ...
 
 
 def server_of(ctx: click.Context) -> str | None:
@@ -248,17 +205,29 @@ host_option = click.option("--host", default="local", show_default=True)
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
-def command_for(name: str, fields: dict[str, Any]) -> tuple[Operation[Any, Any], Any]:
-    """Catalogue operation `name` and its command from `fields`; a value its model refuses
-    is a usage error naming the field, before anything is done.  A file field holds a
-    handle while it is checked (`handles`): what the user gave is a path here, a stored
-    image's name only once sent."""
-    from glasspane.operations import apps, containers, images, templates  # noqa: F401
+def operation_named(name: str) -> Operation[Any, Any]:
+    from glasspane.operations import (  # noqa: F401  (they fill the catalogue)
+        apps,
+        containers,
+        hosts,
+        images,
+        task_ops,
+        templates,
+        users,
+    )
     from glasspane.operations import vms as _vm_operations  # noqa: F401  (fills the catalogue)
-    op = CATALOGUE[name]
+    return CATALOGUE[name]
+
+
+def command_for(name: str, fields: dict[str, Any]) -> tuple[Operation[Any, Any], Any]:
+    """Catalogue operation `name` and its command from `fields` (one given as a function, a
+    prompt, is asked for now: once the operation is known to run here); a value its model
+    refuses is a usage error naming the field, before anything is done."""
+    op = operation_named(name)
     try:
-        return op, op.parse({**fields, **{field: handle for handle, (field, _)
-                                          in handles(op, fields).items()}})
+        given = {k: v() if callable(v) else v for k, v in fields.items()}
+        return op, op.parse({**given, **{field: handle for handle, (field, _)
+                                         in handles(op, given).items()}})
     except ValidationError as exc:
         problems = "; ".join(_problem(op.object_type, e) for e in exc.errors(include_url=False))
         raise UsageError(f"{name}: {problems}") from exc

@@ -19,9 +19,8 @@ from glasspane.cli.console_attach import Link, SocketLink
 from glasspane.cli.remote import Remote
 from glasspane.containers.engine import EngineInfo
 from glasspane.containers.service import ContainerRow, ContainerStats, Listing, VmFailure
-from glasspane.enums import ConsoleKind, Role, TaskState
+from glasspane.enums import ConsoleKind
 from glasspane.errors import GlasspaneError, UsageError
-from glasspane.hypervisors.base import HostInfo
 from glasspane.inventory.store import StoredImage
 from glasspane.operations.catalogue import Operation
 from glasspane.operations.vms import ExecResult
@@ -55,13 +54,6 @@ CONTAINERS = {
     "stats": Route("GET", "/containers/{host}/{vm}/{name}/stats"),
     "images": Route("GET", "/vms/{host}/{vm}/images"),
 }
-HOSTS = {
-    "list": Route("GET", "/hosts"),
-    "add": Route("POST", "/hosts", ("name", "uri", "driver", "check", "user", "password",
-                                    "verify_tls", "ca_pem")),
-    "facts": Route("GET", "/hosts/{name}/facts"),
-    "remove": Route("DELETE", "/hosts/{name}"),
-}
 TEMPLATES = {
     "list": Route("GET", "/templates"),
     "validate": Route("POST", "/templates/validate", ("context", "spec", "variables")),
@@ -75,23 +67,6 @@ APPS = {
     "deploy": Route("POST", "/vms/{host}/{vm}/apps", ("context", "spec"), task=True),
     "validate": Route("POST", "/apps/validate", ("context", "spec")),
 }
-USERS = {
-    "list": Route("GET", "/users"),
-    "add": Route("POST", "/users", ("name", "role", "password")),
-    "token": Route("POST", "/users/{name}/tokens", ("name:label", "days")),
-    "remove": Route("DELETE", "/users/{name}"),
-    "password": Route("POST", "/users/{name}/password", ("password",)),
-    "me": Route("GET", "/auth/me"),
-    "own-password": Route("POST", "/auth/password", ("current", "new")),
-    "logout": Route("POST", "/auth/logout"),
-}
-TASKS = {
-    "list": Route("GET", "/tasks"),
-    "get": Route("GET", "/tasks/{task_id}"),
-    "cancel": Route("POST", "/tasks/{task_id}/cancel"),
-}
-
-
 class RemoteOperations:
     def __init__(self, remote: Remote) -> None:
         self.remote = remote
@@ -115,6 +90,8 @@ class RemoteOperations:
         # Checked here first: a bad value is the CLI's usage error, not a round trip.  A file
         # field's local file is sent to the server's store for the command (`@NAME`: one
         # already there), its output fetched from there to where the user asked.
+        # A field given as a function (a prompt for a password) is asked now, once.
+        fields = {k: v() if callable(v) else v for k, v in fields.items()}
         op, _ = ops.command_for(name, fields)
         with ExitStack() as stack:
             for field in op.files:
@@ -135,11 +112,13 @@ class RemoteOperations:
 
     def _call(self, op: Operation[Any, Any], fields: dict[str, Any], quiet: bool) -> Any:
         command = op.parse(fields)
-        sent = command.model_dump(mode="json", by_alias=True,
-                                  exclude={f for f in op.path_params})
+        outside = set(op.path_params + op.query)
+        sent = command.model_dump(mode="json", by_alias=True, exclude=outside)
+        query = {k: v for k, v in command.model_dump(mode="json", include=set(op.query)).items()
+                 if v is not None}
         path = op.path.format(**{f: quote(str(getattr(command, f)), safe="")
                                  for f in op.path_params})
-        answer = self.remote.call(op.method, path, json=sent or None)
+        answer = self.remote.call(op.method, path, params=query or None, json=sent or None)
         if op.task:
             answer = self.remote.wait(answer, quiet).get("result") or {}
         return op.result.model_validate(answer)
@@ -238,22 +217,6 @@ class RemoteOperations:
     def container_images(self, host: str, vm: str) -> list[dict[str, Any]]:
         return list(self.do(CONTAINERS["images"], host=host, vm=vm))
 
-    def host_add(self, name: str, uri: str, driver: str, check: bool, user: str,
-                 password: str | None, verify_tls: bool, ca_file: str | None) -> ops.HostRow:
-        added = self.do(HOSTS["add"], name=name, uri=uri, driver=driver, check=check,
-                        user=user, password=password, verify_tls=verify_tls,
-                        ca_pem=Path(ca_file).read_text() if ca_file else None)
-        return ops.HostRow(added["name"], added["driver"], added["uri"], added["state"])
-
-    def host_list(self) -> list[ops.HostRow]:
-        return [ops.HostRow(h["name"], h["driver"], h["uri"], h["state"])
-                for h in self.do(HOSTS["list"], limit=1000)["items"]]
-
-    def host_info(self, name: str) -> HostInfo:
-        return HostInfo.from_dict(self.do(HOSTS["facts"], name=name))
-
-    def host_remove(self, name: str) -> None:
-        self.do(HOSTS["remove"], name=name)
 
     def template_list(self, host: str) -> list[TemplateInfo]:
         return [_template(t) for t in self.do(TEMPLATES["list"], host=host, limit=1000)["items"]]
@@ -324,42 +287,10 @@ class RemoteOperations:
                                           [f"{c['name']} {c['state']}" for c in a["containers"]])
                                for a in self.do(APPS["list"], host=host, vm=vm)])
 
-    def user_add(self, name: str, role: Role, password: ops.Prompt) -> None:
-        self.do(USERS["add"], name=name, role=role, password=password())
-
-    def user_list(self) -> list[ops.UserRow]:
-        return [ops.UserRow(u["name"], Role(u["role"]), u["disabled"])
-                for u in self.do(USERS["list"])]
-
-    def user_token(self, name: str, label: str, days: int | None) -> str:
-        return str(self.do(USERS["token"], name=name, label=label, days=days)["token"])
-
-    def user_remove(self, name: str) -> None:
-        self.do(USERS["remove"], name=name)
-
-    def user_passwd(self, name: str | None, new: ops.Prompt,
-                    current: ops.Prompt) -> ops.PasswordChanged:
-        """Your own password (the current one checked), or an admin setting NAME's."""
-        if name is None or name == self.do(USERS["me"])["name"]:
-            done = self.do(USERS["own-password"], current=current(), new=new())
-        else:
-            done = self.do(USERS["password"], name=name, password=new())
-        return ops.PasswordChanged(done["user"], done["revoked_tokens"], "other tokens revoked")
-
-    def task_list(self, state: TaskState | None) -> list[dict[str, Any]]:
-        return list(self.do(TASKS["list"], state=state)["items"])
-
-    def task_show(self, task_id: int) -> dict[str, Any]:
-        return dict(self.do(TASKS["get"], task_id=task_id))
-
     def task_wait(self, task_id: int) -> str:
-        return str(self.remote.wait(self.do(TASKS["get"], task_id=task_id))["state"])
+        shown = self.run("task.show", task_id=task_id).model_dump(mode="json")
+        return str(self.remote.wait(shown)["state"])
 
-    def task_cancel(self, task_id: int) -> str:
-        return str(self.do(TASKS["cancel"], task_id=task_id)["state"])
-
-    def logout(self) -> None:
-        self.do(USERS["logout"])
 
 
 def _renamed(value: Any, names: dict[str, str]) -> Any:

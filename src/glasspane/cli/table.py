@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import click
+from pydantic import BaseModel
 
 
 def human(n: int) -> str:
@@ -22,6 +23,8 @@ def human(n: int) -> str:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):  # a catalogue operation's result: as the API sends it
+        return value.model_dump(mode="json")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     return vars(value) if hasattr(value, "__dict__") else str(value)

@@ -24,13 +24,13 @@ def task() -> None:
 @on_server
 def list_tasks(state: str | None, as_json: bool) -> None:
     """Recent tasks, newest first."""
-    items = operations().task_list(TaskState(state) if state else None)
+    items = operations().run("task.list", state=state).items
     if as_json:
         emit_json(items)
         return
     echo_table(("ID", "KIND", "OBJECT", "STATE", "PROGRESS", "BY", "MESSAGE"),
-               [(t["id"], t["kind"], t["object_name"], t["state"], f"{t['progress']}%",
-                 t["created_by"], t["error"] or t["message"]) for t in items])
+               [(t.id, t.kind, t.object_name, t.state, f"{t.progress}%", t.created_by,
+                 t.error or t.message) for t in items])
 
 
 @task.command()
@@ -38,7 +38,7 @@ def list_tasks(state: str | None, as_json: bool) -> None:
 @on_server
 def show(task_id: int) -> None:
     """Everything about task TASK_ID (JSON)."""
-    emit_json(operations().task_show(task_id))
+    emit_json(operations().run("task.show", task_id=task_id))
 
 
 @task.command()
@@ -54,7 +54,7 @@ def wait(task_id: int) -> None:
 @on_server
 def cancel(task_id: int) -> None:
     """Ask task TASK_ID to stop (where its action allows)."""
-    click.echo(f"task {task_id}: {operations().task_cancel(task_id)}")
+    click.echo(f"task {task_id}: {operations().run('task.cancel', task_id=task_id).state}")
 
 
 @click.command()
@@ -80,7 +80,7 @@ def login(name: str, password_file: str | None) -> None:
 def logout() -> None:
     """End the session with the --server and forget its token."""
     import os
-    operations().logout()
+    operations().run("logout")
     path = token_file(Settings.load())
     if os.path.exists(path):
         os.unlink(path)

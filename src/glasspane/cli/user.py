@@ -3,6 +3,7 @@ the server's database (locally) or through its API (--server)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
@@ -33,7 +34,7 @@ def _password(password_file: str | None, prompt: str = "password") -> str:
 def add(name: str, role: str, password_file: str | None, database_url: str | None) -> None:
     """Create user NAME (the first one is usually an admin)."""
     ops = operations()
-    ops.user_add(name, Role(role), lambda: _password(password_file))
+    ops.run("user.add", name=name, role=role, password=_password(password_file))
     click.echo(f"added {role} {name}{ops.place}")
 
 
@@ -41,7 +42,7 @@ def add(name: str, role: str, password_file: str | None, database_url: str | Non
 @database_option
 def list_users(database_url: str | None) -> None:
     """The users and their roles."""
-    for found in operations().user_list():
+    for found in operations().run("user.list").root:
         click.echo(f"{found.name}  {found.role}{'  (disabled)' if found.disabled else ''}")
 
 
@@ -52,7 +53,7 @@ def list_users(database_url: str | None) -> None:
 @database_option
 def token(name: str, label: str, days: int | None, database_url: str | None) -> None:
     """Make an API token for user NAME and print it (once: it is stored hashed)."""
-    click.echo(operations().user_token(name, label, days))
+    click.echo(operations().run("user.token", name=name, label=label, days=days).token)
 
 
 @user.command("remove")
@@ -60,7 +61,7 @@ def token(name: str, label: str, days: int | None, database_url: str | None) -> 
 @database_option
 def remove_user(name: str, database_url: str | None) -> None:
     """Remove user NAME and its tokens."""
-    operations().user_remove(name)
+    operations().run("user.remove", name=name)
     click.echo(f"removed user {name}")
 
 
@@ -83,6 +84,12 @@ def passwd(name: str | None, password_file: str | None, current_password_file: s
             return Path(current_password_file).read_text().rstrip("\n")
         value: str = click.prompt("current password", hide_input=True)
         return value
+    # Asked for once the operation is known to run here (functions: see `command_for`).
+    new = functools.partial(_password, password_file, "new password")
     ops = operations()
-    done = ops.user_passwd(name, lambda: _password(password_file, "new password"), current)
-    click.echo(f"changed the password of {done.user}{ops.place} ({done.revoked} {done.note})")
+    if name is None:  # one's own: the current password is checked
+        done = ops.run("password.change", current=current, new=new)
+    else:
+        done = ops.run("user.passwd", name=name, password=new)
+    click.echo(f"changed the password of {done.user}{ops.place} ({done.revoked_tokens} "
+               "tokens revoked)")

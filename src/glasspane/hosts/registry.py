@@ -32,6 +32,7 @@ from glasspane.settings import Settings
 
 DRIVERS = ("libvirt", "xenapi")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+HOST_NAME = _NAME  # what a host may be called (the API checks it too)
 URI_SIZE, USER_SIZE = 512, 128  # the table's columns
 
 
@@ -179,7 +180,7 @@ _CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]*?
 def _check_pem(record: HostRecord) -> None:
     try:
         ssl.create_default_context(cadata=record.ca_pem)
-    except (ssl.SSLError, ValueError) as exc:
+    except (ssl.SSLError, ValueError, TypeError) as exc:  # TypeError: not ASCII
         reason = getattr(exc, "reason", None) or "no certificate found"
         raise UsageError(f"host {record.name}: the pinned certificate is not a usable PEM "
                          f"certificate: {reason}",

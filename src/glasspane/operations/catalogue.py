@@ -43,7 +43,7 @@ class Result(BaseModel):
 
 
 C = TypeVar("C", bound=Command)
-R = TypeVar("R", bound=Result)
+R = TypeVar("R", bound=BaseModel)  # a Result, or an API answer's model it shares
 Report = Callable[[int, str], None]
 
 
@@ -90,6 +90,13 @@ class Context:
     files: Any = None
     start: Any = None                # a byte progress `start(total, label)`, where one is drawn
 
+    def inventory(self) -> Database:
+        """The inventory database: the server's, or on this machine the one its settings
+        name (--database), opened on first need (most local operations never need it)."""
+        if self.database is None:
+            self.database = Database.open(self.settings, self.settings.database_url or None)
+        return self.database
+
 
 # A resolver finds the target from the path's parameters, in an inventory session; it raises
 # NotFound (a 404) when there is none.
@@ -104,7 +111,9 @@ class Operation(Generic[C, R]):
     path: str                                   # "/vms/{host}/{name}/snapshots"
     command: type[C]
     result: type[R]
-    handler: Handler[C, R]
+    # None: only a server does it, by a route of its own (see `routed`); the CLI's local
+    # runner refuses it.
+    handler: Handler[C, R] | None
     role: Role = Role.OPERATOR
     resolve: Resolver | None = None
     # The target's states it starts from, of one enum (PowerState, ContainerState); None: any.
@@ -122,23 +131,47 @@ class Operation(Generic[C, R]):
     # an operation without a target, the command's fields), else given by `object_name`.
     target_name: str = ""
     object_name: Callable[[C], str] | None = None
-    hint: str | None = None       # said with a refusal for the target's state
+    # Said with a refusal for the target's state, or, for an operation without a handler,
+    # with the CLI's refusal to run it on this machine.
+    hint: str | None = None
     admit: Callable[[Admission, C], None] | None = None   # request-time checks
     audit_detail: Callable[[C], str] | None = None
     summary: str = ""
+    status: int | None = None     # its answer's status when not a task (201: made something)
+    # Command fields sent in the query string rather than the body (a GET's: all but the
+    # path's).
+    query: tuple[str, ...] = ()
+    errors: tuple[int, ...] = ()  # error statuses it may answer beyond those found below
+    audit: str = ""               # its audit action, where that is not its name
+    # False: its route is written by hand (a paged listing read off the event loop, a
+    # session's logout): the same method, path and command, an answer its result reads.
+    routed: bool = True
+    # On a server, once it has succeeded: what it tells the server's own parts (given the
+    # api.deps.Services: its syncer poked, its cache of tokens cleared).
+    notify: Callable[[Any], None] | None = None
     path_params: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path_params", tuple(re.findall(r"{(\w+)}", self.path)))
         fields = set(self.command.model_fields)
-        unknown = set(self.path_params) - fields
+        if self.method == "GET":
+            object.__setattr__(self, "query", tuple(
+                name for name in self.command.model_fields if name not in self.path_params))
+        unknown = set(self.path_params + self.query) - fields
         if unknown:
-            raise TypeError(f"{self.name}: path parameters {sorted(unknown)} are not fields "
+            raise TypeError(f"{self.name}: parameters {sorted(unknown)} are not fields "
                             f"of {self.command.__name__}")
         named = {*self.files, *filter(None, [self.output])} - fields
         if named:
             raise TypeError(f"{self.name}: file fields {sorted(named)} are not fields of "
                             f"{self.command.__name__}")
+        if self.handler is None and self.routed:
+            raise TypeError(f"{self.name}: a generated route needs a handler")
+
+    @property
+    def action(self) -> str:
+        """Its name in the audit log."""
+        return self.audit or self.name
 
     @property
     def verb(self) -> str:

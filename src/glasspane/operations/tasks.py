@@ -42,6 +42,7 @@ def run(op: Operation[Any, Any], context: TaskContext) -> dict[str, Any]:
                          f"valid {op.command.__name__}: {problems(exc)}",
                          hint="submit the operation again") from None
     from glasspane.inventory.handlers import current_settings
+    assert op.handler is not None  # only operations with one are registered
     result = op.handler(Context(current_settings(), caller_of(context), context.database,
                                 context.progress, context), command)
     dumped: dict[str, Any] = op.result.model_validate(result).model_dump(mode="json")
@@ -51,5 +52,5 @@ def run(op: Operation[Any, Any], context: TaskContext) -> dict[str, Any]:
 def register_tasks() -> None:
     """A task handler for every task operation of the catalogue (again: a no-op)."""
     for name, op in CATALOGUE.items():
-        if op.task and name not in HANDLERS:
+        if op.task and op.handler is not None and name not in HANDLERS:
             handler(name)(functools.partial(run, op))
