@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import click
+from pydantic import BaseModel
 
 
 def human(n: int) -> str:
@@ -48,6 +49,15 @@ def echo_fields(pairs: Iterable[tuple[str, object]], width: int = 0, gap: str = 
     width = max([width, *(len(k) for k, _ in shown)])
     for key, value in shown:
         click.echo(f"{key:<{width}}{gap}{value if value not in ('', None) else '-'}")
+
+
+def echo_result(result: BaseModel, as_json: bool = False, width: int = 0, gap: str = "  ",
+                join: str = " ") -> None:
+    """A typed result: its JSON, or one aligned `key  value` line per field."""
+    if as_json:
+        emit_json(result.model_dump(mode="json"))
+    else:
+        echo_fields([(key.replace("_", " "), value) for key, value in result], width, gap, join)
 
 
 def echo_each(names: Sequence[str], action: Callable[[str], Any], prefix: str,

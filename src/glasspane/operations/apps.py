@@ -28,7 +28,7 @@ def running_vm(admission: Admission, host: str, vm: str) -> None:
 
 
 class VmApps(Command):
-    host: str = Field(min_length=1, max_length=64)
+    host: str = Field(min_length=1, max_length=64, description="the VM's host")
     vm: str = Field(min_length=1, max_length=128)
 
 

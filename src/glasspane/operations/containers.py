@@ -74,27 +74,32 @@ def containers_refreshed(context: Context) -> Iterator[None]:
 
 
 class ContainerRef(Command):
-    host: str = Field(min_length=1, max_length=64)
+    host: str = Field(min_length=1, max_length=64, description="the VM's host")
     vm: str = Field(min_length=1, max_length=128)
     name: str = Field(min_length=1, max_length=255)
 
 
 # -- run --------------------------------------------------------------------------------------
 class NewContainer(Command):
-    host: str = Field(min_length=1, max_length=64)
+    host: str = Field(min_length=1, max_length=64, description="the VM's host")
     vm: str = Field(min_length=1, max_length=128)
     image: str = Field(min_length=1, max_length=512)
-    name: str | None = Field(default=None, max_length=128)
-    command: list[Annotated[str, Field(max_length=65536)]] | None = Field(default=None,
-                                                                          max_length=256)
-    ports: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list,
-                                                              max_length=64)
-    env: list[Annotated[str, Field(max_length=65536)]] = Field(default_factory=list,
-                                                               max_length=256)
-    volumes: list[Annotated[str, Field(max_length=4096)]] = Field(default_factory=list,
-                                                                  max_length=64)
-    restart: str | None = Field(default=None, max_length=32)
-    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
+    name: str | None = Field(default=None, max_length=128,
+                             description="container name (default: the engine's)")
+    command: list[Annotated[str, Field(max_length=65536)]] | None = Field(
+        default=None, max_length=256, description="overrides the image's")
+    ports: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=64, description="[IP:]HOST:CONTAINER[/PROTO] each")
+    env: list[Annotated[str, Field(max_length=65536)]] = Field(
+        default_factory=list, max_length=256, description="KEY=VALUE each")
+    volumes: list[Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=list, max_length=64,
+        description="SOURCE:/DEST[:ro] each (SOURCE: a path or volume in the VM)")
+    restart: str | None = Field(default=None, max_length=32,
+                                description="one of no, always, unless-stopped, "
+                                                        "on-failure[:N]")
+    labels: dict[str, str] = Field(default_factory=dict, max_length=64,
+                                   description="labels of the container")
 
     def request(self) -> deploy.RunRequest:
         return deploy.RunRequest(self.image, self.name, self.command, list(self.ports),

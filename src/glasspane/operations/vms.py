@@ -215,8 +215,8 @@ def destroy(context: Context, command: VmRef) -> Destroyed:
 
 # -- resources --------------------------------------------------------------------------------
 class Resources(VmRef):
-    cpus: int | None = Field(default=None, ge=1, le=64)
-    memory_mib: int | None = Field(default=None, ge=128, le=1 << 20)
+    cpus: int | None = Field(default=None, ge=1, le=64, description="vCPUs")
+    memory_mib: int | None = Field(default=None, ge=128, le=1 << 20, description="MiB")
 
     @model_validator(mode="after")
     def something(self) -> Resources:
