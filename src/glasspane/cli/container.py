@@ -8,10 +8,10 @@ import click
 
 from glasspane.cli.generated import catalogue_command
 from glasspane.cli.operations import command_for, json_option, operations
-from glasspane.cli.table import echo_fields, echo_table, emit_json, human
+from glasspane.cli.table import echo_result, echo_table, emit_json, human
 from glasspane.containers.service import Listing
 from glasspane.enums import ContainerAction
-from glasspane.operations.containers import Act, Acted
+from glasspane.operations.containers import Act, Acted, ContainerRef, ContainerStatsView
 
 host_option = click.option("--host", default="local", show_default=True,
                            help="The VM's host.")
@@ -53,26 +53,22 @@ def report_failures(listing: Listing, as_json: bool = False) -> None:
         raise click.exceptions.Exit(5)
 
 
-@container.command()
-@click.argument("vm")
-@host_option
-@json_option
-def engine(vm: str, host: str, as_json: bool) -> None:
-    """The container engine found in VM: kind, version, API version, socket."""
-    facts = operations().container_engine(host, vm)
-    if as_json:
-        emit_json(facts)
-    else:
-        echo_fields([(k.replace("_", " "), v) for k, v in vars(facts).items()], 12, " ", ", ")
+catalogue_command(container, "container.engine", arguments=("vm",),
+                  echo=lambda done, command: echo_result(done, False, 12, " ", ", "))
+catalogue_command(container, "container.inspect", arguments=("vm", "name"),
+                  echo=lambda done, command: emit_json(done.model_dump(exclude_unset=True)))
+catalogue_command(container, "container.top", arguments=("vm", "name"),
+                  echo=lambda done, command: echo_table(done.titles, done.processes))
 
 
-@container.command()
-@click.argument("vm")
-@click.argument("name")
-@host_option
-def inspect(vm: str, name: str, host: str) -> None:
-    """Everything the engine knows about container NAME in VM (JSON)."""
-    emit_json(operations().container_inspect(host, vm, name))
+def _stats(numbers: ContainerStatsView, command: ContainerRef) -> str:
+    limit = f" of {human(numbers.memory_limit)}" if numbers.memory_limit else ""
+    return (f"cpu {numbers.cpu_percent:.1f}%  memory {human(numbers.memory_bytes)}{limit}  "
+            f"pids {numbers.pids}  net rx {human(numbers.network_rx)} "
+            f"tx {human(numbers.network_tx)}")
+
+
+catalogue_command(container, "container.stats", arguments=("vm", "name"), echo=_stats)
 
 
 def _acted(done: Acted, command: Act) -> str:
@@ -102,32 +98,6 @@ def logs(vm: str, name: str, host: str, follow: bool, tail: int | None) -> None:
         out = sys.stderr.buffer if stream == "stderr" else sys.stdout.buffer
         out.write(data)
         out.flush()
-
-
-@container.command()
-@click.argument("vm")
-@click.argument("name")
-@host_option
-def top(vm: str, name: str, host: str) -> None:
-    """The processes of container NAME in VM."""
-    echo_table(*operations().container_top(host, vm, name))
-
-
-@container.command()
-@click.argument("vm")
-@click.argument("name")
-@host_option
-@json_option
-def stats(vm: str, name: str, host: str, as_json: bool) -> None:
-    """CPU, memory, processes and network of container NAME in VM."""
-    numbers = operations().container_stats(host, vm, name)
-    if as_json:
-        emit_json(numbers)
-        return
-    limit = f" of {human(numbers.memory_limit)}" if numbers.memory_limit else ""
-    click.echo(f"cpu {numbers.cpu_percent:.1f}%  memory {human(numbers.memory_bytes)}{limit}  "
-               f"pids {numbers.pids}  net rx {human(numbers.network_rx)} "
-               f"tx {human(numbers.network_tx)}")
 
 
 catalogue_command(

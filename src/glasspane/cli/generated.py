@@ -26,7 +26,7 @@ from pydantic_core import PydanticUndefined
 from glasspane.cli.operations import catalogued, operations
 from glasspane.cli.table import echo_each, echo_result
 
-Echo = Callable[[Any, Any], str]   # (result, command) -> the line shown
+Echo = Callable[[Any, Any], str | None]   # (result, command) -> what is shown (None: shown)
 
 
 def catalogue_command(group: click.Group, operation: str, *, name: str | None = None,
@@ -80,7 +80,10 @@ def catalogue_command(group: click.Group, operation: str, *, name: str | None = 
             return result if as_json or echo is None else echo(result, op.parse(sent))
         if many is None:
             shown = one()
-            echo_result(shown, as_json) if isinstance(shown, BaseModel) else click.echo(shown)
+            if isinstance(shown, BaseModel):
+                echo_result(shown, as_json)
+            elif shown is not None:
+                click.echo(shown)
         else:  # JSON lines: one result each
             echo_each(targets, one, prefix or "", parallel=parallel,
                       name_errors=prefix is not None, shown=lambda done: done if isinstance(

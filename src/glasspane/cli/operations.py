@@ -16,8 +16,7 @@ import click
 from pydantic import ValidationError
 
 from glasspane.api.results import SpecCheck
-from glasspane.containers.engine import EngineInfo
-from glasspane.containers.service import ContainerStats, Listing, VmFailure
+from glasspane.containers.service import Listing, VmFailure
 from glasspane.enums import PowerState, Role, TaskState
 from glasspane.errors import UsageError
 from glasspane.hypervisors.base import HostInfo
@@ -189,13 +188,8 @@ class Operations(Protocol):
 
     def container_list(self, vm: str | None, host: str | None, all_: bool,
                        timeout: float) -> Listing: ...
-    def container_engine(self, host: str, vm: str) -> EngineInfo: ...
-    def container_inspect(self, host: str, vm: str, name: str) -> dict[str, Any]: ...
     def container_logs(self, host: str, vm: str, name: str, follow: bool,
                        tail: int | None) -> Iterator[tuple[str, bytes]]: ...
-    def container_top(self, host: str, vm: str, name: str
-                      ) -> tuple[list[str], list[list[str]]]: ...
-    def container_stats(self, host: str, vm: str, name: str) -> ContainerStats: ...
     def container_images(self, host: str, vm: str) -> list[dict[str, Any]]: ...
 
     def host_add(self, name: str, uri: str, driver: str, check: bool, user: str,
