@@ -1,7 +1,7 @@
 """The commands made from the catalogue, run for real: on this machine (the operation's
-handler against libvirt) and through a served API (its route), with the same lines, the same
-`--json` (the operation's typed result) and, for several targets, one line each and exit
-status 5 when any failed."""
+handler against libvirt) and through a served API (its route, a GET one for the reads), with
+the same lines, the same `--json` (the operation's typed result) and, for several targets,
+one line each and exit status 5 when any failed."""
 
 from __future__ import annotations
 
@@ -61,6 +61,10 @@ def test_generated_commands_here_and_through_a_server(
             assert [line.split(": ")[2] for line in r.err.splitlines()] == \
                 ["VM gp-gen-none-1", "VM gp-gen-none-2"]
             assert "no VM named 'gp-gen-none-2'" in r.err
+            # A read made from the catalogue (a GET route through the server).
+            for read in (("engine", "gp-gen-none"), ("top", "gp-gen-none", "web")):
+                r = run_cli(capsys, *where, "container", *read)
+                assert r.code == 6 and "no VM named 'gp-gen-none' on host local" in r.err, r.err
     finally:
         server.stop()
     # Here, the many-target line of a task operation, in its JSON-lines form too.
