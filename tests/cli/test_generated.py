@@ -59,7 +59,9 @@ def test_generated_commands_keep_their_command_line(
 def test_a_models_fields_become_typed_options() -> None:
     """`vm create`'s model has one field of each kind; a throwaway group shows what each
     becomes (the real `vm create` reads files and counts names, so stays written out)."""
-    made = catalogue_command(click.Group("scratch"), "vm.create", arguments=("name",))
+    scratch = click.Group("scratch")
+    catalogue_command(scratch, "vm.create", arguments=("name",))
+    made = scratch.commands["create"]
     options = {p.name: p for p in made.params if isinstance(p, click.Option)}
     assert options["template"].required and options["host"].default == "local"
     assert str(options["cpus"].type) == "<IntRange 1<=x<=64>" and options["cpus"].default == 2

@@ -29,14 +29,13 @@ from glasspane.cli.table import echo_each, echo_result
 Echo = Callable[[Any, Any], str | None]   # (result, command) -> what is shown (None: shown)
 
 
-def catalogue_command(group: click.Group, operation: str, *, name: str | None = None,
-                      arguments: Sequence[str] = (), echo: Echo | None = None,
+def catalogue_command(group: click.Group, operation: str, *, arguments: Sequence[str] = (),
+                      echo: Echo | None = None,
                       options: Mapping[str, Sequence[str]] | None = None,
                       defaults: Mapping[str, Any] | None = None, omit: Sequence[str] = (),
                       check: Callable[[dict[str, Any]], None] | None = None,
-                      prefix: str | None = "", parallel: bool = True,
-                      help: str | None = None) -> click.Command:
-    """Add operation `operation` to `group` as command `name` (its verb by default).
+                      prefix: str | None = "", parallel: bool = True) -> None:
+    """Add operation `operation` to `group`, as the command named by its verb.
 
     `arguments`: the fields taken as positional arguments, in order (`field...`: many);
     every other field not in `omit` is an option, spelt `--the-field` unless `options`
@@ -52,7 +51,7 @@ def catalogue_command(group: click.Group, operation: str, *, name: str | None = 
     for spec in arguments:
         field = spec.removesuffix("...")
         if spec.endswith("..."):
-            if _is_list(fields[field]):
+            if _base(fields[field].annotation) is list:
                 takes_rest = True
                 params.append(click.Argument([field], nargs=-1, type=click.UNPROCESSED))
             else:
@@ -89,18 +88,13 @@ def catalogue_command(group: click.Group, operation: str, *, name: str | None = 
                       name_errors=prefix is not None, shown=lambda done: done if isinstance(
                           done, str) else json.dumps(done.model_dump(mode="json")))
 
-    summary = inspect.cleandoc(help or op.summary)
+    summary = inspect.cleandoc(op.summary)
     if many:
         summary += (f"\n\nSeveral {many.upper()}S {'at once' if parallel else 'in turn'}, one "
                     "line each; the exit status is 5 if any failed.")
-    return _added(group, click.Command(
-        name or operation.rpartition(".")[2], callback=callback, params=params, help=summary,
+    group.add_command(click.Command(
+        op.verb, callback=callback, params=params, help=summary,
         context_settings={"ignore_unknown_options": True} if takes_rest else None))
-
-
-def _added(group: click.Group, command: click.Command) -> click.Command:
-    group.add_command(command)
-    return command
 
 
 def _field(key: str, many: str | None) -> str:
@@ -173,6 +167,3 @@ def _base(annotation: Any) -> Any:
         annotation = next(a for a in get_args(annotation) if a is not type(None))
     return get_origin(annotation) or annotation
 
-
-def _is_list(info: FieldInfo) -> bool:
-    return _base(info.annotation) is list
