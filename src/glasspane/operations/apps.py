@@ -94,7 +94,7 @@ def admit_remove(admission: Admission, command: RemoveApp) -> None:
 @operation("app.remove", "DELETE", f"{APPS_PATH}/{{name}}", RemoveApp, AppRemoved, task=True,
            target_name=VM_TARGET, admit=admit_remove)
 def remove(context: Context, command: RemoveApp) -> AppRemoved:
-    """Remove every container of the app (a task)."""
+    """Remove every container of the app."""
     from glasspane.containers.app import remove_app
     with containers_refreshed(context):
         removed = remove_app(context.settings, command.host, command.vm, command.name)

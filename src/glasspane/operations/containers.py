@@ -131,8 +131,7 @@ def admit_run(admission: Admission, command: NewContainer) -> None:
            object_type="container", target_name="{host}/{vm}", admit=admit_run,
            object_name=lambda c: f"{c.host}/{c.vm}/{c.name or c.image}")
 def run(context: Context, command: NewContainer) -> Started:
-    """Run an image as a new container in the running VM (a task; its result names the
-    container, its short id and its state)."""
+    """Run an image as a new container in the running VM: its name, short id and state."""
     with containers_refreshed(context):
         return Started.model_validate(deploy.run(context.settings, command.host, command.vm,
                                                  command.request()))

@@ -193,7 +193,7 @@ class Revert(VmRef):
 @operation("vm.revert", "POST", f"{VM_PATH}/snapshots/{{snapshot}}/revert", Revert,
            SnapshotResult, resolve=find_vm, task=True, target_name=VM_TARGET)
 def revert(context: Context, command: Revert) -> SnapshotResult:
-    """Back to the snapshot (a task: the VM's disks, and memory where the snapshot has it)."""
+    """Return the VM to the snapshot: its disks, and its memory where the snapshot has it."""
     with refreshed(context, command.host):
         vms.revert_vm(context.settings, command.name, command.snapshot, command.host)
     return SnapshotResult(snapshot=command.snapshot)
