@@ -11,7 +11,7 @@ from glasspane.cli.operations import command_for, json_option, operations
 from glasspane.cli.table import echo_result, echo_table, emit_json, human
 from glasspane.containers.service import Listing
 from glasspane.enums import ContainerAction
-from glasspane.operations.containers import Act, Acted, ContainerRef, ContainerStatsView
+from glasspane.operations.containers import Act, Acted, ContainerRef, ContainerStatsView, Removed
 
 host_option = click.option("--host", default="local", show_default=True,
                            help="The VM's host.")
@@ -71,19 +71,14 @@ def _stats(numbers: ContainerStatsView, command: ContainerRef) -> str:
 catalogue_command(container, "container.stats", arguments=("vm", "name"), echo=_stats)
 
 
-def _acted(done: Acted, command: Act) -> str:
-    return f"VM {command.vm}, container {command.name}: {done.state}"
+def _acted(done: Acted | Removed, command: Act) -> str:
+    return f"VM {command.vm}, container {command.name}: {getattr(done, 'state', 'removed')}"
 
 
-for _action in (ContainerAction.START, ContainerAction.STOP, ContainerAction.RESTART,
-                ContainerAction.PAUSE, ContainerAction.UNPAUSE):
+for _action in ContainerAction:  # remove's --force is off unless given, unlike the API's
     catalogue_command(container, f"container.{_action}", arguments=("vm", "name..."),
-                      options={"grace": ["--time", "-t"]}, prefix=None, parallel=False,
-                      echo=_acted)
-catalogue_command(container, "container.remove", arguments=("vm", "name..."),
-                  options={"force": ["--force", "-f"]}, defaults={"force": False}, prefix=None,
-                  parallel=False, echo=lambda done, command: f"VM {command.vm}, container "
-                                                             f"{command.name}: removed")
+                      options={"grace": ["--time", "-t"], "force": ["--force", "-f"]},
+                      defaults={"force": False}, prefix=None, parallel=False, echo=_acted)
 
 
 @container.command()
