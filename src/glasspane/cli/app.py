@@ -6,14 +6,12 @@ from pathlib import Path
 
 import click
 
-from glasspane.cli.container import report_failures
+from glasspane.cli.container import host_option, report_failures
 from glasspane.cli.generated import catalogue_command
 from glasspane.cli.operations import operations
 from glasspane.cli.table import echo_table
 from glasspane.containers.app import parse_app
 from glasspane.containers.service import Listing
-
-host_option = click.option("--host", default="local", show_default=True, help="The VM's host.")
 
 
 @click.group()
