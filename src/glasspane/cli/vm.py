@@ -112,7 +112,7 @@ catalogue_command(vm, "vm.revert", arguments=("name", "snapshot"),
                   echo=lambda done, command: f"VM {command.name}: reverted to {done.snapshot}")
 
 
-def _something(fields: dict[str, Any]) -> None:
+def _something_to_change(fields: dict[str, Any]) -> None:
     if fields["cpus"] is None and fields["memory_mib"] is None:
         raise UsageError("nothing to change", hint="give --cpus, --memory or both")
 
@@ -125,7 +125,7 @@ def _changed(done: ResourcesSet, command: Resources) -> str:
 
 
 catalogue_command(vm, "vm.set", arguments=("name",), options={"memory_mib": ["--memory"]},
-                  check=_something, echo=_changed)
+                  check=_something_to_change, echo=_changed)
 
 
 @vm.command()
