@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from glasspane.api.deps import CurrentUser, Services, admin, audit_as, operator, services, viewer
 from glasspane.api.routers.common import submit
-from glasspane.api.schemas import AUTHENTICATED, TaskRef, errors
+from glasspane.api.schemas import AUTHENTICATED, REACHES_HOST, TaskRef, errors
 from glasspane.enums import Role
 from glasspane.operations.catalogue import Admission, Caller, Context, Operation
 
@@ -156,8 +156,9 @@ def add_routes(router: APIRouter, ops: Iterable[Operation[Any, Any]]) -> None:
             op.path, endpoint_for(op), methods=[op.method],
             status_code=202 if op.task else op.status or 200,
             response_model=TaskRef if op.task else op.result,
-            # An operation answered at once reaches a host (or a VM in it) while asked.
+            # An operation answered at once reaches a host (or a VM in it) while asked:
+            # what it looks for there may be gone (404) or busy (409).
             responses={**AUTHENTICATED, **errors(*error_statuses(op)),
-                       **({} if op.task else errors(502, 503))},
+                       **({} if op.task else REACHES_HOST)},
             dependencies=[audit_name(op)], name=op.name, operation_id=op.name,
             summary=op.summary.split("\n\n")[0] or op.name, description=op.summary)

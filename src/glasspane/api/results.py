@@ -174,46 +174,6 @@ class ContainerView(BaseModel):
                                            "(container.stop)")
 
 
-class ContainerInspection(BaseModel):
-    """The engine's own inspection of a container, as it gives it (Docker's and Podman's
-    compatible API); a viewer sees the environment's names, each value replaced by ***."""
-
-    model_config = ConfigDict(extra="allow")
-    Id: str | None = None
-    Name: str | None = None
-    Image: str | None = None
-    State: dict[str, Any] | None = None
-    Config: dict[str, Any] | None = None
-
-
-class ContainerProcesses(BaseModel):
-    titles: list[str]
-    processes: list[list[str]]
-
-
-class ContainerStatsView(BaseModel):
-    cpu_percent: float
-    memory_bytes: int
-    memory_limit: int
-    pids: int
-    network_rx: int
-    network_tx: int
-
-
-class EngineView(BaseModel):
-    """The container engine found in a VM."""
-
-    kind: str = Field(description="docker or podman")
-    version: str
-    api_version: str
-    socket: str = Field(description="inside the VM")
-    sudo: bool
-    relay: str
-    started: list[str] = Field(description="units the probe started")
-    os: str
-    arch: str
-
-
 class AppContainer(BaseModel):
     name: str
     state: ReportedContainerState

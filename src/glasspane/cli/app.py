@@ -6,13 +6,12 @@ from pathlib import Path
 
 import click
 
-from glasspane.cli.container import report_failures
+from glasspane.cli.container import host_option, report_failures
+from glasspane.cli.generated import catalogue_command
 from glasspane.cli.operations import operations
 from glasspane.cli.table import echo_table
 from glasspane.containers.app import parse_app
 from glasspane.containers.service import Listing
-
-host_option = click.option("--host", default="local", show_default=True, help="The VM's host.")
 
 
 @click.group()
@@ -52,11 +51,6 @@ def list_apps(vm: str | None, host: str | None) -> None:
     report_failures(Listing([], found.failures))
 
 
-@app.command()
-@click.argument("vm")
-@click.argument("name")
-@host_option
-def remove(vm: str, name: str, host: str) -> None:
-    """Remove every container of app NAME from VM."""
-    removed = operations().run("app.remove", host=host, vm=vm, name=name).removed
-    click.echo(f"VM {vm}: app {name} removed ({', '.join(removed)})")
+catalogue_command(app, "app.remove", arguments=("vm", "name"),
+                  echo=lambda done, command: f"VM {command.vm}: app {command.name} removed "
+                                             f"({', '.join(done.removed)})")

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import click
 
-from glasspane.cli.operations import json_option, operations
-from glasspane.cli.table import echo_each, echo_fields, echo_table, emit_json, human
-from glasspane.containers.deploy import RunRequest
+from glasspane.cli.generated import catalogue_command
+from glasspane.cli.operations import command_for, json_option, operations
+from glasspane.cli.table import echo_result, echo_table, emit_json, human
 from glasspane.containers.service import Listing
 from glasspane.enums import ContainerAction
+from glasspane.operations.containers import Act, Acted, ContainerRef, ContainerStatsView, Removed
 
 host_option = click.option("--host", default="local", show_default=True,
                            help="The VM's host.")
@@ -53,66 +53,32 @@ def report_failures(listing: Listing, as_json: bool = False) -> None:
         raise click.exceptions.Exit(5)
 
 
-@container.command()
-@click.argument("vm")
-@host_option
-@json_option
-def engine(vm: str, host: str, as_json: bool) -> None:
-    """The container engine found in VM: kind, version, API version, socket."""
-    facts = operations().container_engine(host, vm)
-    if as_json:
-        emit_json(facts)
-    else:
-        echo_fields([(k.replace("_", " "), v) for k, v in vars(facts).items()], 12, " ", ", ")
+catalogue_command(container, "container.engine", arguments=("vm",),
+                  echo=lambda done, command: echo_result(done, False, 12, " ", ", "))
+catalogue_command(container, "container.inspect", arguments=("vm", "name"),
+                  echo=lambda done, command: emit_json(done.model_dump(exclude_unset=True)))
+catalogue_command(container, "container.top", arguments=("vm", "name"),
+                  echo=lambda done, command: echo_table(done.titles, done.processes))
 
 
-@container.command()
-@click.argument("vm")
-@click.argument("name")
-@host_option
-def inspect(vm: str, name: str, host: str) -> None:
-    """Everything the engine knows about container NAME in VM (JSON)."""
-    emit_json(operations().container_inspect(host, vm, name))
+def _stats(numbers: ContainerStatsView, command: ContainerRef) -> str:
+    limit = f" of {human(numbers.memory_limit)}" if numbers.memory_limit else ""
+    return (f"cpu {numbers.cpu_percent:.1f}%  memory {human(numbers.memory_bytes)}{limit}  "
+            f"pids {numbers.pids}  net rx {human(numbers.network_rx)} "
+            f"tx {human(numbers.network_tx)}")
 
 
-def _act(vm: str, names: tuple[str, ...], host: str, action: ContainerAction,
-         **options: Any) -> None:
-    ops = operations()
-
-    def one(name: str) -> str:
-        done = ops.run(f"container.{action}", host=host, vm=vm, name=name, **options)
-        return str(getattr(done, "state", None) or "removed")
-    echo_each(names, one, f"VM {vm}, container ", parallel=False, name_errors=False)
+catalogue_command(container, "container.stats", arguments=("vm", "name"), echo=_stats)
 
 
-def _action_command(action: ContainerAction, doc: str) -> None:
-    @container.command(action.value, help=doc)
-    @click.argument("vm")
-    @click.argument("names", nargs=-1, required=True)
-    @host_option
-    @click.option("--time", "-t", "grace", type=int, default=10, show_default=True,
-                  help="Seconds to wait for a stop before killing (stop, restart).")
-    def command(vm: str, names: tuple[str, ...], host: str, grace: int) -> None:
-        _act(vm, names, host, action, grace=grace)
+def _acted(done: Acted | Removed, command: Act) -> str:
+    return f"VM {command.vm}, container {command.name}: {getattr(done, 'state', 'removed')}"
 
 
-for _action, _doc in (
-        (ContainerAction.START, "Start containers NAMES in VM."),
-        (ContainerAction.STOP, "Stop containers NAMES in VM (SIGTERM, then SIGKILL)."),
-        (ContainerAction.RESTART, "Restart containers NAMES in VM."),
-        (ContainerAction.PAUSE, "Freeze the processes of containers NAMES in VM."),
-        (ContainerAction.UNPAUSE, "Thaw the processes of containers NAMES in VM.")):
-    _action_command(_action, _doc)
-
-
-@container.command()
-@click.argument("vm")
-@click.argument("names", nargs=-1, required=True)
-@host_option
-@click.option("--force", "-f", is_flag=True, help="Remove running containers too.")
-def remove(vm: str, names: tuple[str, ...], host: str, force: bool) -> None:
-    """Remove containers NAMES (and their anonymous volumes) from VM."""
-    _act(vm, names, host, ContainerAction.REMOVE, force=force)
+for _action in ContainerAction:  # remove's --force is off unless given, unlike the API's
+    catalogue_command(container, f"container.{_action}", arguments=("vm", "name..."),
+                      options={"grace": ["--time", "-t"], "force": ["--force", "-f"]},
+                      defaults={"force": False}, prefix=None, parallel=False, echo=_acted)
 
 
 @container.command()
@@ -129,60 +95,12 @@ def logs(vm: str, name: str, host: str, follow: bool, tail: int | None) -> None:
         out.flush()
 
 
-@container.command()
-@click.argument("vm")
-@click.argument("name")
-@host_option
-def top(vm: str, name: str, host: str) -> None:
-    """The processes of container NAME in VM."""
-    echo_table(*operations().container_top(host, vm, name))
-
-
-@container.command()
-@click.argument("vm")
-@click.argument("name")
-@host_option
-@json_option
-def stats(vm: str, name: str, host: str, as_json: bool) -> None:
-    """CPU, memory, processes and network of container NAME in VM."""
-    numbers = operations().container_stats(host, vm, name)
-    if as_json:
-        emit_json(numbers)
-        return
-    limit = f" of {human(numbers.memory_limit)}" if numbers.memory_limit else ""
-    click.echo(f"cpu {numbers.cpu_percent:.1f}%  memory {human(numbers.memory_bytes)}{limit}  "
-               f"pids {numbers.pids}  net rx {human(numbers.network_rx)} "
-               f"tx {human(numbers.network_tx)}")
-
-
-@container.command(context_settings={"ignore_unknown_options": True})
-@click.argument("vm")
-@click.argument("image")
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@host_option
-@click.option("--name", help="Container name (default: the engine's).")
-@click.option("--publish", "-p", "ports", multiple=True,
-              help="[IP:]HOST:CONTAINER[/PROTO], repeatable.")
-@click.option("--env", "-e", multiple=True, help="KEY=VALUE, repeatable.")
-@click.option("--volume", "-v", "volumes", multiple=True,
-              help="SOURCE:/DEST[:ro], repeatable (SOURCE: a path or volume in the VM).")
-@click.option("--restart", help="no, always, unless-stopped, on-failure[:N].")
-@click.option("--label", "-l", "labels", multiple=True, help="KEY=VALUE, repeatable.")
-def run(vm: str, image: str, command: tuple[str, ...], host: str, name: str | None,
-        ports: tuple[str, ...], env: tuple[str, ...], volumes: tuple[str, ...],
-        restart: str | None, labels: tuple[str, ...]) -> None:
-    """Run IMAGE as a new container in VM (`-- COMMAND...` overrides the image's)."""
-    label_map = {}
-    for label in labels:
-        key, sep, value = label.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{label!r} is not KEY=VALUE", param_hint="--label")
-        label_map[key] = value
-    request = RunRequest(image, name, list(command) or None, list(ports), list(env),
-                         list(volumes), restart, label_map)
-    request.validate()  # a usage error here, before anything is sent or started
-    done = operations().run("container.run", host=host, vm=vm, **vars(request))
-    click.echo(f"VM {vm}: container {done.name} ({done.id}) {done.state}")
+catalogue_command(
+    container, "container.run", arguments=("vm", "image", "command..."),
+    options={"ports": ["--publish", "-p"], "env": ["--env", "-e"], "volumes": ["--volume", "-v"],
+             "labels": ["--label", "-l"]},
+    check=lambda fields: command_for("container.run", fields)[1].request().validate(),
+    echo=lambda done, command: f"VM {command.vm}: container {done.name} ({done.id}) {done.state}")
 
 
 @container.command()

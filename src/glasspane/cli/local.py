@@ -34,7 +34,7 @@ from glasspane.templates import service as templates
 from glasspane.vms import service as vms
 
 if TYPE_CHECKING:
-    from glasspane.containers.engine import EngineInfo
+
     from glasspane.templates.spec import TemplateSpec
 
 LOCAL = Actor("local", admin=True)  # this machine's store belongs to whoever runs the CLI
@@ -117,22 +117,9 @@ class LocalOperations:
                        timeout: float) -> containers.Listing:
         return containers.list_containers(self.settings, vm, host, all_, timeout)
 
-    def container_engine(self, host: str, vm: str) -> EngineInfo:
-        return containers.engine_info(self.settings, host, vm)
-
-    def container_inspect(self, host: str, vm: str, name: str) -> dict[str, Any]:
-        return containers.inspect(self.settings, host, vm, name)
-
     def container_logs(self, host: str, vm: str, name: str, follow: bool,
                        tail: int | None) -> Iterator[tuple[str, bytes]]:
         return containers.logs(self.settings, host, vm, name, follow, tail)
-
-    def container_top(self, host: str, vm: str, name: str
-                      ) -> tuple[list[str], list[list[str]]]:
-        return containers.top(self.settings, host, vm, name)
-
-    def container_stats(self, host: str, vm: str, name: str) -> containers.ContainerStats:
-        return containers.stats(self.settings, host, vm, name)
 
     def container_images(self, host: str, vm: str) -> list[dict[str, Any]]:
         return containers.list_images(self.settings, host, vm)

@@ -17,8 +17,7 @@ from glasspane.api.results import SpecCheck
 from glasspane.cli import operations as ops
 from glasspane.cli.console_attach import Link, SocketLink
 from glasspane.cli.remote import Remote
-from glasspane.containers.engine import EngineInfo
-from glasspane.containers.service import ContainerRow, ContainerStats, Listing, VmFailure
+from glasspane.containers.service import ContainerRow, Listing, VmFailure
 from glasspane.enums import ConsoleKind
 from glasspane.errors import GlasspaneError, UsageError
 from glasspane.inventory.store import StoredImage
@@ -47,11 +46,7 @@ VMS = {
 }
 CONTAINERS = {
     "list": Route("GET", "/containers"),
-    "engine": Route("GET", "/vms/{host}/{vm}/engine"),
-    "inspect": Route("GET", "/containers/{host}/{vm}/{name}/inspect"),
     "logs": Route("GET", "/containers/{host}/{vm}/{name}/logs"),
-    "top": Route("GET", "/containers/{host}/{vm}/{name}/top"),
-    "stats": Route("GET", "/containers/{host}/{vm}/{name}/stats"),
     "images": Route("GET", "/vms/{host}/{vm}/images"),
 }
 TEMPLATES = {
@@ -192,27 +187,12 @@ class RemoteOperations:
                               for v in found if v["containers_error"]
                               and (vm is None or v["name"] == vm)])
 
-    def container_engine(self, host: str, vm: str) -> EngineInfo:
-        return EngineInfo(**_fields(EngineInfo, self.do(CONTAINERS["engine"], host=host, vm=vm)))
-
-    def container_inspect(self, host: str, vm: str, name: str) -> dict[str, Any]:
-        return dict(self.do(CONTAINERS["inspect"], host=host, vm=vm, name=name))
-
     def container_logs(self, host: str, vm: str, name: str, follow: bool,
                        tail: int | None) -> Iterator[tuple[str, bytes]]:
         if follow:
             raise UsageError("--follow does not work through --server yet")
         text = self.do(CONTAINERS["logs"], host=host, vm=vm, name=name, tail=tail or 200)
         return iter([("stdout", str(text).encode())])
-
-    def container_top(self, host: str, vm: str, name: str
-                      ) -> tuple[list[str], list[list[str]]]:
-        found = self.do(CONTAINERS["top"], host=host, vm=vm, name=name)
-        return found["titles"], found["processes"]
-
-    def container_stats(self, host: str, vm: str, name: str) -> ContainerStats:
-        return ContainerStats(**_fields(ContainerStats, self.do(CONTAINERS["stats"], host=host,
-                                                                vm=vm, name=name)))
 
     def container_images(self, host: str, vm: str) -> list[dict[str, Any]]:
         return list(self.do(CONTAINERS["images"], host=host, vm=vm))

@@ -53,6 +53,15 @@ def echo_fields(pairs: Iterable[tuple[str, object]], width: int = 0, gap: str = 
         click.echo(f"{key:<{width}}{gap}{value if value not in ('', None) else '-'}")
 
 
+def echo_result(result: BaseModel, as_json: bool = False, width: int = 0, gap: str = "  ",
+                join: str = " ") -> None:
+    """A typed result: its JSON, or one aligned `key  value` line per field."""
+    if as_json:
+        emit_json(result.model_dump(mode="json"))
+    else:
+        echo_fields([(key.replace("_", " "), value) for key, value in result], width, gap, join)
+
+
 def echo_each(names: Sequence[str], action: Callable[[str], Any], prefix: str,
               parallel: bool = True, name_errors: bool = True,
               shown: Callable[[Any], str] | None = None, workers: int | None = None) -> None:

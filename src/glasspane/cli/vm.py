@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import click
 
+from glasspane.cli.generated import catalogue_command
 from glasspane.cli.operations import host_option, json_option, local_only, operations
 from glasspane.cli.table import echo_each, echo_fields, emit_json
 from glasspane.enums import VmAction, VmDefaults
 from glasspane.errors import UsageError
-from glasspane.operations.vms import CreatedVm, PowerResult
+from glasspane.operations.vms import CreatedVm, Power, PowerResult, Resources, ResourcesSet
 from glasspane.vms.service import MAX_PARALLEL_CREATES, check_name, parse_labels
 
 
@@ -91,78 +93,39 @@ def list_vms(host: str, as_json: bool) -> None:
                    + (f"  {tags}" if tags else ""))
 
 
-@vm.command()
-@click.argument("names", nargs=-1, required=True)
-@host_option
-def destroy(names: tuple[str, ...], host: str) -> None:
-    """Stop the VMs NAMES at once and delete them with their disks and seeds."""
-    ops = operations()
-    echo_each(names, lambda name: ops.run("vm.destroy", host=host, name=name).destroyed
-              and "destroyed", "VM ")
+catalogue_command(vm, "vm.destroy", arguments=("name...",), prefix="VM ",
+                  echo=lambda done, command: f"VM {command.name}: destroyed")
 
 
-def _power(done: PowerResult, timeout: int) -> str:
-    forced = f" (forced: the guest ignored shutdown for {timeout} s)"
-    return f"{done.power_state}{forced if done.graceful is False else ''}"
+def _power(done: PowerResult, command: Power) -> str:
+    forced = f" (forced: the guest ignored shutdown for {command.timeout} s)"
+    return f"VM {command.name}: {done.power_state}{forced if done.graceful is False else ''}"
 
 
-def _action_command(action: VmAction, doc: str) -> None:
-    def command(names: tuple[str, ...], host: str, timeout: int = 90) -> None:
-        ops = operations()
-        echo_each(names, lambda name: _power(ops.run(f"vm.{action}", host=host, name=name,
-                                                     timeout=timeout), timeout), "VM ")
-    if action == VmAction.SHUTDOWN:
-        command = click.option("--timeout", type=click.IntRange(1, 3600), default=90,
-                               show_default=True, help="Seconds to wait for each guest "
-                                                       "before powering it off.")(command)
-    vm.command(action.value, help=doc)(
-        click.argument("names", nargs=-1, required=True)(host_option(command)))
+for _action in (VmAction.START, VmAction.SHUTDOWN, VmAction.REBOOT, VmAction.PAUSE,
+                VmAction.SUSPEND, VmAction.RESUME):
+    catalogue_command(vm, f"vm.{_action}", arguments=("name...",), prefix="VM ", echo=_power,
+                      omit=() if _action is VmAction.SHUTDOWN else ("timeout",))
+catalogue_command(vm, "vm.snapshot", arguments=("name", "snapshot"),
+                  echo=lambda done, command: f"VM {command.name}: snapshot {done.snapshot} taken")
+catalogue_command(vm, "vm.revert", arguments=("name", "snapshot"),
+                  echo=lambda done, command: f"VM {command.name}: reverted to {done.snapshot}")
 
 
-for _action, _doc in (
-        (VmAction.START, "Start the VMs NAMES."),
-        (VmAction.SHUTDOWN, "Shut the VMs NAMES down gracefully; power off any still up "
-                            "after --timeout."),
-        (VmAction.REBOOT, "Reboot the VMs NAMES."),
-        (VmAction.PAUSE, "Pause the VMs NAMES (their vCPUs stop)."),
-        (VmAction.SUSPEND, "Suspend the VMs NAMES (memory saved to disk, stopped)."),
-        (VmAction.RESUME, "Resume the paused or suspended VMs NAMES.")):
-    _action_command(_action, _doc)
-
-
-@vm.command()
-@click.argument("name")
-@click.argument("snapshot")
-@host_option
-def snapshot(name: str, snapshot: str, host: str) -> None:
-    """Take snapshot SNAPSHOT of VM NAME (disk and, if running, memory)."""
-    operations().run("vm.snapshot", host=host, name=name, snapshot=snapshot)
-    click.echo(f"VM {name}: snapshot {snapshot} taken")
-
-
-@vm.command("set")
-@click.argument("name")
-@host_option
-@click.option("--cpus", type=click.IntRange(1, 64), help="vCPUs.")
-@click.option("--memory", "memory_mib", type=click.IntRange(128, 1 << 20), help="MiB.")
-def set_resources(name: str, host: str, cpus: int | None, memory_mib: int | None) -> None:
-    """Change VM NAME's vCPUs and/or memory, from its next boot."""
-    if cpus is None and memory_mib is None:
+def _something_to_change(fields: dict[str, Any]) -> None:
+    if fields["cpus"] is None and fields["memory_mib"] is None:
         raise UsageError("nothing to change", hint="give --cpus, --memory or both")
-    operations().run("vm.set", host=host, name=name, cpus=cpus, memory_mib=memory_mib)
-    changed = ", ".join(part for part in (f"{cpus} vCPUs" if cpus else "",
-                                          f"{memory_mib} MiB" if memory_mib else "") if part)
-    click.echo(f"VM {name}: {changed} from its next boot")
 
 
-@vm.command()
-@click.argument("name")
-@click.argument("snapshot")
-@host_option
-def revert(name: str, snapshot: str, host: str) -> None:
-    """Return VM NAME to SNAPSHOT."""
-    operations().run("vm.revert", host=host, name=name, snapshot=snapshot)
-    click.echo(f"VM {name}: reverted to {snapshot}")
+def _changed(done: ResourcesSet, command: Resources) -> str:
+    changed = ", ".join(part for part in (f"{done.cpus} vCPUs" if done.cpus else "",
+                                          f"{done.memory_mib} MiB" if done.memory_mib else "")
+                        if part)
+    return f"VM {command.name}: {changed} from its next boot"
+
+
+catalogue_command(vm, "vm.set", arguments=("name",), options={"memory_mib": ["--memory"]},
+                  check=_something_to_change, echo=_changed)
 
 
 @vm.command()

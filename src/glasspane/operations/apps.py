@@ -28,7 +28,7 @@ def running_vm(admission: Admission, host: str, vm: str) -> None:
 
 
 class VmApps(Command):
-    host: str = Field(min_length=1, max_length=64)
+    host: str = Field(min_length=1, max_length=64, description="the VM's host")
     vm: str = Field(min_length=1, max_length=128)
 
 
@@ -94,7 +94,7 @@ def admit_remove(admission: Admission, command: RemoveApp) -> None:
 @operation("app.remove", "DELETE", f"{APPS_PATH}/{{name}}", RemoveApp, AppRemoved, task=True,
            target_name=VM_TARGET, admit=admit_remove)
 def remove(context: Context, command: RemoveApp) -> AppRemoved:
-    """Remove every container of the app (a task)."""
+    """Remove every container of the app."""
     from glasspane.containers.app import remove_app
     with containers_refreshed(context):
         removed = remove_app(context.settings, command.host, command.vm, command.name)

@@ -5,11 +5,12 @@ running VMs' containers up to date afterwards, whatever the outcome."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from sqlalchemy import select
 
 from glasspane.containers import deploy
@@ -74,27 +75,32 @@ def containers_refreshed(context: Context) -> Iterator[None]:
 
 
 class ContainerRef(Command):
-    host: str = Field(min_length=1, max_length=64)
+    host: str = Field(min_length=1, max_length=64, description="the VM's host")
     vm: str = Field(min_length=1, max_length=128)
     name: str = Field(min_length=1, max_length=255)
 
 
 # -- run --------------------------------------------------------------------------------------
 class NewContainer(Command):
-    host: str = Field(min_length=1, max_length=64)
+    host: str = Field(min_length=1, max_length=64, description="the VM's host")
     vm: str = Field(min_length=1, max_length=128)
     image: str = Field(min_length=1, max_length=512)
-    name: str | None = Field(default=None, max_length=128)
-    command: list[Annotated[str, Field(max_length=65536)]] | None = Field(default=None,
-                                                                          max_length=256)
-    ports: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list,
-                                                              max_length=64)
-    env: list[Annotated[str, Field(max_length=65536)]] = Field(default_factory=list,
-                                                               max_length=256)
-    volumes: list[Annotated[str, Field(max_length=4096)]] = Field(default_factory=list,
-                                                                  max_length=64)
-    restart: str | None = Field(default=None, max_length=32)
-    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
+    name: str | None = Field(default=None, max_length=128,
+                             description="container name (default: the engine's)")
+    command: list[Annotated[str, Field(max_length=65536)]] | None = Field(
+        default=None, max_length=256, description="overrides the image's")
+    ports: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=64, description="[IP:]HOST:CONTAINER[/PROTO] each")
+    env: list[Annotated[str, Field(max_length=65536)]] = Field(
+        default_factory=list, max_length=256, description="KEY=VALUE each")
+    volumes: list[Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=list, max_length=64,
+        description="SOURCE:/DEST[:ro] each (SOURCE: a path or volume in the VM)")
+    restart: str | None = Field(default=None, max_length=32,
+                                description="one of no, always, unless-stopped, "
+                                                        "on-failure[:N]")
+    labels: dict[str, str] = Field(default_factory=dict, max_length=64,
+                                   description="labels of the container")
 
     def request(self) -> deploy.RunRequest:
         return deploy.RunRequest(self.image, self.name, self.command, list(self.ports),
@@ -125,8 +131,7 @@ def admit_run(admission: Admission, command: NewContainer) -> None:
            object_type="container", target_name="{host}/{vm}", admit=admit_run,
            object_name=lambda c: f"{c.host}/{c.vm}/{c.name or c.image}")
 def run(context: Context, command: NewContainer) -> Started:
-    """Run an image as a new container in the running VM (a task; its result names the
-    container, its short id and its state)."""
+    """Run an image as a new container in the running VM: its name, short id and state."""
     with containers_refreshed(context):
         return Started.model_validate(deploy.run(context.settings, command.host, command.vm,
                                                  command.request()))
@@ -184,3 +189,88 @@ def remove(context: Context, command: Remove) -> Removed:
         containers.remove(context.settings, command.host, command.vm, command.name,
                           command.force)
     return Removed(removed=command.name)
+
+
+# -- reads: what the engine in the VM says now (answered at once, to viewers too) -------------
+class VmEngine(Command):
+    host: str = Field(min_length=1, max_length=64, description="the VM's host")
+    vm: str = Field(min_length=1, max_length=128)
+
+
+class EngineView(Result):
+    """The container engine found in a VM."""
+
+    kind: str = Field(description="docker or podman")
+    version: str
+    api_version: str
+    socket: str = Field(description="inside the VM")
+    sudo: bool
+    relay: str
+    started: list[str] = Field(description="units the probe started")
+    os: str
+    arch: str
+
+
+@operation("container.engine", "GET", "/vms/{host}/{vm}/engine", VmEngine, EngineView,
+           role=Role.VIEWER, object_type="container", target_name="{host}/{vm}")
+def engine(context: Context, command: VmEngine) -> EngineView:
+    """The container engine found in the VM: kind, version, API version, socket."""
+    found = containers.engine_info(context.settings, command.host, command.vm)
+    return EngineView.model_validate(dataclasses.asdict(found))
+
+
+class ContainerInspection(Result):
+    """The engine's own inspection of a container, as it gives it (Docker's and Podman's
+    compatible API); a viewer sees the environment's names, each value replaced by ***."""
+
+    model_config = ConfigDict(extra="allow")
+    Id: str | None = None
+    Name: str | None = None
+    Image: str | None = None
+    State: dict[str, Any] | None = None
+    Config: dict[str, Any] | None = None
+
+
+@operation("container.inspect", "GET", f"{CONTAINER_PATH}/inspect", ContainerRef,
+           ContainerInspection, role=Role.VIEWER, object_type="container",
+           target_name=CONTAINER_TARGET)
+def inspect(context: Context, command: ContainerRef) -> ContainerInspection:
+    """The engine's inspection of the container; a viewer sees the names of its environment
+    variables but not their values (they are where containers are given their passwords)."""
+    found = containers.inspect(context.settings, command.host, command.vm, command.name)
+    config = found.get("Config")
+    if context.caller.role is Role.VIEWER and isinstance(config, dict) \
+            and isinstance(config.get("Env"), list):
+        config["Env"] = [f"{str(entry).partition('=')[0]}=***" for entry in config["Env"]]
+    return ContainerInspection.model_validate(found)
+
+
+class ContainerProcesses(Result):
+    titles: list[str]
+    processes: list[list[str]]
+
+
+@operation("container.top", "GET", f"{CONTAINER_PATH}/top", ContainerRef, ContainerProcesses,
+           role=Role.VIEWER, object_type="container", target_name=CONTAINER_TARGET)
+def top(context: Context, command: ContainerRef) -> ContainerProcesses:
+    """The container's processes: column titles and one row per process."""
+    titles, rows = containers.top(context.settings, command.host, command.vm, command.name)
+    return ContainerProcesses(titles=titles, processes=rows)
+
+
+class ContainerStatsView(Result):
+    cpu_percent: float
+    memory_bytes: int
+    memory_limit: int
+    pids: int
+    network_rx: int
+    network_tx: int
+
+
+@operation("container.stats", "GET", f"{CONTAINER_PATH}/stats", ContainerRef,
+           ContainerStatsView, role=Role.VIEWER, object_type="container",
+           target_name=CONTAINER_TARGET)
+def stats(context: Context, command: ContainerRef) -> ContainerStatsView:
+    """CPU, memory, processes and network of the container, one sample."""
+    numbers = containers.stats(context.settings, command.host, command.vm, command.name)
+    return ContainerStatsView.model_validate(dataclasses.asdict(numbers))

@@ -204,7 +204,7 @@ def snapshot(context: Context, command: Snapshot) -> SnapshotResult:
            SnapshotResult, resolve=find_vm, task=True, target_name=VM_TARGET,
            admit=admit_revert)
 def revert(context: Context, command: Revert) -> SnapshotResult:
-    """Back to the snapshot (a task: the VM's disks, and memory where the snapshot has it)."""
+    """Return the VM to the snapshot: its disks, and its memory where the snapshot has it."""
     with refreshed(context, command.host):
         vms.revert_vm(context.settings, command.name, command.snapshot, command.host)
     return SnapshotResult(snapshot=command.snapshot)
@@ -226,8 +226,8 @@ def destroy(context: Context, command: VmRef) -> Destroyed:
 
 # -- resources --------------------------------------------------------------------------------
 class Resources(VmRef):
-    cpus: int | None = Field(default=None, ge=1, le=64)
-    memory_mib: int | None = Field(default=None, ge=128, le=1 << 20)
+    cpus: int | None = Field(default=None, ge=1, le=64, description="vCPUs")
+    memory_mib: int | None = Field(default=None, ge=128, le=1 << 20, description="MiB")
 
     @model_validator(mode="after")
     def something(self) -> Resources:

@@ -1,11 +1,10 @@
 """Containers inside VMs: listing from the inventory (with the operations the caller may run
-on each now), and the reads that go to the engine itself (logs, details, processes, resource
-use).  Running a container and each action on one are routes made from the operations
-catalogue (`glasspane.operations.containers`)."""
+on each now), and their logs from the engine itself.  Running a container, each action on
+one and the other reads that go to the engine (details, processes, resource use, the engine
+itself) are routes made from the operations catalogue (`glasspane.operations.containers`)."""
 
 from __future__ import annotations
 
-import dataclasses
 from functools import cache, lru_cache
 from typing import Any
 
@@ -27,11 +26,7 @@ from glasspane.api.deps import (
 )
 from glasspane.api.operations import add_routes
 from glasspane.api.results import (
-    ContainerInspection,
-    ContainerProcesses,
-    ContainerStatsView,
     ContainerView,
-    EngineView,
 )
 from glasspane.api.routers.common import (
     Limit,
@@ -155,45 +150,3 @@ async def container_logs(host: str, vm: str, name: str, _: CurrentUser = Depends
                 break
         return b"".join(chunks).decode(errors="replace")
     return PlainTextResponse(await run_in_threadpool(read))
-
-
-@router.get("/containers/{host}/{vm}/{name}/inspect",
-            response_model=ContainerInspection, response_model_exclude_unset=True,
-            responses=REACHES_HOST)
-async def container_inspect(host: str, vm: str, name: str,
-                            user: CurrentUser = Depends(viewer),
-                            found: Services = Depends(services)) -> dict[str, Any]:
-    """The engine's inspection of the container; a viewer sees the names of its environment
-    variables but not their values (they are where containers are given their passwords)."""
-    found_inspect = await run_in_threadpool(containers.inspect, found.settings, host, vm, name)
-    if user.role == "viewer":
-        config = found_inspect.get("Config")
-        if isinstance(config, dict) and isinstance(config.get("Env"), list):
-            config["Env"] = [f"{str(entry).partition('=')[0]}=***" for entry in config["Env"]]
-    return found_inspect
-
-
-@router.get("/containers/{host}/{vm}/{name}/top", response_model=ContainerProcesses,
-            responses=REACHES_HOST)
-async def container_top(host: str, vm: str, name: str, _: CurrentUser = Depends(viewer),
-                        found: Services = Depends(services)) -> dict[str, Any]:
-    """The container's processes: column titles and one row per process."""
-    titles, rows = await run_in_threadpool(containers.top, found.settings, host, vm, name)
-    return {"titles": titles, "processes": rows}
-
-
-@router.get("/containers/{host}/{vm}/{name}/stats", response_model=ContainerStatsView,
-            responses=REACHES_HOST)
-async def container_stats(host: str, vm: str, name: str, _: CurrentUser = Depends(viewer),
-                          found: Services = Depends(services)) -> dict[str, Any]:
-    """CPU, memory, processes and network of the container, one sample."""
-    numbers = await run_in_threadpool(containers.stats, found.settings, host, vm, name)
-    return dataclasses.asdict(numbers)
-
-
-@router.get("/vms/{host}/{vm}/engine", response_model=EngineView, responses=REACHES_HOST)
-async def container_engine(host: str, vm: str, _: CurrentUser = Depends(viewer),
-                           found: Services = Depends(services)) -> dict[str, Any]:
-    """The container engine found in the VM: kind, version, API version, socket."""
-    engine = await run_in_threadpool(containers.engine_info, found.settings, host, vm)
-    return dataclasses.asdict(engine)
