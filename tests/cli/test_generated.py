@@ -77,7 +77,7 @@ def test_a_models_fields_become_typed_options() -> None:
     (("container", "run", "ct-a", "img", "-p", "http"), "invalid port 'http'"),
     (("vm", "set", "web-1"), "nothing to change (give --cpus, --memory or both)"),
     (("vm", "set", "web-1", "--cpus", "65"), "65 is not in the range 1<=x<=64"),
-    (("vm", "snapshot", "web-1", "Not_A_Name"), "vm.snapshot: snapshot: String should match"),
+    (("vm", "snapshot", "web-1", "Not_A_Name"), "vm.snapshot: invalid vm snapshot 'Not_A_Name'"),
     (("container", "stop", "ct-a", "web", "-t", "-1"), "-1 is not in the range 0<=x<=3600"),
 ])
 def test_bad_values_are_usage_errors_before_anything_is_asked(
