@@ -24,6 +24,7 @@ from glasspane.hypervisors.domainxml import (
     DEVICE_TYPES,
     METADATA_NS,
     Boot,
+    Controller,
     Disk,
     Domain,
     Graphics,
@@ -203,14 +204,18 @@ def test_built_written_and_read_back_is_the_same_model(accel: str, seed: bool) -
 
 
 def test_a_devices_model_with_every_kind_reads_back() -> None:
-    built = Domain(name="all", vcpus=1, memory_mib=64, boot=Boot(devices=["hd", "cdrom"]),
+    built = Domain(name="all", vcpus=1, memory_mib=64,
+                   boot=Boot(devices=["hd", "cdrom"], loader="/usr/share/OVMF/CODE.fd",
+                             nvram="/p/all-nvram.fd", nvram_template="/usr/share/OVMF/VARS.fd"),
                    devices=[Disk(path="/a.qcow2", target="vda"),
                             Disk(path=None, target="sda", bus="sata", format=None,
                                  device="cdrom", readonly=True),
                             Nic(network="default", mac="52:54:00:00:00:01"),
                             Serial(kind="pty", log="/var/log/x.log"),
                             Graphics(listen=None, socket="/run/gp/vnc.sock"),
-                            Graphics(kind="vnc", listen="127.0.0.1"), Video(), Rng()])
+                            Graphics(kind="vnc", listen="127.0.0.1"), Video(), Rng(),
+                            Controller(kind="scsi", model="virtio-scsi"),
+                            Controller(model="pcie-root-port", index=3)])
     # A device kind added to DEVICE_TYPES joins this test too.
     assert {type(d) for d in built.devices} == set(DEVICE_TYPES)
     back = Domain.from_xml(built.to_xml())

@@ -305,7 +305,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 def command_for(name: str, fields: dict[str, Any]) -> tuple[Operation[Any, Any], Any]:
     """Catalogue operation `name` and its command from `fields`; a value its model refuses
     is a usage error naming the field, before anything is done."""
-    from glasspane.operations import apps, containers  # noqa: F401
+    from glasspane.operations import apps, containers, hardware  # noqa: F401
     from glasspane.operations import vms as _vm_operations  # noqa: F401  (fills the catalogue)
     op = CATALOGUE[name]
     try:

@@ -18,13 +18,16 @@ from xml.sax.saxutils import escape, quoteattr
 import defusedxml.ElementTree as SafeET
 import libvirt
 
-from glasspane.enums import PowerState, VmAction
+from glasspane.enums import DiskBus, NicModel, PowerState, VmAction
 from glasspane.errors import Conflict, GlasspaneError, HostError, HostUnreachable, NotFound
 from glasspane.hypervisors import faults
+from glasspane.hypervisors import libvirt_hardware as hardware
 from glasspane.hypervisors.accel import probe_acceleration
 from glasspane.hypervisors.base import (
     Acceleration,
+    HardwareChange,
     HostInfo,
+    MachineHardware,
     NetworkInfo,
     StorageInfo,
     VmSpec,
@@ -39,6 +42,7 @@ from glasspane.hypervisors.uris import redacted, without_secrets
 if TYPE_CHECKING:
     from glasspane.hypervisors.capabilities import (
         Driver,
+        Hardware,
         Power,
         Provisioning,
         Resources,
@@ -76,7 +80,8 @@ def is_local_uri(uri: str) -> bool:
 class LibvirtDriver:
     kind = "libvirt"
     capabilities = frozenset({Capability.INVENTORY, Capability.POWER, Capability.SNAPSHOTS,
-                              Capability.PROVISIONING, Capability.RESOURCES})
+                              Capability.PROVISIONING, Capability.RESOURCES,
+                              Capability.HARDWARE})
 
     def __init__(self, name: str, uri: str, cache_dir: Path | None = None) -> None:
         self.name = name
@@ -336,7 +341,8 @@ class LibvirtDriver:
         if any(d.name() == spec.name for d in self._call("listing VMs",
                                                           self._conn.listAllDomains)):
             raise faults.vm_taken(self.name, spec.name)
-        self._ensure_network(spec.network)
+        for network in {n.network for n in spec.nics} or {spec.network}:
+            self._ensure_network(network)
         xml = domain_xml(spec, self.acceleration().kind)
         dom = self._call(f"defining VM {spec.name}", self._conn.defineXML, xml)
         try:
@@ -441,7 +447,9 @@ class LibvirtDriver:
         dom = self._domain(name)
         if dom.isActive():
             self._call(f"stopping VM {name}", dom.destroy)
-        flags = libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+        # Its UEFI variable store (a file of its own, beside its disks) goes with it.
+        flags = libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | \
+            libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
         self._call(f"forgetting VM {name}", dom.undefineFlags, flags)
 
     def volume_users(self, path: str) -> list[str]:
@@ -460,6 +468,35 @@ class LibvirtDriver:
                     users.append(f"volume {vol.path()}")
         return users
 
+    # ---- hardware (libvirt_hardware.py) --------------------------------------------------
+
+    def vm_hardware(self, name: str) -> MachineHardware:
+        return hardware.hardware(self, name)
+
+    def add_disk(self, name: str, size: int, bus: DiskBus, storage: str | None
+                 ) -> HardwareChange:
+        return hardware.add_disk(self, name, size, bus, storage)
+
+    def resize_disk(self, name: str, device: str, size: int) -> HardwareChange:
+        return hardware.resize_disk(self, name, device, size)
+
+    def remove_disk(self, name: str, device: str) -> HardwareChange:
+        return hardware.remove_disk(self, name, device)
+
+    def add_nic(self, name: str, network: str, mac: str | None, model: NicModel
+                ) -> HardwareChange:
+        return hardware.add_nic(self, name, network, mac, model)
+
+    def remove_nic(self, name: str, mac: str) -> HardwareChange:
+        return hardware.remove_nic(self, name, mac)
+
+    def insert_cdrom(self, name: str, image: str, volume: str, storage: str | None
+                     ) -> HardwareChange:
+        return hardware.insert_cdrom(self, name, image, volume, storage)
+
+    def eject_cdrom(self, name: str) -> HardwareChange:
+        return hardware.eject_cdrom(self, name)
+
     def close(self) -> None:
         with contextlib.suppress(libvirt.libvirtError):
             self._conn.close()
@@ -472,6 +509,6 @@ def _message(exc: libvirt.libvirtError) -> str:
 
 if TYPE_CHECKING:
     def _declared(driver: LibvirtDriver
-                  ) -> tuple[Driver, Power, Snapshots, Provisioning, Resources]:
+                  ) -> tuple[Driver, Power, Snapshots, Provisioning, Resources, Hardware]:
         """mypy holds the driver to the Protocol of each capability it declares."""
-        return driver, driver, driver, driver, driver
+        return driver, driver, driver, driver, driver, driver
