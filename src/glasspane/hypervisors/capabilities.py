@@ -132,6 +132,10 @@ class Provisioning(Driver, Protocol):
         full copy; grown to `capacity` bytes."""
         ...
 
+    def create_blank_disk(self, storage: str, volume: str, capacity: int) -> VolumeInfo:
+        """An empty qcow2 disk of `capacity` bytes."""
+        ...
+
     def create_vm(self, spec: VmSpec) -> None:
         """Define and start the VM; Conflict when the name is taken; nothing is left on
         failure."""

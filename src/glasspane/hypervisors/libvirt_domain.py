@@ -23,6 +23,7 @@ from glasspane.hypervisors.domainxml import (
 )
 
 __all__ = ["METADATA_NS", "METADATA_PREFIX", "OVMF_CODE", "OVMF_VARS", "SERIAL_LOG_DIR",
+           "SPARE_ROOT_PORTS",
            "domain_xml", "glasspane_domain", "parse_metadata", "serial_log"]
 
 SERIAL_LOG_DIR = "/var/log/libvirt/qemu"
@@ -49,7 +50,7 @@ def glasspane_domain(spec: VmSpec, accel: str) -> Domain:
     if spec.seed:
         devices.append(Disk(path=spec.seed, target=SEED_TARGET, bus="sata", format="raw",
                             device="cdrom", readonly=True))
-    devices.append(Disk(path=None, target=CD_TARGET, bus="sata", format=None, device="cdrom",
+    devices.append(Disk(path=None, target=CD_TARGET, bus="sata", format="raw", device="cdrom",
                         readonly=True))
     nics = [Nic(network=n.network, mac=n.mac, model=str(n.model)) for n in spec.nics] or \
         [Nic(network=spec.network, model="virtio")]

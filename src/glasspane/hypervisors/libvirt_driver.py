@@ -328,6 +328,13 @@ class LibvirtDriver:
             raise
         return self._volume_info(vol)
 
+    def create_blank_disk(self, storage: str, volume: str, capacity: int) -> VolumeInfo:
+        pool = self._pool(storage)
+        xml = (f"<volume><name>{escape(volume)}</name>"
+               f"<capacity unit='bytes'>{capacity}</capacity>"
+               f"<target><format type='qcow2'/></target></volume>")
+        return self._volume_info(self._call(f"creating disk {volume}", pool.createXML, xml, 0))
+
     def _ensure_network(self, name: str) -> None:
         try:
             net = self._conn.networkLookupByName(name)

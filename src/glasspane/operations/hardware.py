@@ -8,15 +8,24 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import Field
+from sqlalchemy import select
 
 from glasspane.enums import DiskBus, Firmware, HardwareLimits, NicModel, Role
 from glasspane.hypervisors.base import HardwareChange
-from glasspane.operations.catalogue import Context, Result, Target, operation
-from glasspane.operations.vms import VM_PATH, VM_TARGET, VmRef, find_vm, refreshed
+from glasspane.inventory.models import Host
+from glasspane.operations.catalogue import Admission, Context, Result, Target, operation
+from glasspane.operations.vms import (
+    VM_PATH,
+    VM_TARGET,
+    VmRef,
+    find_vm,
+    known_networks,
+    refreshed,
+)
 from glasspane.vms import hardware as service
 
 DEVICE = r"^[a-z0-9]{1,16}$"          # vda, sdb; XenServer's device number
-MAC = r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"
+MAC = r"^[0-9a-fA-F][02468aceACE](:[0-9a-fA-F]{2}){5}$"  # unicast: its first byte even
 IMAGE = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,127}$"   # a name in the store, never a path
 NETWORK = r"^[A-Za-z0-9_.:-][A-Za-z0-9 _.:/-]{0,127}$"
 
@@ -121,8 +130,16 @@ class NewNic(VmRef):
     model: NicModel = NicModel.VIRTIO
 
 
+def admit_nic(admission: Admission, command: NewNic) -> None:
+    """A 404 now for a network the host does not have (as the inventory last saw it)."""
+    with admission.database.session() as session:
+        host = session.scalar(select(Host).where(Host.name == command.host))
+        if host is not None:
+            known_networks(host, [command.network])
+
+
 @operation("vm.nic.add", "POST", f"{VM_PATH}/nics", NewNic, Changed, resolve=find_vm,
-           target_name=VM_TARGET)
+           target_name=VM_TARGET, admit=admit_nic)
 def add_nic(context: Context, command: NewNic) -> Changed:
     """Add a NIC on one of the host's networks (hot-plugged into a running VM where the
     hypervisor allows); the answer's device is its MAC."""
