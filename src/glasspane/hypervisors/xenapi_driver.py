@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import XenAPI
 
-from glasspane.enums import PowerState, VmAction
+from glasspane.enums import DiskBus, NicModel, PowerState, VmAction
 from glasspane.errors import (
     Conflict,
     HostError,
@@ -42,9 +42,12 @@ from glasspane.errors import (
     UsageError,
 )
 from glasspane.hypervisors import faults, xapi_http
+from glasspane.hypervisors import xenapi_hardware as hw
 from glasspane.hypervisors.base import (
     Acceleration,
+    HardwareChange,
     HostInfo,
+    MachineHardware,
     NetworkInfo,
     StorageInfo,
     VmSummary,
@@ -57,6 +60,7 @@ from glasspane.images.references import STANDALONE, References
 if TYPE_CHECKING:
     from glasspane.hypervisors.capabilities import (
         ContainerKeys,
+        Hardware,
         HostTemplates,
         ImageTransfer,
         Power,
@@ -87,7 +91,8 @@ class XenApiDriver:
     kind = "xenapi"
     capabilities = frozenset({Capability.INVENTORY, Capability.POWER, Capability.SNAPSHOTS,
                               Capability.HOST_TEMPLATES, Capability.IMAGE_TRANSFER,
-                              Capability.RESOURCES, Capability.CONTAINER_KEYS})
+                              Capability.RESOURCES, Capability.CONTAINER_KEYS,
+                              Capability.HARDWARE})
 
     def __init__(self, name: str, uri: str, user: str, password: str,
                  verify_tls: bool = True, ca_file: str | None = None) -> None:
@@ -526,11 +531,25 @@ class XenApiDriver:
         self._destroy_one(vm)
 
     def _destroy_one(self, vm: str) -> None:
-        disks = self._disks(vm)
+        # Its own disks only: a VDI another VM or a template also has a VBD on stays.
+        disks = [vdi for _, vdi in self._disks(vm) if not hw.other_users(self, vm, vdi)]
+        isos = self._own_isos(vm)
         self._call("destroying a VM", "VM.destroy", vm)
-        for _, vdi in disks:
+        for vdi in disks + isos:
             with contextlib.suppress(Exception):
                 self._call("destroying a disk", "VDI.destroy", vdi)
+
+    def _own_isos(self, vm: str) -> list[str]:
+        """The ISO copies glasspane put in the VM's CD drive (marked as made for it)."""
+        uuid = self._call("reading a VM", "VM.get_uuid", vm)
+        found = []
+        for vbd in self._call("reading disks", "VM.get_VBDs", vm):
+            record = self._call("reading a disk", "VBD.get_record", vbd)
+            if record["type"] == "CD" and record["VDI"] != "OpaqueRef:NULL" and \
+                    self._call("reading a disk", "VDI.get_other_config",
+                               record["VDI"]).get(hw.OWNER_KEY) == uuid:
+                found.append(record["VDI"])
+        return found
 
     def other_config(self, name: str) -> dict[str, str]:
         return dict(self._vm(name)[1]["other_config"])
@@ -687,6 +706,39 @@ class XenApiDriver:
         return xapi_http.Peer(self._context)
 
     # -- disks ------------------------------------------------------------------------------
+    def upload_raw(self, vdi: str, source: str, size: int, what: str) -> None:
+        """The file `source` as it is into the VDI (an ISO, a seed)."""
+        self._upload("/import_raw_vdi", {"vdi": vdi, "format": "raw"}, size,
+                     lambda: _file_blocks(source), lambda n: None, what)
+
+    # -- hardware (xenapi_hardware.py) --------------------------------------------------------
+    def vm_hardware(self, name: str) -> MachineHardware:
+        return hw.hardware(self, name)
+
+    def add_disk(self, name: str, size: int, bus: DiskBus, storage: str | None
+                 ) -> HardwareChange:
+        return hw.add_disk(self, name, size, bus, storage)
+
+    def resize_disk(self, name: str, device: str, size: int) -> HardwareChange:
+        return hw.resize_disk(self, name, device, size)
+
+    def remove_disk(self, name: str, device: str) -> HardwareChange:
+        return hw.remove_disk(self, name, device)
+
+    def add_nic(self, name: str, network: str, mac: str | None, model: NicModel
+                ) -> HardwareChange:
+        return hw.add_nic(self, name, network, mac, model)
+
+    def remove_nic(self, name: str, mac: str) -> HardwareChange:
+        return hw.remove_nic(self, name, mac)
+
+    def insert_cdrom(self, name: str, image: str, volume: str, storage: str | None
+                     ) -> HardwareChange:
+        return hw.insert_cdrom(self, name, image, volume, storage)
+
+    def eject_cdrom(self, name: str) -> HardwareChange:
+        return hw.eject_cdrom(self, name)
+
     def upload_disk(self, source: str, name: str, progress: Callable[[int], None],
                     sr: str | None = None, references: References = STANDALONE) -> str:
         """A new VDI `name` on SR `sr` (default: the pool's) holding the disk image `source`:
@@ -933,6 +985,7 @@ class XapiWatcher:
 
 if TYPE_CHECKING:
     def _declared(driver: XenApiDriver) -> tuple[Driver, Power, Snapshots, HostTemplates,
-                                                 ImageTransfer, Resources, ContainerKeys]:
+                                                 ImageTransfer, Resources, ContainerKeys,
+                                                 Hardware]:
         """mypy holds the driver to the Protocol of each capability it declares."""
-        return driver, driver, driver, driver, driver, driver, driver
+        return driver, driver, driver, driver, driver, driver, driver, driver
