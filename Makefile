@@ -12,7 +12,7 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # chromium: the browser the page's tests drive (Playwright uses it; it never downloads one).
 APT_PACKAGES := qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-dev pkg-config \
                 gcc libc6-dev python3-dev python3-venv mmdebstrap e2fsprogs openssh-client \
-                busybox-static postgresql chromium bubblewrap
+                busybox-static postgresql chromium bubblewrap ovmf
 DEMO_DIR    ?= demo-work
 BENCH_SIZE  ?= 4096
 LISTEN      ?= 127.0.0.1:8080

@@ -7,6 +7,7 @@ volume something else uses."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,6 +203,11 @@ def test_a_disk_added_from_the_cli_through_the_server(
         assert r.code == 2 and "nic.add" in r.err  # multicast: refused before any call
         r = run_cli(capsys, "--server", server.url, "vm", "hardware", vm)
         assert r.code == 0 and "vdb  1024 MiB  virtio" in r.out, r.out + r.err
+        r = run_cli(capsys, "--server", server.url, "vm", "info", vm, "--json")
+        assert r.code == 0, r.err
+        hardware = json.loads(r.out)["hardware"]
+        assert [d["device"] for d in hardware["disks"]] == ["vda", "vdb"]
+        assert hardware["firmware"] == "uefi"
     finally:
         server.stop()
     assert f"{vm}-vdb.qcow2" in volumes(pool_name)

@@ -9,7 +9,7 @@ import click
 
 from glasspane.cli.operations import host_option, json_option, local_only, operations
 from glasspane.cli.table import echo_each, echo_fields, emit_json
-from glasspane.cli.vm_hardware import boot_disk, parse_disk, parse_nic
+from glasspane.cli.vm_hardware import boot_disk, hardware_fields, parse_disk, parse_nic
 from glasspane.enums import Firmware, VmAction, VmDefaults
 from glasspane.errors import UsageError
 from glasspane.operations.vms import CreatedVm, PowerResult
@@ -179,11 +179,12 @@ def revert(name: str, snapshot: str, host: str) -> None:
 @host_option
 @json_option
 def info(name: str, host: str, as_json: bool) -> None:
-    """Power state, addresses, disk, snapshots and console log of VM NAME."""
+    """Power state, addresses, disk, snapshots, hardware and console log of VM NAME."""
     found = dataclasses.asdict(operations().vm_info(name, host))
     for key in ("template", "labels", "containers"):  # what only the server knows
         if found[key] is None:
             del found[key]
+    found.update(hardware_fields(name, host, as_json))
     if as_json:
         emit_json(found)
     else:

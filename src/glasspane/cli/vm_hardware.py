@@ -8,7 +8,7 @@ import click
 from glasspane.cli.operations import host_option, json_option, operations
 from glasspane.cli.table import emit_json
 from glasspane.enums import DiskBus, HardwareLimits, NicModel
-from glasspane.errors import UsageError
+from glasspane.errors import GlasspaneError, UsageError
 from glasspane.operations.hardware import Changed, HardwareView
 
 
@@ -62,6 +62,21 @@ def hardware_command(name: str, host: str, as_json: bool) -> None:
         click.echo(f"cdrom {cd.device}  {cd.image or '(empty)'}")
     for nic in found.nics:
         click.echo(f"nic   {nic.mac}  {nic.network}  {nic.model}")
+
+
+def hardware_fields(name: str, host: str, as_json: bool) -> dict[str, object]:
+    """`vm info`'s hardware: the whole view in JSON, a line per device in text; nothing
+    where the host cannot say (its driver's error is the `vm hardware` command's to show)."""
+    try:
+        found: HardwareView = operations().run("vm.hardware", host=host, name=name)
+    except GlasspaneError:
+        return {}
+    if as_json:
+        return {"hardware": found.model_dump(mode="json")}
+    return {"firmware": str(found.firmware), "boot order": found.boot_order,
+            "disks": [f"{d.device}:{d.size >> 20}MiB:{d.bus}" for d in found.disks],
+            "cdroms": [f"{c.device}:{c.image or '-'}" for c in found.cdroms],
+            "nics": [f"{n.mac}:{n.network}" for n in found.nics]}
 
 
 @click.group()
