@@ -250,3 +250,20 @@ def test_destroy_removes_the_vms_own_disks_and_nothing_it_shares(
             except libvirt.libvirtError:
                 pass
         driver.close()
+
+
+def test_a_local_iso_file_goes_in_the_cd_drive_without_a_server(
+        capsys: pytest.CaptureFixture[str], settings: Settings, vm: str, tmp_path: Path,
+        pool_name: str) -> None:
+    iso = tmp_path / "rescue.iso"
+    write_seed_iso(Seed("i-2", "rescue"), iso)
+    r = run_cli(capsys, "vm", "cdrom", "insert", vm, str(iso))
+    assert r.code == 0, r.err
+    assert r.out.strip() == f"VM {vm}: rescue.iso in CD drive sdb (now)"
+    assert (settings.data_dir / "images" / "rescue.iso").read_bytes() == iso.read_bytes()
+    assert f"{vm}-rescue.iso" in volumes(pool_name)
+    (tmp_path / "text.iso").write_text("hello")
+    r = run_cli(capsys, "vm", "cdrom", "insert", vm, str(tmp_path / "text.iso"))
+    assert r.code == 2 and "not an ISO 9660 image" in r.err
+    r = run_cli(capsys, "vm", "cdrom", "eject", vm)
+    assert r.code == 0 and f"{vm}-rescue.iso" not in volumes(pool_name)

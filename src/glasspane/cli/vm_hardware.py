@@ -3,9 +3,11 @@ catalogue call (`operations().run("vm.disk.add", ...)`), local or through --serv
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from glasspane.cli.operations import host_option, json_option, operations
+from glasspane.cli.operations import host_option, json_option, operations, server_of
 from glasspane.cli.table import emit_json
 from glasspane.enums import DiskBus, HardwareLimits, NicModel
 from glasspane.errors import GlasspaneError, UsageError
@@ -156,7 +158,13 @@ def cdrom() -> None:
 @click.argument("image")
 @host_option
 def cdrom_insert(name: str, image: str, host: str) -> None:
-    """Put ISO IMAGE (its name in the image store) in VM NAME's CD drive."""
+    """Put ISO IMAGE in VM NAME's CD drive: its name in the image store, or without
+    --server an ISO file of this machine (copied into this machine's store)."""
+    if server_of(click.get_current_context()) is None and \
+            ("/" in image or Path(image).is_file()):
+        from glasspane.settings import Settings
+        from glasspane.vms.hardware import store_local_iso
+        image = store_local_iso(Settings.load(), Path(image))
     _said(name, f"{image} in CD drive", operations().run("vm.cdrom.insert", host=host,
                                                          name=name, image=image))
 

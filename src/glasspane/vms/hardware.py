@@ -96,12 +96,35 @@ def iso_file(settings: Settings, image: str) -> Path:
     UsageError when it is not an ISO 9660 image."""
     from glasspane.inventory.store import ImageStore
     path = ImageStore(settings.data_dir, settings.store_reserve).path(image)
+    check_iso(path, image)
+    return path
+
+
+def store_local_iso(settings: Settings, path: Path) -> str:
+    """The ISO file `path` of this machine put in this machine's image store (the CLI
+    without --server takes a path); its name there."""
+    import getpass
+    import shutil
+
+    from glasspane.inventory.store import Actor, ImageStore
+    if not path.is_file():
+        raise NotFound(f"no file {path}", hint="give an ISO file, or an image store's name")
+    check_iso(path, path.name)
+    store = ImageStore(settings.data_dir, settings.store_reserve)
+    store.check_room(path.stat().st_size)
+    with store.staging() as work:
+        shutil.copyfile(path, work / path.name)
+        store.adopt(work / path.name, path.name, Actor(getpass.getuser(), admin=True),
+                    replace=True)
+    return path.name
+
+
+def check_iso(path: Path, image: str) -> None:
     with path.open("rb") as f:
         f.seek(ISO_MAGIC_OFFSET)
         if f.read(5) != b"CD001":
             raise UsageError(f"image {image} is not an ISO 9660 image (a CD's)",
                              hint="store the ISO first: `glasspane image put FILE`")
-    return path
 
 
 def insert_cdrom(settings: Settings, name: str, host: str, image: str) -> HardwareChange:
