@@ -18,7 +18,7 @@ from xml.sax.saxutils import escape
 import libvirt
 
 from glasspane.enums import DiskBus, Firmware, NicModel
-from glasspane.errors import Conflict, NotFound, UsageError
+from glasspane.errors import Conflict, HostError, NotFound, UsageError
 from glasspane.hypervisors.base import (
     CdromInfo,
     DiskInfo,
@@ -95,6 +95,19 @@ def _apply(driver: LibvirtDriver, dom: Any, call: str, xml: str, live: bool) -> 
                  CONFIG | (LIVE if live else 0))
 
 
+def _attach(driver: LibvirtDriver, dom: Any, xml: str, live: bool) -> bool:
+    """Attach the device, hot-plugged when `live`; where the running VM refuses it (no free
+    port, a guest that does not take it), into the definition only.  Whether it is live."""
+    if live:
+        try:
+            _apply(driver, dom, "attach", xml, True)
+            return True
+        except HostError:
+            pass
+    _apply(driver, dom, "attach", xml, False)
+    return False
+
+
 def _scsi_controller(driver: LibvirtDriver, dom: Any, live: bool) -> None:
     """A virtio-scsi controller for a SCSI disk, where the VM has none (made elsewhere)."""
     if any(isinstance(d, Controller) and d.kind == "scsi"
@@ -122,7 +135,7 @@ def add_disk(driver: LibvirtDriver, name: str, size: int, bus: DiskBus,
         live = running and bus in HOTPLUG_BUSES
         if bus == DiskBus.SCSI:
             _scsi_controller(driver, dom, live)
-        _apply(driver, dom, "attach", device_xml(disk), live)
+        live = _attach(driver, dom, device_xml(disk), live)
     except BaseException:
         with contextlib.suppress(libvirt.libvirtError):
             vol.delete(0)
@@ -221,10 +234,10 @@ def add_nic(driver: LibvirtDriver, name: str, network: str, mac: str | None,
     before = {(n.mac or "").lower() for n in _persistent(driver, dom).nics}
     nic = _persistent(driver, dom).add_nic(Nic(network=network, mac=mac, model=str(model)))
     running = _running(driver, dom)
-    _apply(driver, dom, "attach", device_xml(nic), running)
+    live = _attach(driver, dom, device_xml(nic), running)
     made = [n.mac or "" for n in _persistent(driver, dom).nics
             if (n.mac or "").lower() not in before]
-    return HardwareChange(made[0] if made else mac or "", True)
+    return HardwareChange(made[0] if made else mac or "", live or not running)
 
 
 def _check_mac_free(driver: LibvirtDriver, mac: str) -> None:
