@@ -94,7 +94,8 @@ def test_a_machine_with_disks_and_nics_changed_while_it_runs(world: Settings,
     store.mkdir(parents=True, exist_ok=True)
     write_seed_iso(Seed("i-cd", "cd"), store / "tools.iso")
     assert hardware.insert_cdrom(world, "hw-1", "local", "tools.iso").live
-    until("the ISO in the guest", lambda: "iso9660" in run("lsblk -no FSTYPE /dev/sr1"))
+    until("the ISO in the guest",
+          lambda: "iso9660" in run("sudo blkid -p -o value -s TYPE /dev/sr1 || true"))
 
     with pytest.raises(Conflict, match="boot disk"):
         hardware.remove_disk(world, "hw-1", "local", "vda")
