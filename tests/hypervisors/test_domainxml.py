@@ -35,6 +35,7 @@ from glasspane.hypervisors.domainxml import (
     Video,
 )
 from glasspane.hypervisors.libvirt_domain import (
+    OTHER_PCIE_DEVICES,
     SPARE_ROOT_PORTS,
     domain_xml,
     glasspane_domain,
@@ -78,6 +79,9 @@ bus='sata'/><readonly/></disk>
     <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>
     <controller type='scsi' model='virtio-scsi'/>
     <controller type='pci' index='0' model='pcie-root'/>
+    <controller type='pci' model='pcie-root-port'/><controller type='pci' model='pcie-root-port'/>
+    <controller type='pci' model='pcie-root-port'/><controller type='pci' model='pcie-root-port'/>
+    <controller type='pci' model='pcie-root-port'/><controller type='pci' model='pcie-root-port'/>
     <controller type='pci' model='pcie-root-port'/><controller type='pci' model='pcie-root-port'/>
     <controller type='pci' model='pcie-root-port'/><controller type='pci' model='pcie-root-port'/>
     <controller type='pci' model='pcie-root-port'/><controller type='pci' model='pcie-root-port'/>
@@ -369,8 +373,9 @@ def test_hostile_values_come_back_as_written_and_nothing_more(value: str) -> Non
     xml = built.to_xml()
     root = ET.fromstring(xml)
     assert len(root.findall("name")) == 1 and len(root.findall("devices/disk")) == 3
-    # Disk, seed, CD drive, NIC, serial, RNG, then the controllers.
-    assert len(root.findall("devices/*")) == 6 + 2 + SPARE_ROOT_PORTS
+    # Disk, seed, CD drive, NIC, serial, RNG, the SCSI controller and the PCIe root, and a
+    # root port for its disk, its NIC and the other PCIe devices, with the spare ones.
+    assert len(root.findall("devices/*")) == 6 + 2 + 2 + OTHER_PCIE_DEVICES + SPARE_ROOT_PORTS
     back = Domain.from_xml(xml)
     assert back == built
     assert (back.name, back.disks[0].path, back.nics[0].network, back.boot.cmdline) == \

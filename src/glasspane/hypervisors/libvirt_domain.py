@@ -22,9 +22,19 @@ from glasspane.hypervisors.domainxml import (
     read_metadata,
 )
 
-__all__ = ["METADATA_NS", "METADATA_PREFIX", "OVMF_CODE", "OVMF_VARS", "SERIAL_LOG_DIR",
-           "SPARE_ROOT_PORTS",
-           "domain_xml", "glasspane_domain", "parse_metadata", "serial_log"]
+__all__ = [
+    "METADATA_NS",
+    "METADATA_PREFIX",
+    "OTHER_PCIE_DEVICES",
+    "OVMF_CODE",
+    "OVMF_VARS",
+    "SERIAL_LOG_DIR",
+    "SPARE_ROOT_PORTS",
+    "domain_xml",
+    "glasspane_domain",
+    "parse_metadata",
+    "serial_log",
+]
 
 SERIAL_LOG_DIR = "/var/log/libvirt/qemu"
 # Where a VM's disks appear in the guest: its disk first, the cloud-init seed as a CD.
@@ -35,8 +45,13 @@ CD_TARGET = "sdb"    # an empty CD drive of its own, for ISOs (its media change 
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 # A q35 machine hot-plugs a PCIe device only into a free root port, and libvirt makes none
-# spare: these are the room for disks and NICs added while the VM runs.
+# spare: it puts each PCIe device into a port of those defined, and adds ports only for the
+# devices that find none.  So the domain defines one port per device it has (each virtio
+# disk and NIC, and OTHER_PCIE_DEVICES: the SCSI controller, the RNG, the USB controller
+# and the memory balloon) and SPARE_ROOT_PORTS more: the room for disks and NICs added
+# while the VM runs.
 SPARE_ROOT_PORTS = 6
+OTHER_PCIE_DEVICES = 4
 
 
 def serial_log(name: str) -> str:
@@ -59,7 +74,8 @@ def glasspane_domain(spec: VmSpec, accel: str) -> Domain:
                 Controller(kind="scsi", model="virtio-scsi"),
                 # The root first, or libvirt would take the first port for index 0.
                 Controller(model="pcie-root", index=0),
-                *(Controller(model="pcie-root-port") for _ in range(SPARE_ROOT_PORTS))]
+                *(Controller(model="pcie-root-port")
+                  for _ in range(_root_ports(spec)))]
     kvm = accel == "kvm"
     boot = Boot(kernel=spec.kernel, initrd=spec.initrd, cmdline=spec.cmdline)
     if spec.firmware == Firmware.UEFI:
@@ -72,6 +88,11 @@ def glasspane_domain(spec: VmSpec, accel: str) -> Domain:
     for extra in spec.data_disks:  # each at the next free name on its bus
         domain.add_disk(Disk(path=extra.path, bus=str(extra.bus), format=extra.format))
     return domain
+
+
+def _root_ports(spec: VmSpec) -> int:
+    virtio = 1 + sum(1 for d in spec.data_disks if d.bus == "virtio")
+    return virtio + max(1, len(spec.nics)) + OTHER_PCIE_DEVICES + SPARE_ROOT_PORTS
 
 
 def domain_xml(spec: VmSpec, accel: str) -> str:
