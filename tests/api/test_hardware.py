@@ -24,7 +24,7 @@ from glasspane.hypervisors.base import VmSpec
 from glasspane.hypervisors.libvirt_domain import domain_xml
 from glasspane.hypervisors.libvirt_driver import LibvirtDriver
 from glasspane.inventory.db import Database
-from glasspane.inventory.models import Host
+from glasspane.inventory.models import Host, Task, Template
 from glasspane.settings import Settings
 from tests.api.conftest import PASSWORDS, login, serve
 from tests.api.test_api import add_vm
@@ -116,6 +116,24 @@ def test_hardware_requests_are_checked_before_the_host_is_touched(
                         ).status_code == 422
     missing = client.post(f"{base}/nics", headers=otto, json={"network": "dmz"})
     assert missing.status_code == 404 and "no network 'dmz'" in missing.json()["detail"]
+
+    # A new machine's hardware: bounded, checked, refused before a task is queued.
+    with database.session() as session:
+        host = session.scalar(select(Host).where(Host.name == "local"))
+        session.add(Template(host_id=host.id, name="deb"))
+    new = {"name": "big-1", "template": "deb"}
+    for extra in ({"disks": [{"size_gib": 1}] * 16}, {"disks": [{"size_gib": 0}]},
+                  {"disks": [{"size_gib": 1, "bus": "ide"}]},
+                  {"nics": [{"network": "default"}] * 9},
+                  {"nics": [{"network": "default", "mac": "ff:ff:ff:ff:ff:ff"}]},
+                  {"firmware": "efi"}):
+        answer = client.post(f"{API}/vms", headers=otto, json={**new, **extra})
+        assert answer.status_code == 422, (extra, answer.text)
+    refused = client.post(f"{API}/vms", headers=otto,
+                          json={**new, "nics": [{"network": "default"}, {"network": "dmz"}]})
+    assert refused.status_code == 404 and "no network 'dmz'" in refused.json()["detail"]
+    with database.session() as session:
+        assert session.scalars(select(Task)).all() == []
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
