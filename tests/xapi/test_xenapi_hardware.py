@@ -123,3 +123,33 @@ def test_firmware_and_boot_order(driver: XenApiDriver, xapi: Running) -> None:
         "firmware": "uefi", "order": "dc"}
     found = driver.vm_hardware("db-1")
     assert (found.firmware, found.boot_order) == (Firmware.UEFI, ["cdrom", "hd"])
+
+
+def test_a_whole_machine_created_from_a_pools_template(
+        capsys: pytest.CaptureFixture[str], settings: Settings, xapi: Running,
+        password_file: Path) -> None:
+    from tests.cli.runner import run_cli
+    from tests.xapi.test_xenapi_driver import add_pool
+    pool = xapi.xapi
+    add_pool(capsys, xapi.url, password_file)
+    r = run_cli(capsys, "vm", "create", "web-9", "--template", "debian-12", "--host", "xcp",
+                "--disk", "20", "--disk", "5", "--nic", "Pool-wide network",
+                "--nic", "lab-vlan-20:52:54:00:aa:00:09", "--firmware", "uefi", "--no-wait")
+    assert r.code == 0, r.err
+    vm = pool.objects["VM"][vm_ref(xapi, "web-9")]
+    assert vm["HVM_boot_params"]["firmware"] == "uefi" and vm["power_state"] == "Running"
+    networks = {r: v["name_label"] for r, v in pool.objects["network"].items()}
+    assert [(networks[pool.objects["VIF"][v]["network"]], pool.objects["VIF"][v]["MAC"])
+            for v in vm["VIFs"]][1] == ("lab-vlan-20", "52:54:00:aa:00:09")
+    sizes = [pool.objects["VDI"][pool.objects["VBD"][b]["VDI"]]["virtual_size"]
+             for b in vm["VBDs"] if pool.objects["VBD"][b]["type"] == "Disk"]
+    assert sizes[:2] == [20 * GIB, 5 * GIB]  # the template's disk grown, then the data disk
+    r = run_cli(capsys, "vm", "hardware", "web-9", "--host", "xcp")
+    assert r.code == 0 and "firmware  uefi" in r.out, r.err
+    vdis = {pool.objects["VBD"][b]["VDI"] for b in vm["VBDs"]}
+    assert run_cli(capsys, "vm", "destroy", "web-9", "--host", "xcp").code == 0
+    assert not vdis & set(pool.objects["VDI"])
+    r = run_cli(capsys, "vm", "create", "web-8", "--template", "debian-12", "--host", "xcp",
+                "--nic", "dmz", "--no-wait")
+    assert r.code == 6 and "no network 'dmz'" in r.err
+    assert not [v for v in pool.objects["VM"].values() if v["name_label"] == "web-8"]

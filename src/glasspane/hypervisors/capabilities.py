@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, Protocol, overload
 
-from glasspane.enums import DiskBus, NicModel, PowerState, VmAction
+from glasspane.enums import DiskBus, Firmware, NicModel, PowerState, VmAction
 from glasspane.errors import CapabilityMissing
 from glasspane.hypervisors.base import (
     Acceleration,
@@ -161,9 +161,14 @@ class HostTemplates(Driver, Protocol):
     def provision_vm(self, template: str, name: str, cpus: int, memory_mib: int,
                      disk_bytes: int | None, seed_iso: str, timeout: float = 300,
                      report: Callable[[int, str], None] = lambda p, m: None,
-                     full: bool = False, network: str | None = None) -> list[str]:
-        """A VM from the template, with the cloud-init seed, started; its addresses.
-        Conflict when the name is taken; nothing is left on failure."""
+                     full: bool = False, network: str | None = None,
+                     disks: tuple[int, ...] = (),
+                     nics: tuple[tuple[str, str | None], ...] = (),
+                     firmware: Firmware = Firmware.BIOS) -> list[str]:
+        """A VM from the template, with the cloud-init seed, started; its addresses.  With
+        `disks` (bytes each) empty data disks, with `nics` (network, MAC) these NICs in place
+        of the template's, with `firmware` UEFI.  Conflict when the name is taken; nothing is
+        left on failure."""
         ...
 
     def destroy_vm(self, name: str) -> None:

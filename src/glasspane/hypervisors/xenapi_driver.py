@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import XenAPI
 
-from glasspane.enums import DiskBus, NicModel, PowerState, VmAction
+from glasspane.enums import DiskBus, Firmware, NicModel, PowerState, VmAction
 from glasspane.errors import (
     Conflict,
     HostError,
@@ -337,7 +337,10 @@ class XenApiDriver:
     def provision_vm(self, template: str, name: str, cpus: int, memory_mib: int,
                      disk_bytes: int | None, seed_iso: str, timeout: float = 300,
                      report: Callable[[int, str], None] = lambda p, m: None,
-                     full: bool = False, network: str | None = None) -> list[str]:
+                     full: bool = False, network: str | None = None,
+                     disks: tuple[int, ...] = (),
+                     nics: tuple[tuple[str, str | None], ...] = (),
+                     firmware: Firmware = Firmware.BIOS) -> list[str]:
         """A VM `name` from template `template` (VM.clone, or VM.copy to the default SR when
         `full`: disks of its own, not copy-on-write over the template's; then
         VM.provision), resized, with its
@@ -370,6 +373,7 @@ class XenApiDriver:
                        memory, memory)
             if disk_bytes:
                 self._grow_first_disk(vm, name, disk_bytes)
+            self._machine(vm, name, disks, nics, firmware)
             report(35, "attaching the cloud-init seed")
             self._attach_seed(vm, name, seed_iso)
             report(50, "starting")
@@ -387,6 +391,22 @@ class XenApiDriver:
                 with contextlib.suppress(Exception):
                     step()
             raise
+
+    def _machine(self, vm: str, name: str, disks: tuple[int, ...],
+                 nics: tuple[tuple[str, str | None], ...], firmware: Firmware) -> None:
+        """The new (halted) VM's data disks, NICs (in place of the template's) and
+        firmware, before its first start."""
+        for size in disks:
+            hw.add_disk(self, name, size, DiskBus.VIRTIO, None)
+        if nics:
+            for vif in self._call(f"reading VM {name}'s interfaces", "VM.get_VIFs", vm):
+                self._call(f"removing an interface of VM {name}", "VIF.destroy", vif)
+            for network, mac in nics:
+                hw.add_nic(self, name, network, mac, NicModel.VIRTIO)
+        if firmware == Firmware.UEFI:
+            params = self._call(f"reading VM {name}", "VM.get_HVM_boot_params", vm)
+            self._call(f"giving VM {name} UEFI", "VM.set_HVM_boot_params", vm,
+                       {**params, "firmware": "uefi"})
 
     def _connect_to(self, vm: str, name: str, network: str) -> None:
         """One interface, on `network` (by name, bridge or UUID), in place of the ones the

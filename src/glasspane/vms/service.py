@@ -150,10 +150,6 @@ def create_vm(settings: Settings, request: VmRequest, host: str = "local",
     check_networks(settings, host, [network for network, _ in request.nics])
     with host_driver(settings, host) as driver:
         if supports(driver, Capability.HOST_TEMPLATES):
-            if request.disks or request.nics or request.firmware != Firmware.BIOS:
-                raise UsageError(f"host {host} makes VMs from its own templates, which keep "
-                                 "their own disks, NICs and firmware",
-                                 hint="create the VM, then `vm disk add` and `vm nic add`")
             return _create_from_host_template(
                 settings, require(driver, Capability.HOST_TEMPLATES, "creating a VM"),
                 request, host, timeout, report)
@@ -173,7 +169,11 @@ def _create_from_host_template(settings: Settings, driver: HostTemplates, reques
         addresses = driver.provision_vm(
             request.template, request.name, request.cpus, request.memory_mib,
             (request.disk_gib or 0) << 30 or None, str(iso), timeout, report,
-            full=not request.linked, network=request.network)
+            full=not request.linked, network=request.network,
+            disks=tuple(size << 30 for size, _ in request.disks),
+            nics=tuple((network, mac.lower() if mac else None)
+                       for network, mac in request.nics),
+            firmware=request.firmware)
     try:
         banner = _wait_ready(settings, driver, request, host, addresses[0], timeout, report)
     except BaseException:
