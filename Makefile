@@ -13,7 +13,7 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # nodejs, npm: the page's components fetched from the npm registry by its lock file (web/).
 APT_PACKAGES := qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-dev pkg-config \
                 gcc libc6-dev python3-dev python3-venv mmdebstrap e2fsprogs openssh-client \
-                busybox-static postgresql chromium bubblewrap nodejs npm
+                busybox-static postgresql chromium bubblewrap nodejs npm ovmf
 DEMO_DIR    ?= demo-work
 BENCH_SIZE  ?= 4096
 LISTEN      ?= 127.0.0.1:8080

@@ -161,3 +161,32 @@ class ConsoleKind(StrEnum):
 
     SERIAL = "serial"
     VNC = "vnc"
+
+
+class DiskBus(StrEnum):
+    """The bus a VM's disk hangs on (XenServer has one kind of its own: any is taken there)."""
+
+    VIRTIO = "virtio"
+    SCSI = "scsi"
+    SATA = "sata"
+
+
+class NicModel(StrEnum):
+    VIRTIO = "virtio"
+    E1000 = "e1000"
+    RTL8139 = "rtl8139"
+
+
+class Firmware(StrEnum):
+    BIOS = "bios"
+    UEFI = "uefi"
+
+
+class HardwareLimits:
+    """How much hardware one VM may be given: written once, read by the commands' models,
+    the CLI's options and the drivers."""
+
+    DISKS = 16
+    NICS = 8
+    CDROMS = 4
+    DISK_GIB = 65536

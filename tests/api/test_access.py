@@ -65,6 +65,14 @@ RULES: dict[tuple[str, str], str] = {
     **{("POST", f"{API}/vms/{{host}}/{{name}}/actions/{action}"): OPERATOR
        for action in VmAction},
     ("PATCH", f"{API}/vms/{{host}}/{{name}}/resources"): OPERATOR,
+    ("GET", f"{API}/vms/{{host}}/{{name}}/hardware"): VIEWER,
+    ("POST", f"{API}/vms/{{host}}/{{name}}/disks"): OPERATOR,
+    ("PATCH", f"{API}/vms/{{host}}/{{name}}/disks/{{device}}"): OPERATOR,
+    ("DELETE", f"{API}/vms/{{host}}/{{name}}/disks/{{device}}"): OPERATOR,
+    ("POST", f"{API}/vms/{{host}}/{{name}}/nics"): OPERATOR,
+    ("DELETE", f"{API}/vms/{{host}}/{{name}}/nics/{{mac}}"): OPERATOR,
+    ("POST", f"{API}/vms/{{host}}/{{name}}/cdrom"): OPERATOR,
+    ("DELETE", f"{API}/vms/{{host}}/{{name}}/cdrom"): OPERATOR,
     ("POST", f"{API}/vms/{{host}}/{{name}}/snapshots"): OPERATOR,
     ("POST", f"{API}/vms/{{host}}/{{name}}/snapshots/{{snapshot}}/revert"): OPERATOR,
     ("DELETE", f"{API}/vms/{{host}}/{{name}}"): OPERATOR,
@@ -113,7 +121,8 @@ RANK = {USER: 0, VIEWER: 0, OPERATOR: 1, ADMIN: 2}  # every user is at least a v
 CALLERS = {"anonymous": None, "vera": VIEWER, "otto": OPERATOR, "ada": ADMIN}
 # Made-up targets for the path's parameters: nothing by these names exists.
 SAMPLES = {"host": "nohost", "vm": "novm", "name": "noname", "action": "start",
-           "snapshot": "nosnap", "task_id": "999999"}
+           "snapshot": "nosnap", "task_id": "999999", "device": "vdb",
+           "mac": "52:54:00:00:00:01"}
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 
 

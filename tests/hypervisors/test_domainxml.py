@@ -24,6 +24,7 @@ from glasspane.hypervisors.domainxml import (
     DEVICE_TYPES,
     METADATA_NS,
     Boot,
+    Controller,
     Disk,
     Domain,
     Graphics,
@@ -34,6 +35,8 @@ from glasspane.hypervisors.domainxml import (
     Video,
 )
 from glasspane.hypervisors.libvirt_domain import (
+    OTHER_PCIE_DEVICES,
+    SPARE_ROOT_PORTS,
     domain_xml,
     glasspane_domain,
     parse_metadata,
@@ -46,7 +49,9 @@ SPEC = VmSpec("deb-1", 2, 1024, f"{IMAGES}/gp-vms/deb-1.qcow2",
               f"{IMAGES}/gp/initrd.img", "root=/dev/vda1 console=ttyS0",
               template="debian-12", labels={"team": "web", "tier": "a&b"})
 
-# What the f-string this model replaced wrote for SPEC under KVM (recorded from it).
+# What the f-string this model replaced wrote for SPEC under KVM (recorded from it), with what
+# whole machines added since: an empty CD drive for ISOs, a virtio-scsi controller for SCSI
+# disks and spare PCIe root ports to hot-plug into.
 TODAYS_XML = f"""<domain type="kvm">
   <name>deb-1</name>
   <metadata><glasspane:vm xmlns:glasspane="{METADATA_NS}"><glasspane:template>debian-12\
@@ -65,9 +70,20 @@ name="tier">a&amp;b</glasspane:label></glasspane:vm></metadata>
       <source file="{IMAGES}/gp-vms/deb-1.qcow2"/><target dev='vda' bus='virtio'/></disk>
     <disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source \
 file="{IMAGES}/gp-vms/deb-1-seed.iso"/><target dev='sda' bus='sata'/><readonly/></disk>
+    <disk type='file' device='cdrom'><driver name='qemu' type='raw'/><target dev='sdb' \
+bus='sata'/><readonly/></disk>
     <interface type='network'><source network="default"/>
       <model type='virtio'/></interface>
     <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>
+    <controller type='scsi' model='virtio-scsi'/>
+    <controller type='pci' index='0' model='pcie-root'/>
+    <controller type='pci' model='pcie-root-port'/><controller type='pci' model='pcie-root-port'/>
+    <controller type='pci' model='pcie-root-port'/><controller type='pci' model='pcie-root-port'/>
+    <controller type='pci' model='pcie-root-port'/><controller type='pci' model='pcie-root-port'/>
+    <controller type='pci' model='pcie-root-port'/><controller type='pci' model='pcie-root-port'/>
+    <controller type='pci' model='pcie-root-port'/><controller type='pci' model='pcie-root-port'/>
+    <controller type='pci' model='pcie-root-port'/><controller type='pci' model='pcie-root-port'/>
+    <controller type='pci' model='pcie-root-port'/>
     <serial type='pty'><target port='0'/><log file="/var/log/libvirt/qemu/deb-1-serial.log"/>\
 </serial>
     <graphics type='vnc'><listen type='socket'/></graphics>
@@ -175,7 +191,8 @@ def test_a_vms_domain_has_what_glasspane_relies_on(accel: str) -> None:
     assert (root.find("memory").get("unit"), root.findtext("memory")) == ("MiB", "1024")
     assert [root.findtext(f"os/{k}") for k in ("kernel", "initrd", "cmdline")] == \
         [SPEC.kernel, SPEC.initrd, SPEC.cmdline]
-    disk, seed = root.findall("devices/disk")
+    disk, seed, cd = root.findall("devices/disk")
+    assert (cd.get("device"), cd.find("source")) == ("cdrom", None)  # empty, for ISOs
     assert (disk.find("source").get("file"), disk.find("target").get("dev"),
             disk.find("driver").get("type")) == (SPEC.disk, "vda", "qcow2")
     assert (seed.get("device"), seed.find("source").get("file"),
@@ -194,7 +211,7 @@ def test_a_vms_domain_has_what_glasspane_relies_on(accel: str) -> None:
 def test_a_vm_without_seed_or_kernel_boots_its_disk() -> None:
     spec = VmSpec("plain", 1, 512, "/d.qcow2", None, None, None, None)
     root = ET.fromstring(domain_xml(spec, "tcg"))
-    assert [d.get("device") for d in root.findall("devices/disk")] == ["disk"]
+    assert [d.get("device") for d in root.findall("devices/disk")] == ["disk", "cdrom"]
     assert [c.tag for c in root.find("os")] == ["type"]
     assert root.find("metadata") is not None  # an empty glasspane element marks it ours
 
@@ -209,14 +226,18 @@ def test_built_written_and_read_back_is_the_same_model(accel: str, seed: bool) -
 
 
 def test_a_devices_model_with_every_kind_reads_back() -> None:
-    built = Domain(name="all", vcpus=1, memory_mib=64, boot=Boot(devices=["hd", "cdrom"]),
+    built = Domain(name="all", vcpus=1, memory_mib=64,
+                   boot=Boot(devices=["hd", "cdrom"], loader="/usr/share/OVMF/CODE.fd",
+                             nvram="/p/all-nvram.fd", nvram_template="/usr/share/OVMF/VARS.fd"),
                    devices=[Disk(path="/a.qcow2", target="vda"),
                             Disk(path=None, target="sda", bus="sata", format=None,
                                  device="cdrom", readonly=True),
                             Nic(network="default", mac="52:54:00:00:00:01"),
                             Serial(kind="pty", log="/var/log/x.log"),
                             Graphics(listen=None, socket="/run/gp/vnc.sock"),
-                            Graphics(kind="vnc", listen="127.0.0.1"), Video(), Rng()])
+                            Graphics(kind="vnc", listen="127.0.0.1"), Video(), Rng(),
+                            Controller(kind="scsi", model="virtio-scsi"),
+                            Controller(model="pcie-root-port", index=3)])
     # A device kind added to DEVICE_TYPES joins this test too.
     assert {type(d) for d in built.devices} == set(DEVICE_TYPES)
     back = Domain.from_xml(built.to_xml())
@@ -358,8 +379,12 @@ def test_hostile_values_come_back_as_written_and_nothing_more(value: str) -> Non
     built = glasspane_domain(spec, "tcg")
     xml = built.to_xml()
     root = ET.fromstring(xml)
-    assert len(root.findall("name")) == 1 and len(root.findall("devices/disk")) == 2
-    assert len(root.findall("devices/*")) == 7  # disks, NIC, RNG, serial, graphics, video
+    assert len(root.findall("name")) == 1 and len(root.findall("devices/disk")) == 3
+    # Disk, seed, CD drive, NIC, serial, RNG, the SCSI controller and the PCIe root, a screen
+    # and its video card, and a root port for its disk, its NIC and the other PCIe devices,
+    # with the spare ones.
+    assert len(root.findall("devices/*")) == 6 + 2 + 2 + 2 + OTHER_PCIE_DEVICES + \
+        SPARE_ROOT_PORTS
     back = Domain.from_xml(xml)
     assert back == built
     assert (back.name, back.disks[0].path, back.nics[0].network, back.boot.cmdline) == \
@@ -503,7 +528,8 @@ def test_libvirtd_defines_reads_back_and_redefines_a_built_domain(
     again = Domain.from_xml(dom.XMLDesc(0))
     assert (again.vcpus, again.memory_mib, again.uuid) == (3, 384, read.uuid)
     assert sorted((d.target, d.path or "") for d in again.disks) == \
-        [("sda", ""), ("vda", spec.disk), ("vdb", f"/nonexistent/{scratch_name}-data.qcow2")]
+        [("sda", ""), ("sdb", ""), ("vda", spec.disk),
+         ("vdb", f"/nonexistent/{scratch_name}-data.qcow2")]
     # What libvirt added on the first definition (controllers, addresses) is still there.
     assert before is not None
     kept = [shape(c) for c in before.find("devices") if c.tag == "controller"]

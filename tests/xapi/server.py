@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import threading
 import time
 import uuid
@@ -318,13 +319,15 @@ class Xapi:
         self._set_power(vm, new)
 
     def _set_power(self, vm: str, new: str) -> None:
-        """A running or paused VM has its VBDs attached (currently_attached), which keeps
-        their VDIs from being destroyed."""
+        """A running or paused VM has its VBDs and VIFs attached (currently_attached), which
+        keeps their VDIs from being destroyed and them from being destroyed unplugged."""
         record = self.record("VM", vm)
         record["power_state"] = new
-        for vbd in record["VBDs"]:
-            if vbd in self.objects["VBD"]:
-                self.objects["VBD"][vbd]["currently_attached"] = new in ("Running", "Paused")
+        for klass, devices in (("VBD", record["VBDs"]), ("VIF", record["VIFs"])):
+            for device in devices:
+                if device in self.objects[klass]:
+                    self.objects[klass][device]["currently_attached"] = \
+                        new in ("Running", "Paused")
 
     def VM_start(self, vm: str, start_paused: bool, force: bool) -> None:
         record = self.record("VM", vm)
@@ -512,22 +515,45 @@ class Xapi:
         if any(self.record("VIF", v)["device"] == args["device"]
                for v in self.record("VM", vm)["VIFs"]):
             raise Failure("DEVICE_ALREADY_EXISTS", args["device"])
+        if not args["MAC"]:
+            # xapi_vif_helpers.ml gen_mac: a random, locally administered unicast MAC.
+            args = {**args, "MAC": ":".join(["02", *(f"{b:02x}" for b in os.urandom(5))])}
         vif = self.add("VIF", **{k: int(v) if fields[k][0] == "int" else v
                                  for k, v in args.items()})
         self.record("VM", vm)["VIFs"].append(vif)
         return vif
 
     def VIF_destroy(self, vif: str) -> None:
+        if self.record("VIF", vif)["currently_attached"]:
+            raise Failure("OPERATION_NOT_ALLOWED", "VIF is currently attached")
         vm = self.record("VIF", vif)["VM"]
         if vm in self.objects["VM"]:
             self.record("VM", vm)["VIFs"].remove(vif)
         del self.objects["VIF"][vif]
 
     def VDI_resize(self, vdi: str, size: str) -> None:
+        # xapi_vdi.ml check_operation_error: an offline resize is refused while a VBD has the
+        # VDI attached (a running VM's disk): VDI_IN_USE; resize_online is for that.
         record = self.record("VDI", vdi)
+        if any(v["VDI"] == vdi and v["currently_attached"]
+               for v in self.objects["VBD"].values()):
+            raise Failure("VDI_IN_USE", vdi, "resize")
+        self._resize(vdi, record, size)
+
+    def VDI_resize_online(self, vdi: str, size: str) -> None:
+        self._resize(vdi, self.record("VDI", vdi), size)
+
+    @staticmethod
+    def _resize(vdi: str, record: dict[str, Any], size: str) -> None:
+        # The SR drivers never shrink a VDI (sm: VDISize "shrinking not allowed").
         if int(size) < record["virtual_size"]:
             raise Failure("VDI_TOO_SMALL", vdi, size)
         record["virtual_size"] = int(size)
+
+    def VDI_get_VBDs(self, vdi: str) -> list[str]:
+        # XAPI keeps a VDI's VBDs as the other end of VBD.VDI (a set it maintains itself).
+        self.record("VDI", vdi)
+        return [ref for ref, v in self.objects["VBD"].items() if v["VDI"] == vdi]
 
     def VDI_destroy(self, vdi: str) -> None:
         # xapi_vdi.ml check_operation_error: not while a VBD has it attached (VDI_IN_USE);
@@ -552,9 +578,75 @@ class Xapi:
             if args.get(key) not in self.objects[klass] and not (key == "VDI" and
                                                                   args.get("empty")):
                 raise Failure("HANDLE_INVALID", klass, str(args.get(key)))
+        if args.get("userdevice") == "autodetect":
+            # xapi_vbd_helpers.ml: the lowest device number the VM does not use.
+            used = {self.record("VBD", v)["userdevice"] for v in self.record("VM", args["VM"])[
+                "VBDs"]}
+            args = {**args, "userdevice": next(str(n) for n in range(256) if str(n) not in used)}
         vbd = self.add("VBD", **args)
         self.record("VM", args["VM"])["VBDs"].append(vbd)
         return vbd
+
+    # -- hot-plug and removable media (xapi_vbd.ml, xapi_vif.ml) -----------------------------
+    def _running_owner(self, klass: str, ref: str) -> dict[str, Any]:
+        """The device's record; VM_BAD_POWER_STATE unless its VM runs (plug/unplug are for
+        a running VM: xapi_vbd_helpers.ml valid_operations)."""
+        record = self.record(klass, ref)
+        vm = self.record("VM", record["VM"])
+        if vm["power_state"] != "Running":
+            raise Failure("VM_BAD_POWER_STATE", record["VM"], "running",
+                          vm["power_state"].lower())
+        return record
+
+    def VBD_plug(self, vbd: str) -> None:
+        record = self._running_owner("VBD", vbd)
+        if record["currently_attached"]:
+            raise Failure("DEVICE_ALREADY_ATTACHED", vbd)
+        record["currently_attached"] = True
+
+    def VBD_unplug(self, vbd: str) -> None:
+        record = self._running_owner("VBD", vbd)
+        if not record["currently_attached"]:
+            raise Failure("DEVICE_ALREADY_DETACHED", vbd)
+        record["currently_attached"] = False
+
+    def VBD_destroy(self, vbd: str) -> None:
+        # Not while attached (xapi_vbd_helpers.ml: destroy needs it unplugged).
+        record = self.record("VBD", vbd)
+        if record["currently_attached"]:
+            raise Failure("OPERATION_NOT_ALLOWED", "VBD is currently attached")
+        if record["VM"] in self.objects["VM"]:
+            self.record("VM", record["VM"])["VBDs"].remove(vbd)
+        del self.objects["VBD"][vbd]
+
+    def VBD_insert(self, vbd: str, vdi: str) -> None:
+        record = self.record("VBD", vbd)
+        self.record("VDI", vdi)
+        if record["type"] != "CD":
+            raise Failure("VBD_NOT_REMOVABLE_MEDIA", vbd)
+        if not record["empty"]:
+            raise Failure("VBD_NOT_EMPTY", vbd)
+        record.update(VDI=vdi, empty=False)
+
+    def VBD_eject(self, vbd: str) -> None:
+        record = self.record("VBD", vbd)
+        if record["type"] != "CD":
+            raise Failure("VBD_NOT_REMOVABLE_MEDIA", vbd)
+        if record["empty"]:
+            raise Failure("VBD_IS_EMPTY", vbd)
+        record.update(VDI=NULL, empty=True)
+
+    def VIF_plug(self, vif: str) -> None:
+        record = self._running_owner("VIF", vif)
+        if record["currently_attached"]:
+            raise Failure("DEVICE_ALREADY_ATTACHED", vif)
+        record["currently_attached"] = True
+
+    def VIF_unplug(self, vif: str) -> None:
+        record = self._running_owner("VIF", vif)
+        if not record["currently_attached"]:
+            raise Failure("DEVICE_ALREADY_DETACHED", vif)
+        record["currently_attached"] = False
 
     def VM_destroy(self, vm: str) -> None:
         # xapi_vm_lifecycle.ml: destroy is allowed Halted or Suspended.  It leaves the VM's

@@ -21,6 +21,7 @@ from glasspane.cli.tasks import login, logout, task
 from glasspane.cli.template import template
 from glasspane.cli.user import user
 from glasspane.cli.vm import vm
+from glasspane.cli.vm_hardware import register as register_vm_hardware
 from glasspane.errors import GlasspaneError
 
 INTERNAL_ERROR = 70
@@ -43,6 +44,7 @@ cli.add_command(image)
 cli.add_command(host)
 cli.add_command(template)
 cli.add_command(vm)
+register_vm_hardware(vm)
 cli.add_command(container)
 cli.add_command(app)
 cli.add_command(serve)

@@ -203,6 +203,7 @@ def operation_named(name: str) -> Operation[Any, Any]:
     from glasspane.operations import (  # noqa: F401  (they fill the catalogue)
         apps,
         containers,
+        hardware,
         hosts,
         images,
         task_ops,

@@ -11,7 +11,8 @@ import click
 from glasspane.cli.generated import catalogue_command
 from glasspane.cli.operations import host_option, json_option, local_only, operations
 from glasspane.cli.table import echo_each, echo_fields, emit_json
-from glasspane.enums import VmAction, VmDefaults
+from glasspane.cli.vm_hardware import boot_disk, hardware_fields, parse_disk, parse_nic
+from glasspane.enums import Firmware, VmAction, VmDefaults
 from glasspane.errors import UsageError
 from glasspane.operations.vms import CreatedVm, Power, PowerResult, Resources, ResourcesSet
 from glasspane.vms.service import MAX_PARALLEL_CREATES, check_name, parse_labels
@@ -34,8 +35,9 @@ def _read(path: str | None) -> str | None:
 @click.option("--memory", "memory_mib", type=click.IntRange(128, 1 << 20),
               default=VmDefaults.MEMORY_MIB,
               show_default=True, help="MiB.")
-@click.option("--disk", "disk_gib", type=click.IntRange(1, 65536),
-              help="Disk size in GiB (default: the template's).")
+@click.option("--disk", "disks", multiple=True, metavar="SIZE[:BUS]",
+              help="The first: its disk's size in GiB (default: the template's); each next "
+                   "one an empty data disk on virtio, scsi or sata (repeatable).")
 @click.option("--ssh-key", "ssh_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Public key file for the default user (repeatable).")
 @click.option("--user-data", type=click.Path(dir_okay=False), help="cloud-init user-data.")
@@ -53,20 +55,27 @@ def _read(path: str | None) -> str | None:
 @click.option("--label", "-l", "labels", multiple=True, metavar="KEY=VALUE",
               help="A label kept with the VM (repeatable): `inventory` groups by it, "
                    "`vm configure --label` selects by it.")
+@click.option("--nic", "nics", multiple=True, metavar="NETWORK[:MAC]",
+              help="A NIC on NETWORK (repeatable; default: one on --network).")
+@click.option("--firmware", type=click.Choice([f.value for f in Firmware]),
+              default=Firmware.BIOS.value, show_default=True,
+              help="uefi: OVMF, with its own NVRAM.")
 def create(name: str, template: str, host: str, cpus: int, memory_mib: int,
-           disk_gib: int | None, ssh_keys: tuple[str, ...], user_data: str | None,
+           disks: tuple[str, ...], ssh_keys: tuple[str, ...], user_data: str | None,
            network_config: str | None, timeout: int, count: int, full: bool,
-           no_wait: bool, network: str | None, labels: tuple[str, ...]) -> None:
+           no_wait: bool, network: str | None, labels: tuple[str, ...],
+           nics: tuple[str, ...], firmware: str) -> None:
     """Create VM NAME from a template, start it and wait until SSH answers."""
     names = [name] if count == 1 else [f"{name}-{i}" for i in range(1, count + 1)]
     for each in names:
         check_name(each)
     ops, fields = operations(), {
         "template": template, "host": host, "cpus": cpus, "memory_mib": memory_mib,
-        "disk_gib": disk_gib, "ssh_keys": [Path(k).read_text().strip() for k in ssh_keys],
+        "disk_gib": boot_disk(disks), "ssh_keys": [Path(k).read_text().strip() for k in ssh_keys],
         "user_data": _read(user_data), "network_config": _read(network_config),
         "labels": parse_labels(labels), "network": network, "full": full,
-        "wait_ready": not no_wait, "timeout": timeout}
+        "wait_ready": not no_wait, "timeout": timeout, "firmware": firmware,
+        "disks": [parse_disk(d) for d in disks[1:]], "nics": [parse_nic(n) for n in nics]}
 
     def shown(done: CreatedVm) -> str:
         return (f"created VM {done.name} on {done.host}: {(done.addresses or ['?'])[0]}"
@@ -133,11 +142,12 @@ catalogue_command(vm, "vm.set", arguments=("name",), options={"memory_mib": ["--
 @host_option
 @json_option
 def info(name: str, host: str, as_json: bool) -> None:
-    """Power state, addresses, disk, snapshots and console log of VM NAME."""
+    """Power state, addresses, disk, snapshots, hardware and console log of VM NAME."""
     found = dataclasses.asdict(operations().vm_info(name, host))
     for key in ("template", "labels", "containers"):  # what only the server knows
         if found[key] is None:
             del found[key]
+    found.update(hardware_fields(name, host, as_json))
     if as_json:
         emit_json(found)
     else:

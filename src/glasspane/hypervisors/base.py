@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from glasspane.enums import PowerState
+from glasspane.enums import DiskBus, Firmware, NicModel, PowerState
 
 
 def ip_addresses(reported: Iterable[object]) -> list[str]:
@@ -73,6 +73,22 @@ class VmSummary:
 
 
 @dataclass(frozen=True)
+class DiskAttach:
+    """A disk (a volume already made on the host) to attach to a new VM."""
+
+    path: str
+    bus: DiskBus = DiskBus.VIRTIO
+    format: str = "qcow2"
+
+
+@dataclass(frozen=True)
+class NicAttach:
+    network: str
+    mac: str | None = None            # None: the hypervisor picks one
+    model: NicModel = NicModel.VIRTIO
+
+
+@dataclass(frozen=True)
 class VmSpec:
     """What a driver needs to make and start a VM."""
 
@@ -87,6 +103,52 @@ class VmSpec:
     network: str = "default"
     template: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    data_disks: tuple[DiskAttach, ...] = ()  # after the boot disk, in order
+    nics: tuple[NicAttach, ...] = ()         # none: one virtio NIC on `network`
+    firmware: Firmware = Firmware.BIOS
+    nvram: str | None = None                 # UEFI: the VM's own variable store, beside its disks
+
+
+# -- a VM's hardware, as the Hardware capability reports it --------------------------------------
+@dataclass(frozen=True)
+class DiskInfo:
+    device: str          # the guest's name for it (vda, sdb) or XenServer's device number
+    size: int            # bytes the guest sees
+    bus: str
+    format: str
+    volume: str          # the volume's name on the host (never a path)
+    boot: bool           # the disk the VM boots from
+
+
+@dataclass(frozen=True)
+class CdromInfo:
+    device: str
+    image: str | None    # the ISO it holds (its volume's name), None when empty
+
+
+@dataclass(frozen=True)
+class NicInfo:
+    mac: str
+    network: str
+    model: str
+
+
+@dataclass(frozen=True)
+class MachineHardware:
+    firmware: Firmware
+    boot_order: list[str]                 # hd | cdrom | network
+    disks: list[DiskInfo] = field(default_factory=list)
+    cdroms: list[CdromInfo] = field(default_factory=list)
+    nics: list[NicInfo] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HardwareChange:
+    """What a hardware change did: which device, and whether the running VM has it now
+    (`live`) or only from its next boot."""
+
+    device: str
+    live: bool
 
 
 @dataclass(frozen=True)

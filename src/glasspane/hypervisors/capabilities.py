@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, Protocol, overload
 
-from glasspane.enums import PowerState, VmAction
+from glasspane.enums import DiskBus, Firmware, NicModel, PowerState, VmAction
 from glasspane.errors import CapabilityMissing
 from glasspane.hypervisors.base import (
     Acceleration,
+    HardwareChange,
     HostInfo,
+    MachineHardware,
     NetworkInfo,
     StorageInfo,
     VmSpec,
@@ -49,6 +51,7 @@ class Capability(StrEnum):
     METRICS = "metrics"
     MIGRATION = "migration"
     BACKUP = "backup"
+    HARDWARE = "hardware"                # a VM's disks, NICs, CD drives and firmware
 
     @property
     def label(self) -> str:
@@ -130,6 +133,10 @@ class Provisioning(Driver, Protocol):
         full copy; grown to `capacity` bytes."""
         ...
 
+    def create_blank_disk(self, storage: str, volume: str, capacity: int) -> VolumeInfo:
+        """An empty qcow2 disk of `capacity` bytes."""
+        ...
+
     def create_vm(self, spec: VmSpec) -> None:
         """Define and start the VM; Conflict when the name is taken; nothing is left on
         failure."""
@@ -155,9 +162,14 @@ class HostTemplates(Driver, Protocol):
     def provision_vm(self, template: str, name: str, cpus: int, memory_mib: int,
                      disk_bytes: int | None, seed_iso: str, timeout: float = 300,
                      report: Callable[[int, str], None] = lambda p, m: None,
-                     full: bool = False, network: str | None = None) -> list[str]:
-        """A VM from the template, with the cloud-init seed, started; its addresses.
-        Conflict when the name is taken; nothing is left on failure."""
+                     full: bool = False, network: str | None = None,
+                     disks: tuple[int, ...] = (),
+                     nics: tuple[tuple[str, str | None], ...] = (),
+                     firmware: Firmware = Firmware.BIOS) -> list[str]:
+        """A VM from the template, with the cloud-init seed, started; its addresses.  With
+        `disks` (bytes each) empty data disks, with `nics` (network, MAC) these NICs in place
+        of the template's, with `firmware` UEFI.  Conflict when the name is taken; nothing is
+        left on failure."""
         ...
 
     def destroy_vm(self, name: str) -> None:
@@ -193,6 +205,45 @@ class Resources(Driver, Protocol):
     def set_resources(self, name: str, cpus: int | None, memory_mib: int | None) -> None:
         """The VM's vCPUs and memory (None: unchanged) from its next boot.  Only while it is
         halted (Conflict otherwise)."""
+        ...
+
+
+class Hardware(Driver, Protocol):
+    """A VM's disks, NICs and CD drives, changed while it runs where the hypervisor allows
+    (each change says whether it is live or waits for the next boot)."""
+
+    def vm_hardware(self, name: str) -> MachineHardware: ...
+
+    def add_disk(self, name: str, size: int, bus: DiskBus, storage: str | None
+                 ) -> HardwareChange:
+        """A new empty disk of `size` bytes, the VM's own, in `storage` (libvirt's pool,
+        XenServer's SR; None: the host's default)."""
+        ...
+
+    def resize_disk(self, name: str, device: str, size: int) -> HardwareChange:
+        """Grow disk `device` to `size` bytes; Conflict for a size below its own."""
+        ...
+
+    def remove_disk(self, name: str, device: str) -> HardwareChange:
+        """Detach disk `device` and delete it; Conflict for the boot disk of a running VM and
+        for a disk that is not the VM's own (a template's, another VM's)."""
+        ...
+
+    def add_nic(self, name: str, network: str, mac: str | None, model: NicModel
+                ) -> HardwareChange:
+        """NotFound for a network the host does not have; Conflict for a MAC in use."""
+        ...
+
+    def remove_nic(self, name: str, mac: str) -> HardwareChange: ...
+
+    def insert_cdrom(self, name: str, image: str, volume: str, storage: str | None
+                     ) -> HardwareChange:
+        """The ISO file `image` (on this machine) put in the VM's CD drive (one made when it
+        has none) as volume `volume` of the host's `storage`."""
+        ...
+
+    def eject_cdrom(self, name: str) -> HardwareChange:
+        """Empty the VM's CD drive (and delete the ISO's copy glasspane put there)."""
         ...
 
 
@@ -287,6 +338,9 @@ def require(driver: Driver, capability: Literal[Capability.IMAGE_TRANSFER], what
 def require(driver: Driver, capability: Literal[Capability.RESOURCES], what: str,
             hint: str | None = None) -> Resources: ...
 @overload
+def require(driver: Driver, capability: Literal[Capability.HARDWARE], what: str,
+            hint: str | None = None) -> Hardware: ...
+@overload
 def require(driver: Driver, capability: Literal[Capability.CONTAINER_KEYS], what: str,
             hint: str | None = None) -> ContainerKeys: ...
 @overload
@@ -321,4 +375,5 @@ PROTOCOLS: dict[Capability, type] = {
     Capability.PROVISIONING: Provisioning, Capability.HOST_TEMPLATES: HostTemplates,
     Capability.IMAGE_TRANSFER: ImageTransfer, Capability.RESOURCES: Resources,
     Capability.CONTAINER_KEYS: ContainerKeys, Capability.CONSOLE: Console,
-    Capability.METRICS: Metrics, Capability.MIGRATION: Migration, Capability.BACKUP: Backup}
+    Capability.METRICS: Metrics, Capability.MIGRATION: Migration, Capability.BACKUP: Backup,
+    Capability.HARDWARE: Hardware}

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import defusedxml.ElementTree as SafeET
 
+from glasspane.enums import Firmware
 from glasspane.hypervisors.base import VmSpec
 from glasspane.hypervisors.domainxml import (
     METADATA_NS,
     METADATA_PREFIX,
     Boot,
+    Controller,
     Device,
     Disk,
     Domain,
@@ -22,13 +24,37 @@ from glasspane.hypervisors.domainxml import (
     read_metadata,
 )
 
-__all__ = ["METADATA_NS", "METADATA_PREFIX", "SERIAL_LOG_DIR", "domain_xml", "glasspane_domain",
-           "parse_metadata", "serial_log", "with_consoles"]
+__all__ = [
+    "METADATA_NS",
+    "METADATA_PREFIX",
+    "OTHER_PCIE_DEVICES",
+    "OVMF_CODE",
+    "OVMF_VARS",
+    "SERIAL_LOG_DIR",
+    "SPARE_ROOT_PORTS",
+    "domain_xml",
+    "glasspane_domain",
+    "parse_metadata",
+    "serial_log",
+    "with_consoles",
+]
 
 SERIAL_LOG_DIR = "/var/log/libvirt/qemu"
 # Where a VM's disks appear in the guest: its disk first, the cloud-init seed as a CD.
 DISK_TARGET = "vda"
 SEED_TARGET = "sda"
+CD_TARGET = "sdb"    # an empty CD drive of its own, for ISOs (its media change live)
+# Debian's `ovmf`: the UEFI firmware's code, and the variable store each VM gets a copy of.
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+# A q35 machine hot-plugs a PCIe device only into a free root port, and libvirt makes none
+# spare: it puts each PCIe device into a port of those defined, and adds ports only for the
+# devices that find none.  So the domain defines one port per device it has (each virtio
+# disk and NIC, and OTHER_PCIE_DEVICES: the SCSI controller, the RNG, the USB controller,
+# the memory balloon and the console's video card) and SPARE_ROOT_PORTS more: the room for
+# disks and NICs added while the VM runs.
+SPARE_ROOT_PORTS = 6
+OTHER_PCIE_DEVICES = 5
 
 
 def serial_log(name: str) -> str:
@@ -42,16 +68,34 @@ def glasspane_domain(spec: VmSpec, accel: str) -> Domain:
     if spec.seed:
         devices.append(Disk(path=spec.seed, target=SEED_TARGET, bus="sata", format="raw",
                             device="cdrom", readonly=True))
-    devices += [Nic(network=spec.network, model="virtio"),
-                Rng(model="virtio", source="/dev/urandom")]
+    devices.append(Disk(path=None, target=CD_TARGET, bus="sata", format="raw", device="cdrom",
+                        readonly=True))
+    nics = [Nic(network=n.network, mac=n.mac, model=str(n.model)) for n in spec.nics] or \
+        [Nic(network=spec.network, model="virtio")]
+    devices += [*nics, Rng(model="virtio", source="/dev/urandom"),
+                Controller(kind="scsi", model="virtio-scsi"),
+                # The root first, or libvirt would take the first port for index 0.
+                Controller(model="pcie-root", index=0),
+                *(Controller(model="pcie-root-port")
+                  for _ in range(_root_ports(spec)))]
     kvm = accel == "kvm"
+    boot = Boot(kernel=spec.kernel, initrd=spec.initrd, cmdline=spec.cmdline)
+    if spec.firmware == Firmware.UEFI:
+        boot.loader, boot.nvram_template = OVMF_CODE, OVMF_VARS
+        boot.nvram = spec.nvram
     domain = Domain(name=spec.name, vcpus=spec.cpus, memory_mib=spec.memory_mib,
                     hypervisor="kvm" if kvm else "qemu",
-                    cpu_mode="host-passthrough" if kvm else None,
-                    boot=Boot(kernel=spec.kernel, initrd=spec.initrd, cmdline=spec.cmdline),
+                    cpu_mode="host-passthrough" if kvm else None, boot=boot,
                     metadata=Metadata(spec.template, dict(spec.labels)), devices=devices)
+    for extra in spec.data_disks:  # each at the next free name on its bus
+        domain.add_disk(Disk(path=extra.path, bus=str(extra.bus), format=extra.format))
     with_consoles(domain)
     return domain
+
+
+def _root_ports(spec: VmSpec) -> int:
+    virtio = 1 + sum(1 for d in spec.data_disks if d.bus == "virtio")
+    return virtio + max(1, len(spec.nics)) + OTHER_PCIE_DEVICES + SPARE_ROOT_PORTS
 
 
 def with_consoles(domain: Domain) -> bool:

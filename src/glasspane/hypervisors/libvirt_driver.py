@@ -18,13 +18,16 @@ from xml.sax.saxutils import escape, quoteattr
 import defusedxml.ElementTree as SafeET
 import libvirt
 
-from glasspane.enums import PowerState, VmAction
+from glasspane.enums import DiskBus, NicModel, PowerState, VmAction
 from glasspane.errors import Conflict, GlasspaneError, HostError, HostUnreachable, NotFound
 from glasspane.hypervisors import faults, libvirt_console
+from glasspane.hypervisors import libvirt_hardware as hardware
 from glasspane.hypervisors.accel import probe_acceleration
 from glasspane.hypervisors.base import (
     Acceleration,
+    HardwareChange,
     HostInfo,
+    MachineHardware,
     NetworkInfo,
     StorageInfo,
     VmSpec,
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
     from glasspane.hypervisors.capabilities import (
         Console,
         Driver,
+        Hardware,
         Power,
         Provisioning,
         Resources,
@@ -85,7 +89,7 @@ class LibvirtDriver:
     kind = "libvirt"
     capabilities = frozenset({Capability.INVENTORY, Capability.POWER, Capability.SNAPSHOTS,
                               Capability.PROVISIONING, Capability.RESOURCES,
-                              Capability.CONSOLE})
+                              Capability.CONSOLE, Capability.HARDWARE})
 
     def __init__(self, name: str, uri: str, cache_dir: Path | None = None) -> None:
         self.name = name
@@ -332,6 +336,13 @@ class LibvirtDriver:
             raise
         return self._volume_info(vol)
 
+    def create_blank_disk(self, storage: str, volume: str, capacity: int) -> VolumeInfo:
+        pool = self._pool(storage)
+        xml = (f"<volume><name>{escape(volume)}</name>"
+               f"<capacity unit='bytes'>{capacity}</capacity>"
+               f"<target><format type='qcow2'/></target></volume>")
+        return self._volume_info(self._call(f"creating disk {volume}", pool.createXML, xml, 0))
+
     def _ensure_network(self, name: str) -> None:
         try:
             net = self._conn.networkLookupByName(name)
@@ -345,7 +356,8 @@ class LibvirtDriver:
         if any(d.name() == spec.name for d in self._call("listing VMs",
                                                           self._conn.listAllDomains)):
             raise faults.vm_taken(self.name, spec.name)
-        self._ensure_network(spec.network)
+        for network in {n.network for n in spec.nics} or {spec.network}:
+            self._ensure_network(network)
         xml = domain_xml(spec, self.acceleration().kind)
         dom = self._call(f"defining VM {spec.name}", self._conn.defineXML, xml)
         try:
@@ -468,7 +480,9 @@ class LibvirtDriver:
         dom = self._domain(name)
         if dom.isActive():
             self._call(f"stopping VM {name}", dom.destroy)
-        flags = libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+        # Its UEFI variable store (a file of its own, beside its disks) goes with it.
+        flags = libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | \
+            libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
         self._call(f"forgetting VM {name}", dom.undefineFlags, flags)
 
     def volume_users(self, path: str) -> list[str]:
@@ -487,6 +501,35 @@ class LibvirtDriver:
                     users.append(f"volume {vol.path()}")
         return users
 
+    # ---- hardware (libvirt_hardware.py) --------------------------------------------------
+
+    def vm_hardware(self, name: str) -> MachineHardware:
+        return hardware.hardware(self, name)
+
+    def add_disk(self, name: str, size: int, bus: DiskBus, storage: str | None
+                 ) -> HardwareChange:
+        return hardware.add_disk(self, name, size, bus, storage)
+
+    def resize_disk(self, name: str, device: str, size: int) -> HardwareChange:
+        return hardware.resize_disk(self, name, device, size)
+
+    def remove_disk(self, name: str, device: str) -> HardwareChange:
+        return hardware.remove_disk(self, name, device)
+
+    def add_nic(self, name: str, network: str, mac: str | None, model: NicModel
+                ) -> HardwareChange:
+        return hardware.add_nic(self, name, network, mac, model)
+
+    def remove_nic(self, name: str, mac: str) -> HardwareChange:
+        return hardware.remove_nic(self, name, mac)
+
+    def insert_cdrom(self, name: str, image: str, volume: str, storage: str | None
+                     ) -> HardwareChange:
+        return hardware.insert_cdrom(self, name, image, volume, storage)
+
+    def eject_cdrom(self, name: str) -> HardwareChange:
+        return hardware.eject_cdrom(self, name)
+
     def close(self) -> None:
         with contextlib.suppress(libvirt.libvirtError):
             self._conn.close()
@@ -499,6 +542,7 @@ def _message(exc: libvirt.libvirtError) -> str:
 
 if TYPE_CHECKING:
     def _declared(driver: LibvirtDriver
-                  ) -> tuple[Driver, Power, Snapshots, Provisioning, Resources, Console]:
+                  ) -> tuple[Driver, Power, Snapshots, Provisioning, Resources, Console,
+                             Hardware]:
         """mypy holds the driver to the Protocol of each capability it declares."""
-        return driver, driver, driver, driver, driver, driver
+        return driver, driver, driver, driver, driver, driver, driver

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import XenAPI
 
-from glasspane.enums import PowerState, VmAction
+from glasspane.enums import DiskBus, Firmware, NicModel, PowerState, VmAction
 from glasspane.errors import (
     Conflict,
     HostError,
@@ -42,9 +42,12 @@ from glasspane.errors import (
     UsageError,
 )
 from glasspane.hypervisors import faults, xapi_console, xapi_http
+from glasspane.hypervisors import xenapi_hardware as hw
 from glasspane.hypervisors.base import (
     Acceleration,
+    HardwareChange,
     HostInfo,
+    MachineHardware,
     NetworkInfo,
     StorageInfo,
     VmSummary,
@@ -59,6 +62,7 @@ if TYPE_CHECKING:
     from glasspane.hypervisors.capabilities import (
         Console,
         ContainerKeys,
+        Hardware,
         HostTemplates,
         ImageTransfer,
         Power,
@@ -90,7 +94,7 @@ class XenApiDriver:
     capabilities = frozenset({Capability.INVENTORY, Capability.POWER, Capability.SNAPSHOTS,
                               Capability.HOST_TEMPLATES, Capability.IMAGE_TRANSFER,
                               Capability.RESOURCES, Capability.CONTAINER_KEYS,
-                              Capability.CONSOLE})
+                              Capability.CONSOLE, Capability.HARDWARE})
 
     def __init__(self, name: str, uri: str, user: str, password: str,
                  verify_tls: bool = True, ca_file: str | None = None) -> None:
@@ -342,7 +346,10 @@ class XenApiDriver:
     def provision_vm(self, template: str, name: str, cpus: int, memory_mib: int,
                      disk_bytes: int | None, seed_iso: str, timeout: float = 300,
                      report: Callable[[int, str], None] = lambda p, m: None,
-                     full: bool = False, network: str | None = None) -> list[str]:
+                     full: bool = False, network: str | None = None,
+                     disks: tuple[int, ...] = (),
+                     nics: tuple[tuple[str, str | None], ...] = (),
+                     firmware: Firmware = Firmware.BIOS) -> list[str]:
         """A VM `name` from template `template` (VM.clone, or VM.copy to the default SR when
         `full`: disks of its own, not copy-on-write over the template's; then
         VM.provision), resized, with its
@@ -375,6 +382,7 @@ class XenApiDriver:
                        memory, memory)
             if disk_bytes:
                 self._grow_first_disk(vm, name, disk_bytes)
+            self._machine(vm, name, disks, nics, firmware)
             report(35, "attaching the cloud-init seed")
             self._attach_seed(vm, name, seed_iso)
             report(50, "starting")
@@ -392,6 +400,22 @@ class XenApiDriver:
                 with contextlib.suppress(Exception):
                     step()
             raise
+
+    def _machine(self, vm: str, name: str, disks: tuple[int, ...],
+                 nics: tuple[tuple[str, str | None], ...], firmware: Firmware) -> None:
+        """The new (halted) VM's data disks, NICs (in place of the template's) and
+        firmware, before its first start."""
+        for size in disks:
+            hw.add_disk(self, name, size, DiskBus.VIRTIO, None)
+        if nics:
+            for vif in self._call(f"reading VM {name}'s interfaces", "VM.get_VIFs", vm):
+                self._call(f"removing an interface of VM {name}", "VIF.destroy", vif)
+            for network, mac in nics:
+                hw.add_nic(self, name, network, mac, NicModel.VIRTIO)
+        if firmware == Firmware.UEFI:
+            params = self._call(f"reading VM {name}", "VM.get_HVM_boot_params", vm)
+            self._call(f"giving VM {name} UEFI", "VM.set_HVM_boot_params", vm,
+                       {**params, "firmware": "uefi"})
 
     def _connect_to(self, vm: str, name: str, network: str) -> None:
         """One interface, on `network` (by name, bridge or UUID), in place of the ones the
@@ -536,11 +560,25 @@ class XenApiDriver:
         self._destroy_one(vm)
 
     def _destroy_one(self, vm: str) -> None:
-        disks = self._disks(vm)
+        # Its own disks only: a VDI another VM or a template also has a VBD on stays.
+        disks = [vdi for _, vdi in self._disks(vm) if not hw.other_users(self, vm, vdi)]
+        isos = self._own_isos(vm)
         self._call("destroying a VM", "VM.destroy", vm)
-        for _, vdi in disks:
+        for vdi in disks + isos:
             with contextlib.suppress(Exception):
                 self._call("destroying a disk", "VDI.destroy", vdi)
+
+    def _own_isos(self, vm: str) -> list[str]:
+        """The ISO copies glasspane put in the VM's CD drive (marked as made for it)."""
+        uuid = self._call("reading a VM", "VM.get_uuid", vm)
+        found = []
+        for vbd in self._call("reading disks", "VM.get_VBDs", vm):
+            record = self._call("reading a disk", "VBD.get_record", vbd)
+            if record["type"] == "CD" and record["VDI"] != "OpaqueRef:NULL" and \
+                    self._call("reading a disk", "VDI.get_other_config",
+                               record["VDI"]).get(hw.OWNER_KEY) == uuid:
+                found.append(record["VDI"])
+        return found
 
     def other_config(self, name: str) -> dict[str, str]:
         return dict(self._vm(name)[1]["other_config"])
@@ -697,6 +735,39 @@ class XenApiDriver:
         return xapi_http.Peer(self._context)
 
     # -- disks ------------------------------------------------------------------------------
+    def upload_raw(self, vdi: str, source: str, size: int, what: str) -> None:
+        """The file `source` as it is into the VDI (an ISO, a seed)."""
+        self._upload("/import_raw_vdi", {"vdi": vdi, "format": "raw"}, size,
+                     lambda: _file_blocks(source), lambda n: None, what)
+
+    # -- hardware (xenapi_hardware.py) --------------------------------------------------------
+    def vm_hardware(self, name: str) -> MachineHardware:
+        return hw.hardware(self, name)
+
+    def add_disk(self, name: str, size: int, bus: DiskBus, storage: str | None
+                 ) -> HardwareChange:
+        return hw.add_disk(self, name, size, bus, storage)
+
+    def resize_disk(self, name: str, device: str, size: int) -> HardwareChange:
+        return hw.resize_disk(self, name, device, size)
+
+    def remove_disk(self, name: str, device: str) -> HardwareChange:
+        return hw.remove_disk(self, name, device)
+
+    def add_nic(self, name: str, network: str, mac: str | None, model: NicModel
+                ) -> HardwareChange:
+        return hw.add_nic(self, name, network, mac, model)
+
+    def remove_nic(self, name: str, mac: str) -> HardwareChange:
+        return hw.remove_nic(self, name, mac)
+
+    def insert_cdrom(self, name: str, image: str, volume: str, storage: str | None
+                     ) -> HardwareChange:
+        return hw.insert_cdrom(self, name, image, volume, storage)
+
+    def eject_cdrom(self, name: str) -> HardwareChange:
+        return hw.eject_cdrom(self, name)
+
     def upload_disk(self, source: str, name: str, progress: Callable[[int], None],
                     sr: str | None = None, references: References = STANDALONE) -> str:
         """A new VDI `name` on SR `sr` (default: the pool's) holding the disk image `source`:
@@ -944,6 +1015,6 @@ class XapiWatcher:
 if TYPE_CHECKING:
     def _declared(driver: XenApiDriver) -> tuple[Driver, Power, Snapshots, HostTemplates,
                                                  ImageTransfer, Resources, ContainerKeys,
-                                                 Console]:
+                                                 Console, Hardware]:
         """mypy holds the driver to the Protocol of each capability it declares."""
-        return driver, driver, driver, driver, driver, driver, driver, driver
+        return driver, driver, driver, driver, driver, driver, driver, driver, driver

@@ -14,7 +14,16 @@ from typing import Annotated, Any
 from pydantic import Field, model_validator
 from sqlalchemy import select
 
-from glasspane.enums import VM_ACTION_STATES, PowerState, Role, VmAction, VmDefaults
+from glasspane.enums import (
+    VM_ACTION_STATES,
+    DiskBus,
+    Firmware,
+    HardwareLimits,
+    PowerState,
+    Role,
+    VmAction,
+    VmDefaults,
+)
 from glasspane.errors import Conflict, NotFound
 from glasspane.inventory.models import Host, Template, Vm
 from glasspane.operations.catalogue import (
@@ -68,6 +77,20 @@ class VmRef(Command):
 
 
 # -- create -----------------------------------------------------------------------------------
+MAC = r"^[0-9a-fA-F][02468aceACE](:[0-9a-fA-F]{2}){5}$"  # unicast: its first byte even
+NETWORK = r"^[A-Za-z0-9_.:-][A-Za-z0-9 _.:/-]{0,127}$"
+
+
+class DataDisk(Command):
+    size_gib: int = Field(ge=1, le=HardwareLimits.DISK_GIB)
+    bus: DiskBus = DiskBus.VIRTIO
+
+
+class NicRequest(Command):
+    network: str = Field(pattern=NETWORK)
+    mac: str | None = Field(default=None, pattern=MAC)
+
+
 class NewVm(Command):
     name: str = Field(pattern=NAME)
     template: str = Field(min_length=1, max_length=128)
@@ -85,6 +108,11 @@ class NewVm(Command):
     wait_ready: bool = Field(default=True, description="wait until SSH answers and cloud-init "
                                                        "has finished, not only for an address")
     timeout: int = Field(default=300, ge=1, le=3600, description="seconds to wait for that")
+    disks: list[DataDisk] = Field(default_factory=list, max_length=HardwareLimits.DISKS - 1,
+                                  description="empty data disks after the template's")
+    nics: list[NicRequest] = Field(default_factory=list, max_length=HardwareLimits.NICS,
+                                   description="none: one NIC on `network`")
+    firmware: Firmware = Firmware.BIOS
 
 
 class CreatedVm(Result):
@@ -109,6 +137,19 @@ def admit_new_vm(admission: Admission, command: NewVm) -> None:
                                               Vm.name == command.name)) is not None:
             raise Conflict(f"a VM named {command.name!r} already exists on host "
                            f"{command.host}")
+        known_networks(host, [n.network for n in command.nics])
+
+
+def known_networks(host: Host, wanted: list[str]) -> None:
+    """NotFound (404) for a network the host did not have when the inventory last looked
+    (the driver checks again: a network may come or go meanwhile)."""
+    known = host.info.get("networks") if isinstance(host.info, dict) else None
+    if not isinstance(known, list):
+        return
+    for network in wanted:
+        if network not in known:
+            raise NotFound(f"host {host.name} has no network {network!r}",
+                           hint="its networks: " + (", ".join(map(str, known)) or "none"))
 
 
 @operation("vm.create", "POST", "/vms", NewVm, CreatedVm, task=True, target_name=VM_TARGET,
@@ -120,7 +161,10 @@ def create(context: Context, command: NewVm) -> CreatedVm:
                             command.disk_gib, list(command.ssh_keys), command.user_data,
                             command.network_config, not command.full,
                             command.wait_ready, labels=dict(command.labels),
-                            network=command.network)
+                            network=command.network,
+                            disks=[(d.size_gib, d.bus) for d in command.disks],
+                            nics=[(n.network, n.mac) for n in command.nics],
+                            firmware=command.firmware)
     with refreshed(context, command.host):
         made = vms.create_vm(context.settings, request, command.host, command.timeout,
                              context.progress)

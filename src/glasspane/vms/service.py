@@ -8,6 +8,7 @@ in reverse, so a failed creation leaves no domain, disk or seed behind.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import tempfile
 import time
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from glasspane.enums import PowerState, VmAction, VmDefaults
+from glasspane.enums import DiskBus, Firmware, PowerState, VmAction, VmDefaults
 from glasspane.errors import NotFound, UsageError
 from glasspane.guests.access import ssh_target
 from glasspane.guests.cloudinit import Seed, write_seed_iso
@@ -28,7 +29,7 @@ from glasspane.guests.readiness import ssh_banner, wait_cloud_init, wait_for
 from glasspane.guests.ssh import SshConnection
 from glasspane.hosts.service import has_storage, host_driver
 from glasspane.hypervisors import faults
-from glasspane.hypervisors.base import VmSpec
+from glasspane.hypervisors.base import DiskAttach, NicAttach, VmSpec
 from glasspane.hypervisors.capabilities import (
     Capability,
     Driver,
@@ -87,6 +88,9 @@ class VmRequest:
     wait_ready: bool = True  # SSH answers and cloud-init has finished; else: an address
     labels: dict[str, str] = field(default_factory=dict)  # kept with the VM on its host
     network: str | None = None  # libvirt network or XenServer network; default: the usual
+    disks: list[tuple[int, DiskBus]] = field(default_factory=list)  # data disks: GiB, bus
+    nics: list[tuple[str, str | None]] = field(default_factory=list)  # network, MAC
+    firmware: Firmware = Firmware.BIOS
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,11 @@ def create_vm(settings: Settings, request: VmRequest, host: str = "local",
     """`report(percent, step)` hears of each step (the API's task progress)."""
     check_name(request.name)
     check_labels(request.labels)
+    from glasspane.vms.hardware import check_mac, check_networks
+    for _, mac in request.nics:
+        if mac:
+            check_mac(mac)
+    check_networks(settings, host, [network for network, _ in request.nics])
     with host_driver(settings, host) as driver:
         if supports(driver, Capability.HOST_TEMPLATES):
             return _create_from_host_template(
@@ -160,7 +169,11 @@ def _create_from_host_template(settings: Settings, driver: HostTemplates, reques
         addresses = driver.provision_vm(
             request.template, request.name, request.cpus, request.memory_mib,
             (request.disk_gib or 0) << 30 or None, str(iso), timeout, report,
-            full=not request.linked, network=request.network)
+            full=not request.linked, network=request.network,
+            disks=tuple(size << 30 for size, _ in request.disks),
+            nics=tuple((network, mac.lower() if mac else None)
+                       for network, mac in request.nics),
+            firmware=request.firmware)
     try:
         banner = _wait_ready(settings, driver, request, host, addresses[0], timeout, report)
     except BaseException:
@@ -220,13 +233,22 @@ def _create(settings: Settings, driver: Provisioning, request: VmRequest, host: 
         disk = driver.create_disk(settings.vm_storage, f"{request.name}{SUFFIX}",
                                   files["disk"], capacity, request.linked)
         undo.push(lambda: driver.delete_volume(settings.vm_storage, disk.name))
+        data_disks = _data_disks(driver, settings, request, undo)
         report(15, "writing the cloud-init seed")
         seed_volume = _upload_seed(driver, settings, request, undo)
         spec = VmSpec(request.name, request.cpus, request.memory_mib, disk.path, seed_volume,
                       files.get(".vmlinuz"), files.get(".initrd"),
                       VmDefaults.CMDLINE if ".vmlinuz" in files else None,
                       network=request.network or "default",
-                      template=request.template, labels=dict(request.labels))
+                      template=request.template, labels=dict(request.labels),
+                      data_disks=data_disks,
+                      nics=tuple(NicAttach(network, mac.lower() if mac else None)
+                                 for network, mac in request.nics),
+                      firmware=request.firmware,
+                      # Its own UEFI variable store, beside its disk (libvirt copies it
+                      # from OVMF's template at the first start, deletes it with the VM).
+                      nvram=str(Path(disk.path).with_name(f"{request.name}-nvram.fd"))
+                      if request.firmware == Firmware.UEFI else None)
         report(25, "starting the VM")
         driver.create_vm(spec)
         undo.push(lambda: driver.destroy_vm(request.name))
@@ -240,6 +262,18 @@ def _create(settings: Settings, driver: Provisioning, request: VmRequest, host: 
     except BaseException:
         undo.unwind()
         raise
+
+
+def _data_disks(driver: Provisioning, settings: Settings, request: VmRequest,
+                undo: _Undo) -> tuple[DiskAttach, ...]:
+    """The request's empty data disks, each a volume of the VM's own."""
+    made = []
+    for index, (size_gib, bus) in enumerate(request.disks, start=1):
+        volume = f"{request.name}-data{index}{SUFFIX}"
+        info = driver.create_blank_disk(settings.vm_storage, volume, size_gib << 30)
+        undo.push(functools.partial(driver.delete_volume, settings.vm_storage, info.name))
+        made.append(DiskAttach(info.path, bus))
+    return tuple(made)
 
 
 def _seed(settings: Settings, request: VmRequest) -> Seed:
@@ -269,12 +303,31 @@ def destroy_vm(settings: Settings, name: str, host: str = "local") -> None:
             require(connected, Capability.HOST_TEMPLATES, "destroying a VM").destroy_vm(name)
             return
         driver = require(connected, Capability.PROVISIONING, "destroying a VM")
+        attached = _attached_volumes(connected, name)
         driver.destroy_vm(name)
         if not has_storage(driver, settings.vm_storage):
             return
-        for volume in (f"{name}{SUFFIX}", f"{name}-seed.iso"):
+        for volume in driver.list_volumes(settings.vm_storage):
+            if not (volume.name in (f"{name}{SUFFIX}", f"{name}-seed.iso") or
+                    volume.name in attached):
+                continue
+            # Never a volume something else still uses: another VM's disk, the backing
+            # file of a volume made over it (a template's, another VM's chain).
+            if driver.volume_users(volume.path):
+                continue
             with suppress(NotFound):
-                driver.delete_volume(settings.vm_storage, volume)
+                driver.delete_volume(settings.vm_storage, volume.name)
+
+
+def _attached_volumes(driver: Driver, name: str) -> set[str]:
+    """The volumes glasspane made for VM `name` that it holds: its disks and ISO copy (by
+    the names glasspane gives them, `NAME-...`; a disk attached from elsewhere is not
+    its own)."""
+    if not supports(driver, Capability.HARDWARE):
+        return set()
+    found = require(driver, Capability.HARDWARE, "destroying a VM").vm_hardware(name)
+    names = [d.volume for d in found.disks] + [c.image or "" for c in found.cdroms]
+    return {v for v in names if v.startswith(f"{name}-")}
 
 
 def vm_action(settings: Settings, name: str, action: str, host: str = "local") -> PowerState:

@@ -45,6 +45,7 @@ from glasspane.api.schemas import AUTHENTICATED, REACHES_HOST, Page, errors
 from glasspane.enums import PowerState, VmAction
 from glasspane.errors import NotFound
 from glasspane.inventory.models import Container, Host, Vm
+from glasspane.operations import hardware as _hardware_operations  # noqa: F401 - fills the catalogue
 from glasspane.operations.catalogue import CATALOGUE
 from glasspane.operations.vms import vm_actions
 from glasspane.vms import service as vms

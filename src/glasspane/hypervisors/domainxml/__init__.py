@@ -3,6 +3,7 @@ write it again without losing what the model does not describe."""
 
 from glasspane.hypervisors.domainxml.devices import (
     DEVICE_TYPES,
+    Controller,
     Device,
     Disk,
     Graphics,
@@ -10,6 +11,7 @@ from glasspane.hypervisors.domainxml.devices import (
     Rng,
     Serial,
     Video,
+    device_xml,
 )
 from glasspane.hypervisors.domainxml.domain import Boot, Domain
 from glasspane.hypervisors.domainxml.metadata import (
@@ -19,5 +21,6 @@ from glasspane.hypervisors.domainxml.metadata import (
     read_metadata,
 )
 
-__all__ = ["DEVICE_TYPES", "METADATA_NS", "METADATA_PREFIX", "Boot", "Device", "Disk",
-           "Domain", "Graphics", "Metadata", "Nic", "Rng", "Serial", "Video", "read_metadata"]
+__all__ = ["DEVICE_TYPES", "METADATA_NS", "METADATA_PREFIX", "Boot", "Controller", "Device",
+           "Disk", "Domain", "Graphics", "Metadata", "Nic", "Rng", "Serial", "Video",
+           "device_xml", "read_metadata"]

@@ -10,9 +10,10 @@ boot order, driver tuning) survives a change.  To add a device: write its datacl
 from __future__ import annotations
 
 import re
+from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import ClassVar, Self
-from xml.etree.ElementTree import Element, SubElement
+from xml.etree.ElementTree import Element, SubElement, tostring
 
 from glasspane.errors import UsageError
 from glasspane.hypervisors.domainxml.nodes import (
@@ -240,7 +241,30 @@ class Video(Device):
         set_attr(child(el, "model"), "type", self.model, "the video model")
 
 
-DEVICE_TYPES: tuple[type[Device], ...] = (Disk, Nic, Serial, Rng, Graphics, Video)
+@dataclass
+class Controller(Device):
+    """A bus controller: glasspane adds a virtio-scsi one for SCSI disks, and spare PCIe
+    root ports, which a q35 machine needs to hot-plug a disk or NIC."""
+
+    tag: ClassVar[str] = "controller"
+    kind: str = "pci"              # pci | scsi | sata | usb | virtio-serial...
+    model: str | None = None       # pcie-root-port | virtio-scsi...
+    index: int | None = None       # None: libvirt numbers it
+
+    @classmethod
+    def read(cls, el: Element) -> Self:
+        index = el.get("index")
+        return cls(kind=el.get("type", ""), model=el.get("model"),
+                   index=to_int(index, "controller index") if index is not None else None,
+                   origin=el)
+
+    def write(self, el: Element) -> None:
+        set_attr(el, "type", self.kind, "the controller's type")
+        set_attr(el, "index", self.index, "the controller's index")
+        set_attr(el, "model", self.model, "the controller's model")
+
+
+DEVICE_TYPES: tuple[type[Device], ...] = (Disk, Nic, Serial, Rng, Graphics, Video, Controller)
 _BY_TAG = {kind.tag: kind for kind in DEVICE_TYPES}
 
 
@@ -257,6 +281,13 @@ def is_device(el: Element) -> bool:
 
 def new_element(device: Device) -> Element:
     return Element(device.tag)
+
+
+def device_xml(device: Device) -> str:
+    """The device alone as XML, what libvirt's attach, detach and update calls take."""
+    el = new_element(device) if device.origin is None else deepcopy(device.origin)
+    device.write(el)
+    return tostring(el, encoding="unicode")
 
 
 def _set_child_attr(el: Element, tag: str, name: str, value: str | None, what: str) -> None:

@@ -65,6 +65,15 @@ class Boot:
     devices: list[str] = field(default_factory=list)  # hd | cdrom | network, in order
     firmware: str | None = None                       # efi | bios; None: libvirt's choice
     os_type: str = "hvm"
+    # UEFI given explicitly: the firmware's code (read-only pflash), the VM's own variable
+    # store and the file it is first copied from.
+    loader: str | None = None
+    nvram: str | None = None
+    nvram_template: str | None = None
+
+    @property
+    def uefi(self) -> bool:
+        return self.firmware == "efi" or self.loader is not None
 
 
 @dataclass
@@ -315,7 +324,9 @@ def _read_boot(os_el: Element | None) -> Boot:
                 cmdline=os_el.findtext("cmdline"),
                 devices=[b.get("dev", "") for b in os_el.findall("boot")],
                 firmware=os_el.get("firmware"),
-                os_type=(os_type.text or "") if os_type is not None else "")
+                os_type=(os_type.text or "") if os_type is not None else "",
+                loader=os_el.findtext("loader"), nvram=os_el.findtext("nvram"),
+                nvram_template=attr(os_el.find("nvram"), "template"))
 
 
 def _write_boot(os_el: Element, boot: Boot) -> None:
@@ -327,6 +338,18 @@ def _write_boot(os_el: Element, boot: Boot) -> None:
     set_child_text(os_el, "kernel", boot.kernel, "the VM's kernel")
     set_child_text(os_el, "initrd", boot.initrd, "the VM's initrd")
     set_child_text(os_el, "cmdline", boot.cmdline, "the VM's kernel command line")
+    if os_el.findtext("loader") != boot.loader:
+        set_child_text(os_el, "loader", boot.loader, "the VM's firmware")
+        if boot.loader is not None:
+            loader = child(os_el, "loader")
+            loader.set("readonly", "yes")
+            loader.set("type", "pflash")
+    if (os_el.findtext("nvram"), attr(os_el.find("nvram"), "template")) != \
+            (boot.nvram, boot.nvram_template):
+        set_child_text(os_el, "nvram", boot.nvram, "the VM's NVRAM")
+        if boot.nvram is not None:
+            set_attr(child(os_el, "nvram"), "template", boot.nvram_template,
+                     "the VM's NVRAM template")
     if [b.get("dev", "") for b in os_el.findall("boot")] != boot.devices:
         drop(os_el, "boot")
         for dev in boot.devices:
