@@ -31,19 +31,21 @@ pytestmark = pytest.mark.integration
 WATCH = """
 window.cspViolations = [];
 document.addEventListener("securitypolicyviolation",
-  (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sample} at ${e.sourceFile}:${e.lineNumber}:${e.columnNumber}`));
+  (e) => window.cspViolations.push(
+    `${e.violatedDirective} ${e.blockedURI} ${e.sample} at ${e.sourceFile}:${e.lineNumber}`));
 window.keysSent = [];
 const send = WebSocket.prototype.send;
 WebSocket.prototype.send = function (data) {
   const bytes = data instanceof ArrayBuffer ? new Uint8Array(data)
-    : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : null;
+    : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+    : null;
   if (this.url.includes("/console/vnc") && bytes) {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     for (let at = 0; at < bytes.length;) {
       if (bytes[at] === 4) {  // KeyEvent: down, padding, keysym
         window.keysSent.push([bytes[at + 1], view.getUint32(at + 4)]);
         at += 8;
-      } else if (bytes[at] === 255 && bytes[at + 1] === 0) {  // QEMU's: down (u16), keysym, scancode
+      } else if (bytes[at] === 255 && bytes[at + 1] === 0) {  // QEMU's: down, keysym, scancode
         window.keysSent.push([view.getUint16(at + 2), view.getUint32(at + 4)]);
         at += 12;
       } else break;
@@ -57,9 +59,14 @@ DRAWN = """() => {
   const canvas = document.querySelector("#console-screen canvas");
   if (!canvas || !canvas.width) return false;
   const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-  for (let i = 0; i < pixels.length; i += 4) if (pixels[i] || pixels[i + 1] || pixels[i + 2]) return true;
+  for (let i = 0; i < pixels.length; i += 4) {
+    if (pixels[i] || pixels[i + 1] || pixels[i + 2]) return true;
+  }
   return false;
 }"""
+# Whether a row of the serial console's terminal (xterm's DOM) shows a word.
+SHOWS = """(word) => [...document.querySelectorAll("#console-serial .xterm-rows > div")]
+  .some((row) => row.textContent.includes(word))"""
 SHIFT, RETURN = 0xffe1, 0xff0d
 
 
@@ -224,17 +231,15 @@ def test_the_serial_console_shows_the_login_prompt_and_takes_typing(
     status(page, "connected")
     page.click("#console-serial")
     page.keyboard.press("Enter")  # a fresh prompt: the first was printed before anyone looked
-    page.wait_for_function("() => [...document.querySelectorAll('#console-serial .xterm-rows > div')]"
-                           ".some((row) => row.textContent.includes('login:'))", timeout=180_000)
+    page.wait_for_function(SHOWS, arg="login:", timeout=180_000)
     page.keyboard.type("root")
     page.keyboard.press("Enter")
-    page.wait_for_function("() => [...document.querySelectorAll('#console-serial .xterm-rows > div')]"
-                           ".some((row) => row.textContent.includes('Password:'))", timeout=60_000)
+    page.wait_for_function(SHOWS, arg="Password:", timeout=60_000)
     shot(page, "console-serial")
     # xterm's own styles (sizes, colours) are applied, though the CSP forbids inline style.
-    width = page.evaluate("document.querySelector('#console-serial .xterm-rows > div span')"
+    height = page.evaluate("document.querySelector('#console-serial .xterm-rows > div span')"
                           "?.getBoundingClientRect().height || 0")
-    assert width > 0, rows(page)
+    assert height > 0, rows(page)
     no_violations(page)
     page.keyboard.press("Enter")  # no password: the guest says so and asks again
     page.close()

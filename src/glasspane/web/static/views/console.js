@@ -149,16 +149,19 @@ function refresh(vm) {
   if (known) { vms.set(key, { ...known, stale: true }); changed(); }
 }
 
-// One console kept connected while the VM allows it: a ticket, then the socket; when the
-// socket ends, the screen asks again with backoff, the serial console waits to be asked (a
-// second serial session takes the console from the first: two pages reconnecting would take
-// it from each other for ever).
+// One console kept connected while the VM allows it (its `actions` hold console.ticket): a
+// ticket, then the socket. When the socket ends, the screen asks again with backoff; the serial
+// console waits to be asked (a second serial session takes the console from the first: two
+// pages reconnecting would take it from each other for ever). A refused ticket (the VM is not
+// running) has the VM read again: its state, kept by the event stream, reconnects either
+// console when the VM runs again (a libvirt VM's reboot keeps both open).
 function useConsole(vm, sub, element) {
   const [status, setStatus] = useState({ state: "connecting", text: "connecting…" });
   const [again, setAgain] = useState(0);
   const [console_, setConsole] = useState(null);
   const failures = useRef(0);
-  const allowed = !vm.stale && (vm.actions || []).includes("console.ticket");
+  // Not waiting on `stale`: re-reading the VM must not cut a console off and open it again.
+  const allowed = (vm.actions || []).includes("console.ticket");
   const path = `/vms/${enc(vm.host, vm.name)}`;
 
   useEffect(() => {  // the terminal or the screen, for as long as the sub-view is shown
@@ -172,8 +175,9 @@ function useConsole(vm, sub, element) {
   useEffect(() => {
     if (!console_) return undefined;
     if (!allowed) {
+      failures.current = 0;  // when it runs again, a fresh start
       setStatus({ state: "off", text: !can("operator") ? "A console needs the operator role."
-        : vm.stale ? "asking the server…" : `The VM is ${vm.power_state}: its console opens when it runs.` });
+        : `The VM is ${vm.power_state}: its console opens when it runs.` });
       return undefined;
     }
     let over = false, detach = null, timer = null;
@@ -201,7 +205,6 @@ function useConsole(vm, sub, element) {
           if (over) return;
           detach = null;
           const why = reason || (connected ? "the console ended" : "the console did not connect");
-          refresh(vm);
           if (sub === "serial" && connected) setStatus({ state: "ended", text: why });
           else retry(why);
         },
