@@ -159,6 +159,12 @@ def test_the_screen_connects_draws_types_and_reconnects(served: Served,
     assert page.evaluate("window.keysSent") == [
         [1, ord("a")], [0, ord("a")], [1, SHIFT], [1, ord("B")], [0, ord("B")], [0, SHIFT],
         [1, RETURN], [0, RETURN]]
+    # Full screen: the console's frame alone.
+    page.click("#console-fullscreen")
+    page.wait_for_function(
+        "() => document.fullscreenElement?.classList.contains('console-frame') === true")
+    page.evaluate("() => document.exitFullscreen()")
+    page.wait_for_function("() => document.fullscreenElement === null")
     # The VM goes away and comes back (as a XenServer VM does when it reboots): the screen's
     # socket closes, and the page asks for a new ticket until the VM's screen answers again.
     served.vm.destroy()
