@@ -54,10 +54,11 @@ WebSocket.prototype.send = function (data) {
   return send.call(this, data);
 };
 """
-# Whether noVNC's canvas holds a pixel that is not black.
+# Whether noVNC's canvas (one: a closed connection's is gone) holds a pixel that is not black.
 DRAWN = """() => {
-  const canvas = document.querySelector("#console-screen canvas");
-  if (!canvas || !canvas.width) return false;
+  const canvases = document.querySelectorAll("#console-screen canvas");
+  const canvas = canvases[0];
+  if (canvases.length !== 1 || !canvas.width) return false;
   const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
   for (let i = 0; i < pixels.length; i += 4) {
     if (pixels[i] || pixels[i + 1] || pixels[i + 2]) return true;

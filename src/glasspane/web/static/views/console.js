@@ -231,7 +231,8 @@ export function ConsolePane({ vm, sub, pick, popout = false }) {
         aria-selected=${String(name === shown)} onClick=${() => pick(name)}>${label}</button>`)}
     </div>
     ${shown === "log" ? html`<${ConsoleLog} vm=${vm} />`
-      : html`<${LiveConsole} key=${shown} vm=${vm} sub=${shown} popout=${popout} />`}
+      : html`<${LiveConsole} key=${`${vmKey(vm.host, vm.name)} ${shown}`} vm=${vm} sub=${shown}
+          popout=${popout} />`}
   </div>`;
 }
 
