@@ -11,13 +11,16 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx
 import libvirt
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from glasspane.inventory.db import Database
 from glasspane.settings import Settings
-from tests.api.conftest import PASSWORDS, ROLES, Server, serve
+from tests.api.conftest import PASSWORDS, ROLES, Server, login, serve
 from tests.api.test_api import add_vm
 from tests.api.test_console_guest import GUEST, guest  # noqa: F401 -- the Debian guest
 from tests.api.test_consoles import DOMAIN
@@ -251,3 +254,28 @@ def test_the_serial_console_shows_the_login_prompt_and_takes_typing(
     page.keyboard.press("Enter")  # no password: the guest says so and asks again
     page.close()
 
+
+
+def test_a_serial_console_taken_by_another_session_is_not_taken_back(
+        served: Served, browser: Browser) -> None:  # noqa: F811
+    page = console_page(browser, served.server.url, "otto", served.vm.name())
+    status(page, "connected")
+    expect(page.locator("#console-reconnect")).to_be_disabled()
+    otto = login(httpx.Client(base_url=served.server.url), "otto")
+    path = f"/api/v1/vms/local/{served.vm.name()}/console"
+    issued = httpx.post(f"{served.server.url}{path}/tickets", headers=otto,
+                        json={"kind": "serial"}).json()
+    url = f"{served.server.url.replace('http', 'ws', 1)}{path}/serial?ticket={issued['ticket']}"
+    with connect(url, additional_headers=otto, open_timeout=20) as other:
+        # The page's session ends and rests there (no timer: two pages reconnecting would
+        # take the console from each other for ever); its Reconnect takes it back on demand.
+        status(page, "ended")
+        expect(page.locator("#console-status")).to_contain_text("another session took it")
+        page.click("#console-reconnect")
+        status(page, "connected")
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                other.recv(timeout=30)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
+    no_violations(page)
+    page.close()
