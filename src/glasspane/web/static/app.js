@@ -15,6 +15,7 @@ import { InventoryView } from "./views/inventory.js";
 import { ImagesView } from "./views/images.js";
 import { AuditView } from "./views/audit.js";
 import { Drawer } from "./views/tasks.js";
+import { ConsoleView } from "./views/console.js";
 import "./theme.js";
 
 const checked = signal(false);  // whether /auth/me has answered once (no login flash)
@@ -43,6 +44,7 @@ function App() {
     return checked.value ? html`<${Login} started=${() => window.location.reload()} />` : null;
   }
   const view = route.value.view;
+  if (view === "console") return html`<${ConsoleView} />`;  // a console's own window
   return html`<section id="pane">
     <${Header} />
     <${Notice} />

@@ -1,4 +1,5 @@
-// A VM: its actions, then its tabs. Hardware and graphs wait for the server to report them.
+// A VM: its actions, then its tabs (the console's in console.js). Hardware and graphs wait for
+// the server to report them.
 import { html, useState } from "../lib.js";
 import { Badge } from "../lib.js";
 import { enc } from "../api.js";
@@ -8,6 +9,7 @@ import { ActionBar, VM_ACTIONS } from "../actions.js";
 import { Fields, Panel } from "./parts.js";
 import { useRead } from "./fetch.js";
 import { TaskTable } from "./tasks.js";
+import { ConsolePane } from "./console.js";
 
 export const VM_TABS = [["overview", "Overview"], ["hardware", "Hardware"], ["console", "Console"],
   ["graphs", "Graphs"], ["snapshots", "Snapshots"], ["containers", "Containers"], ["tasks", "Tasks"]];
@@ -17,6 +19,7 @@ const labels = (vm) => Object.entries(vm.labels || {}).map(([k, v]) => `${k}=${v
 export function VmPane({ object: vm, tab, tabs }) {
   const path = `/vms/${enc(vm.host, vm.name)}`;
   const facts = useRead("facts", `${path}/facts`, vm.power_state);
+  const [consoleView, setConsoleView] = useState("serial");
   return html`<h1>VM ${vm.name}</h1>
     <${ActionBar} object=${vm} actions=${VM_ACTIONS} />
     ${tabs}
@@ -31,7 +34,7 @@ export function VmPane({ object: vm, tab, tabs }) {
         ["addresses", (vm.addresses || []).join(", ")]]} />
         <p class="muted">The VM's CPUs, memory, disks and network cards, and their changes, are
           shown here once the server reports a VM's hardware.</p>`}
-      ${tab === "console" && html`<${Console} path=${path} />`}
+      ${tab === "console" && html`<${ConsolePane} vm=${vm} sub=${consoleView} pick=${setConsoleView} />`}
       ${tab === "graphs" && html`<p class="muted">CPU, memory, disk and network graphs of this VM
           are shown here once the server keeps its metrics.</p>`}
       ${tab === "snapshots" && html`<${Snapshots} vm=${vm} facts=${facts} />`}
@@ -39,13 +42,6 @@ export function VmPane({ object: vm, tab, tabs }) {
       ${tab === "tasks" && html`<${TaskTable} tasks=${[...tasks.values()].filter((t) =>
         t.object_name === `${vm.host}/${vm.name}` || t.object_name === vm.name)} />`}
     <//>`;
-}
-
-function Console({ path }) {
-  const [again, setAgain] = useState(0);
-  const read = useRead("console", `${path}/console?lines=200`, again);
-  return html`<button onClick=${() => setAgain(again + 1)}>Refresh</button>
-    <pre id="console">${read.error || (read.data === null ? "…" : read.data || "(empty)")}</pre>`;
 }
 
 function Snapshots({ vm, facts }) {
