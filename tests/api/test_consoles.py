@@ -241,3 +241,12 @@ def test_a_second_serial_session_takes_the_console_from_the_first(
         assert exc.value.rcvd is not None and exc.value.rcvd.code == 1000
         assert "another session took it" in exc.value.rcvd.reason
         second.send(b"\r")  # the second one holds it now
+
+
+def test_the_tickets_socket_path_escapes_the_hypervisors_names() -> None:
+    """A VM's name is the hypervisor's (a XenServer VM may be `db 1?x#y`): the path the ticket
+    gives escapes it, so the CLI that follows it reaches that VM's socket."""
+    from glasspane.enums import ConsoleKind
+    from glasspane.operations.consoles import socket_path
+    assert socket_path("xcp", "db 1?x#y", ConsoleKind.VNC) == \
+        "/api/v1/vms/xcp/db%201%3Fx%23y/console/vnc"

@@ -4,6 +4,8 @@ an operation of the catalogue like any other (operators, a VM that runs, audited
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from pydantic import Field
 
 from glasspane.enums import ConsoleKind, PowerState
@@ -28,7 +30,10 @@ class ConsoleTicket(Result):
 
 
 def socket_path(host: str, name: str, kind: ConsoleKind) -> str:
-    return f"{API}{VM_PATH.format(host=host, name=name)}/console/{kind}"
+    """The socket's path, each name escaped: a VM's name is the hypervisor's, and a
+    XenServer VM may be called `a/b?c` (the page escapes them the same way)."""
+    path = VM_PATH.format(host=quote(host, safe=""), name=quote(name, safe=""))
+    return f"{API}{path}/console/{kind}"
 
 
 @operation("console.ticket", "POST", f"{VM_PATH}/console/tickets", ConsoleRequest,
