@@ -53,15 +53,20 @@ class LoginGate:
     async def run(self, work: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
         slots = self._slots_here(loop)
-        if self.waiting >= self.limits.login_queue:
-            raise Busy("too many logins at once", retry_after=2)
-        self.waiting += 1
-        try:
-            await asyncio.wait_for(slots.acquire(), self.limits.login_wait)
-        except TimeoutError:
-            raise Busy("too many logins at once", retry_after=2) from None
-        finally:
-            self.waiting -= 1
+        if not slots.locked():
+            # A free slot is taken at once, never counted as waiting: counted, a second login
+            # arriving while the first one's acquire yields found the queue full and got a 503.
+            await slots.acquire()
+        else:
+            if self.waiting >= self.limits.login_queue:
+                raise Busy("too many logins at once", retry_after=2)
+            self.waiting += 1
+            try:
+                await asyncio.wait_for(slots.acquire(), self.limits.login_wait)
+            except TimeoutError:
+                raise Busy("too many logins at once", retry_after=2) from None
+            finally:
+                self.waiting -= 1
         self.running += 1
         self.peak = max(self.peak, self.running)
 
