@@ -29,6 +29,7 @@ from glasspane.inventory.db import Database
 from glasspane.inventory.users import add_user
 from glasspane.settings import Settings
 from tests.hypervisors.conftest import URI, isolate, release
+from tests.waiting import wait_for
 
 PG_ADMIN = os.environ.get("GLASSPANE_TEST_PG",
                           "postgresql://glasspane:glasspane@127.0.0.1:5432/postgres")
@@ -58,7 +59,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield PG_ADMIN.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + \
         f"/{name}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        def dropped() -> bool:
+            try:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except psycopg.errors.InsufficientPrivilege:
+                # A backend of another role is in it (autovacuum's worker, which this role
+                # may not end): dropped once that one has gone.
+                return False
+            return True
+        wait_for(dropped, f"database {name} dropped")
 
 
 @pytest.fixture
