@@ -84,6 +84,15 @@ def _plug(driver: XenApiDriver, kind: str, ref: str, what: str) -> bool:
     return True
 
 
+def _unplug(driver: XenApiDriver, kind: str, ref: str, vm: str, what: str) -> None:
+    """Take `what` (a disk, a NIC) out of the running VM; a Conflict when the guest keeps it."""
+    try:
+        driver._call(f"unplugging {what} of VM {vm}", f"{kind}.unplug", ref)
+    except HostError as exc:
+        raise Conflict(f"VM {vm} did not release {what}: {exc.detail}",
+                       hint="shut the VM down, then remove it") from exc
+
+
 def add_disk(driver: XenApiDriver, name: str, size: int, bus: DiskBus,
              storage: str | None) -> HardwareChange:
     del bus  # XenServer gives every disk the same (emulated, then PV) device
@@ -154,11 +163,7 @@ def remove_disk(driver: XenApiDriver, name: str, device: str) -> HardwareChange:
                        hint="remove those first")
     live = True
     if vbd["currently_attached"]:
-        try:
-            driver._call(f"unplugging disk {device} of VM {name}", "VBD.unplug", vbd_ref)
-        except HostError as exc:
-            raise Conflict(f"VM {name} did not release disk {device}: {exc.detail}",
-                           hint="shut the VM down, then remove it") from None
+        _unplug(driver, "VBD", vbd_ref, name, f"disk {device}")
     driver._call(f"detaching disk {device} of VM {name}", "VBD.destroy", vbd_ref)
     driver._call(f"deleting disk {device} of VM {name}", "VDI.destroy", vbd["VDI"])
     return HardwareChange(device, live)
@@ -201,11 +206,7 @@ def remove_nic(driver: XenApiDriver, name: str, mac: str) -> HardwareChange:
         if str(found["MAC"]).lower() != mac:
             continue
         if found["currently_attached"]:
-            try:
-                driver._call(f"unplugging NIC {mac} of VM {name}", "VIF.unplug", vif)
-            except HostError as exc:
-                raise Conflict(f"VM {name} did not release NIC {mac}: {exc.detail}",
-                               hint="shut the VM down, then remove it") from None
+            _unplug(driver, "VIF", vif, name, f"NIC {mac}")
         driver._call(f"removing NIC {mac} of VM {name}", "VIF.destroy", vif)
         return HardwareChange(mac, True)
     raise NotFound(f"VM {name} has no NIC with MAC {mac}")
